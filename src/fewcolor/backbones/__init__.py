@@ -1,0 +1,1 @@
+"""Pretrained backbones and weight resolution."""

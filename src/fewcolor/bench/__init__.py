@@ -1,0 +1,1 @@
+"""Few-shot colorization benchmark: protocols, runner, reports."""

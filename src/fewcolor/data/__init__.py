@@ -1,0 +1,1 @@
+"""Datasets, split files, transforms, few-shot episodes, cluster tasks, dataset recipes."""

@@ -1,0 +1,115 @@
+"""The contract every colorization method implements.
+
+A method is an ``nn.Module`` holding its networks (and buffers such as priors or a memory), a
+config dataclass whose defaults are the paper's, and named presets (``cpu``, ``paper``). The one
+training loop (``fewcolor.train``) drives it through :meth:`Method.training_step`, which yields
+:class:`Phase` objects: the loop back-propagates each phase's loss, checks it is finite, averages
+gradients across ranks and steps the named optimiser. Inference goes through :meth:`predict_ab`,
+which maps normalised L to normalised ab at the same size (see ``fewcolor.color.normalize``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+
+@dataclass
+class Phase:
+    """One optimisation phase of a training step (e.g. the discriminator's, then the generator's).
+
+    ``loss`` is back-propagated by the loop and ``optimizer`` stepped. ``loss=None`` means the
+    method already wrote the gradients (Reptile writes θ - θ̃ into ``.grad``). ``after_step`` runs
+    after the optimiser step (e.g. WGAN weight clipping). ``logs`` are scalars for the logs.
+    """
+
+    optimizer: str
+    loss: torch.Tensor | None
+    logs: dict[str, float] = field(default_factory=dict)
+    after_step: Callable[[], None] | None = None
+
+
+class InferenceOptionError(ValueError):
+    """An inference option the method does not support, or a bad value for one."""
+
+
+class Method(nn.Module):
+    """Base class of every colorization method (see the module docstring for the contract)."""
+
+    #: registry name, e.g. ``"cgan"``
+    name: ClassVar[str] = ""
+    #: one-line description for ``fewcolor methods``
+    summary: ClassVar[str] = ""
+    #: config dataclass type; its defaults are the paper's
+    Config: ClassVar[type]
+    #: named config overrides; ``paper`` should be empty (the defaults)
+    presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": {}}
+    #: the network's working-resolution sides are rounded to a multiple of this
+    size_multiple: ClassVar[int] = 1
+    #: keyword options ``predict_ab`` accepts (for the CLI and clear errors)
+    inference_options: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, config: Any) -> None:
+        super().__init__()
+        self.config = config
+
+    # ----- construction ---------------------------------------------------------------------
+    @classmethod
+    def make_config(cls, preset: str | None = None, overrides: Mapping[str, Any] | None = None) -> Any:
+        """The config for a preset plus explicit overrides; unknown keys raise ``KeyError``."""
+        values: dict[str, Any] = {}
+        if preset is not None:
+            if preset not in cls.presets:
+                raise KeyError(
+                    f"method {cls.name!r} has no preset {preset!r}; choose one of {sorted(cls.presets)}"
+                )
+            values.update(cls.presets[preset])
+        values.update(overrides or {})
+        names = {f.name for f in dataclasses.fields(cls.Config)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise KeyError(f"unknown config keys for method {cls.name!r}: {unknown}; known: {sorted(names)}")
+        return cls.Config(**values)
+
+    # ----- training -----------------------------------------------------------------------
+    def setup(self, train_data: Any) -> None:  # noqa: B027 - optional hook
+        """Data-dependent set-up before training (colour prior, clusters, memory size...)."""
+
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        raise NotImplementedError
+
+    def training_step(self, batch: dict[str, Any], step: int) -> Iterator[Phase]:
+        raise NotImplementedError
+
+    # ----- inference ----------------------------------------------------------------------
+    def predict_ab(self, l: torch.Tensor, **options: Any) -> torch.Tensor:
+        """Normalised L (B,1,H,W) -> normalised ab (B,2,H,W), H and W multiples of size_multiple."""
+        raise NotImplementedError
+
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        unknown = sorted(k for k, v in options.items() if v is not None and k not in self.inference_options)
+        if unknown:
+            allowed = ", ".join(self.inference_options) or "none"
+            raise InferenceOptionError(
+                f"method {self.name!r} does not take inference option(s) {unknown}; it takes: {allowed}"
+            )
+
+    def extra_metadata(self) -> dict[str, Any]:
+        """JSON-serialisable facts stored in the checkpoint (e.g. which backbone was used)."""
+        return {}
+
+    def load_extra_metadata(self, meta: Mapping[str, Any]) -> None:  # noqa: B027 - optional hook
+        """Restore what :meth:`extra_metadata` stored (called before ``load_state_dict``)."""
+
+    @property
+    def device(self) -> torch.device:
+        for p in self.parameters():
+            return p.device
+        for b in self.buffers():
+            return b.device
+        return torch.device("cpu")

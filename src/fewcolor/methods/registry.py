@@ -1,0 +1,100 @@
+"""Method registry: ``@register_method`` on a class in ``fewcolor/methods/*.py`` makes it trainable,
+loadable and benchmarkable by name. Modules in this package are imported on first look-up, so a new
+method is one new file."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Mapping
+from typing import Any
+
+from fewcolor.methods.base import Method
+
+_REGISTRY: dict[str, type[Method]] = {}
+_NOT_METHOD_MODULES = {"base", "registry"}
+_discovered = False
+
+
+def register_method(cls: type[Method]) -> type[Method]:
+    if not cls.name:
+        raise ValueError(f"{cls.__qualname__} needs a non-empty `name`")
+    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
+        raise ValueError(f"method name {cls.name!r} registered twice")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def _discover() -> None:
+    global _discovered
+    if _discovered:
+        return
+    import fewcolor.methods as pkg
+
+    for info in pkgutil.iter_modules(pkg.__path__):
+        if info.name not in _NOT_METHOD_MODULES and not info.name.startswith("_"):
+            importlib.import_module(f"fewcolor.methods.{info.name}")
+    _discovered = True
+
+
+def available_methods() -> dict[str, type[Method]]:
+    _discover()
+    return dict(sorted(_REGISTRY.items()))
+
+
+def get_method_class(name: str) -> type[Method]:
+    methods = available_methods()
+    if name not in methods:
+        raise KeyError(f"unknown method {name!r}; registered methods: {', '.join(methods)}")
+    return methods[name]
+
+
+def build_method(
+    name: str, preset: str | None = None, overrides: Mapping[str, Any] | None = None
+) -> Method:
+    cls = get_method_class(name)
+    return cls(cls.make_config(preset, overrides))
+
+
+def save_method(method: Method, path: Any, step: int = 0, extra: Mapping[str, Any] | None = None) -> Any:
+    """Save a method's weights and buffers with its name, config and normalisation."""
+    import dataclasses
+
+    from fewcolor.color.normalize import NORMALIZATION
+    from fewcolor.io.checkpoint import save_checkpoint
+
+    meta = {
+        "kind": "model",
+        "method": method.name,
+        "config": dataclasses.asdict(method.config),
+        "normalization": NORMALIZATION,
+        "step": int(step),
+        "method_extra": method.extra_metadata(),
+        **(extra or {}),
+    }
+    return save_checkpoint(path, method.state_dict(), meta)
+
+
+def load_method(path: Any, device: Any = "cpu") -> Method:
+    """Rebuild a method from a checkpoint written by :func:`save_method`."""
+    from fewcolor.color.normalize import NORMALIZATION
+    from fewcolor.io.checkpoint import CheckpointError, load_checkpoint
+
+    tensors, meta = load_checkpoint(path)
+    if meta.get("kind") != "model":
+        raise CheckpointError(f"{path} is a {meta.get('kind')!r} checkpoint, not a model")
+    if meta.get("normalization") != NORMALIZATION:
+        raise CheckpointError(f"{path} uses normalisation {meta.get('normalization')}, expected {NORMALIZATION}")
+    try:
+        cls = get_method_class(meta["method"])
+        method = cls(cls.make_config(None, meta["config"]))
+    except KeyError as exc:
+        raise CheckpointError(f"{path}: {exc}") from exc
+    method.load_extra_metadata(meta.get("method_extra", {}))
+    missing, unexpected = method.load_state_dict(tensors, strict=False)
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{path} does not match method {meta['method']!r}: missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
+    method.checkpoint_step = int(meta.get("step", 0))
+    return method.to(device).eval()

@@ -1,0 +1,1 @@
+"""Colorization metrics (one definition each)."""
