@@ -65,7 +65,7 @@ def _open(
     try:
         with safe_open(str(p), framework="pt", device=device) as f:
             header = (f.metadata() or {}).get(METADATA_KEY)
-            data = {k: f.get_tensor(k) for k in f.keys()} if tensors else {}
+            data = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no __iter__ if tensors else {}
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(
             f"{p} is not a readable safetensors checkpoint ({exc}); fewcolor never unpickles "

@@ -65,9 +65,7 @@ class Method(nn.Module):
         values: dict[str, Any] = {}
         if preset is not None:
             if preset not in cls.presets:
-                raise KeyError(
-                    f"method {cls.name!r} has no preset {preset!r}; choose one of {sorted(cls.presets)}"
-                )
+                raise KeyError(f"method {cls.name!r} has no preset {preset!r}; choose one of {sorted(cls.presets)}")
             values.update(cls.presets[preset])
         values.update(overrides or {})
         names = {f.name for f in dataclasses.fields(cls.Config)}
@@ -77,7 +75,7 @@ class Method(nn.Module):
         return cls.Config(**values)
 
     # ----- training -----------------------------------------------------------------------
-    def setup(self, train_data: Any) -> None:  # noqa: B027 - optional hook
+    def setup(self, train_data: Any) -> None:
         """Data-dependent set-up before training (colour prior, clusters, memory size...)."""
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -103,7 +101,7 @@ class Method(nn.Module):
         """JSON-serialisable facts stored in the checkpoint (e.g. which backbone was used)."""
         return {}
 
-    def load_extra_metadata(self, meta: Mapping[str, Any]) -> None:  # noqa: B027 - optional hook
+    def load_extra_metadata(self, meta: Mapping[str, Any]) -> None:
         """Restore what :meth:`extra_metadata` stored (called before ``load_state_dict``)."""
 
     @property

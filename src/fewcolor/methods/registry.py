@@ -49,9 +49,7 @@ def get_method_class(name: str) -> type[Method]:
     return methods[name]
 
 
-def build_method(
-    name: str, preset: str | None = None, overrides: Mapping[str, Any] | None = None
-) -> Method:
+def build_method(name: str, preset: str | None = None, overrides: Mapping[str, Any] | None = None) -> Method:
     cls = get_method_class(name)
     return cls(cls.make_config(preset, overrides))
 

@@ -84,9 +84,7 @@ class UNetGenerator(nn.Module):
             cin = widths[level] if j == 0 else widths[level] * 2
             outermost = level == 0
             cout = out_channels if outermost else widths[level - 1]
-            self.up.append(
-                UpBlock(cin, cout, norm, dropout if 0 < j <= dropout_blocks else 0.0, outermost=outermost)
-            )
+            self.up.append(UpBlock(cin, cout, norm, dropout if 0 < j <= dropout_blocks else 0.0, outermost=outermost))
         if final == "tanh":
             self.final: nn.Module = nn.Tanh()
         elif final == "none":
@@ -101,7 +99,9 @@ class UNetGenerator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         m = self.size_multiple
         if x.shape[-1] % m or x.shape[-2] % m:
-            raise ValueError(f"UNetGenerator(depth={self.depth}) needs sides divisible by {m}, got {tuple(x.shape[-2:])}")
+            raise ValueError(
+                f"UNetGenerator(depth={self.depth}) needs sides divisible by {m}, got {tuple(x.shape[-2:])}"
+            )
         skips = []
         h = x
         for block in self.down:

@@ -1,0 +1,258 @@
+"""``ImageFolderDataset``: every image under a folder (or listed in a split file) as a colourisation sample.
+
+Layout: ``root/<class>/.../<image>`` gives class labels (first-level subfolders, sorted, label = index);
+images directly in ``root`` get label −1. On opening, every candidate file is read once to find
+unreadable files (skipped, with a warning naming each) and grey images (skipped by default, counted
+in ``num_grey``); that scan is cached under ``FEWCOLOR_HOME`` keyed by the folder and each file's size
+and modification time, so re-opening a large folder only reads new or changed files.
+
+A sample is the dict fixed in docs/ARCHITECTURE.md::
+
+    {"rgb": (3,H,W) in [0,1], "l": (1,H,W) L/50−1, "ab": (2,H,W) ab/110,
+     "label": int (−1 if none), "index": int, "path": str relative to root}
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+from tqdm.auto import tqdm
+
+from fewcolor.color.lab import rgb_to_lab
+from fewcolor.color.normalize import normalize_ab, normalize_l
+from fewcolor.data.cache import load_scan_cache, save_scan_cache
+from fewcolor.data.grey import is_grey
+from fewcolor.data.splits import read_split, validate_split_path
+from fewcolor.data.transforms import generator_for
+from fewcolor.io.image import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, ImageReadError, list_images, read_rgb
+
+__all__ = ["ImageFolderDataset", "scan_images"]
+
+log = logging.getLogger(__name__)
+
+# Below this many files to (re)read, a progress bar would only flicker.
+_PROGRESS_MIN_FILES = 64
+
+Sample = dict[str, Any]
+
+
+def scan_images(
+    root: Path,
+    rel_paths: Sequence[str],
+    background: Sequence[float] = (1.0, 1.0, 1.0),
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    use_cache: bool = True,
+) -> dict[str, dict[str, Any]]:
+    """Status of each file: ``{"status": "ok" | "grey" | "bad", "reason", "height", "width", ...}``.
+
+    Files whose (size, mtime) match the cache are not read again.
+    """
+    settings = {"background": [float(b) for b in background], "max_pixels": max_pixels}
+    cached = load_scan_cache(root, settings) if use_cache else {}
+    result: dict[str, dict[str, Any]] = {}
+    todo: list[tuple[str, int, int]] = []
+    for rel in rel_paths:
+        try:
+            st = (root / rel).stat()
+        except OSError as exc:
+            result[rel] = {"status": "bad", "reason": f"cannot stat: {exc.strerror or exc}"}
+            continue
+        entry = cached.get(rel)
+        if entry and entry.get("size") == st.st_size and entry.get("mtime_ns") == st.st_mtime_ns:
+            result[rel] = entry
+        else:
+            todo.append((rel, st.st_size, st.st_mtime_ns))
+    fresh: dict[str, dict[str, Any]] = {}
+    bar = tqdm(todo, desc=f"scanning {root.name}", unit="img", disable=len(todo) < _PROGRESS_MIN_FILES,
+               leave=False)
+    for rel, size, mtime_ns in bar:
+        entry: dict[str, Any] = {"size": size, "mtime_ns": mtime_ns}
+        try:
+            rgb = read_rgb(root / rel, background=background, max_pixels=max_pixels)
+        except ImageReadError as exc:
+            entry.update(status="bad", reason=str(exc))
+        else:
+            entry.update(status="grey" if is_grey(rgb) else "ok", height=int(rgb.shape[1]),
+                         width=int(rgb.shape[2]))
+        fresh[rel] = entry
+        result[rel] = entry
+    if fresh and use_cache:
+        save_scan_cache(root, settings, fresh)
+    return result
+
+
+class ImageFolderDataset(Dataset):
+    """Colour images under ``root`` as dict samples (see the module docstring).
+
+    Args:
+        root: the dataset folder.
+        split_file: a split file (:mod:`fewcolor.data.splits`) listing the images to use, relative to root.
+        paths: the same as a list (give at most one of ``split_file`` / ``paths``); default: every image
+            under ``root`` (recursive, hidden files skipped).
+        transform: applied to the decoded RGB before Lab conversion. A transform whose ``random``
+            attribute is true (the :mod:`fewcolor.data.transforms` ones) is called as
+            ``transform(rgb, generator_for(seed, epoch, index))``, so a sample is a function of those
+            three; any other callable is called as ``transform(rgb)``.
+        skip_grey: drop images that :func:`~fewcolor.data.grey.is_grey` calls grey (counted in ``num_grey``).
+        seed: base seed of the transform randomness; ``set_epoch`` changes it per epoch.
+        cache: keep each decoded (pre-transform) RGB tensor in memory after its first read
+            (per process: each DataLoader worker holds its own copy).
+        background: RGB in [0, 1] that transparent pixels are composited on.
+        max_pixels: decompression-bomb limit passed to :func:`~fewcolor.io.image.read_rgb`.
+        scan_cache: reuse / update the on-disk scan cache under ``FEWCOLOR_HOME``.
+
+    Attributes: ``root`` (Path), ``paths`` (relative POSIX strings), ``labels`` (ints), ``classes``
+    (sorted first-level folder names), ``num_grey``, ``bad_files`` (relative paths) and
+    ``bad_reasons`` (path → reason), ``epoch``.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        split_file: str | os.PathLike[str] | None = None,
+        paths: Sequence[str | os.PathLike[str]] | None = None,
+        transform: Callable[..., torch.Tensor] | None = None,
+        skip_grey: bool = True,
+        seed: int = 0,
+        cache: bool = False,
+        background: Sequence[float] = (1.0, 1.0, 1.0),
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        scan_cache: bool = True,
+    ) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"dataset folder not found: {self.root} (give an existing directory)")
+        if split_file is not None and paths is not None:
+            raise ValueError("ImageFolderDataset: give split_file or paths, not both")
+        self.transform = transform
+        self.skip_grey = skip_grey
+        self.seed = int(seed)
+        self.epoch = 0
+        self.background = tuple(float(b) for b in background)
+        self.max_pixels = max_pixels
+        self._memory: dict[int, torch.Tensor] | None = {} if cache else None
+
+        source = "the folder"
+        if split_file is not None:
+            candidates = read_split(split_file)
+            source = f"split file {split_file}"
+        elif paths is not None:
+            candidates = [self._relative(p) for p in paths]
+            source = "the given paths"
+        else:
+            candidates = [p.relative_to(self.root).as_posix() for p in list_images(self.root)]
+
+        self.classes = self._find_classes()
+        index_of = {name: i for i, name in enumerate(self.classes)}
+
+        scan = scan_images(self.root, candidates, self.background, max_pixels, use_cache=scan_cache)
+        self.bad_reasons = {p: scan[p].get("reason", "unreadable") for p in candidates
+                            if scan[p]["status"] == "bad"}
+        self.bad_files = list(self.bad_reasons)
+        grey = [p for p in candidates if scan[p]["status"] == "grey"]
+        self.num_grey = len(grey)
+        for rel, reason in self.bad_reasons.items():
+            log.warning("skipping unreadable image %s: %s", self.root / rel, reason)
+        if grey:
+            log.info("%s: %d of %d images are grey (≤1%% of pixels with RGB spread > 12/255)%s",
+                     self.root, len(grey), len(candidates), "; skipped" if skip_grey else "; kept")
+
+        keep = {"ok", "grey"} if not skip_grey else {"ok"}
+        self.paths = [p for p in candidates if scan[p]["status"] in keep]
+        self.labels = [index_of.get(p.split("/", 1)[0], -1) if "/" in p else -1 for p in self.paths]
+        if not self.paths:
+            raise ValueError(self._empty_message(source, candidates))
+
+    # ------------------------------------------------------------------------------------ dataset API
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> Sample:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} images in {self.root}")
+        index = index % len(self)
+        rgb = self.read(index)
+        if self.transform is not None:
+            if getattr(self.transform, "random", False):
+                rgb = self.transform(rgb, generator_for(self.seed, self.epoch, index))
+            else:
+                rgb = self.transform(rgb)
+        rgb = rgb.contiguous()
+        lab = rgb_to_lab(rgb)
+        return {
+            "rgb": rgb,
+            "l": normalize_l(lab[:1]),
+            "ab": normalize_ab(lab[1:]),
+            "label": self.labels[index],
+            "index": index,
+            "path": self.paths[index],
+        }
+
+    def read(self, index: int) -> torch.Tensor:
+        """The decoded, untransformed RGB of image ``index`` (from the memory cache when enabled)."""
+        if self._memory is not None and index in self._memory:
+            return self._memory[index]
+        rgb = read_rgb(self.root / self.paths[index], background=self.background, max_pixels=self.max_pixels)
+        if self._memory is not None:
+            self._memory[index] = rgb
+        return rgb
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the randomness of the transforms for this epoch (same epoch → same samples)."""
+        self.epoch = int(epoch)
+
+    def __repr__(self) -> str:
+        return (f"ImageFolderDataset({str(self.root)!r}, {len(self)} images, {len(self.classes)} classes, "
+                f"grey={self.num_grey}, bad={len(self.bad_files)})")
+
+    # ------------------------------------------------------------------------------------------ helpers
+
+    def _relative(self, path: str | os.PathLike[str]) -> str:
+        p = Path(path)
+        if p.is_absolute():
+            try:
+                p = p.resolve().relative_to(self.root.resolve())
+            except ValueError as exc:
+                raise ValueError(f"{path} is not inside the dataset folder {self.root}") from exc
+        return validate_split_path(p.as_posix(), where="ImageFolderDataset paths")
+
+    def _find_classes(self) -> list[str]:
+        """First-level, non-hidden subfolders of root that hold at least one image (at any depth).
+
+        Taken from the folder, not from the selected paths, so every split of one folder agrees
+        on the label of each class.
+        """
+        classes = []
+        for sub in sorted(self.root.iterdir()):
+            if sub.is_dir() and not sub.name.startswith(".") and _has_image(sub):
+                classes.append(sub.name)
+        return classes
+
+    def _empty_message(self, source: str, candidates: Sequence[str]) -> str:
+        n_bad, n_grey = len(self.bad_files), self.num_grey
+        if candidates:
+            found = f"{len(candidates)} image files from {source}: {n_bad} unreadable, {n_grey} grey"
+            hint = " (pass skip_grey=False to keep grey images)" if n_grey and self.skip_grey else ""
+            return f"{self.root}: no usable images; found {found}{hint}"
+        files = [p for p in self.root.rglob("*")
+                 if p.is_file() and not any(part.startswith(".") for part in p.relative_to(self.root).parts)]
+        others = Counter(p.suffix.lower() or "(no suffix)" for p in files)
+        seen = ", ".join(f"{n} {s}" for s, n in others.most_common(8)) or "no files at all"
+        return (f"{self.root}: no usable images from {source}; the folder holds {seen}. "
+                f"Image files need one of the extensions {', '.join(sorted(IMAGE_EXTENSIONS))}")
+
+
+def _has_image(folder: Path) -> bool:
+    for _dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        if any(not f.startswith(".") and Path(f).suffix.lower() in IMAGE_EXTENSIONS for f in filenames):
+            return True
+    return False

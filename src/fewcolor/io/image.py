@@ -1,0 +1,242 @@
+"""The one image reader/writer of fewcolor.
+
+Every image that enters the toolkit goes through :func:`read_rgb` (or :func:`read_frames` for the
+frames of an animation) and comes out as a float32 tensor ``(3, H, W)`` of sRGB in ``[0, 1]``:
+
+* EXIF orientation is applied first (a phone photo stored sideways comes out upright);
+* palette, grey, CMYK, YCbCr, ... modes go through Pillow's conversion to RGB;
+* 16-bit grey (``I;16*``, ``I``) is scaled by 1/65535 straight to float, never through 8 bits;
+* transparency (``RGBA``, ``LA``, ``PA``, palette/grey/RGB images with a ``transparency`` entry)
+  is composited over ``background`` (white by default) in linear-in-value float arithmetic;
+* an image with more than ``max_pixels`` pixels is refused before it is decoded (decompression bomb);
+* a missing, unreadable, truncated or unknown file raises :class:`ImageReadError` naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
+
+from fewcolor.io.atomic import atomic_path
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "IMAGE_EXTENSIONS",
+    "ImageReadError",
+    "list_images",
+    "read_frames",
+    "read_rgb",
+    "write_rgb",
+]
+
+# 100 megapixels: far above any training image, far below what would exhaust memory as float32
+# (100 MP x 3 x 4 bytes = 1.2 GB). Pillow's own guard (2 x Image.MAX_IMAGE_PIXELS) still applies above it.
+DEFAULT_MAX_PIXELS = 100_000_000
+
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+)
+
+_ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
+_SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N"}
+_WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF",
+                  ".tiff": "TIFF", ".webp": "WEBP", ".ppm": "PPM"}
+
+Background = Sequence[float]
+
+
+class ImageReadError(OSError):
+    """An image file is missing, unreadable, corrupt, of an unknown format, or too large."""
+
+
+def read_rgb(
+    path: str | os.PathLike[str],
+    background: Background = (1.0, 1.0, 1.0),
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+) -> torch.Tensor:
+    """Read any Pillow-readable image as float32 sRGB ``(3, H, W)`` in ``[0, 1]``.
+
+    Animated files give their first frame (see :func:`read_frames` for all of them).
+    ``background`` is the RGB colour in ``[0, 1]`` that transparent pixels are composited on.
+    ``max_pixels=None`` disables fewcolor's pixel limit (Pillow's own still applies).
+    """
+    p = Path(path)
+    bg = _check_background(background, p)
+    with _open(p, max_pixels) as img:
+        try:
+            return _to_tensor(ImageOps.exif_transpose(img), bg)
+        except (OSError, ValueError, SyntaxError, EOFError) as exc:
+            raise ImageReadError(f"{p}: corrupt or truncated image data ({exc})") from exc
+
+
+def read_frames(
+    path: str | os.PathLike[str],
+    background: Background = (1.0, 1.0, 1.0),
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    max_frames: int | None = None,
+) -> list[torch.Tensor]:
+    """All frames of an animated image (GIF, APNG, WebP, multi-page TIFF) as ``(3, H, W)`` tensors.
+
+    Pillow applies each GIF frame's disposal method while seeking, so every frame is the full
+    composited picture a viewer shows; each is converted to RGBA and composited on ``background``.
+    A still image gives a one-element list. ``max_frames`` stops early (e.g. for previews).
+    """
+    p = Path(path)
+    bg = _check_background(background, p)
+    frames: list[torch.Tensor] = []
+    with _open(p, max_pixels) as img:
+        try:
+            for frame in ImageSequence.Iterator(img):
+                if max_frames is not None and len(frames) >= max_frames:
+                    break
+                # RGBA keeps the GIF transparency of the composited frame; 16-bit frames keep precision.
+                single = frame if frame.mode in _SIXTEEN_BIT_MODES | {"I", "F"} else frame.convert("RGBA")
+                frames.append(_to_tensor(ImageOps.exif_transpose(single), bg))
+        except (OSError, ValueError, SyntaxError, EOFError) as exc:
+            raise ImageReadError(
+                f"{p}: corrupt or truncated image data in frame {len(frames)} ({exc})"
+            ) from exc
+    return frames
+
+
+def write_rgb(
+    path: str | os.PathLike[str],
+    image: torch.Tensor,
+    quality: int = 95,
+    overwrite: bool = True,
+) -> Path:
+    """Write a ``(3, H, W)`` (or ``(1, H, W)`` grey) tensor in ``[0, 1]`` as an 8-bit image.
+
+    The format comes from the suffix (.png, .jpg/.jpeg, .bmp, .tif/.tiff, .webp, .ppm); ``quality``
+    applies to JPEG and WebP. Parent folders are created; the write is atomic (temporary file +
+    rename), so a crash never leaves a half-written image. ``overwrite=False`` refuses an existing file.
+    """
+    p = Path(path)
+    fmt = _WRITE_FORMATS.get(p.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"{p}: cannot tell the image format from the suffix; use one of "
+                         f"{', '.join(sorted(_WRITE_FORMATS))}")
+    if not isinstance(image, torch.Tensor) or image.dim() != 3 or image.shape[0] not in (1, 3):
+        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+        raise ValueError(f"write_rgb({p}): expected a (3, H, W) or (1, H, W) tensor, got {shape}")
+    if not overwrite and p.exists():
+        raise FileExistsError(f"{p} exists and overwrite=False; choose another path or pass overwrite=True")
+    array = (image.detach().float().cpu().clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
+    array_np = array.permute(1, 2, 0).numpy()
+    pil = Image.fromarray(array_np[..., 0]) if array.shape[0] == 1 else Image.fromarray(array_np)
+    options: dict[str, object] = {}
+    if fmt in ("JPEG", "WEBP"):
+        options["quality"] = int(quality)
+    with atomic_path(p) as tmp:
+        pil.save(tmp, format=fmt, **options)
+    return p
+
+
+def list_images(root: str | os.PathLike[str], recursive: bool = True) -> list[Path]:
+    """Image files under ``root`` (by extension, case-insensitive), sorted by their relative path.
+
+    Hidden files and anything inside hidden folders (names starting with '.') are skipped, so
+    ``.DS_Store``, ``.git`` and editor droppings never reach a dataset. Files are not opened here.
+    """
+    base = Path(root)
+    if not base.is_dir():
+        raise FileNotFoundError(f"image folder not found: {base} (give an existing directory)")
+    pattern = "**/*" if recursive else "*"
+    found = []
+    for p in base.glob(pattern):
+        rel = p.relative_to(base)
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file():
+            found.append(p)
+    return sorted(found, key=lambda q: q.relative_to(base).as_posix())
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def _check_background(background: Background, path: Path) -> torch.Tensor:
+    bg = torch.as_tensor(background, dtype=torch.float32).flatten()
+    if bg.numel() == 1:
+        bg = bg.expand(3)
+    if bg.numel() != 3 or bool(((bg < 0) | (bg > 1)).any()):
+        raise ValueError(f"reading {path}: background must be an RGB triple in [0, 1], got {background!r}")
+    return bg.clone().view(3, 1, 1)
+
+
+class _open:
+    """Open an image with the file named in every error and the pixel limit checked before decoding."""
+
+    def __init__(self, path: Path, max_pixels: int | None) -> None:
+        self.path = path
+        self.max_pixels = max_pixels
+        self.img: Image.Image | None = None
+
+    def __enter__(self) -> Image.Image:
+        p = self.path
+        if not p.exists():
+            raise ImageReadError(f"{p}: file not found")
+        if p.is_dir():
+            raise ImageReadError(f"{p}: is a directory, not an image file")
+        try:
+            with warnings.catch_warnings():
+                # fewcolor applies its own explicit limit below; Pillow's warning would only be noise.
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                self.img = Image.open(p)
+        except Image.DecompressionBombError as exc:
+            raise ImageReadError(f"{p}: refused as a possible decompression bomb ({exc})") from exc
+        except UnidentifiedImageError as exc:
+            raise ImageReadError(f"{p}: not a recognised image format (Pillow cannot identify it)") from exc
+        except (OSError, ValueError, SyntaxError, EOFError) as exc:
+            raise ImageReadError(f"{p}: cannot open image ({exc})") from exc
+        w, h = self.img.size
+        if self.max_pixels is not None and w * h > self.max_pixels:
+            self.img.close()
+            raise ImageReadError(
+                f"{p}: {w}x{h} = {w * h} pixels exceeds max_pixels={self.max_pixels} (possible "
+                "decompression bomb); pass a larger max_pixels if the image is genuine"
+            )
+        if w <= 0 or h <= 0:
+            self.img.close()
+            raise ImageReadError(f"{p}: image has an empty size {w}x{h}")
+        return self.img
+
+    def __exit__(self, *exc: object) -> None:
+        if self.img is not None:
+            self.img.close()
+
+
+def _to_tensor(img: Image.Image, bg: torch.Tensor) -> torch.Tensor:
+    """Decode a Pillow image of any mode to (3, H, W) float32 in [0, 1], alpha composited on ``bg``."""
+    img.load()
+    mode = img.mode
+    if mode in _SIXTEEN_BIT_MODES or mode == "I":
+        # 16-bit grey (PNG/TIFF/PGM); Pillow opens 16-bit PNG grey as "I" or "I;16". Scale by the
+        # 16-bit maximum in float so the 65536 levels survive (an 8-bit detour would keep 256).
+        grey = np.asarray(img).astype(np.float32) / 65535.0
+        return _grey_to_rgb(torch.from_numpy(np.clip(grey, 0.0, 1.0)))
+    if mode == "F":
+        # float images are taken to be in [0, 1] already (as written by scientific tools).
+        grey = np.nan_to_num(np.asarray(img, dtype=np.float32), nan=0.0)
+        return _grey_to_rgb(torch.from_numpy(np.clip(grey, 0.0, 1.0)))
+    has_alpha = mode in _ALPHA_MODES or "transparency" in img.info
+    if has_alpha:
+        rgba = img if mode == "RGBA" else img.convert("RGBA")
+        array = torch.from_numpy(np.asarray(rgba, dtype=np.uint8).copy()).permute(2, 0, 1).float() / 255.0
+        rgb, alpha = array[:3], array[3:4]
+        return (rgb * alpha + bg * (1.0 - alpha)).contiguous()
+    if mode == "L":
+        return _grey_to_rgb(torch.from_numpy(np.asarray(img, dtype=np.uint8).astype(np.float32) / 255.0))
+    rgb_img = img if mode == "RGB" else img.convert("RGB")
+    array = np.asarray(rgb_img, dtype=np.uint8)
+    return (torch.from_numpy(array.copy()).permute(2, 0, 1).float() / 255.0).contiguous()
+
+
+def _grey_to_rgb(grey: torch.Tensor) -> torch.Tensor:
+    return grey.unsqueeze(0).expand(3, -1, -1).contiguous()

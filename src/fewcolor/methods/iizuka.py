@@ -1,0 +1,202 @@
+"""Iizuka, Simo-Serra & Ishikawa 2016, "Let there be Color!: Joint End-to-end Learning of Global and
+Local Image Priors for Automatic Image Colorization with Simultaneous Classification" (SIGGRAPH).
+
+Network: :class:`fewcolor.nets.iizuka.IizukaNet` (low-level features shared by a local path at the
+image's own size and a global path on a 224×224 resize, fusion layer, colorization net).
+
+Loss (§3.6, Eq. 3): ``MSE(ab, ab*) + α · CE(class logits, label)`` with α = 1/300. The labels are the
+dataset's class folders when every training image has one (and there are at least two classes);
+otherwise cluster ids: K-means (seeded) on MAC descriptors (Tolias et al. 2016) of the grey training
+images from a pretrained backbone (resnet50 layer4.0 or vgg16 relu5_3, whichever has weights; random
+weights with a warning when none has). ``extra_metadata`` records which (``label_source``).
+
+Optimiser: ADADELTA as in the paper (§4.1); the cpu preset uses Adam (faster to converge on tiny runs).
+Style transfer (§5.3): ``predict_ab(l, global_from=other_l)`` takes the global features from ``other_l``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from fewcolor.methods.base import InferenceOptionError, Method, Phase
+from fewcolor.methods.registry import register_method
+from fewcolor.nets.iizuka import IizukaNet
+
+log = logging.getLogger(__name__)
+
+LABEL_MODES = ("auto", "folders", "clusters", "none")
+#: descriptor backbones for cluster labels, in order of preference (first one with weights wins)
+CLUSTER_BACKBONES = [("resnet50", "layer4.0"), ("vgg16", "features.29")]
+
+
+@dataclass
+class IizukaConfig:
+    image_size: int = 224  #: training/working resolution (the paper trains on 224×224)
+    width: float = 1.0  #: channel multiplier (1.0 = the paper's 64…512)
+    global_size: int = 224  #: the global path's input side
+    fusion_activation: str = "relu"  #: σ of the fusion layer: "relu" (paper) or "sigmoid"
+    batch_norm: bool = True
+    alpha: float = 1 / 300  #: weight of the classification loss (Eq. 3)
+    labels: str = "auto"  #: "auto" (folders, else clusters), "folders", "clusters", "none"
+    num_clusters: int = 16  #: K of K-means when labels are cluster ids (capped at the image count)
+    cluster_backbone: str = "auto"  #: "auto" or "backbone:layer" for the MAC descriptors
+    cluster_pretrained: bool = True  #: False: random backbone weights (tests)
+    optimizer: str = "adadelta"  #: "adadelta" (paper) or "adam"
+    lr: float = 1.0  #: ADADELTA's usual 1.0
+    seed: int = 0  #: K-means seed
+
+
+@register_method
+class Iizuka(Method):
+    name = "iizuka"
+    summary = "Iizuka et al. 2016 global+local fusion network with a classification side loss"
+    Config = IizukaConfig
+    presets = {
+        "paper": {},
+        "cpu": {"image_size": 64, "width": 0.25, "global_size": 64, "optimizer": "adam", "lr": 1e-3},
+        "tiny": {"image_size": 32, "width": 1 / 16, "global_size": 32, "optimizer": "adam", "lr": 3e-3},
+    }
+    size_multiple = 8
+    inference_options = ("global_from",)
+
+    def __init__(self, config: IizukaConfig) -> None:
+        super().__init__(config)
+        c = config
+        if c.labels not in LABEL_MODES:
+            raise ValueError(f"iizuka: labels must be one of {LABEL_MODES}, got {c.labels!r}")
+        if c.optimizer not in ("adadelta", "adam"):
+            raise ValueError(f"iizuka: optimizer must be 'adadelta' or 'adam', got {c.optimizer!r}")
+        self.net = IizukaNet(c.width, c.global_size, c.fusion_activation, 0, c.batch_norm)
+        self.label_source = "none"
+        self.label_backbone = ""
+        # Cluster id of each training image (by dataset index); empty unless label_source == "clusters".
+        self.register_buffer("train_labels", torch.zeros(0, dtype=torch.long))
+
+    # ----- set-up --------------------------------------------------------------------------
+    def setup(self, train_data: Any) -> None:
+        """Choose the class labels (folders or K-means clusters) and build the classification head."""
+        c = self.config
+        self.label_source, self.label_backbone = "none", ""
+        self.train_labels = torch.zeros(0, dtype=torch.long)
+        if c.labels == "none" or c.alpha == 0:
+            self.net.set_num_classes(0)
+            return
+        labels = _dataset_labels(train_data)
+        usable = bool(labels) and min(labels) >= 0 and len(set(labels)) >= 2
+        if c.labels == "folders" and not usable:
+            raise ValueError(
+                "iizuka: labels='folders' but the training images are not all in class folders (≥2 classes); "
+                "arrange them as root/<class>/image or use labels='clusters'"
+            )
+        if usable and c.labels != "clusters":
+            n_classes = max(len(getattr(train_data, "classes", [])), max(labels) + 1)
+            self.label_source = "folders"
+            self.net.set_num_classes(n_classes)
+            log.info("iizuka: classification loss on %d folder classes", n_classes)
+            return
+        ids, backbone = cluster_labels(train_data, c.num_clusters, c.cluster_backbone, c.cluster_pretrained, c.seed)
+        self.label_source, self.label_backbone = "clusters", backbone
+        self.train_labels = ids
+        self.net.set_num_classes(int(ids.max()) + 1)
+        log.info("iizuka: classification loss on %d K-means clusters of %s MAC descriptors",
+                 int(ids.max()) + 1, backbone)
+
+    def extra_metadata(self) -> dict[str, Any]:
+        return {"label_source": self.label_source, "label_backbone": self.label_backbone,
+                "num_classes": self.net.num_classes, "num_train_labels": int(self.train_labels.numel())}
+
+    def load_extra_metadata(self, meta: Any) -> None:
+        self.label_source = meta.get("label_source", "none")
+        self.label_backbone = meta.get("label_backbone", "")
+        self.net.set_num_classes(int(meta.get("num_classes", 0)))
+        self.train_labels = torch.zeros(int(meta.get("num_train_labels", 0)), dtype=torch.long)
+
+    # ----- training ------------------------------------------------------------------------
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        c = self.config
+        if c.optimizer == "adadelta":
+            return {"net": torch.optim.Adadelta(self.net.parameters(), lr=c.lr)}
+        return {"net": torch.optim.Adam(self.net.parameters(), lr=c.lr)}
+
+    def _labels(self, batch: dict[str, Any]) -> torch.Tensor:
+        if self.label_source == "folders":
+            return torch.as_tensor(batch["label"], device=self.device).long()
+        index = torch.as_tensor(batch["index"], device=self.train_labels.device).long()
+        return self.train_labels[index].to(self.device)
+
+    def training_step(self, batch: dict[str, Any], step: int) -> Iterator[Phase]:
+        ab, logits = self.net(batch["l"])
+        mse = F.mse_loss(ab, batch["ab"])
+        logs = {"loss/mse": mse.item()}
+        loss = mse
+        if logits is not None and self.config.alpha > 0:
+            # -1 labels (an image without a class folder) are ignored.
+            ce = F.cross_entropy(logits.float(), self._labels(batch), ignore_index=-1)
+            loss = mse + self.config.alpha * ce
+            logs["loss/class"] = ce.item()
+        logs["loss/total"] = loss.item()
+        yield Phase("net", loss, logs)
+
+    # ----- inference -----------------------------------------------------------------------
+    def predict_ab(self, l: torch.Tensor, **options: Any) -> torch.Tensor:
+        self.check_options(options)
+        g = options.get("global_from")
+        if g is not None:
+            if not torch.is_tensor(g) or g.ndim != 4 or g.shape[1] != 1 or g.shape[0] not in (1, l.shape[0]):
+                raise InferenceOptionError(
+                    "iizuka: global_from must be normalised L shaped (1,1,h,w) or (B,1,h,w), got "
+                    f"{tuple(g.shape) if torch.is_tensor(g) else type(g).__name__}"
+                )
+            g = g.to(device=l.device, dtype=l.dtype)
+        return self.net(l, global_from=g)[0]
+
+
+def _dataset_labels(data: Any) -> list[int]:
+    labels = getattr(data, "labels", None)
+    if labels is not None and len(labels) == len(data):
+        return [int(x) for x in labels]
+    return [int(data[i]["label"]) for i in range(len(data))]
+
+
+def cluster_labels(
+    data: Any, k: int, backbone: str = "auto", pretrained: bool = True, seed: int = 0, side: int = 224
+) -> tuple[torch.Tensor, str]:
+    """Seeded K-means cluster id per image from MAC descriptors of its grey version (resized to
+    ``side``²). Returns ``(ids (N,), "backbone:layer[ (random weights)]")``."""
+    from sklearn.cluster import KMeans
+
+    from fewcolor.backbones.features import FeatureExtractor, choose_backbone
+    from fewcolor.backbones.weights import WeightsNotFoundError
+
+    if backbone == "auto":
+        try:
+            name, layer = choose_backbone(CLUSTER_BACKBONES)
+        except WeightsNotFoundError as exc:
+            name, layer = CLUSTER_BACKBONES[0]
+            pretrained = False
+            log.warning("iizuka: no pretrained backbone for cluster labels (%s); using random %s weights",
+                        str(exc).splitlines()[0], name)
+    else:
+        name, _, layer = backbone.partition(":")
+        if not layer:
+            raise ValueError(f"iizuka: cluster_backbone must be 'auto' or 'backbone:layer', got {backbone!r}")
+    extractor = FeatureExtractor(name, layer, pooling="mac", pretrained=pretrained)
+    n = len(data)
+    feats = []
+    with torch.no_grad():
+        for i in tqdm(range(n), desc="iizuka: MAC descriptors", unit="img", disable=n < 50):
+            l = data[i]["l"][None].float()
+            l = F.interpolate(l, size=(side, side), mode="bilinear", align_corners=False, antialias=True)
+            feats.append(extractor(l)[0])
+    x = torch.stack(feats).numpy()
+    k = max(1, min(int(k), n))
+    ids = KMeans(n_clusters=k, random_state=seed, n_init=10).fit_predict(x)
+    tag = f"{name}:{layer}" + ("" if pretrained else " (random weights)")
+    return torch.as_tensor(ids, dtype=torch.long), tag

@@ -1,0 +1,341 @@
+"""The one training loop every method uses.
+
+Per step it draws a batch (a deterministic function of seed and step, so ``resume`` continues
+exactly), iterates the method's :class:`~fewcolor.methods.base.Phase` objects, and for each: checks
+the loss is finite, back-propagates (bf16 autocast on request), averages gradients across ranks,
+checks the gradients are finite, steps the optimiser and runs ``after_step``. It writes atomic
+checkpoints, CSV + TensorBoard logs and sample grids, shows a progress bar with ETA, and rolls back to
+the last good checkpoint after repeated non-finite steps.
+
+Run directory layout::
+
+    RUN/model.safetensors            final model (``fewcolor colorize RUN/model.safetensors``)
+    RUN/checkpoints/last.safetensors training state for --resume (model, optimisers, RNG, step)
+    RUN/log.csv, RUN/events/         losses (CSV and TensorBoard)
+    RUN/samples/step_XXXXXX.png      grey | truth | output rows
+    RUN/run.json                     options, method, config, dataset
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import default_collate
+from tqdm.auto import tqdm
+
+from fewcolor.io.atomic import write_text_atomic
+from fewcolor.methods.base import Method
+from fewcolor.methods.registry import save_method
+from fewcolor.train import distributed as dist_utils
+from fewcolor.train.state import load_training_state, save_training_state
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainOptions:
+    out_dir: str | Path
+    steps: int | None = None  #: optimisation steps; or give ``epochs``
+    epochs: float | None = None
+    batch_size: int = 8
+    seed: int = 0
+    checkpoint_every: int = 500  #: 0 = only at the end
+    sample_every: int = 250  #: 0 = never
+    log_every: int = 10
+    bf16: bool = False  #: bfloat16 autocast (CPU and CUDA)
+    device: str | None = None  #: default: CUDA when present, else CPU
+    resume: bool = False
+    max_bad_steps: int = 3  #: consecutive non-finite steps before rolling back
+    run_setup: bool = True  #: call ``method.setup(dataset)`` (off when fine-tuning)
+    progress: bool = True
+    tensorboard: bool = True
+    num_samples: int = 8
+    max_seconds: float | None = None  #: stop early (and save) after this wall time
+
+
+@dataclass
+class TrainResult:
+    step: int
+    checkpoint: Path | None
+    history: list[dict[str, float]] = field(default_factory=list)
+    wall_seconds: float = 0.0
+    rollbacks: int = 0
+    skipped_steps: int = 0
+
+
+def pick_device(name: str | None = None) -> torch.device:
+    if name:
+        return torch.device(name)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def batch_indices(n: int, step: int, batch_size: int, seed: int, rank: int = 0, world: int = 1) -> list[int]:
+    """Indices of ``step``'s batch on ``rank``: a stream of seeded permutations, one per epoch.
+
+    A pure function of its arguments, which is what makes resuming exact and ranks disjoint.
+    """
+    if n <= 0:
+        raise ValueError("empty dataset")
+    start = (step * world + rank) * batch_size
+    out: list[int] = []
+    perms: dict[int, list[int]] = {}
+    for pos in range(start, start + batch_size):
+        epoch, offset = divmod(pos, n)
+        if epoch not in perms:
+            g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+            perms[epoch] = torch.randperm(n, generator=g).tolist()
+        out.append(perms[epoch][offset])
+    return out
+
+
+def epoch_of(n: int, step: int, batch_size: int, world: int = 1) -> int:
+    return (step * world * batch_size) // n
+
+
+def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def collate_samples(dataset: Any, indices: Sequence[int], epoch: int) -> dict[str, Any]:
+    set_epoch = getattr(dataset, "set_epoch", None)
+    if set_epoch is not None:
+        set_epoch(epoch)
+    return default_collate([dataset[i] for i in indices])
+
+
+def _grads_finite(params: Sequence[torch.nn.Parameter]) -> bool:
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return True
+    return bool(torch.stack([g.isfinite().all() for g in grads]).all())
+
+
+class _CsvLog:
+    """Wide CSV (one row per logged step); rewritten when a new column appears."""
+
+    def __init__(self, path: Path, resume: bool) -> None:
+        self.path = path
+        self.rows: list[dict[str, float]] = []
+        if resume and path.exists():
+            with path.open(newline="") as f:
+                self.rows = [
+                    {k: int(v) if k == "step" else float(v) for k, v in r.items() if v != ""} for r in csv.DictReader(f)
+                ]
+        self.columns: list[str] = sorted({k for r in self.rows for k in r} - {"step"})
+
+    def append(self, row: dict[str, float]) -> None:
+        self.rows.append(row)
+        new = sorted(set(row) - {"step"} - set(self.columns))
+        if new or not self.path.exists():
+            self.columns = sorted(set(self.columns) | set(new))
+            with self.path.open("w", newline="") as f:
+                w = csv.DictWriter(f, ["step", *self.columns])
+                w.writeheader()
+                w.writerows(self.rows)
+        else:
+            with self.path.open("a", newline="") as f:
+                csv.DictWriter(f, ["step", *self.columns]).writerow(row)
+
+    def truncate(self, step: int) -> None:
+        self.rows = [r for r in self.rows if r["step"] <= step]
+
+
+def _steps_for(opts: TrainOptions, n: int, world: int) -> int:
+    if opts.steps is not None:
+        return int(opts.steps)
+    if opts.epochs is not None:
+        return max(1, math.ceil(opts.epochs * n / (opts.batch_size * world)))
+    raise ValueError("give TrainOptions.steps or TrainOptions.epochs")
+
+
+def write_sample_grid(method: Method, batch: dict[str, Any], path: Path) -> None:
+    """Rows of grey | truth | output for a fixed batch."""
+    from fewcolor.color.lab import grey_rgb_from_l, merge_l_ab
+    from fewcolor.color.normalize import denormalize_ab, denormalize_l
+    from fewcolor.io.grid import image_grid
+    from fewcolor.io.image import write_rgb
+
+    was_training = method.training
+    method.eval()
+    with torch.no_grad():
+        ab = method.predict_ab(batch["l"])
+    method.train(was_training)
+    l = denormalize_l(batch["l"].float().cpu())
+    out = merge_l_ab(l, denormalize_ab(ab.float().cpu()))
+    tiles = []
+    for i in range(l.shape[0]):
+        tiles += [grey_rgb_from_l(l[i]), batch["rgb"][i].float().cpu(), out[i]]
+    write_rgb(path, image_grid(tiles, ncols=3))
+
+
+def train(method: Method, dataset: Any, opts: TrainOptions) -> TrainResult:
+    """Train ``method`` on ``dataset`` (a map-style dataset of sample dicts) with ``opts``."""
+    out = Path(opts.out_dir)
+    ckpt_dir = out / "checkpoints"
+    last_ckpt = ckpt_dir / "last.safetensors"
+    device = pick_device(opts.device)
+    dist_utils.init_from_env(device)
+    rank, world = dist_utils.rank(), dist_utils.world_size()
+    is_main = rank == 0
+    if opts.resume and not last_ckpt.exists():
+        raise FileNotFoundError(f"--resume: no checkpoint at {last_ckpt}; start without --resume")
+    if not opts.resume and last_ckpt.exists():
+        raise FileExistsError(
+            f"{out} already holds a run ({last_ckpt}); pass --resume to continue it or choose a new -o"
+        )
+    n = len(dataset)
+    if n == 0:
+        raise ValueError("the training dataset is empty")
+    total = _steps_for(opts, n, world)
+
+    torch.manual_seed(opts.seed + rank)
+    if opts.run_setup:
+        method.setup(dataset)
+    method.to(device)
+    dist_utils.broadcast_module(method)  # identical start on every rank
+    optimizers = method.configure_optimizers()
+    opt_params = {name: [p for g in o.param_groups for p in g["params"]] for name, o in optimizers.items()}
+
+    start_step = 0
+    if opts.resume:
+        meta = load_training_state(last_ckpt, method, optimizers)
+        start_step = int(meta["step"])
+        log.info("resumed %s at step %d", last_ckpt, start_step)
+
+    writer = None
+    csv_log: _CsvLog | None = None
+    if is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        ckpt_dir.mkdir(exist_ok=True)
+        run_info = {
+            "method": method.name,
+            "config": dataclasses.asdict(method.config),
+            "options": {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(opts).items()},
+            "dataset": {"type": type(dataset).__name__, "size": n, "root": str(getattr(dataset, "root", ""))},
+            "steps": total,
+            "world_size": world,
+            "device": str(device),
+        }
+        write_text_atomic(out / "run.json", json.dumps(run_info, indent=2, default=str))
+        csv_log = _CsvLog(out / "log.csv", opts.resume)
+        csv_log.truncate(start_step)
+        if opts.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(log_dir=str(out / "events"), purge_step=start_step if opts.resume else None)
+        if not last_ckpt.exists():
+            # The rollback target before the first periodic checkpoint.
+            save_training_state(last_ckpt, method, optimizers, start_step, {"method": method.name})
+    dist_utils.barrier()
+
+    sample_batch = None
+    if is_main and opts.sample_every:
+        sample_batch = _to_device(collate_samples(dataset, list(range(min(opts.num_samples, n))), 0), device)
+
+    autocast_device = "cuda" if device.type == "cuda" else "cpu"
+    history: list[dict[str, float]] = []
+    bad_streak = rollbacks = skipped = 0
+    t0 = time.time()
+    method.train()
+    bar = tqdm(
+        total=total,
+        initial=start_step,
+        disable=not (opts.progress and is_main),
+        desc=method.name,
+        unit="step",
+        dynamic_ncols=True,
+    )
+    step = start_step
+    while step < total:
+        idx = batch_indices(n, step, opts.batch_size, opts.seed, rank, world)
+        batch = _to_device(collate_samples(dataset, idx, epoch_of(n, step, opts.batch_size, world)), device)
+        logs: dict[str, float] = {}
+        ok = True
+        phases = method.training_step(batch, step)
+        while True:
+            with torch.autocast(autocast_device, dtype=torch.bfloat16, enabled=opts.bf16):
+                phase = next(phases, None)
+            if phase is None:
+                break
+            opt = optimizers[phase.optimizer]
+            params = opt_params[phase.optimizer]
+            if phase.loss is not None:
+                finite = dist_utils.all_true(bool(torch.isfinite(phase.loss.detach()).all()))
+                if not finite:
+                    ok = False
+                    break
+                opt.zero_grad(set_to_none=True)
+                phase.loss.backward()
+            dist_utils.average_gradients(params)
+            if not dist_utils.all_true(_grads_finite(params)):
+                ok = False
+                break
+            opt.step()
+            if phase.after_step is not None:
+                phase.after_step()
+            logs.update(phase.logs)
+        phases.close()
+        if not ok:
+            for o in optimizers.values():
+                o.zero_grad(set_to_none=True)
+            bad_streak += 1
+            skipped += 1
+            log.warning("step %d: non-finite loss or gradient; step skipped (%d in a row)", step, bad_streak)
+            if bad_streak >= opts.max_bad_steps:
+                dist_utils.barrier()
+                meta = load_training_state(last_ckpt, method, optimizers, restore_rng=False)
+                rollbacks += 1
+                bad_streak = 0
+                log.warning(
+                    "%d non-finite steps in a row: rolled back weights and optimisers to %s (step %d)",
+                    opts.max_bad_steps,
+                    last_ckpt,
+                    meta["step"],
+                )
+            step += 1
+            bar.update(1)
+            continue
+        bad_streak = 0
+        dist_utils.broadcast_buffers(method)
+        step += 1
+        bar.update(1)
+        if opts.max_seconds is not None and time.time() - t0 > opts.max_seconds:
+            total = step  # time budget spent: finish now, saving as at a normal end
+        if logs:
+            bar.set_postfix({k: f"{v:.3g}" for k, v in list(logs.items())[:4]}, refresh=False)
+        if is_main:
+            if step % opts.log_every == 0 or step == total:
+                row = {"step": step, **logs}
+                history.append(row)
+                assert csv_log is not None
+                csv_log.append(row)
+                if writer is not None:
+                    for k, v in logs.items():
+                        writer.add_scalar(k, v, step)
+            if opts.sample_every and sample_batch is not None and step % opts.sample_every == 0:
+                write_sample_grid(method, sample_batch, out / "samples" / f"step_{step:06d}.png")
+            if opts.checkpoint_every and step % opts.checkpoint_every == 0 and step != total:
+                save_training_state(last_ckpt, method, optimizers, step, {"method": method.name})
+    bar.close()
+
+    final = None
+    if is_main:
+        save_training_state(last_ckpt, method, optimizers, step, {"method": method.name})
+        final = save_method(method, out / "model.safetensors", step=step)
+        if opts.sample_every and sample_batch is not None:
+            write_sample_grid(method, sample_batch, out / "samples" / "final.png")
+        if writer is not None:
+            writer.close()
+    dist_utils.barrier()
+    method.eval()
+    return TrainResult(step, final, history, time.time() - t0, rollbacks, skipped)

@@ -1,0 +1,39 @@
+"""Small synthetic data for tests that must not depend on fixtures."""
+
+from __future__ import annotations
+
+import torch
+
+from fewcolor.color.lab import rgb_to_lab
+from fewcolor.color.normalize import normalize_ab, normalize_l
+
+
+def smooth_colour_images(n: int, size: int = 32, seed: int = 0) -> torch.Tensor:
+    """(n,3,size,size) images: colour blobs whose hue follows a smooth function of position."""
+    g = torch.Generator().manual_seed(seed)
+    low = torch.rand(n, 3, 4, 4, generator=g)
+    return torch.nn.functional.interpolate(low, size=(size, size), mode="bicubic", align_corners=False).clamp(0, 1)
+
+
+class TensorColourDataset(torch.utils.data.Dataset):
+    """Sample dicts (see docs/ARCHITECTURE.md) from a tensor of RGB images."""
+
+    def __init__(self, rgb: torch.Tensor, labels: list[int] | None = None) -> None:
+        self.rgb = rgb
+        lab = rgb_to_lab(rgb)
+        self.l = normalize_l(lab[:, :1])
+        self.ab = normalize_ab(lab[:, 1:])
+        self.labels = labels or [-1] * len(rgb)
+
+    def __len__(self) -> int:
+        return len(self.rgb)
+
+    def __getitem__(self, i: int) -> dict:
+        return {
+            "rgb": self.rgb[i],
+            "l": self.l[i],
+            "ab": self.ab[i],
+            "label": self.labels[i],
+            "index": i,
+            "path": f"img{i}.png",
+        }

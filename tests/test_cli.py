@@ -1,0 +1,110 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from fewcolor.cli import main
+from fewcolor.io.image import read_rgb
+from fewcolor.methods.registry import build_method, save_method
+
+
+@pytest.fixture()
+def tiny_model(tmp_path):
+    torch.manual_seed(0)
+    return save_method(build_method("unet", "tiny"), tmp_path / "tiny.safetensors")
+
+
+def test_methods_and_info(tiny_model):
+    runner = CliRunner()
+    res = runner.invoke(main, ["methods"])
+    assert res.exit_code == 0 and "unet" in res.output
+    res = runner.invoke(main, ["info", str(tiny_model)])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["method"] == "unet"
+
+
+def _all_commands(group, prefix=""):
+    import click
+
+    for name, cmd in group.commands.items():
+        yield f"{prefix}{name}", cmd
+        if isinstance(cmd, click.Group):
+            yield from _all_commands(cmd, f"{prefix}{name} ")
+
+
+def test_help_explains_every_option():
+    import click
+
+    runner = CliRunner()
+    for name, cmd in _all_commands(main):
+        assert cmd.help, f"`fewcolor {name}` has no help text"
+        for param in cmd.params:
+            if isinstance(param, click.Option) and not param.hidden:
+                assert param.help, f"`fewcolor {name}` option {param.opts} has no help"
+        res = runner.invoke(main, [*name.split(), "--help"])
+        assert res.exit_code == 0, name
+
+
+def test_colorize_large_photo_keeps_size(tmp_path, tiny_model):
+    skimage_data = pytest.importorskip("skimage.data")
+    photo = Image.fromarray(skimage_data.astronaut()).resize((1024, 768))
+    src = tmp_path / "in" / "astronaut.jpg"
+    src.parent.mkdir()
+    photo.save(src, quality=95)
+    res = CliRunner().invoke(main, ["colorize", str(tiny_model), str(src), "-o", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    out = read_rgb(tmp_path / "out" / "astronaut.png")
+    assert out.shape == (3, 768, 1024)
+
+
+def test_colorize_folder_skips_corrupt_file_and_keeps_layout(tmp_path, tiny_model):
+    src = tmp_path / "photos"
+    (src / "sub").mkdir(parents=True)
+    for name in ["a.png", "sub/b.jpg"]:
+        Image.fromarray((np.random.default_rng(0).random((40, 50, 3)) * 255).astype(np.uint8)).save(src / name)
+    (src / "sub" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    res = CliRunner().invoke(main, ["colorize", str(tiny_model), str(src), "-o", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "out" / "a.png").exists() and (tmp_path / "out" / "sub" / "b.png").exists()
+    assert "colorized 2 of 3" in res.output
+    assert "broken.jpg" in res.output  # reported (stderr is mixed into output by CliRunner)
+
+
+def test_colorize_rejects_unknown_option_for_method(tmp_path, tiny_model):
+    src = tmp_path / "a.png"
+    Image.new("RGB", (16, 16), (200, 10, 10)).save(src)
+    res = CliRunner().invoke(
+        main, ["colorize", str(tiny_model), str(src), "-o", str(tmp_path / "o"), "--temperature", "0.2"]
+    )
+    assert res.exit_code != 0 and "does not take inference option" in res.output
+
+
+def test_train_then_resume_from_cli(tmp_path, emoji_dir):
+    runner = CliRunner()
+    args = [
+        "train",
+        "--method",
+        "unet",
+        "--preset",
+        "tiny",
+        "--data",
+        str(emoji_dir),
+        "-o",
+        str(tmp_path / "run"),
+        "--batch-size",
+        "4",
+        "--checkpoint-every",
+        "2",
+        "--sample-every",
+        "0",
+    ]
+    res = runner.invoke(main, [*args, "--steps", "2"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(main, [*args, "--steps", "2"])
+    assert res.exit_code != 0 and "--resume" in res.output
+    res = runner.invoke(main, [*args, "--steps", "4", "--resume"])
+    assert res.exit_code == 0, res.output
+    assert "for 4 steps" in res.output

@@ -1,0 +1,173 @@
+"""fewcolor.data.folder.ImageFolderDataset: labels, grey/bad skipping, scan cache, determinism."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader
+
+import fewcolor.data.folder as folder_mod
+from fewcolor.color.lab import rgb_to_lab
+from fewcolor.color.normalize import denormalize_ab, denormalize_l
+from fewcolor.data.folder import ImageFolderDataset
+from fewcolor.data.splits import write_split
+from fewcolor.data.transforms import eval_transform, train_transform
+
+
+def _colour(path: Path, seed: int, size: tuple[int, int] = (12, 16)) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arr = np.random.default_rng(seed).integers(0, 256, (*size, 3), dtype=np.uint8)
+    Image.fromarray(arr).save(path)
+
+
+def _grey(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.tile(np.arange(16, dtype=np.uint8) * 16, (12, 1))).convert("RGB").save(path)
+
+
+@pytest.fixture
+def mixed(tmp_path: Path) -> Path:
+    root = tmp_path / "data"
+    _colour(root / "cat" / "1.png", 1)
+    _colour(root / "cat" / "2.jpg", 2)
+    _colour(root / "dog" / "deep" / "3.png", 3)
+    _grey(root / "dog" / "4.png")
+    (root / "dog" / "5.png").write_bytes(b"not a png")
+    _colour(root / "loose.png", 5)
+    (root / "notes.txt").write_text("not an image")
+    (root / "empty").mkdir()
+    return root
+
+
+def test_emoji_fixture_samples(emoji_dir: Path) -> None:
+    ds = ImageFolderDataset(emoji_dir)
+    assert len(ds) == 30 and ds.num_grey == 0 and ds.bad_files == []
+    assert ds.classes == sorted(["face-smiling", "plant-other", "heart", "animal-marine", "plant-flower",
+                                 "food-vegetable"])
+    assert ds.labels == [i // 5 for i in range(30)]  # 5 per class, classes sorted, paths sorted
+    s = ds[7]
+    assert set(s) == {"rgb", "l", "ab", "label", "index", "path"}
+    assert s["rgb"].shape == (3, 64, 64) and s["l"].shape == (1, 64, 64) and s["ab"].shape == (2, 64, 64)
+    assert s["index"] == 7 and s["label"] == 1 and s["path"] == ds.paths[7]
+    assert not Path(s["path"]).is_absolute()
+    lab = rgb_to_lab(s["rgb"])
+    assert torch.allclose(denormalize_l(s["l"]), lab[:1], atol=1e-4)
+    assert torch.allclose(denormalize_ab(s["ab"]), lab[1:], atol=1e-4)
+    assert s["l"].min() >= -1 and s["l"].max() <= 1 and s["ab"].abs().max() <= 1.2
+
+
+def test_labels_grey_and_bad_files(mixed: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="fewcolor.data.folder"):
+        ds = ImageFolderDataset(mixed)
+    assert ds.classes == ["cat", "dog"]  # "empty" holds no image, "notes.txt" is no folder
+    assert ds.paths == ["cat/1.png", "cat/2.jpg", "dog/deep/3.png", "loose.png"]
+    assert ds.labels == [0, 0, 1, -1]
+    assert ds.num_grey == 1
+    assert ds.bad_files == ["dog/5.png"] and "not a recognised image format" in ds.bad_reasons["dog/5.png"]
+    assert any("5.png" in r.getMessage() for r in caplog.records)
+
+    keep = ImageFolderDataset(mixed, skip_grey=False)
+    assert "dog/4.png" in keep.paths and keep.num_grey == 1 and len(keep) == 5
+
+
+def test_split_file_and_paths_select_images_with_stable_labels(mixed: Path, tmp_path: Path) -> None:
+    split = write_split(tmp_path / "val.txt", ["dog/deep/3.png", "cat/2.jpg"])
+    ds = ImageFolderDataset(mixed, split_file=split)
+    assert ds.paths == ["dog/deep/3.png", "cat/2.jpg"] and ds.labels == [1, 0]  # file order kept
+    ds2 = ImageFolderDataset(mixed, paths=[mixed / "dog" / "deep" / "3.png"])
+    assert ds2.paths == ["dog/deep/3.png"] and ds2.labels == [1] and ds2.classes == ["cat", "dog"]
+    listed_missing = ImageFolderDataset(mixed, paths=["cat/1.png", "cat/gone.png"])
+    assert listed_missing.bad_files == ["cat/gone.png"]
+    with pytest.raises(ValueError, match="not both"):
+        ImageFolderDataset(mixed, split_file=split, paths=["cat/1.png"])
+    with pytest.raises(ValueError, match="not inside"):
+        ImageFolderDataset(mixed, paths=[tmp_path / "elsewhere.png"])
+
+
+def test_scan_is_cached_and_refreshed_per_file(mixed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    real = folder_mod.read_rgb
+
+    def counting(path, *args, **kwargs):
+        calls.append(Path(path).name)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(folder_mod, "read_rgb", counting)
+    first = ImageFolderDataset(mixed)
+    assert len(calls) == 6  # every candidate read once
+    calls.clear()
+    again = ImageFolderDataset(mixed)
+    assert calls == [] and again.paths == first.paths and again.num_grey == 1
+    assert again.bad_files == first.bad_files
+
+    _grey(mixed / "cat" / "1.png")  # the file changes: rescanned, now grey
+    st = (mixed / "cat" / "1.png").stat()
+    os.utime(mixed / "cat" / "1.png", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    changed = ImageFolderDataset(mixed)
+    assert calls == ["1.png"] and "cat/1.png" not in changed.paths and changed.num_grey == 2
+    calls.clear()
+    ImageFolderDataset(mixed, scan_cache=False)
+    assert len(calls) == 6
+
+
+def test_same_seed_epoch_index_gives_same_sample(mixed: Path) -> None:
+    t = train_transform(8)
+    a = ImageFolderDataset(mixed, transform=t, seed=1)
+    b = ImageFolderDataset(mixed, transform=t, seed=1)
+    assert torch.equal(a[2]["rgb"], b[2]["rgb"]) and a[2]["rgb"].shape == (3, 8, 8)
+    first = [a[i]["rgb"] for i in range(len(a))]
+    a.set_epoch(1)
+    second = [a[i]["rgb"] for i in range(len(a))]
+    assert any(not torch.equal(x, y) for x, y in zip(first, second, strict=True))
+    a.set_epoch(0)
+    assert all(torch.equal(x, a[i]["rgb"]) for i, x in enumerate(first))
+    c = ImageFolderDataset(mixed, transform=t, seed=2)
+    assert any(not torch.equal(first[i], c[i]["rgb"]) for i in range(len(c)))
+
+
+def test_memory_cache_reads_each_file_once(mixed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ds = ImageFolderDataset(mixed, cache=True, transform=eval_transform(8))
+    calls: list[str] = []
+    real = folder_mod.read_rgb
+    monkeypatch.setattr(folder_mod, "read_rgb", lambda p, **kw: calls.append(str(p)) or real(p, **kw))
+    x = ds[0]["rgb"]
+    assert torch.equal(ds[0]["rgb"], x) and len(calls) == 1
+
+
+def test_plain_callable_transform_and_collate(mixed: Path) -> None:
+    ds = ImageFolderDataset(mixed, transform=lambda img: img[:, :8, :8])
+    batch = next(iter(DataLoader(ds, batch_size=4)))
+    assert batch["rgb"].shape == (4, 3, 8, 8) and batch["l"].shape == (4, 1, 8, 8)
+    assert batch["label"].tolist() == [0, 0, 1, -1] and batch["path"][0] == "cat/1.png"
+    assert ds[-1]["index"] == 3
+    with pytest.raises(IndexError):
+        ds[4]
+
+
+def test_empty_folder_error_names_folder_and_contents(tmp_path: Path) -> None:
+    root = tmp_path / "nothing_here"
+    root.mkdir()
+    (root / "a.txt").write_text("x")
+    (root / "b.txt").write_text("x")
+    (root / "c.csv").write_text("x")
+    with pytest.raises(ValueError, match=r"nothing_here: no usable images .* 2 \.txt, 1 \.csv"):
+        ImageFolderDataset(root)
+    _grey(root / "g.png")
+    with pytest.raises(ValueError, match=r"1 grey.*skip_grey=False"):
+        ImageFolderDataset(root)
+    with pytest.raises(FileNotFoundError, match="missing"):
+        ImageFolderDataset(tmp_path / "missing")
+
+
+def test_scan_progress_bar_for_big_folders(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "many"
+    for i in range(folder_mod._PROGRESS_MIN_FILES):
+        _colour(root / f"{i:03d}.png", i, size=(4, 4))
+    ImageFolderDataset(root, scan_cache=False)
+    assert "scanning many" in capsys.readouterr().err

@@ -1,0 +1,155 @@
+import logging
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from fewcolor.methods.base import Phase
+from fewcolor.methods.registry import build_method, load_method
+from fewcolor.methods.unet import UNetRegression
+from fewcolor.train.loop import TrainOptions, batch_indices, train
+from helpers import TensorColourDataset, smooth_colour_images
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _dataset(n=6, size=16):
+    return TensorColourDataset(smooth_colour_images(n, size))
+
+
+def _opts(tmp_path, **kw):
+    base = dict(
+        out_dir=tmp_path,
+        steps=6,
+        batch_size=2,
+        seed=3,
+        checkpoint_every=3,
+        sample_every=0,
+        progress=False,
+        tensorboard=False,
+    )
+    base.update(kw)
+    return TrainOptions(**base)
+
+
+def test_batch_indices_cover_each_epoch_and_split_ranks():
+    n, b = 10, 3
+    stream = [i for s in range(10) for i in batch_indices(n, s, b, seed=1)]
+    assert sorted(stream[:10]) == list(range(10)) and sorted(stream[10:20]) == list(range(10))
+    r0 = batch_indices(n, 0, 2, seed=1, rank=0, world=2)
+    r1 = batch_indices(n, 0, 2, seed=1, rank=1, world=2)
+    assert not set(r0) & set(r1)
+    assert batch_indices(n, 4, b, seed=1) == batch_indices(n, 4, b, seed=1)
+
+
+def test_training_reduces_loss_and_writes_run(tmp_path):
+    torch.manual_seed(0)
+    m = build_method("unet", "tiny", {"image_size": 16, "depth": 3})
+    result = train(m, _dataset(), _opts(tmp_path, steps=40, log_every=5, sample_every=20, tensorboard=True))
+    assert result.step == 40
+    losses = [h["loss/l1"] for h in result.history]
+    assert losses[-1] < 0.6 * losses[0]
+    assert (tmp_path / "model.safetensors").exists() and (tmp_path / "checkpoints" / "last.safetensors").exists()
+    assert (tmp_path / "log.csv").read_text().startswith("step,loss/l1")
+    assert (tmp_path / "samples" / "step_000020.png").exists()
+    assert list((tmp_path / "events").iterdir()), "no TensorBoard event file"
+    assert load_method(result.checkpoint).name == "unet"
+
+
+def test_resume_continues_exactly(tmp_path):
+    ds = _dataset()
+    torch.manual_seed(0)
+    full = build_method("unet", "tiny", {"image_size": 16, "depth": 3, "dropout": 0.5})
+    train(full, ds, _opts(tmp_path / "full"))
+    torch.manual_seed(0)
+    part = build_method("unet", "tiny", {"image_size": 16, "depth": 3, "dropout": 0.5})
+    train(part, ds, _opts(tmp_path / "part", steps=3))
+    resumed = build_method("unet", "tiny", {"image_size": 16, "depth": 3, "dropout": 0.5})
+    torch.manual_seed(12345)  # resume must not depend on the caller's RNG state
+    result = train(resumed, ds, _opts(tmp_path / "part", steps=6, resume=True))
+    assert result.step == 6
+    for (k, a), b in zip(full.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+    # the CSV keeps one row per logged step, no duplicates after resuming
+    steps = [line.split(",")[0] for line in (tmp_path / "part" / "log.csv").read_text().splitlines()[1:]]
+    assert steps == ["3", "6"]
+
+
+def test_refuses_to_overwrite_a_run_and_to_resume_nothing(tmp_path):
+    train(build_method("unet", "tiny", {"depth": 3}), _dataset(), _opts(tmp_path, steps=1))
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(build_method("unet", "tiny", {"depth": 3}), _dataset(), _opts(tmp_path, steps=1))
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        train(build_method("unet", "tiny", {"depth": 3}), _dataset(), _opts(tmp_path / "new", resume=True))
+
+
+class _Flaky(UNetRegression):
+    """Produces a NaN loss at chosen steps (and an inf gradient at others)."""
+
+    nan_steps: frozenset = frozenset()
+    inf_grad_steps: frozenset = frozenset()
+
+    def training_step(self, batch, step):
+        pred = self.generator(batch["l"])
+        loss = torch.nn.functional.l1_loss(pred, batch["ab"])
+        if step in self.nan_steps:
+            loss = loss * float("nan")
+        if step in self.inf_grad_steps:
+            loss = loss + 0.0 * torch.sqrt(pred.abs().min() * 0)  # d sqrt(x)/dx at 0 = inf, loss stays finite
+        yield Phase("generator", loss, {"loss/l1": loss.item()})
+
+
+def test_non_finite_steps_are_skipped_then_rolled_back(tmp_path, caplog):
+    m = _Flaky(UNetRegression.make_config("tiny", {"depth": 3}))
+    m.nan_steps = frozenset({3, 4, 5})
+    m.inf_grad_steps = frozenset({7})
+    with caplog.at_level(logging.WARNING, logger="fewcolor.train.loop"):
+        result = train(m, _dataset(), _opts(tmp_path, steps=9, checkpoint_every=2))
+    assert result.skipped_steps == 4 and result.rollbacks == 1
+    assert "rolled back" in caplog.text
+    assert all(torch.isfinite(p).all() for p in m.parameters())
+
+
+@pytest.mark.slow
+def test_two_process_data_parallel_ranks_stay_identical(tmp_path):
+    script = tmp_path / "ddp_run.py"
+    script.write_text(
+        textwrap.dedent(f"""
+        import sys, torch
+        sys.path.insert(0, {str(REPO / "tests")!r})
+        import torch.distributed as dist
+        from helpers import TensorColourDataset, smooth_colour_images
+        from fewcolor.methods.registry import build_method
+        from fewcolor.train.loop import TrainOptions, train
+        torch.manual_seed(int(__import__("os").environ["RANK"]))  # different init per rank on purpose
+        m = build_method("unet", "tiny", {{"image_size": 16, "depth": 3}})
+        ds = TensorColourDataset(smooth_colour_images(8, 16))
+        train(m, ds, TrainOptions(out_dir={str(tmp_path / "run")!r}, steps=4, batch_size=2, sample_every=0,
+                                  progress=False, tensorboard=False))
+        torch.save(m.state_dict(), {str(tmp_path)!r} + f"/rank{{dist.get_rank()}}.pt")
+        dist.destroy_process_group()
+    """)
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-port",
+        "29517",
+        str(script),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a = torch.load(tmp_path / "rank0.pt")
+    b = torch.load(tmp_path / "rank1.pt")
+    start = build_method("unet", "tiny", {"image_size": 16, "depth": 3}).state_dict()
+    moved = False
+    for k in a:
+        assert torch.equal(a[k], b[k]), f"ranks differ at {k}"
+        moved |= a[k].is_floating_point() and not torch.equal(a[k], start[k])
+    assert moved
