@@ -129,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
                     rgb = F.interpolate(rgb[None], size=(SIZE, SIZE), mode="bilinear", antialias=True)[0]
                 write_rgb(folder / f"{Path(name).stem}.png", rgb)
         write_notice(out, chosen)
+    if not (out / "LICENSE-Apache-2.0.txt").is_file():
+        # The licence text is committed beside the images, not generated: copy it when building elsewhere.
+        print(f"note: put the Apache-2.0 text in {out / 'LICENSE-Apache-2.0.txt'} (NOTICE refers to it)")
     total = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"wrote {sum(len(v) for v in chosen.values())} emoji to {out} ({total / 1024:.0f} KiB in all)")
     return 0

@@ -166,6 +166,6 @@ def test_feature_extractor_errors():
 
 def test_choose_backbone_none_available(tmp_path, monkeypatch):
     monkeypatch.setenv("FEWCOLOR_HOME", str(tmp_path))
-    with pytest.raises(WeightsNotFoundError, match="resnet18-f37072fd.pth"):
+    with pytest.raises(WeightsNotFoundError, match=r"resnet18-f37072fd\.pth"):
         choose_backbone([("resnet50", "layer4.0"), ("resnet18", "avgpool")])
     assert get_spec("resnet18").url.startswith("https://download.pytorch.org/")

@@ -294,5 +294,36 @@ def demo_cmd(out_dir: Path, data_dir: Path | None, seconds: float, seed: int) ->
     click.echo(f"demo page: {page.resolve()}")
 
 
+
+# ----------------------------------------------------------------------------------------------
+@main.group("data")
+def data_group() -> None:
+    """Benchmark datasets (docs/DATASETS.md): prepared into $FEWCOLOR_HOME/datasets, never the repo."""
+
+
+@data_group.command("prepare")
+@click.argument("name", type=click.Choice(["emoji-xstyle", "flowers12", "pokemon-frames", "tinyimagenet-fs"]))
+@click.option("--smoke", is_flag=True, help="A tiny prefix of the splits (into NAME-smoke), for CI runs.")
+@click.option("--source", type=click.Path(exists=True, path_type=Path), default=None,
+              help="The archive or npm tarball (or the folder holding it) when not at its default place.")
+@click.option("--force", is_flag=True, help="Rebuild even when the cached folder is complete.")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Cache root (default: $FEWCOLOR_HOME, else ~/.cache/fewcolor).")
+@click.option("--write-splits", is_flag=True, hidden=True,
+              help="Maintainers: regenerate the committed split files from the whole archive.")
+def data_prepare_cmd(name: str, smoke: bool, source: Path | None, force: bool, cache_dir: Path | None,
+                     write_splits: bool) -> None:
+    """Prepare dataset NAME (idempotent; checked against the committed split files)."""
+    from fewcolor.data.recipes import PrepareError, prepare, read_done
+
+    try:
+        out = prepare(name, cache_dir=cache_dir, source=source, force=force, smoke=smoke,
+                      write_splits=write_splits)
+    except PrepareError as exc:
+        raise click.ClickException(str(exc)) from exc
+    done = read_done(out) or {}
+    click.echo(f"{name}: {out}")
+    click.echo(f"  splits: {done.get('counts', {})}  stats: {done.get('stats', {})}")
+
 if __name__ == "__main__":
     main()

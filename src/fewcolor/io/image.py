@@ -68,7 +68,7 @@ def read_rgb(
     """
     p = Path(path)
     bg = _check_background(background, p)
-    with _open(p, max_pixels) as img:
+    with _OpenImage(p, max_pixels) as img:
         try:
             return _to_tensor(ImageOps.exif_transpose(img), bg)
         except (OSError, ValueError, SyntaxError, EOFError) as exc:
@@ -90,7 +90,7 @@ def read_frames(
     p = Path(path)
     bg = _check_background(background, p)
     frames: list[torch.Tensor] = []
-    with _open(p, max_pixels) as img:
+    with _OpenImage(p, max_pixels) as img:
         try:
             for frame in ImageSequence.Iterator(img):
                 if max_frames is not None and len(frames) >= max_frames:
@@ -170,7 +170,7 @@ def _check_background(background: Background, path: Path) -> torch.Tensor:
     return bg.clone().view(3, 1, 1)
 
 
-class _open:
+class _OpenImage:
     """Open an image with the file named in every error and the pixel limit checked before decoding."""
 
     def __init__(self, path: Path, max_pixels: int | None) -> None:

@@ -84,6 +84,25 @@ class Method(nn.Module):
     def training_step(self, batch: dict[str, Any], step: int) -> Iterator[Phase]:
         raise NotImplementedError
 
+    def images_per_step(self, batch_size: int) -> int:
+        """Image-gradient evaluations of the generator in one loop step with this batch size.
+
+        The benchmark gives every method the same budget in these units; a meta-learner whose one
+        step runs an inner loop (MetalGAN) overrides it.
+        """
+        return batch_size
+
+    # ----- test-time adaptation -----------------------------------------------------------
+    def adapt(self, support_data: Any, steps: int, seed: int = 0) -> bool:
+        """Adapt in place to a few support images with the method's own mechanism.
+
+        Return ``True`` when the method adapted itself (MetalGAN: inner-loop steps on the support
+        task; MemoPainter: write the support into memory, then its own steps). The default returns
+        ``False``: ``fewcolor.train.adapt.adapt`` then fine-tunes it with the training loop for
+        ``steps`` steps, so every method gets the same adaptation budget.
+        """
+        return False
+
     # ----- inference ----------------------------------------------------------------------
     def predict_ab(self, l: torch.Tensor, **options: Any) -> torch.Tensor:
         """Normalised L (B,1,H,W) -> normalised ab (B,2,H,W), H and W multiples of size_multiple."""

@@ -41,8 +41,8 @@ __all__ = [
     "get_recipe",
     "is_prepared",
     "prepare",
+    "read_done",
     "recipe_splits",
-    "register_commands",
 ]
 
 RECIPES: dict[str, Recipe] = {
@@ -111,30 +111,3 @@ def prepare(
         "seconds": round(time.perf_counter() - start, 1),
     })
     return out_dir
-
-
-def register_commands(group: object) -> None:
-    """Add ``prepare NAME [--smoke] [--source PATH] [--force] [--write-splits]`` to a click group."""
-    import click
-
-    @group.command("prepare")  # type: ignore[attr-defined]
-    @click.argument("name", type=click.Choice(sorted(RECIPES)))
-    @click.option("--smoke", is_flag=True, help="A tiny prefix of the splits, for end-to-end CI runs.")
-    @click.option("--source", type=click.Path(exists=True, path_type=Path), default=None,
-                  help="The archive (or its folder) when it is not at its default place.")
-    @click.option("--force", is_flag=True, help="Rebuild even when the cached folder is complete.")
-    @click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
-                  help="Cache root (default $FEWCOLOR_HOME or ~/.cache/fewcolor).")
-    @click.option("--write-splits", is_flag=True, hidden=True,
-                  help="Maintainers: regenerate the committed split files from the archive.")
-    def prepare_command(name: str, smoke: bool, source: Path | None, force: bool, cache_dir: Path | None,
-                        write_splits: bool) -> None:
-        """Prepare dataset NAME into the cache (see docs/DATASETS.md)."""
-        try:
-            out = prepare(name, cache_dir=cache_dir, source=source, force=force, smoke=smoke,
-                          write_splits=write_splits)
-        except PrepareError as exc:
-            raise click.ClickException(str(exc)) from exc
-        done = read_done(out) or {}
-        click.echo(f"{name}: {out} {done.get('counts', {})} {done.get('stats', {})}")
-

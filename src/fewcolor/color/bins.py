@@ -1,0 +1,112 @@
+"""The quantised ab output space of Zhang, Isola & Efros, "Colorful Image Colorization" (ECCV 2016), §2.1.
+
+Zhang et al. quantise the ab plane with a grid of size 10 and keep the ``Q = 313`` grid points that are
+"in gamut". Their list (``pts_in_hull.npy``) is not downloaded here: it is recomputed from the sRGB gamut.
+
+Construction (deterministic, ~0.5 s on one core, cached per process):
+
+1. sample the six faces of the sRGB cube densely (the projection of a solid onto the ab plane is bounded by
+   the projection of its surface, so the faces suffice) and convert them to Lab (D65, kornia, float64);
+2. keep every grid point ``(a, b)`` with ``a, b ∈ {-110, -100, …, 110}`` whose Euclidean distance to the
+   nearest sRGB ab value (at any L) is below one cell diagonal, ``10·√2``.
+
+This gives exactly 313 points, and its first entries, in (a, b) lexicographic order, are (-90, 50),
+(-90, 60), … like Zhang's file. Plain rounding of sRGB colours to the nearest grid point (the cells that
+contain an in-gamut colour) gives only 262 points: Zhang's set is a margin wider than the sRGB gamut, so that
+soft-encoding (5 neighbours, σ = 5) of a colour on the gamut border still finds neighbours around it.
+docs/COLOR.md records the counts of the other constructions that were measured.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import kornia.color
+import torch
+
+GRID_SIZE = 10.0
+"""Spacing of the ab grid in Lab units (Zhang et al. 2016, §2.1)."""
+
+AB_LIMIT = 110.0
+"""Grid points lie at multiples of ``GRID_SIZE`` in ``[-AB_LIMIT, AB_LIMIT]``."""
+
+Q = 313
+"""Number of in-gamut ab bins."""
+
+_FACE_SAMPLES = 96  # samples per side of each cube face; 64 already converges (see tests)
+
+# Pixels per chunk in nearest-bin / soft-encode searches: 16384 × 313 float32 distances ≈ 20 MB.
+CHUNK_PIXELS = 16384
+
+
+def srgb_gamut_ab(samples: int = _FACE_SAMPLES) -> torch.Tensor:
+    """ab values (N, 2), float64, of a ``samples × samples`` grid on each face of the sRGB cube."""
+    g = torch.linspace(0.0, 1.0, samples, dtype=torch.float64)
+    u, v = (t.reshape(-1) for t in torch.meshgrid(g, g, indexing="ij"))
+    faces = []
+    for axis in range(3):
+        others = [i for i in range(3) if i != axis]
+        for value in (0.0, 1.0):
+            channels = [u, u, u]
+            channels[axis] = torch.full_like(u, value)
+            channels[others[0]], channels[others[1]] = u, v
+            faces.append(torch.stack(channels))
+    rgb = torch.cat(faces, dim=1).reshape(1, 3, -1, 1)
+    lab = kornia.color.rgb_to_lab(rgb)
+    return lab[0, 1:, :, 0].T.contiguous()
+
+
+def compute_ab_bin_centers(samples: int = _FACE_SAMPLES, margin: float = GRID_SIZE * math.sqrt(2.0)) -> torch.Tensor:
+    """Recompute the in-gamut grid points (float64, (a, b) lexicographic order); see the module docstring."""
+    steps = int(round(2 * AB_LIMIT / GRID_SIZE)) + 1
+    axis = torch.linspace(-AB_LIMIT, AB_LIMIT, steps, dtype=torch.float64)
+    grid = torch.cartesian_prod(axis, axis)  # (a, b) lexicographic, a major
+    gamut = srgb_gamut_ab(samples)
+    nearest = torch.full((grid.shape[0],), math.inf, dtype=torch.float64)
+    for chunk in gamut.split(65536):
+        nearest = torch.minimum(nearest, torch.cdist(grid, chunk).min(dim=1).values)
+    return grid[nearest < margin]
+
+
+@functools.lru_cache(maxsize=1)
+def _centers() -> torch.Tensor:
+    centers = compute_ab_bin_centers().float()
+    if centers.shape != (Q, 2):
+        raise RuntimeError(
+            f"fewcolor/color/bins.py: the recomputed ab gamut has {centers.shape[0]} bins, expected {Q}; "
+            "the Lab conversion (kornia) changed: check compute_ab_bin_centers against docs/COLOR.md"
+        )
+    return centers
+
+
+def ab_bin_centers(device: torch.device | str | None = None) -> torch.Tensor:
+    """The ``Q = 313`` bin centres, shape (313, 2), float32, in ab units, (a, b) lexicographic order.
+
+    A fresh copy each call (callers may modify it); the computation itself is cached.
+    """
+    centers = _centers()
+    return centers.to(device) if device is not None else centers.clone()
+
+
+def _points_last(ab: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Size]:
+    """Move the size-2 channel axis ``dim`` last and flatten: (N, 2) and the shape of the other axes."""
+    if ab.shape[dim] != 2:
+        raise ValueError(f"expected 2 ab channels on dim {dim}, got shape {tuple(ab.shape)}")
+    moved = ab.movedim(dim, -1)
+    return moved.reshape(-1, 2), moved.shape[:-1]
+
+
+def nearest_bin(ab: torch.Tensor, dim: int = -3) -> torch.Tensor:
+    """Index (int64) of the nearest bin centre for every ab vector; ``ab`` is in ab units.
+
+    ``dim`` is the axis holding (a, b): ``-3`` for images ``(2, H, W)`` / ``(B, 2, H, W)`` (result
+    ``(H, W)`` / ``(B, H, W)``), ``-1`` for point lists ``(..., 2)``. This is Zhang's "hard" encoding.
+    """
+    points, rest = _points_last(ab.float(), dim)
+    centers = ab_bin_centers(points.device)
+    out = torch.empty(points.shape[0], dtype=torch.long, device=points.device)
+    for start in range(0, points.shape[0], CHUNK_PIXELS):
+        block = points[start : start + CHUNK_PIXELS]
+        out[start : start + block.shape[0]] = torch.cdist(block, centers).argmin(dim=1)
+    return out.reshape(rest)

@@ -1,0 +1,581 @@
+"""MetalGAN (Fontanini, Iotti, Donati & Prati, "MetalGAN: a cluster-based adaptive training for
+few-shot adversarial colorization", ICIAP 2019): a pix2pix-style cGAN whose generator is meta-trained
+with Reptile over tasks made by clustering the training images, then adapted at test time to the
+cluster of each query image.
+
+Tasks (§3.1): MAC descriptors of a pretrained backbone (ResNet50 ``activation_43`` = ``layer4.0`` when
+its weights resolve, else VGG16 conv5 ``features.29``) → PCA to 512 → K-means, k = 64
+(:func:`cluster_dataset`, :mod:`fewcolor.data.tasks`). Meta-training is Algorithm 1 (§3.2)::
+
+    Algorithm 1  MetalGAN meta-training
+    for each epoch:
+        Q ← a random 10 % of the training images                      (the queries)
+        for q_i in Q:
+            τ ← K(q_i)                                                 (the query's cluster is its task)
+            θ̃_G ← θ_G                                                  (fast weights)
+            for j = 1 … N_meta-iter:                                    (N_meta-iter = 100)
+                x ← a batch of τ
+                θ̃_G ← θ̃_G − λ_G ∇ [w_adv·L_adv(x) + w_L1·L_L1(x)]     (Adam, λ_G = 1e-4, w = 1, 100)
+            θ_G ← θ_G + λ_ML·(θ̃_G − θ_G)                               (Reptile, λ_ML = 1e-3)
+            θ_D ← θ_D − λ_D ∇ L_D(τ)                                    (λ_D = 1e-4)
+
+:meth:`MetalGAN.training_step` is ONE pass of the inner ``for q_i`` body for each query of the loop's
+batch (the meta-batch). The loop walks seeded permutations of the data, so consecutive 10 % slices of
+an epoch of queries are Algorithm 1's query sets Q: one loop epoch = 10 of the paper's epochs.
+
+Choices the paper leaves open, fixed here:
+
+- The Reptile update is applied through an outer optimiser: ``.grad = θ − θ̃`` (averaged over the
+  meta-batch, and by the loop over torchrun ranks: batched Reptile) and ``SGD(lr=λ_ML)`` — exactly the
+  plain update. ``meta_optimizer="adam"`` uses Adam on the same pseudo-gradient; ``meta_lr_end`` with
+  ``meta_anneal_steps`` anneals λ_ML linearly (as the Reptile paper does).
+- BatchNorm and optimiser state across tasks: the fast generator is a deep copy of G *including* its BN
+  running statistics; the inner Adam starts fresh for every task (its moments belong to one task); G's
+  BN statistics follow θ by the same Reptile interpolation, ``buf ← buf + λ_ML·mean(buf̃ − buf)``.
+  D is frozen during the inner loop (no gradients, its BN statistics restored afterwards).
+- D's step sees real images of τ against fakes of the *adapted* generator θ̃_G — what G produces at
+  test time — computed per task (so a meta-batch of B equals B ranks of one task each).
+- Task batches and dropout are drawn from generators seeded by (seed, step, global slot), where the
+  global slot of query i on rank r is ``r·B + i``: rank r of a 2-process run with meta-batch 1 runs the
+  same task, batches and dropout masks as slot r of a single process with meta-batch 2.
+
+Test time (§3.3): embed the query, find its nearest centroid, adapt a copy of G for ``adapt_steps``
+steps on that cluster's training images (the same loss), colorize. Adapted generators are cached per
+(cluster, steps) in memory until θ changes. The training images are found again through the root and
+paths stored in the checkpoint; when they are not reachable the meta-trained G is used, with a warning.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import logging
+import os
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import default_collate
+from tqdm.auto import tqdm
+
+from fewcolor.color.lab import rgb_to_lab
+from fewcolor.color.normalize import normalize_l
+from fewcolor.data.tasks import (
+    ClusterTasks,
+    data_fingerprint,
+    fit_tasks,
+    load_cached,
+    save_cached,
+    tasks_cache_path,
+    tasks_from_cache,
+)
+from fewcolor.losses.gan import GanLoss
+from fewcolor.methods.base import Method, Phase
+from fewcolor.methods.registry import register_method
+from fewcolor.nets.discriminators import build_discriminator
+from fewcolor.nets.unet import UNetGenerator
+from fewcolor.train import distributed as dist_utils
+from fewcolor.train.reptile import apply_buffer_deltas_, buffer_deltas, meta_step_size, reptile_grad
+
+log = logging.getLogger(__name__)
+
+#: the paper's backbone first, then the layer MAC was defined on
+PREFERRED_BACKBONES: list[tuple[str, str]] = [("resnet50", "layer4.0"), ("vgg16", "features.29")]
+
+
+@dataclass
+class MetalGANConfig:
+    image_size: int = 256  #: training crop / working resolution (the DCGAN discriminator is built for it)
+    base_channels: int = 64  #: U-Net width
+    depth: int = 8  #: U-Net down-samplings (8 = pix2pix 256×256)
+    dropout: float = 0.5
+    discriminator: str = "dcgan"  #: "dcgan" (one logit) or "patch"
+    d_base: int = 64
+    d_layers: int = 3  #: PatchGAN layers (unused by dcgan)
+    gan_weight: float = 1.0  #: w_adv
+    l1_weight: float = 100.0  #: w_L1
+    inner_steps: int = 100  #: N_meta-iter
+    inner_batch_size: int = 4  #: images of τ per inner step (not stated in the paper)
+    inner_lr: float = 1e-4  #: λ_G (inner Adam)
+    d_lr: float = 1e-4  #: λ_D
+    d_steps: int = 1  #: discriminator updates per meta-step
+    beta1: float = 0.5
+    beta2: float = 0.999
+    meta_lr: float = 1e-3  #: λ_ML
+    meta_lr_end: float | None = None  #: anneal λ_ML linearly to this over ``meta_anneal_steps`` (None: constant)
+    meta_anneal_steps: int = 0
+    meta_optimizer: str = "sgd"  #: "sgd" (exactly the plain Reptile update) or "adam"
+    n_clusters: int = 64  #: k
+    pca_dim: int = 512
+    backbone: str = "auto"  #: "auto" (ResNet50 layer4.0, else VGG16 features.29) or "name:layer"
+    feature_size: int = 224  #: side the images are resized to for the descriptors
+    adapt_steps: int = 100  #: test-time adaptation steps (0: use the meta-trained G as is)
+    adapt_cache_size: int = 8  #: adapted generators kept in memory
+    seed: int = 0
+
+
+def _mix(*parts: int) -> int:
+    """A 63-bit seed from integers (distinct tuples give distinct seeds for all practical purposes)."""
+    h = 1469598103934665603
+    for p in parts:
+        h = ((h ^ (int(p) & 0xFFFFFFFFFFFF)) * 1099511628211) % (1 << 63)
+    return h
+
+
+@contextlib.contextmanager
+def _seeded_global_rng(seed: int, device: torch.device) -> Iterator[None]:
+    """Dropout draws from the global RNG: fork it and seed it so a task's masks depend on its seed only."""
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+# ------------------------------------------------------------------------------------------ clustering
+def _parse_backbone(spec: str) -> tuple[str, str, bool]:
+    """``(name, layer, pretrained)`` for a config's ``backbone``; "auto" falls back to random VGG16 weights."""
+    from fewcolor.backbones import WeightsNotFoundError, choose_backbone
+
+    if spec != "auto":
+        if ":" not in spec:
+            raise ValueError(f"metalgan: backbone must be 'auto' or 'name:layer' (e.g. vgg16:features.29), got {spec!r}")
+        name, layer = spec.split(":", 1)
+        return name, layer, True
+    try:
+        name, layer = choose_backbone(PREFERRED_BACKBONES)
+        return name, layer, True
+    except WeightsNotFoundError as exc:
+        log.warning("no pretrained backbone for the cluster descriptors (%s); using randomly initialised "
+                    "VGG16: the clusters will be much less meaningful", exc)
+        return "vgg16", "features.29", False
+
+
+def build_extractor(name: str, layer: str, pretrained: bool, seed: int = 0) -> nn.Module:
+    """The frozen MAC descriptor net; random weights (``pretrained=False``) are seeded, so reproducible."""
+    from fewcolor.backbones import FeatureExtractor
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return FeatureExtractor(name, layer, pooling="mac", pretrained=pretrained)
+
+
+def _l_at(rgb: torch.Tensor, size: int) -> torch.Tensor:
+    """RGB (B,3,H,W) → normalised L (B,1,size,size)."""
+    small = F.interpolate(rgb.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return normalize_l(rgb_to_lab(small.clamp(0, 1))[:, :1])
+
+
+@torch.no_grad()
+def dataset_descriptors(dataset: Any, extractor: nn.Module, size: int, batch_size: int = 16) -> torch.Tensor:
+    """MAC descriptors (N, D) of every image (untransformed: ``dataset.read(i)`` when it exists)."""
+    feats = []
+    n = len(dataset)
+    for start in tqdm(range(0, n, batch_size), desc="descriptors", unit="batch", disable=n < 64, leave=False):
+        ids = range(start, min(n, start + batch_size))
+        ls = [_l_at((dataset.read(i) if hasattr(dataset, "read") else dataset[i]["rgb"])[None], size) for i in ids]
+        feats.append(extractor(torch.cat(ls)).float().cpu())
+    return torch.cat(feats)
+
+
+def cluster_dataset(dataset: Any, k: int, pca_dim: int = 512, backbone: str = "auto", feature_size: int = 224,
+                    seed: int = 0, use_cache: bool = True) -> ClusterTasks:
+    """MetalGAN's tasks for ``dataset``: MAC descriptors → PCA(``pca_dim``) → K-means(``k``) (§3.1).
+
+    Descriptors and clusters are cached under ``FEWCOLOR_HOME/tasks`` keyed by the data (root, paths,
+    file sizes and times), the backbone and the settings; in-memory datasets are not cached.
+    """
+    name, layer, pretrained = _parse_backbone(backbone)
+    info = {"backbone": name, "layer": layer, "pretrained": pretrained, "feature_size": feature_size}
+    fp = data_fingerprint(dataset) if use_cache else None
+    feat_key = {"data": fp, **info, "seed": seed if not pretrained else None}
+    task_key = {**feat_key, "k": k, "pca_dim": pca_dim, "kmeans_seed": seed}
+    if fp is not None:
+        hit = load_cached(tasks_cache_path(task_key, "tasks"))
+        if hit is not None:
+            log.info("cluster tasks loaded from the cache (%s)", tasks_cache_path(task_key, "tasks"))
+            return tasks_from_cache(*hit)
+    feats = None
+    if fp is not None:
+        fhit = load_cached(tasks_cache_path(feat_key, "features"))
+        if fhit is not None:
+            feats = fhit[0]["features"]
+    if feats is None:
+        extractor = build_extractor(name, layer, pretrained, seed)
+        feats = dataset_descriptors(dataset, extractor, feature_size)
+        if fp is not None:
+            save_cached(tasks_cache_path(feat_key, "features"), {"features": feats}, {"key": feat_key})
+    log.info("clustering %d descriptors (%s/%s, %d-d) into %d tasks", len(feats), name, layer, feats.shape[1], k)
+    tasks = fit_tasks(feats, k, pca_dim=pca_dim, seed=seed, info={**info, "feature_dim": int(feats.shape[1])})
+    if fp is not None:
+        save_cached(tasks_cache_path(task_key, "tasks"), tasks.tensors(), {"key": task_key, "info": tasks.info})
+    return tasks
+
+
+# ------------------------------------------------------------------------------------------- the method
+@register_method
+class MetalGAN(Method):
+    name = "metalgan"
+    summary = "cGAN meta-trained with Reptile over K-means tasks of MAC descriptors; adapts to each query's cluster"
+    Config = MetalGANConfig
+    presets: ClassVar[dict[str, dict[str, Any]]] = {
+        "paper": {},
+        "cpu": {"image_size": 64, "base_channels": 32, "depth": 6, "d_base": 32, "n_clusters": 12,
+                "inner_steps": 8, "adapt_steps": 8, "feature_size": 112},
+        "tiny": {"image_size": 32, "base_channels": 8, "depth": 4, "dropout": 0.0, "d_base": 8, "n_clusters": 4,
+                 "inner_steps": 3, "inner_batch_size": 2, "adapt_steps": 3, "inner_lr": 1e-3, "d_lr": 1e-3,
+                 "meta_lr": 0.1, "feature_size": 64},
+    }
+    inference_options = ("adapt_steps",)
+
+    def __init__(self, config: MetalGANConfig) -> None:
+        super().__init__(config)
+        c = config
+        if c.meta_optimizer not in ("sgd", "adam"):
+            raise ValueError(f"metalgan: meta_optimizer must be 'sgd' or 'adam', got {c.meta_optimizer!r}")
+        if c.inner_steps < 1 or c.inner_batch_size < 1 or c.d_steps < 1:
+            raise ValueError("metalgan: inner_steps, inner_batch_size and d_steps must be >= 1")
+        self.generator = UNetGenerator(base=c.base_channels, depth=c.depth, dropout=c.dropout)
+        self.discriminator = build_discriminator(c.discriminator, 3, c.image_size, base=c.d_base, norm="batch",
+                                                 n_layers=c.d_layers)
+        self.gan = GanLoss("vanilla")
+        # The tasks, kept in the checkpoint; empty until setup() or load_extra_metadata().
+        self._set_task_buffers(torch.zeros(0, 0), torch.zeros(0), torch.zeros(0, 0), torch.zeros(0, dtype=torch.long))
+        self.task_info: dict[str, Any] = {}
+        self.data_root: str | None = None
+        self.data_paths: list[str] | None = None
+        self.adapted_to: dict[str, Any] | None = None
+        self._dataset: Any = None  # the training data (setup) for task batches
+        self._meta_opt: torch.optim.Optimizer | None = None
+        self._adapted: OrderedDict[tuple[int, int], nn.Module] = OrderedDict()
+        self._aux: dict[str, Any] = {}  # not sub-modules: the extractor's weights stay out of the checkpoint
+        self._warned: set[str] = set()
+
+    @property
+    def size_multiple(self) -> int:  # type: ignore[override]
+        return self.generator.size_multiple
+
+    # ----- tasks ---------------------------------------------------------------------------------
+    def _set_task_buffers(self, centroids: torch.Tensor, mean: torch.Tensor, comps: torch.Tensor,
+                          assignments: torch.Tensor) -> None:
+        self.register_buffer("task_centroids", centroids.float())
+        self.register_buffer("task_pca_mean", mean.float())
+        self.register_buffer("task_pca_components", comps.float())
+        self.register_buffer("task_assignments", assignments.long())
+
+    @property
+    def has_tasks(self) -> bool:
+        return self.task_centroids.numel() > 0
+
+    @property
+    def tasks(self) -> ClusterTasks:
+        if not self.has_tasks:
+            raise RuntimeError("metalgan has no cluster tasks yet: call setup(train_data) or load a trained checkpoint")
+        return ClusterTasks(self.task_centroids, self.task_pca_mean, self.task_pca_components,
+                            self.task_assignments.cpu(), dict(self.task_info))
+
+    def setup(self, train_data: Any) -> None:
+        """Cluster the training data into tasks (cached) and keep the data for the tasks' batches."""
+        c = self.config
+        k = min(c.n_clusters, len(train_data))
+        if k < c.n_clusters:
+            log.warning("metalgan: %d images cannot make %d clusters; using k=%d", len(train_data), c.n_clusters, k)
+        tasks = cluster_dataset(train_data, k, c.pca_dim, c.backbone, c.feature_size, c.seed)
+        self._set_task_buffers(tasks.centroids, tasks.pca_mean, tasks.pca_components, tasks.assignments)
+        self.task_info = dict(tasks.info)
+        self._dataset = train_data
+        root, paths = getattr(train_data, "root", None), getattr(train_data, "paths", None)
+        self.data_root = str(Path(root).resolve()) if root is not None and paths is not None else None
+        self.data_paths = list(paths) if root is not None and paths is not None else None
+        self._adapted.clear()
+        log.info("metalgan: %d tasks, sizes %s", tasks.k, tasks.counts())
+
+    # ----- training ------------------------------------------------------------------------------
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        c = self.config
+        if c.meta_optimizer == "sgd":
+            meta: torch.optim.Optimizer = torch.optim.SGD(self.generator.parameters(), lr=c.meta_lr)
+        else:
+            meta = torch.optim.Adam(self.generator.parameters(), lr=c.meta_lr, betas=(c.beta1, c.beta2))
+        self._meta_opt = meta
+        d = torch.optim.Adam(self.discriminator.parameters(), lr=c.d_lr, betas=(c.beta1, c.beta2))
+        return {"meta": meta, "discriminator": d}
+
+    def current_meta_lr(self, step: int) -> float:
+        c = self.config
+        return meta_step_size(step, c.meta_anneal_steps, c.meta_lr, c.meta_lr_end)
+
+    def _task_batch(self, dataset: Any, members: Sequence[int], size: int, g: torch.Generator) -> dict[str, Any]:
+        """``size`` images of a task (without replacement when it has enough, else with)."""
+        if len(members) >= size:
+            pick = torch.randperm(len(members), generator=g)[:size].tolist()
+        else:
+            pick = torch.randint(len(members), (size,), generator=g).tolist()
+        batch = default_collate([dataset[members[j]] for j in pick])
+        dev = self.device
+        return {k: v.to(dev) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+    def _generator_loss(self, gen: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
+        """L = w_adv·L_adv + w_L1·L_L1 (Algorithm 1's inner loss; D conditioned on L as in pix2pix)."""
+        c = self.config
+        fake = gen(batch["l"])
+        adv = self.gan.g_loss(self.discriminator(torch.cat([batch["l"], fake], dim=1)))
+        l1 = F.l1_loss(fake, batch["ab"])
+        loss = c.gan_weight * adv + c.l1_weight * l1
+        return loss, {"adv": float(adv.detach()), "l1": float(l1.detach())}
+
+    @contextlib.contextmanager
+    def _frozen_discriminator(self) -> Iterator[None]:
+        """D takes no gradient and keeps its BN statistics (runs in train mode) while a generator adapts."""
+        d = self.discriminator
+        flags = [p.requires_grad for p in d.parameters()]
+        saved = {n: b.detach().clone() for n, b in d.named_buffers()}
+        mode = d.training
+        d.train()  # batch statistics, as in the training inner loop, also at test time
+        for p in d.parameters():
+            p.requires_grad_(False)
+        try:
+            yield
+        finally:
+            d.train(mode)
+            for p, f in zip(d.parameters(), flags, strict=True):
+                p.requires_grad_(f)
+            with torch.no_grad():
+                for n, b in d.named_buffers():
+                    b.copy_(saved[n])
+
+    def inner_loop(self, dataset: Any, members: Sequence[int], steps: int, seed: int,
+                   progress: bool = False) -> tuple[UNetGenerator, list[dict[str, float]]]:
+        """Fast weights θ̃_G: a copy of G (with its BN statistics) trained ``steps`` times on batches of
+        the task ``members`` of ``dataset`` with a fresh Adam(λ_G). θ_G and D are left unchanged."""
+        c = self.config
+        fast = copy.deepcopy(self.generator)
+        fast.train()
+        for p in fast.parameters():
+            p.grad = None
+            p.requires_grad_(True)
+        opt = torch.optim.Adam(fast.parameters(), lr=c.inner_lr, betas=(c.beta1, c.beta2))
+        g = torch.Generator().manual_seed(seed)
+        history = []
+        with torch.enable_grad(), self._frozen_discriminator(), _seeded_global_rng(seed, self.device):
+            for _ in tqdm(range(steps), desc="adapt", unit="step", disable=not progress, leave=False):
+                batch = self._task_batch(dataset, members, c.inner_batch_size, g)
+                loss, logs = self._generator_loss(fast, batch)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                history.append({"loss": float(loss.detach()), **logs})
+        for p in fast.parameters():
+            p.grad = None
+        return fast, history
+
+    def training_step(self, batch: dict[str, Any], step: int) -> Iterator[Phase]:
+        """One iteration of Algorithm 1 (module docstring) for each query q_i of the loop's batch."""
+        c = self.config
+        tasks = self.tasks
+        self._adapted.clear()  # θ is about to change: adapted copies are stale
+        if self._dataset is None:
+            raise RuntimeError("metalgan: training_step needs setup(train_data) first (the tasks' images)")
+        queries = [int(q) for q in batch["index"]]
+        n_q = len(queries)
+        rank = dist_utils.rank()
+        lr_ml = self.current_meta_lr(step)
+        if self._meta_opt is not None:
+            for group in self._meta_opt.param_groups:
+                group["lr"] = lr_ml
+        buf_delta: list[torch.Tensor] | None = None
+        d_batches = []
+        first, last = [], []
+        for i, q in enumerate(queries):
+            slot = rank * n_q + i  # global slot: rank r with meta-batch 1 ≡ slot r of one process
+            seed = _mix(c.seed, step, slot)
+            tau = int(tasks.assignments[q])  # τ ← K(q_i)
+            members = tasks.task_indices(tau)
+            fast, hist = self.inner_loop(self._dataset, members, c.inner_steps, seed)  # θ̃_G
+            # Reptile pseudo-gradient, mean over the meta-batch: .grad = mean_i(θ_G − θ̃_G,i)
+            reptile_grad(self.generator.parameters(), fast.parameters(), scale=1.0 / n_q, accumulate=i > 0)
+            deltas = buffer_deltas(self.generator, fast)
+            buf_delta = deltas if buf_delta is None else [a + b for a, b in zip(buf_delta, deltas, strict=True)]
+            # Real images of τ against fakes of the adapted generator, for D's step.
+            g = torch.Generator().manual_seed(_mix(seed, 1))
+            real = self._task_batch(self._dataset, members, c.inner_batch_size, g)
+            with torch.no_grad(), _seeded_global_rng(_mix(seed, 2), self.device):
+                fake = fast(real["l"])
+            d_batches.append((real["l"], real["ab"], fake))
+            first.append(hist[0])
+            last.append(hist[-1])
+        logs = {"meta/lr": lr_ml,
+                "inner/l1_first": sum(h["l1"] for h in first) / n_q,
+                "inner/l1_last": sum(h["l1"] for h in last) / n_q,
+                "inner/adv_last": sum(h["adv"] for h in last) / n_q}
+        # θ_G ← θ_G + λ_ML (θ̃_G − θ_G): the loop averages .grad over ranks and steps SGD(lr=λ_ML).
+        yield Phase("meta", None, logs)
+        assert buf_delta is not None
+        apply_buffer_deltas_(self.generator, [d / n_q for d in buf_delta], lr_ml)
+        # θ_D ← θ_D − λ_D ∇ L_D(τ): per task (so B tasks in one process ≡ B ranks), averaged.
+        for _ in range(c.d_steps):
+            total = torch.zeros((), device=self.device)
+            real_s = fake_s = 0.0
+            for l, ab, fake in d_batches:
+                d_real = self.discriminator(torch.cat([l, ab], dim=1))
+                d_fake = self.discriminator(torch.cat([l, fake], dim=1))
+                total = total + self.gan.d_loss(d_real, d_fake) / n_q
+                real_s += float(d_real.detach().mean()) / n_q
+                fake_s += float(d_fake.detach().mean()) / n_q
+            yield Phase("discriminator", total, {"loss/d": float(total.detach()), "d/real": real_s, "d/fake": fake_s})
+
+    # ----- test time -----------------------------------------------------------------------------
+    def _warn_once(self, key: str, msg: str, *args: Any) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning(msg, *args)
+
+    def clear_adaptation_cache(self) -> None:
+        self._adapted.clear()
+
+    def _extractor(self) -> nn.Module:
+        if "extractor" not in self._aux:
+            info = self.task_info
+            ext = build_extractor(info["backbone"], info["layer"], bool(info.get("pretrained", True)), self.config.seed)
+            self._aux["extractor"] = ext
+        return self._aux["extractor"].to(self.device)
+
+    @torch.no_grad()
+    def nearest_clusters(self, l: torch.Tensor) -> torch.Tensor:
+        """The task of each query (B,1,H,W) normalised L: nearest centroid of its PCA-projected MAC."""
+        size = int(self.task_info.get("feature_size", self.config.feature_size))
+        small = F.interpolate(l.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        feats = self._extractor()(small.clamp(-1, 1))
+        return self.tasks.assign(feats.to(self.task_pca_mean)).cpu()
+
+    def _cluster_source(self, k: int) -> tuple[Any, list[int]] | None:
+        """(dataset, indices) of cluster ``k``'s training images, or None when they cannot be reached."""
+        members = self.tasks.task_indices(k)
+        if not members:
+            return None
+        if self._dataset is not None:
+            return self._dataset, members
+        if self.data_root is None or self.data_paths is None:
+            self._warn_once("nodata", "metalgan: the checkpoint does not say where its training images are "
+                            "(trained on an in-memory dataset); colorizing with the meta-trained G, unadapted")
+            return None
+        root = Path(self.data_root)
+        paths = [self.data_paths[i] for i in members]
+        reachable = [p for p in paths if (root / p).is_file()]
+        if not reachable:
+            self._warn_once("missing", "metalgan: the training images under %s are not reachable; colorizing "
+                            "with the meta-trained G, unadapted (copy the data there to enable test-time "
+                            "adaptation, or pass adapt_steps=0 to silence this)", root)
+            return None
+        from fewcolor.data.folder import ImageFolderDataset
+        from fewcolor.data.transforms import train_transform
+
+        ds = ImageFolderDataset(root, paths=reachable, transform=train_transform(self.config.image_size),
+                                skip_grey=False, seed=self.config.seed)
+        return ds, list(range(len(ds)))
+
+    def adapted_generator(self, k: int, steps: int) -> nn.Module:
+        """G adapted for ``steps`` on cluster ``k`` (cached), or G itself when the images are unreachable."""
+        key = (int(k), int(steps))
+        if key in self._adapted:
+            self._adapted.move_to_end(key)
+            return self._adapted[key]
+        source = self._cluster_source(k)
+        if source is None:
+            return self.generator
+        dataset, members = source
+        was_training = self.training
+        fast, _ = self.inner_loop(dataset, members, steps, _mix(self.config.seed, -1, k))
+        fast.train(was_training)
+        fast.requires_grad_(False)
+        self._adapted[key] = fast
+        while len(self._adapted) > max(1, self.config.adapt_cache_size):
+            self._adapted.popitem(last=False)
+        return fast
+
+    def predict_ab(self, l: torch.Tensor, adapt_steps: int | None = None, **options: Any) -> torch.Tensor:
+        """Colorize with G adapted to each query's cluster (``adapt_steps``; 0 = the meta-trained G)."""
+        self.check_options(options)
+        steps = self.config.adapt_steps if adapt_steps is None else int(adapt_steps)
+        if steps < 0:
+            from fewcolor.methods.base import InferenceOptionError
+
+            raise InferenceOptionError(f"metalgan: adapt_steps must be >= 0, got {steps}")
+        if steps == 0 or not self.has_tasks:
+            return self.generator(l)
+        try:
+            clusters = self.nearest_clusters(l)
+        except (OSError, KeyError, RuntimeError) as exc:  # WeightsNotFoundError is an OSError
+            self._warn_once("backbone", "metalgan: cannot embed the queries (%s); using the unadapted G", exc)
+            return self.generator(l)
+        out = torch.empty(l.shape[0], 2, *l.shape[-2:], device=l.device, dtype=l.dtype)
+        for k in clusters.unique().tolist():
+            idx = torch.nonzero(clusters == k).flatten().to(l.device)
+            out[idx] = self.adapted_generator(k, steps)(l[idx]).to(out.dtype)
+        return out
+
+    def adapt_to(self, dataset: Any, steps: int, seed: int | None = None, progress: bool = True) -> MetalGAN:
+        """A new MetalGAN whose G is adapted for ``steps`` to ``dataset`` (a user's few images as one task).
+
+        Its ``adapt_steps`` is 0, so it colorizes with the adapted G directly; the clusters are kept.
+        """
+        seed = self.config.seed if seed is None else seed
+        fast, hist = self.inner_loop(dataset, list(range(len(dataset))), steps, _mix(seed, -2), progress=progress)
+        new = type(self)(dataclasses.replace(self.config, adapt_steps=0))
+        new.load_extra_metadata(self.extra_metadata())
+        new.load_state_dict(self.state_dict())
+        new.generator.load_state_dict(fast.state_dict())
+        root = getattr(dataset, "root", None)
+        new.adapted_to = {"root": str(root) if root is not None else None, "images": len(dataset), "steps": steps,
+                          "l1_first": hist[0]["l1"] if hist else None, "l1_last": hist[-1]["l1"] if hist else None}
+        return new.to(self.device)
+
+    # ----- checkpoint ----------------------------------------------------------------------------
+    def extra_metadata(self) -> dict[str, Any]:
+        tasks = None
+        if self.has_tasks:
+            tasks = {**self.task_info, "k": int(self.task_centroids.shape[0]),
+                     "pca_dim": int(self.task_centroids.shape[1]), "feature_dim": int(self.task_pca_mean.shape[0]),
+                     "num_images": int(self.task_assignments.shape[0])}
+        return {"tasks": tasks, "data": {"root": self.data_root, "paths": self.data_paths},
+                "adapted_to": self.adapted_to}
+
+    def load_extra_metadata(self, meta: Any) -> None:
+        tasks = meta.get("tasks")
+        if tasks:
+            k, d, big, n = (int(tasks[x]) for x in ("k", "pca_dim", "feature_dim", "num_images"))
+            self._set_task_buffers(torch.zeros(k, d), torch.zeros(big), torch.zeros(d, big),
+                                   torch.zeros(n, dtype=torch.long))
+            self.task_info = {x: v for x, v in tasks.items() if x not in ("k", "pca_dim", "num_images")}
+        data = meta.get("data") or {}
+        self.data_root = data.get("root")
+        self.data_paths = data.get("paths")
+        self.adapted_to = meta.get("adapted_to")
+        self._adapted.clear()
+        self._aux.clear()
+
+
+def adapt_checkpoint(model: str | os.PathLike[str], data_dir: str | os.PathLike[str],
+                     out: str | os.PathLike[str], steps: int | None = None, seed: int = 0,
+                     device: str | None = None) -> tuple[Path, dict[str, Any]]:
+    """``fewcolor adapt``: adapt a MetalGAN checkpoint's G to the images in ``data_dir`` (one new task) and
+    save a normal checkpoint (same method, ``adapt_steps=0``). Returns (path, what ``adapted_to`` records)."""
+    from fewcolor.data.folder import ImageFolderDataset
+    from fewcolor.data.transforms import train_transform
+    from fewcolor.methods.registry import load_method, save_method
+
+    method = load_method(model, device=device or "cpu")
+    if not isinstance(method, MetalGAN):
+        raise ValueError(f"{model} is a {method.name!r} checkpoint; `fewcolor adapt` needs a metalgan model")
+    data = ImageFolderDataset(data_dir, transform=train_transform(method.config.image_size), seed=seed)
+    if len(data) > 10:
+        log.info("adapting to %d images (the few-shot setting is 1-10)", len(data))
+    n = method.config.inner_steps if steps is None else int(steps)
+    new = method.adapt_to(data, n, seed=seed)
+    path = save_method(new, out, step=getattr(method, "checkpoint_step", 0))
+    return path, dict(new.adapted_to or {})
