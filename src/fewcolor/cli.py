@@ -223,8 +223,33 @@ def _collect_inputs(inputs: tuple[Path, ...]) -> list[tuple[Path, Path]]:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Iizuka: take the global (scene) features from this image instead (style transfer).",
 )
+@click.option(
+    "--adapt-steps",
+    "adapt_steps",
+    type=int,
+    default=None,
+    help="MetalGAN: test-time adaptation steps on the query's cluster (0: the meta-trained G as is).",
+)
+@click.option(
+    "--variants",
+    type=click.IntRange(min=1),
+    default=None,
+    help="MemoPainter: write the K colourings from the top-K memory slots as NAME_v1.png ... NAME_vK.png.",
+)
+@click.option(
+    "--palette",
+    default=None,
+    help='MemoPainter: colour with this palette instead of the memory, e.g. "#e03c31,#f7d842".',
+)
+@click.option(
+    "--reference",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="MemoPainter: colour with the colour feature of this RGB image instead of the memory.",
+)
 def colorize_cmd(
-    model: Path, inputs: tuple[Path, ...], out_dir: Path, size: int | None, device: str | None, **options: Any
+    model: Path, inputs: tuple[Path, ...], out_dir: Path, size: int | None, device: str | None,
+    variants: int | None = None, **options: Any
 ) -> None:
     """Colorize image files or folders with a trained MODEL (any size; the full-resolution L is kept).
 
@@ -253,7 +278,11 @@ def colorize_cmd(
             failed.append(f"{src}: output would overwrite the input; choose another -o")
             continue
         try:
-            colorizer.colorize_file(src, dst, **options)
+            if variants:  # MemoPainter: one output per memory slot, nearest first
+                for i in range(1, variants + 1):
+                    colorizer.colorize_file(src, dst.with_name(f"{dst.stem}_v{i}.png"), variant=i, **options)
+            else:
+                colorizer.colorize_file(src, dst, **options)
             done += 1
         except InferenceOptionError as exc:
             raise click.ClickException(str(exc)) from exc
@@ -294,7 +323,6 @@ def demo_cmd(out_dir: Path, data_dir: Path | None, seconds: float, seed: int) ->
     click.echo(f"demo page: {page.resolve()}")
 
 
-
 # ----------------------------------------------------------------------------------------------
 @main.group("data")
 def data_group() -> None:
@@ -304,26 +332,316 @@ def data_group() -> None:
 @data_group.command("prepare")
 @click.argument("name", type=click.Choice(["emoji-xstyle", "flowers12", "pokemon-frames", "tinyimagenet-fs"]))
 @click.option("--smoke", is_flag=True, help="A tiny prefix of the splits (into NAME-smoke), for CI runs.")
-@click.option("--source", type=click.Path(exists=True, path_type=Path), default=None,
-              help="The archive or npm tarball (or the folder holding it) when not at its default place.")
+@click.option(
+    "--source",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="The archive or npm tarball (or the folder holding it) when not at its default place.",
+)
 @click.option("--force", is_flag=True, help="Rebuild even when the cached folder is complete.")
-@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Cache root (default: $FEWCOLOR_HOME, else ~/.cache/fewcolor).")
-@click.option("--write-splits", is_flag=True, hidden=True,
-              help="Maintainers: regenerate the committed split files from the whole archive.")
-def data_prepare_cmd(name: str, smoke: bool, source: Path | None, force: bool, cache_dir: Path | None,
-                     write_splits: bool) -> None:
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Cache root (default: $FEWCOLOR_HOME, else ~/.cache/fewcolor).",
+)
+@click.option(
+    "--write-splits",
+    is_flag=True,
+    hidden=True,
+    help="Maintainers: regenerate the committed split files from the whole archive.",
+)
+def data_prepare_cmd(
+    name: str, smoke: bool, source: Path | None, force: bool, cache_dir: Path | None, write_splits: bool
+) -> None:
     """Prepare dataset NAME (idempotent; checked against the committed split files)."""
     from fewcolor.data.recipes import PrepareError, prepare, read_done
 
     try:
-        out = prepare(name, cache_dir=cache_dir, source=source, force=force, smoke=smoke,
-                      write_splits=write_splits)
+        out = prepare(name, cache_dir=cache_dir, source=source, force=force, smoke=smoke, write_splits=write_splits)
     except PrepareError as exc:
         raise click.ClickException(str(exc)) from exc
     done = read_done(out) or {}
     click.echo(f"{name}: {out}")
     click.echo(f"  splits: {done.get('counts', {})}  stats: {done.get('stats', {})}")
+
+
+# ----------------------------------------------------------------------------------------------
+@main.command("bench")
+@click.argument("protocol")
+@click.option("--methods", required=True, help="Comma-separated method names, e.g. cgan,metalgan,cic.")
+@click.option(
+    "--preset",
+    default="cpu",
+    show_default=True,
+    help="Config preset given to every method that has it (others use their defaults).",
+)
+@click.option(
+    "--size",
+    "size",
+    type=click.Choice(["smoke", "cpu", "paper"]),
+    default="cpu",
+    show_default=True,
+    help="Budget and data size: smoke (about a minute, tiny data), cpu (recorded runs), paper.",
+)
+@click.option("--smoke", is_flag=True, help="Shorthand for --size smoke.")
+@click.option("--seeds", default="0", show_default=True, help="Comma-separated seeds (3 for headline pairs).")
+@click.option(
+    "--train-images",
+    type=int,
+    default=None,
+    help="Override the training budget (generator image-gradient evaluations per method).",
+)
+@click.option("--adapt-steps", type=int, default=None, help="Override the per-episode adaptation budget.")
+@click.option("--episodes", "max_episodes", type=int, default=None, help="Override the number of episodes.")
+@click.option("--queries", "max_queries", type=int, default=None, help="Override the queries per episode.")
+@click.option("--no-fid", is_flag=True, help="Skip FID/KID (the Inception pass is the slowest part on CPU).")
+@click.option(
+    "-o",
+    "--out",
+    "out_root",
+    default=Path("results"),
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Results folder (one subfolder per protocol).",
+)
+@click.option(
+    "--results-md",
+    default=Path("docs/RESULTS.md"),
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Markdown file the dated table is appended to.",
+)
+@click.option("--device", default=None, help="cpu, cuda ... (default: CUDA when present).")
+def bench_cmd(
+    protocol: str,
+    methods: str,
+    preset: str,
+    size: str,
+    smoke: bool,
+    seeds: str,
+    train_images: int | None,
+    adapt_steps: int | None,
+    max_episodes: int | None,
+    max_queries: int | None,
+    no_fid: bool,
+    out_root: Path,
+    results_md: Path,
+    device: str | None,
+) -> None:
+    """Benchmark METHODS on PROTOCOL with equal training and adaptation budgets.
+
+    Protocols: tinyimagenet-fs-k{1,5,10}, pokemon-frames, pokemon-frames-shiny, flowers12-k{1,5},
+    emoji-xstyle, or `all` (every protocol; meant for --smoke).
+    """
+    import shlex
+
+    from fewcolor.bench.protocols import PROTOCOLS, get_budget, get_protocol
+    from fewcolor.bench.runner import run_benchmark
+
+    size = "smoke" if smoke else size
+    names = list(PROTOCOLS) if protocol == "all" else [protocol]
+    try:
+        protocols = [get_protocol(n) for n in names]
+        budget = get_budget(
+            size, train_images=train_images, adapt_steps=adapt_steps, max_episodes=max_episodes, max_queries=max_queries
+        )
+    except KeyError as exc:
+        raise click.ClickException(str(exc.args[0])) from exc
+    command = "fewcolor " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    for proto in protocols:
+        result = run_benchmark(
+            proto,
+            [m.strip() for m in methods.split(",") if m.strip()],
+            budget,
+            size,
+            preset=preset,
+            seeds=[int(s) for s in seeds.split(",")],
+            out_root=out_root,
+            results_md=results_md,
+            command=command,
+            device=device,
+            fid=not no_fid,
+        )
+        click.echo(result["table"])
+        click.echo(f"gallery: {result['gallery']}")
+
+
+# ----------------------------------------------------------------------------------------------
+@main.command("cluster")
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--k", "k", type=int, default=64, show_default=True, help="Number of clusters (tasks).")
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for assignments.csv, clusters.json and the contact sheet index.html.",
+)
+@click.option(
+    "--backbone",
+    default="auto",
+    show_default=True,
+    help="auto (ResNet50 layer4.0 if its weights resolve, else VGG16 features.29) or name:layer.",
+)
+@click.option("--pca-dim", type=int, default=512, show_default=True, help="PCA dimensions before K-means.")
+@click.option("--feature-size", type=int, default=224, show_default=True, help="Image side for the descriptors.")
+@click.option("--per-row", type=int, default=8, show_default=True, help="Sample images per cluster on the sheet.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of K-means and of the sampled images.")
+def cluster_cmd(
+    data_dir: Path, k: int, out_dir: Path, backbone: str, pca_dim: int, feature_size: int, per_row: int, seed: int
+) -> None:
+    """Cluster DATA_DIR into MetalGAN tasks (MAC descriptors → PCA → K-means); write a contact sheet."""
+    from fewcolor.data.folder import ImageFolderDataset
+    from fewcolor.data.tasks import write_cluster_report
+    from fewcolor.methods.metalgan import cluster_dataset
+
+    dataset = ImageFolderDataset(data_dir)
+    if k > len(dataset):
+        raise click.ClickException(f"{data_dir} holds {len(dataset)} usable images; choose --k <= {len(dataset)}")
+    try:
+        tasks = cluster_dataset(dataset, k, pca_dim, backbone, feature_size, seed)
+    except (ValueError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    page = write_cluster_report(tasks, dataset, out_dir, per_row=per_row, seed=seed)
+    click.echo(f"{tasks.k} clusters of {len(dataset)} images ({tasks.info['backbone']}/{tasks.info['layer']}): {page}")
+
+
+@main.command("adapt")
+@click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--data",
+    "data_dir",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Folder with your own 1-10 colour images: they become one new task.",
+)
+@click.option(
+    "-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="New checkpoint."
+)
+@click.option("--steps", type=int, default=None, help="Adaptation steps (default: the model's inner_steps).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the task batches and dropout.")
+@click.option("--device", default=None, help="cpu, cuda ... (default: cpu).")
+def adapt_cmd(model: Path, data_dir: Path, out_path: Path, steps: int | None, seed: int, device: str | None) -> None:
+    """Adapt a meta-trained MetalGAN MODEL to a few images; the result is a normal checkpoint for `colorize`."""
+    from fewcolor.io.checkpoint import CheckpointError
+    from fewcolor.methods.metalgan import adapt_checkpoint
+
+    if out_path.exists() and out_path.resolve() == model.resolve():
+        raise click.ClickException("refusing to overwrite the meta-trained model; choose another -o")
+    try:
+        path, info = adapt_checkpoint(model, data_dir, out_path, steps=steps, seed=seed, device=device)
+    except (CheckpointError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"adapted to {info['images']} images in {info['steps']} steps "
+        f"(task L1 {info['l1_first']:.4f} -> {info['l1_last']:.4f}): {path}"
+    )
+
+
+@main.group("memory")
+def memory_group() -> None:
+    """Look inside a MemoPainter model's colour memory."""
+
+
+@memory_group.command("inspect")
+@click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("query", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--out", "page", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="HTML page to write (images go to PAGE_files/ beside it).")
+@click.option("--top-k", type=click.IntRange(min=1), default=8, show_default=True, help="Memory slots to show.")
+def memory_inspect_cmd(model: Path, query: Path, page: Path, top_k: int) -> None:
+    """Write an HTML page with QUERY and the top-k memory slots it retrieves (colour swatches, similarities)."""
+    from fewcolor.io.checkpoint import CheckpointError
+    from fewcolor.io.image import ImageReadError, read_rgb
+    from fewcolor.methods.base import InferenceOptionError
+    from fewcolor.methods.memopainter import MemoPainter, memory_page
+    from fewcolor.methods.registry import load_method
+
+    try:
+        method = load_method(model)
+        if not isinstance(method, MemoPainter):
+            raise click.ClickException(f"{model} is a {method.name!r} model; memory inspect needs a memopainter one")
+        out = memory_page(method, read_rgb(query), page, top_k=top_k)
+    except (CheckpointError, ImageReadError, InferenceOptionError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"wrote {out}")
+
+
+# ----------------------------------------------------------------------------------------------
+@main.command("weights")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def weights_cmd(as_json: bool) -> None:
+    """Every pretrained network: where its weights would come from, and whether they are present."""
+    from fewcolor.backbones.weights import format_weights_table, weights_table
+
+    rows = weights_table()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        click.echo(format_weights_table(rows), nl=False)
+
+
+@main.command("evaluate")
+@click.argument("model", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--pred", "pred_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder of colorized outputs (matched to --truth by relative path without suffix).")
+@click.option("--truth", "truth_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder of ground-truth colour images.")
+@click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="With MODEL: colour images to colorize (from their L) and score.")
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder for metrics.json and report.html.")
+@click.option("--size", type=int, default=None,
+              help="Score at SIZE×SIZE (prediction and truth resized alike); default: the truth's resolution.")
+@click.option("--work-size", type=int, default=None, help="With MODEL: working resolution of the network.")
+@click.option("--lpips", "lpips_net", type=click.Choice(["alex", "vgg"]), default="alex", show_default=True)
+@click.option("--no-fid", is_flag=True, help="Skip FID/KID/IS (the Inception pass is the slow part on CPU).")
+@click.option("--inception-weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="pytorch-fid's pt_inception-2015-12-05-6726825d.pth: the same features plus the 1008-way "
+                   "logits that the Inception Score needs.")
+@click.option("--allow-download", is_flag=True,
+              help="Allow downloading missing weights from their official URLs (sha256-checked).")
+@click.option("--batch-size", type=int, default=16, show_default=True, help="Images per Inception batch.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the KID subsets.")
+@click.option("--device", default=None, help="cpu, cuda ... (default: cpu).")
+def evaluate_cmd(model: Path | None, pred_dir: Path | None, truth_dir: Path | None, data_dir: Path | None,
+                 out_dir: Path, size: int | None, work_size: int | None, lpips_net: str, no_fid: bool,
+                 inception_weights: Path | None, allow_download: bool, batch_size: int, seed: int,
+                 device: str | None) -> None:
+    """Score colorizations: `evaluate --pred DIR --truth DIR` or `evaluate MODEL --data DIR`.
+
+    Writes metrics.json (per image and aggregate with 95 % CI, plus the protocol) and report.html.
+    """
+    import os
+
+    from fewcolor.backbones.weights import ENV_ALLOW_DOWNLOAD, WeightsNotFoundError
+    from fewcolor.metrics.evaluate import EvalConfig, evaluate_folders, evaluate_model
+
+    if allow_download:
+        os.environ[ENV_ALLOW_DOWNLOAD] = "1"
+    cfg = EvalConfig(size=size, lpips_net=lpips_net, fid=not no_fid, batch_size=batch_size, device=device,
+                     seed=seed, inception_weights=str(inception_weights) if inception_weights else None)
+    try:
+        if model is not None:
+            if data_dir is None or pred_dir or truth_dir:
+                raise click.UsageError("with MODEL give --data DIR (and not --pred/--truth)")
+            result = evaluate_model(model, data_dir, out_dir, cfg, work_size=work_size)
+        else:
+            if not (pred_dir and truth_dir) or data_dir:
+                raise click.UsageError("give --pred DIR and --truth DIR, or MODEL --data DIR")
+            result = evaluate_folders(pred_dir, truth_dir, out_dir, cfg)
+    except (WeightsNotFoundError, FileNotFoundError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    agg = result["aggregate"]
+    parts = [f"{m} {agg[m]['mean']:.4g}" for m in ("psnr", "ssim", "lpips", "delta_e2000", "auc")]
+    fid = result["set"].get("fid")
+    if fid is not None:
+        parts.append(f"FID {fid:.4g}")
+    click.echo(f"{len(result['per_image'])} images: " + ", ".join(parts))
+    click.echo(f"wrote {out_dir / 'metrics.json'} and {out_dir / 'report.html'}")
+
 
 if __name__ == "__main__":
     main()

@@ -31,18 +31,19 @@ class TripletResult:
 def threshold_triplet_loss(scores: torch.Tensor, positive: torch.Tensor, margin: float = 0.1) -> TripletResult:
     """Threshold triplet loss from the top-k similarities ``scores`` (B,k) — ``q·K[n_i]``, any order,
     differentiable w.r.t. the query — and ``positive`` (B,k) bool: slot ``n_i``'s value is within δ of the
-    query's true colour feature. ``margin`` is α (0.1 in the paper)."""
+    query's true colour feature. ``margin`` is α (0.1 in the paper). Entries with a non-finite score (−inf
+    marks an empty or excluded slot) are neither positive nor negative."""
     if scores.shape != positive.shape or scores.ndim != 2:
         raise ValueError(f"scores {tuple(scores.shape)} and positive {tuple(positive.shape)} must both be (B, k)")
-    positive = positive.to(torch.bool)
+    usable = torch.isfinite(scores.detach())
+    positive = positive.to(torch.bool) & usable
+    negative = ~positive & usable
     neg_inf = torch.finfo(scores.dtype).min
     # The nearest positive / negative = the highest-similarity slot of each kind.
     s_pos = scores.masked_fill(~positive, neg_inf).max(dim=1).values
-    s_neg = scores.masked_fill(positive, neg_inf).max(dim=1).values
-    has_pos, has_neg = positive.any(dim=1), (~positive).any(dim=1)
+    s_neg = scores.masked_fill(~negative, neg_inf).max(dim=1).values
+    has_pos, has_neg = positive.any(dim=1), negative.any(dim=1)
     valid = has_pos & has_neg
-    if valid.any():
-        loss = torch.relu(s_neg[valid] - s_pos[valid] + margin).mean()
-    else:
-        loss = scores.sum() * 0.0  # keeps the graph: zero gradient, finite loss
+    # With no triplet at all, a zero that keeps the graph: zero gradient, finite loss.
+    loss = torch.relu(s_neg[valid] - s_pos[valid] + margin).mean() if valid.any() else scores.sum() * 0.0
     return TripletResult(loss, int(valid.sum()), int((~has_pos).sum()), int((has_pos & ~has_neg).sum()))

@@ -68,6 +68,11 @@ class ConditionalGAN(Method):
                 "cic_widths": (16, 32, 64, 64, 64, 64, 64, 32)},
         "tiny": {"image_size": 32, "base_channels": 8, "depth": 4, "dropout": 0.0, "d_base": 8, "d_layers": 2,
                  "cic_widths": (4, 8, 16, 16, 16, 16, 16, 8), "lr": 1e-3},
+        # MetalGAN's networks and hyper-parameters without clusters or Reptile (its comparison baseline):
+        # U-Net G, DCGAN-style D, vanilla GAN + 100·L1, λ_G = λ_D = 1e-4 (see methods/metalgan.py presets).
+        "metalgan": {"discriminator": "dcgan", "lr": 1e-4},
+        "metalgan-cpu": {"image_size": 64, "base_channels": 32, "depth": 6, "discriminator": "dcgan", "d_base": 32,
+                         "lr": 1e-4},
     }
 
     def __init__(self, config: CGANConfig) -> None:

@@ -144,7 +144,9 @@ def _parse_backbone(spec: str) -> tuple[str, str, bool]:
 
     if spec != "auto":
         if ":" not in spec:
-            raise ValueError(f"metalgan: backbone must be 'auto' or 'name:layer' (e.g. vgg16:features.29), got {spec!r}")
+            raise ValueError(
+                f"metalgan: backbone must be 'auto' or 'name:layer' (e.g. vgg16:features.29), got {spec!r}"
+            )
         name, layer = spec.split(":", 1)
         return name, layer, True
     try:
@@ -285,7 +287,16 @@ class MetalGAN(Method):
         k = min(c.n_clusters, len(train_data))
         if k < c.n_clusters:
             log.warning("metalgan: %d images cannot make %d clusters; using k=%d", len(train_data), c.n_clusters, k)
-        tasks = cluster_dataset(train_data, k, c.pca_dim, c.backbone, c.feature_size, c.seed)
+        self.set_tasks(cluster_dataset(train_data, k, c.pca_dim, c.backbone, c.feature_size, c.seed), train_data)
+
+    def set_tasks(self, tasks: ClusterTasks, train_data: Any) -> None:
+        """Use ``tasks`` (one cluster per image of ``train_data``, which supplies the tasks' batches).
+
+        ``tasks.info`` must name the descriptor (``backbone``, ``layer``, ``pretrained``, ``feature_size``)
+        so that test-time queries are embedded the same way.
+        """
+        if len(tasks.assignments) != len(train_data):
+            raise ValueError(f"metalgan: {len(tasks.assignments)} cluster assignments for {len(train_data)} images")
         self._set_task_buffers(tasks.centroids, tasks.pca_mean, tasks.pca_components, tasks.assignments)
         self.task_info = dict(tasks.info)
         self._dataset = train_data

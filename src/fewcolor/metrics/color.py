@@ -32,7 +32,7 @@ def mean_delta_e2000(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     from fewcolor.color.ciede2000 import delta_e_2000
 
     pred, target = _pair(pred, target)
-    de = delta_e_2000(rgb_to_lab(pred), rgb_to_lab(target))
+    de = delta_e_2000(rgb_to_lab(pred).movedim(1, -1), rgb_to_lab(target).movedim(1, -1))
     return de.reshape(pred.shape[0], -1).mean(dim=1).float()
 
 

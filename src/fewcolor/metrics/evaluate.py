@@ -149,7 +149,7 @@ def evaluate_pairs(pairs: Iterable[tuple[str, torch.Tensor, torch.Tensor]], out_
     ref_cached = None
     if inception is not None and reference_description is not None:
         ref_key = reference_key({"truth": reference_description, "size": cfg.size, "resize": FID_RESIZE,
-                                 "inception": inception.weights_source, "lab_round_trip": True})
+                                 "inception": inception.fingerprint, "lab_round_trip": True})
         ref_cached = load_cached_features(ref_key)
 
     per_image: list[dict[str, object]] = []

@@ -55,6 +55,15 @@ class InceptionFeatures(nn.Module):
             p.requires_grad_(False)
 
     @property
+    def fingerprint(self) -> str:
+        """A hash of a few weight tensors: identifies the weights whatever file they were loaded from."""
+        state = self.net.state_dict()
+        digest = hashlib.sha256()
+        for key in ("Conv2d_1a_3x3.conv.weight", "Mixed_7c.branch_pool.bn.running_var"):
+            digest.update(state[key].float().cpu().numpy().tobytes())
+        return digest.hexdigest()[:16]
+
+    @property
     def has_logits(self) -> bool:
         return bool(self.net.has_logits)  # type: ignore[union-attr]
 
@@ -87,7 +96,7 @@ def batched_features(extract: Callable[[torch.Tensor], torch.Tensor], images: Se
 
 def feature_statistics(features: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and covariance (unbiased, as in the reference FID code) in float64."""
-    f = np.asarray(features, dtype=np.float64)
+    f = _as_float64(features).numpy()
     if f.shape[0] < 2:
         raise ValueError(f"FID needs at least 2 images per set, got {f.shape[0]}")
     return f.mean(axis=0), np.cov(f, rowvar=False)
@@ -110,12 +119,17 @@ def fid_from_features(f1: torch.Tensor | np.ndarray, f2: torch.Tensor | np.ndarr
     return frechet_distance(*feature_statistics(f1), *feature_statistics(f2))
 
 
+def _as_float64(x: torch.Tensor | np.ndarray) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().double()
+    return torch.from_numpy(np.array(x, dtype=np.float64))
+
+
 def kernel_inception_distance(f1: torch.Tensor | np.ndarray, f2: torch.Tensor | np.ndarray,
                               n_subsets: int = 100, subset_size: int = 1000, seed: int = 0
                               ) -> tuple[float, float]:
     """KID (mean, std over subsets); subsets are drawn without replacement with ``seed``."""
-    x = torch.as_tensor(np.array(f1, dtype=np.float64))
-    y = torch.as_tensor(np.array(f2, dtype=np.float64))
+    x, y = _as_float64(f1), _as_float64(f2)
     m = min(subset_size, x.shape[0], y.shape[0])
     if m < 2:
         raise ValueError("KID needs at least 2 images per set")

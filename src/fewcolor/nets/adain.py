@@ -18,6 +18,8 @@ of ``2**depth``.
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -50,7 +52,7 @@ class AdaINParams(nn.Module):
         self.channels = list(channels)
         dims = [feature_dim] + [hidden] * (layers - 1)
         mods: list[nn.Module] = []
-        for a, b in zip(dims[:-1], dims[1:], strict=True):
+        for a, b in itertools.pairwise(dims):
             mods += [nn.Linear(a, b), nn.ReLU(inplace=True)]
         last = nn.Linear(dims[-1], 2 * sum(self.channels))
         nn.init.zeros_(last.weight)  # γ = β = 0 at the start: plain instance normalisation

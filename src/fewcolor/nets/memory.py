@@ -94,20 +94,27 @@ class ColorMemory(nn.Module):
         self._allocate(int(slots), self.keys.device)
 
     # ----- retrieval ------------------------------------------------------------------------
-    def similarities(self, q: torch.Tensor) -> torch.Tensor:
-        """Cosine similarity ``q·K`` (B, m) of unit queries to every key; empty slots get −inf."""
+    def similarities(self, q: torch.Tensor, exclude_sources: torch.Tensor | None = None) -> torch.Tensor:
+        """Cosine similarity ``q·K`` (B, m) of unit queries to every key; empty slots get −inf, and so do
+        slots written by ``exclude_sources[b]`` (B,) when given (leave-one-out retrieval)."""
         if q.ndim != 2 or q.shape[1] != self.key_dim:
             raise ValueError(f"queries must be (B, {self.key_dim}), got {tuple(q.shape)}")
         s = q @ self.keys.to(q.dtype).t()
-        return s.masked_fill(~self.filled, float("-inf"))
+        s = s.masked_fill(~self.filled, float("-inf"))
+        if exclude_sources is not None:
+            own = self.sources[None, :] == exclude_sources.to(self.sources.device)[:, None]
+            s = s.masked_fill(own & (exclude_sources.to(self.sources.device)[:, None] >= 0), float("-inf"))
+        return s
 
-    def topk(self, q: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def topk(self, q: torch.Tensor, k: int, exclude_sources: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor]:
         """The ``k`` nearest filled slots of each query: (similarities (B,k'), slot indices (B,k')),
-        best first, with ``k' = min(k, number of filled slots)``. Raises on an empty memory."""
+        best first, with ``k' = min(k, number of filled slots)`` (excluded slots come last, at −inf).
+        Raises on an empty memory."""
         n = self.num_filled
         if n == 0:
             raise RuntimeError("the colour memory is empty: train the model (or write to the memory) first")
-        return self.similarities(q).topk(min(int(k), n), dim=1)
+        return self.similarities(q, exclude_sources).topk(min(int(k), n), dim=1)
 
     def retrieve(self, q: torch.Tensor, k: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Values of the top-``k`` slots (B,k',D), their similarities (B,k') and slot indices (B,k')."""

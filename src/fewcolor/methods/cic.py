@@ -1,0 +1,153 @@
+"""Zhang, Isola & Efros 2016, "Colorful Image Colorization" (ECCV).
+
+Colorization as classification over Q = 313 quantised ab bins (grid 10, in the sRGB gamut):
+
+- network (:class:`fewcolor.nets.cic.CICNet`): eight conv blocks, dilated conv5/conv6, no pooling,
+  313 logits at ¼ resolution;
+- target (§2.1): the ground-truth ab, down-sampled to the logits' resolution (bilinear, like the
+  released net's ``Interp`` shrink-by-4 layer), soft-encoded on its 5 nearest bins (Gaussian σ = 5);
+- loss (Eq. 2): multinomial cross-entropy weighted per pixel by the rebalancing weight of its true bin
+  (Eq. 4, λ = 0.5); the prior ``p̃`` (empirical bin distribution smoothed with σ = 5) is computed on the
+  training set in :meth:`setup` and kept as a buffer (in the checkpoint). ``lam=1`` is no rebalancing;
+  ``loss="regression"`` is the paper's L2 baseline (Eq. 1) with a 2-channel head;
+- inference (Eq. 5): logits up-sampled bilinearly to the input size, annealed mean with temperature T
+  (0.38; ``predict_ab(l, temperature=T)``).
+
+Optimiser (§3): Adam, lr 3·10⁻⁵, β = (0.9, 0.99), weight decay 10⁻³.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from fewcolor.color.bins import Q
+from fewcolor.color.decode import annealed_mean
+from fewcolor.color.normalize import normalize_ab
+from fewcolor.color.prior import bin_prior, load_or_compute_prior, rebalance_weights
+from fewcolor.color.soft_encode import soft_encode_ab_normalized
+from fewcolor.losses.cic import rebalanced_cross_entropy
+from fewcolor.methods.base import InferenceOptionError, Method, Phase
+from fewcolor.methods.registry import register_method
+from fewcolor.nets.cic import PAPER_WIDTHS, CICNet, CICRegressor
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CICConfig:
+    image_size: int = 256  #: working resolution at inference
+    widths: tuple[int, ...] = PAPER_WIDTHS  #: conv1..conv8 widths
+    loss: str = "classification"  #: "classification" (Eq. 2) or "regression" (L2, Eq. 1)
+    lam: float = 0.5  #: rebalancing λ (Eq. 4); 1 = no rebalancing
+    prior_sigma: float = 5.0  #: Gaussian smoothing of the prior (§2.2)
+    neighbours: int = 5  #: soft-encoding neighbours
+    encode_sigma: float = 5.0  #: soft-encoding Gaussian σ
+    temperature: float = 0.38  #: annealed-mean T (Eq. 5)
+    prior_cache: bool = True  #: cache the training-set prior under FEWCOLOR_HOME/priors
+    lr: float = 3e-5
+    beta1: float = 0.9
+    beta2: float = 0.99
+    weight_decay: float = 1e-3
+
+
+@register_method
+class ColorfulColorization(Method):
+    name = "cic"
+    summary = "Zhang et al. 2016 colorization as 313-bin classification with class rebalancing"
+    Config = CICConfig
+    presets = {
+        "paper": {},
+        "cpu": {"image_size": 64, "widths": (16, 32, 64, 64, 64, 64, 64, 32), "lr": 1e-3, "weight_decay": 0.0},
+        "tiny": {"image_size": 32, "widths": (8, 16, 32, 32, 32, 32, 32, 16), "lr": 3e-3, "weight_decay": 0.0},
+    }
+    size_multiple = 8
+    inference_options = ("temperature",)
+
+    def __init__(self, config: CICConfig) -> None:
+        super().__init__(config)
+        c = config
+        if c.loss == "classification":
+            self.net: torch.nn.Module = CICNet(1, Q, c.widths)
+        elif c.loss == "regression":
+            self.net = CICRegressor(1, c.widths)
+        else:
+            raise ValueError(f"cic: loss must be 'classification' or 'regression', got {c.loss!r}")
+        if not 0.0 <= c.lam <= 1.0:
+            raise ValueError(f"cic: lam must be in [0, 1], got {c.lam}")
+        # Until setup() sees the training set: a uniform prior, i.e. weights of 1.
+        self.register_buffer("prior", torch.full((Q,), 1.0 / Q))
+        self.register_buffer("bin_weights", torch.ones(Q))
+
+    # ----- set-up --------------------------------------------------------------------------
+    def setup(self, train_data: Any) -> None:
+        """Empirical ab-bin prior of the training set (smoothed) and its rebalancing weights."""
+        c = self.config
+        if c.loss != "classification":
+            return
+        n = len(train_data)
+
+        def compute() -> torch.Tensor:
+            return bin_prior((train_data[i] for i in range(n)), sigma=c.prior_sigma, progress=n >= 50)
+
+        key = _dataset_key(train_data, c.prior_sigma)
+        prior = load_or_compute_prior(key, compute) if (c.prior_cache and key) else compute()
+        self.set_prior(prior)
+
+    def set_prior(self, prior: torch.Tensor) -> None:
+        """Use ``prior`` (Q,) as p̃ and derive the rebalancing weights (λ from the config)."""
+        p = prior.double() / prior.double().sum()
+        self.prior.copy_(p.float())
+        self.bin_weights.copy_(rebalance_weights(p, self.config.lam).float())
+
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        c = self.config
+        return {"net": torch.optim.Adam(self.net.parameters(), lr=c.lr, betas=(c.beta1, c.beta2),
+                                        weight_decay=c.weight_decay)}
+
+    # ----- training ------------------------------------------------------------------------
+    def targets(self, ab: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """Soft-encoded ground truth ``(B,Q,h,w)`` at the logits' size from normalised ab."""
+        small = F.interpolate(ab.float(), size=size, mode="bilinear", align_corners=False)
+        return soft_encode_ab_normalized(small, k=self.config.neighbours, sigma=self.config.encode_sigma)
+
+    def training_step(self, batch: dict[str, Any], step: int) -> Iterator[Phase]:
+        l, ab = batch["l"], batch["ab"]
+        if self.config.loss == "regression":
+            loss = F.mse_loss(self.net(l).float(), ab.float())
+            yield Phase("net", loss, {"loss/l2": loss.item()})
+            return
+        logits = self.net(l)
+        target = self.targets(ab, tuple(logits.shape[-2:])).to(logits.device)
+        loss = rebalanced_cross_entropy(logits, target, self.bin_weights)
+        yield Phase("net", loss, {"loss/ce": loss.item()})
+
+    # ----- inference -----------------------------------------------------------------------
+    def predict_ab(self, l: torch.Tensor, **options: Any) -> torch.Tensor:
+        self.check_options(options)
+        if self.config.loss == "regression":
+            return self.net(l)
+        t = options.get("temperature")
+        t = self.config.temperature if t is None else float(t)
+        if t < 0:
+            raise InferenceOptionError(f"cic: temperature must be >= 0, got {t}")
+        logits = F.interpolate(self.net(l).float(), size=l.shape[-2:], mode="bilinear", align_corners=False)
+        return normalize_ab(annealed_mean(logits, t))
+
+
+def _dataset_key(data: Any, sigma: float) -> str | None:
+    """A cache key naming the training images (root, sorted paths, transform) and the smoothing; None
+    for a dataset without a file list (then the prior is computed every time)."""
+    paths = getattr(data, "paths", None)
+    root = getattr(data, "root", None)
+    if paths is None or root is None:
+        return None
+    parts = [str(root), repr(getattr(data, "transform", None)), *sorted(map(str, paths))]
+    digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+    return f"cic-{digest}-hard-s{sigma:g}"

@@ -1,0 +1,183 @@
+"""MetalGAN (methods/metalgan.py): Algorithm 1's meta-step, test-time adaptation, checkpoints, CLI."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+
+import pytest
+import torch
+from click.testing import CliRunner
+from torch.utils.data import default_collate
+
+from fewcolor.methods.metalgan import MetalGAN, _mix
+from fewcolor.methods.registry import build_method, load_method, save_method
+
+OVERRIDES = {"n_clusters": 3, "feature_size": 64, "inner_steps": 3}
+
+
+@pytest.fixture
+def emoji32(emoji_dir):
+    from fewcolor.data.folder import ImageFolderDataset
+    from fewcolor.data.transforms import Resize
+
+    return ImageFolderDataset(emoji_dir, transform=Resize((32, 32)))
+
+
+def make(dataset, **kw) -> MetalGAN:
+    torch.manual_seed(0)
+    m = build_method("metalgan", "tiny", {**OVERRIDES, **kw})
+    m.setup(dataset)  # clusters are cached under FEWCOLOR_HOME after the first test
+    assert isinstance(m, MetalGAN)
+    return m
+
+
+def state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def cluster_l1(gen: torch.nn.Module, dataset, members: list[int]) -> float:
+    batch = default_collate([dataset[i] for i in members])
+    with torch.no_grad():
+        return float((gen(batch["l"]) - batch["ab"]).abs().mean())
+
+
+def test_meta_step_moves_theta_by_lambda_times_mean_task_delta(emoji32) -> None:
+    m = make(emoji32, meta_lr=0.3)
+    c = m.config
+    opts = m.configure_optimizers()
+    m.train()
+    queries, step = [0, 17], 5
+    theta = [p.detach().clone() for p in m.generator.parameters()]
+    bufs = {k: v.clone() for k, v in m.generator.named_buffers()}
+    d_before = state(m.discriminator)
+    # θ̃ of each query's task, recomputed independently with the seeds Algorithm 1 uses for slots 0 and 1
+    fasts = [m.inner_loop(emoji32, m.tasks.task_indices(int(m.task_assignments[q])), c.inner_steps,
+                          _mix(c.seed, step, slot))[0] for slot, q in enumerate(queries)]
+    assert all(torch.equal(a, b) for a, b in zip(theta, m.generator.parameters(), strict=True))  # θ untouched
+    phases = m.training_step(default_collate([emoji32[q] for q in queries]), step)
+    meta = next(phases)
+    assert meta.optimizer == "meta" and meta.loss is None
+    opts["meta"].step()
+    for p, t, f1, f2 in zip(m.generator.parameters(), theta, fasts[0].parameters(), fasts[1].parameters(),
+                            strict=True):
+        expected = t + 0.3 * ((f1.detach() + f2.detach()) / 2 - t)
+        torch.testing.assert_close(p.detach(), expected, rtol=1e-5, atol=1e-6)
+    assert meta.logs["inner/l1_last"] < meta.logs["inner/l1_first"] * 1.5
+    # D is frozen during the inner loops: its parameters and BN statistics are as before
+    for k, v in m.discriminator.state_dict().items():
+        assert torch.equal(v, d_before[k]), k
+    d_phase = next(phases)
+    assert d_phase.optimizer == "discriminator" and torch.isfinite(d_phase.loss)
+    # G's BN statistics follow θ by the same Reptile interpolation
+    fb = [dict(f.named_buffers()) for f in fasts]
+    for k, v in m.generator.named_buffers():
+        if v.is_floating_point():
+            torch.testing.assert_close(v, bufs[k] + 0.3 * ((fb[0][k] + fb[1][k]) / 2 - bufs[k]), rtol=1e-5, atol=1e-6)
+    assert next(phases, None) is None
+
+
+def test_adaptation_lowers_the_cluster_l1_and_is_cached(emoji32) -> None:
+    m = make(emoji32).eval()
+    k = max(range(m.tasks.k), key=lambda j: len(m.tasks.task_indices(j)))
+    members = m.tasks.task_indices(k)
+    before = cluster_l1(m.generator, emoji32, members)
+    adapted = m.adapted_generator(k, 25)
+    after = cluster_l1(adapted, emoji32, members)
+    assert after < 0.8 * before, (before, after)
+    assert m.adapted_generator(k, 25) is adapted
+    assert m.adapted_generator(k, 24) is not adapted
+
+
+def test_prediction_does_not_leak_fast_weights_into_theta(emoji32) -> None:
+    m = make(emoji32).eval()
+    l = default_collate([emoji32[i] for i in (0, 9, 20)])["l"]
+    before = state(m)
+    rng = torch.get_rng_state()
+    adapted = m.predict_ab(l, adapt_steps=3)
+    for k, v in m.state_dict().items():
+        assert torch.equal(v, before[k]), f"{k} changed by test-time adaptation"
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert not m.training and all(not mod.training for mod in m.modules())
+    plain = m.predict_ab(l, adapt_steps=0)
+    assert adapted.shape == plain.shape == (3, 2, 32, 32)
+    assert not torch.allclose(adapted, plain)
+    torch.testing.assert_close(plain, m.generator(l))
+
+
+def test_checkpoint_round_trip_keeps_clusters_and_data_location(emoji32, tmp_path, caplog) -> None:
+    m = make(emoji32).eval()
+    path = save_method(m, tmp_path / "m.safetensors", step=3)
+    loaded = load_method(path)
+    assert isinstance(loaded, MetalGAN)
+    for k, v in m.state_dict().items():
+        assert torch.equal(v, loaded.state_dict()[k]), k
+    assert loaded.tasks.k == 3 and loaded.task_info["backbone"] == m.task_info["backbone"]
+    assert loaded.data_paths == emoji32.paths
+    l = default_collate([emoji32[i] for i in (1, 2)])["l"]
+    torch.testing.assert_close(loaded.predict_ab(l, adapt_steps=0), m.predict_ab(l, adapt_steps=0))
+    torch.testing.assert_close(loaded.nearest_clusters(l), m.nearest_clusters(l))
+    with caplog.at_level(logging.WARNING):
+        adapted = loaded.predict_ab(l, adapt_steps=2)  # re-reads the cluster's images from the stored paths
+    assert "not reachable" not in caplog.text
+    assert not torch.allclose(adapted, loaded.predict_ab(l, adapt_steps=0))
+    # Training images gone: fall back to the meta-trained G with a warning.
+    loaded.data_root = str(tmp_path / "moved")
+    loaded.clear_adaptation_cache()
+    with caplog.at_level(logging.WARNING):
+        out = loaded.predict_ab(l, adapt_steps=2)
+    assert "not reachable" in caplog.text
+    torch.testing.assert_close(out, loaded.predict_ab(l, adapt_steps=0))
+
+
+def test_train_loop_checkpoint_colorizes_any_size(emoji32, tmp_path) -> None:
+    from fewcolor.pipeline import Colorizer
+    from fewcolor.train.loop import TrainOptions, train
+
+    m = make(emoji32)
+    res = train(m, emoji32, TrainOptions(out_dir=tmp_path / "run", steps=2, batch_size=2, sample_every=0,
+                                         progress=False, tensorboard=False, log_every=1))
+    assert {"meta/lr", "inner/l1_last", "loss/d"} <= set(res.history[-1])
+    colorizer = Colorizer.from_checkpoint(res.checkpoint)
+    out = colorizer.colorize(torch.rand(3, 37, 45), adapt_steps=1)
+    assert out.shape == (3, 37, 45) and torch.isfinite(out).all()
+
+
+def test_cli_cluster_then_adapt_then_colorize(emoji_dir, emoji32, tmp_path) -> None:
+    from fewcolor.cli import main
+
+    runner = CliRunner()
+    r = runner.invoke(main, ["cluster", str(emoji_dir), "--k", "3", "--feature-size", "64", "--per-row", "2",
+                             "-o", str(tmp_path / "clusters")])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "clusters" / "index.html").is_file() and (tmp_path / "clusters" / "assignments.csv").is_file()
+
+    model = save_method(make(emoji32), tmp_path / "meta.safetensors")
+    few = tmp_path / "few"
+    few.mkdir()
+    for p in sorted((emoji_dir / "heart").glob("*.png"))[:3]:
+        shutil.copy(p, few / p.name)
+    r = runner.invoke(main, ["adapt", str(model), "--data", str(few), "-o", str(tmp_path / "new.safetensors"),
+                             "--steps", "4"])
+    assert r.exit_code == 0, r.output
+    assert "in 4 steps" in r.output
+    new = load_method(tmp_path / "new.safetensors")
+    assert new.name == "metalgan" and new.config.adapt_steps == 0 and new.adapted_to["images"] == 3
+    old = load_method(model)
+    assert any(not torch.equal(a, b) for a, b in zip(new.generator.state_dict().values(),
+                                                    old.generator.state_dict().values(), strict=True))
+    r = runner.invoke(main, ["colorize", str(tmp_path / "new.safetensors"), str(few), "-o", str(tmp_path / "out")])
+    assert r.exit_code == 0, r.output
+    assert len(list((tmp_path / "out").glob("*.png"))) == 3
+
+
+def test_cgan_metalgan_preset_has_the_same_networks_and_hyper_parameters() -> None:
+    cg = build_method("cgan", "metalgan-cpu")
+    mg = build_method("metalgan", "cpu")
+    for a, b in ((cg.generator, mg.generator), (cg.discriminator, mg.discriminator)):
+        sa, sb = a.state_dict(), b.state_dict()
+        assert list(sa) == list(sb) and all(sa[k].shape == sb[k].shape for k in sa)
+    assert cg.config.lr == mg.config.inner_lr == mg.config.d_lr
+    assert (cg.config.gan_weight, cg.config.l1_weight, cg.config.gan_loss) == (mg.config.gan_weight,
+                                                                               mg.config.l1_weight, "vanilla")
+    assert cg.config.image_size == mg.config.image_size and cg.config.dropout == mg.config.dropout

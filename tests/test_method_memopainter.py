@@ -1,0 +1,185 @@
+"""MemoPainter end to end on the emoji fixture: training, memory round trip, retrieval, palette control,
+Res-cGAN, odd sizes. Uses the genuine offline backbone (VGG16 conv5 when ResNet18's weights are absent)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from tests.method_checks import batch_of, check_odd_size, check_roundtrip, four_emoji, opts
+
+from fewcolor.methods.base import InferenceOptionError
+from fewcolor.methods.memopainter import MemoPainter, palette_feature
+from fewcolor.methods.registry import build_method, load_method, save_method
+from fewcolor.train.loop import train
+
+
+def emoji_all(emoji_dir: Path, size: int = 32):
+    from fewcolor.data.folder import ImageFolderDataset
+    from fewcolor.data.transforms import Resize
+
+    return ImageFolderDataset(emoji_dir, transform=Resize((size, size)))
+
+
+@pytest.fixture(scope="module")
+def trained(emoji_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[MemoPainter, object]:
+    """The tiny preset trained 80 steps on the four-emoji set (C_RGB feature)."""
+    torch.manual_seed(0)
+    ds = four_emoji(emoji_dir)
+    method = build_method("memopainter", "tiny", {"color_feature": "rgb"})
+    result = train(method, ds, opts(tmp_path_factory.mktemp("mp"), 80))
+    method.history = result.history
+    return method, ds
+
+
+def test_training_fills_memory_and_fits(trained):
+    method, _ = trained
+    hist = method.history
+    assert method.memory.slots == 5  # ceil(1.2 × 4)
+    assert method.memory.num_filled >= 4
+    assert sorted(set(method.memory.sources[method.memory.filled].tolist())) == [0, 1, 2, 3]
+    first = sum(r["loss/sl1"] for r in hist[:3]) / 3
+    last = sum(r["loss/sl1"] for r in hist[-3:]) / 3
+    assert last < 0.7 * first
+    meta = method.extra_metadata()
+    assert meta["backbone"] in ("resnet18", "vgg16") and meta["memory_slots"] == 5
+
+
+def test_memory_checkpoint_roundtrip_is_bit_exact(trained, tmp_path: Path):
+    method, ds = trained
+    batch = batch_of(ds)
+    loaded = check_roundtrip(method, batch, tmp_path / "m.safetensors")
+    for name, buf in method.memory.named_buffers():
+        assert torch.equal(buf, getattr(loaded.memory, name)), name
+    assert loaded.backbone_choice == method.backbone_choice
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.predict_variants(batch["l"], 3), method.predict_variants(batch["l"], 3),
+                                   rtol=0, atol=0)
+
+
+def test_top1_retrieval_finds_each_training_image(trained):
+    method, ds = trained
+    batch = batch_of(ds)
+    method.eval()
+    with torch.no_grad():
+        _, sims, slots = method.retrieve(batch["l"], 1)
+    assert method.memory.sources[slots[:, 0]].tolist() == batch["index"].tolist()
+    assert (sims > 0.9).all()
+
+
+def test_variants_are_distinct_colourings(trained):
+    method, ds = trained
+    l = batch_of(ds)["l"][:1]
+    with torch.no_grad():
+        v = method.predict_variants(l, 3)
+        assert v.shape == (3, 1, 2, 32, 32)
+        torch.testing.assert_close(method.predict_ab(l, variant=2), v[1])
+    assert (v[0] - v[1]).abs().mean() > 1e-3
+    with pytest.raises(InferenceOptionError, match="memory holds"):
+        method.predict_ab(l, variant=99)
+
+
+def test_palette_moves_the_output_colours_towards_it(trained):
+    method, ds = trained
+    l = batch_of(ds)["l"]
+    with torch.no_grad():
+        yellow = method.predict_ab(l, palette="#f7d842")
+        blue = method.predict_ab(l, palette="#2050e0")
+    # The four training emoji span the b* (blue-yellow) axis, so that is what a short training can learn:
+    # the yellow palette must give clearly more yellow (b* > 0) output than the blue one, on every image.
+    shift = yellow[:, 1].mean(dim=(1, 2)) - blue[:, 1].mean(dim=(1, 2))
+    assert (shift > 0.05).all(), shift
+
+
+def test_reference_image_and_bad_options(trained, emoji_dir: Path):
+    method, ds = trained
+    l = batch_of(ds)["l"][:2]
+    ref = ds[0]["rgb"]
+    with torch.no_grad():
+        by_ref = method.predict_ab(l, reference=ref)
+        by_feat = method.generator(l, method.features_of(ref[None]).expand(2, -1))
+    torch.testing.assert_close(by_ref, by_feat)
+    with pytest.raises(InferenceOptionError, match="not a hex colour"):
+        method.predict_ab(l, palette="#12345g")
+    with pytest.raises(InferenceOptionError, match="at most one"):
+        method.predict_ab(l, palette="#ff0000", variant=1)
+    with pytest.raises(InferenceOptionError, match="does not take"):
+        method.predict_ab(l, temperature=0.3)
+
+
+def test_odd_sizes(trained):
+    check_odd_size(trained[0])
+
+
+def test_palette_feature_dist_puts_mass_on_the_palette_bins():
+    from fewcolor.color.features import ab_distribution
+
+    f = palette_feature("#e03c31,#2050e0", "dist")
+    assert f.shape == (1, 313) and abs(float(f.sum()) - 1) < 1e-5
+    red = ab_distribution(torch.tensor([0.878, 0.235, 0.192])[:, None, None].expand(3, 4, 4)[None])
+    assert float(f[0, red[0].argmax()]) == pytest.approx(0.5, abs=1e-5)
+    assert palette_feature("#e03c31", "rgb").shape == (1, 30)
+
+
+def test_res_cgan_is_one_flag_away(emoji_dir: Path, tmp_path: Path):
+    ds = four_emoji(emoji_dir)
+    method = build_method("res-cgan", "tiny")
+    assert not method.config.memory and not hasattr(method, "memory")
+    result = train(method, ds, opts(tmp_path / "run", 3))
+    assert "loss/triplet" not in result.history[-1] and "memory/valid" not in result.history[-1]
+    loaded = check_roundtrip(method, batch_of(ds), tmp_path / "r.safetensors")
+    assert loaded.name == "res-cgan"
+    with pytest.raises(InferenceOptionError, match="Res-cGAN"):
+        loaded.predict_ab(batch_of(ds)["l"], variant=1)
+    flag = build_method("memopainter", "tiny", {"memory": False})
+    assert set(flag.state_dict()) == set(method.state_dict())
+
+
+def test_memory_retrieval_on_held_out_emoji_is_above_chance(emoji_dir: Path):
+    from fewcolor.bench.retrieval import retrieval_accuracy
+
+    ds = emoji_all(emoji_dir)
+    res = {sup: retrieval_accuracy(ds, n_way=6, k_shot=2, n_query=3, episodes=3, steps=20, supervised=sup,
+                                   progress=False) for sup in (False, True)}
+    assert res[False].chance == pytest.approx(1 / 6)
+    assert res[False].queries == 54
+    assert res[False].accuracy > 2 / 6
+    assert res[True].accuracy > 2 / 6
+
+
+def test_empty_memory_prediction_is_a_clear_error():
+    method = build_method("memopainter", "tiny", {"memory_slots": 3})
+    with pytest.raises(RuntimeError, match="memory is empty"):
+        method.predict_ab(torch.zeros(1, 1, 32, 32))
+
+
+def test_save_load_uses_the_recorded_slot_count(tmp_path: Path):
+    method = build_method("memopainter", "tiny", {"color_feature": "rgb"})
+    method.memory.resize(7)
+    method.memory.write(3, torch.ones(64), torch.full((30,), 0.5), source=9, label=2)
+    path = save_method(method, tmp_path / "m.safetensors")
+    loaded = load_method(path)
+    assert loaded.memory.slots == 7 and loaded.memory.num_filled == 1
+    assert int(loaded.memory.sources[3]) == 9 and int(loaded.memory.labels[3]) == 2
+
+
+def test_cli_variants_palette_and_memory_inspect(trained, emoji_dir: Path, tmp_path: Path):
+    from click.testing import CliRunner
+
+    from fewcolor.cli import main
+
+    method, ds = trained
+    model = save_method(method, tmp_path / "model.safetensors")
+    img = emoji_dir / ds.paths[0]
+    runner = CliRunner()
+    res = runner.invoke(main, ["colorize", str(model), str(img), "-o", str(tmp_path / "v"), "--variants", "3"])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in (tmp_path / "v").iterdir()) == [f"{img.stem}_v{i}.png" for i in (1, 2, 3)]
+    res = runner.invoke(main, ["colorize", str(model), str(img), "-o", str(tmp_path / "p"), "--palette", "#e03c31"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(main, ["memory", "inspect", str(model), str(img), "-o", str(tmp_path / "m.html"),
+                               "--top-k", "3"])
+    assert res.exit_code == 0, res.output
+    html = (tmp_path / "m.html").read_text()
+    assert "slot" in html and len(list((tmp_path / "m_files").glob("*.png"))) == 2 + 3 * 2

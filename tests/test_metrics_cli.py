@@ -1,0 +1,47 @@
+"""`fewcolor weights` and `fewcolor evaluate` through click."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from fewcolor.backbones.weights import get_spec, missing_message, package_file
+from fewcolor.cli import main
+from fewcolor.io.image import write_rgb
+
+
+def test_weights_command_lists_every_network():
+    result = CliRunner().invoke(main, ["weights", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {r["network"]: r for r in json.loads(result.output)}
+    assert {"resnet18", "resnet50", "vgg16", "alexnet", "efficientnet_lite0", "inception_v3_fid"} <= set(rows)
+    text = CliRunner().invoke(main, ["weights"])
+    assert text.exit_code == 0 and "resnet50" in text.output and "present" in text.output
+
+
+def test_evaluate_usage_errors(tmp_path):
+    result = CliRunner().invoke(main, ["evaluate", "-o", str(tmp_path / "o"), "--pred", str(tmp_path)])
+    assert result.exit_code != 0 and "--truth" in result.output
+
+
+@pytest.mark.weights
+def test_evaluate_folder_pair(tmp_path):
+    for name in ("alexnet", "lpips_alex_lin"):
+        if package_file(get_spec(name)) is None:
+            pytest.skip(missing_message(get_spec(name)))
+    g = torch.Generator().manual_seed(0)
+    for i in range(2):
+        img = torch.rand(3, 32, 40, generator=g)
+        write_rgb(tmp_path / "truth" / f"{i}.png", img)
+        write_rgb(tmp_path / "pred" / f"{i}.png", (img * 0.8).clamp(0, 1))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["evaluate", "--pred", str(tmp_path / "pred"), "--truth",
+                                       str(tmp_path / "truth"), "-o", str(out), "--no-fid", "--size", "32"])
+    assert result.exit_code == 0, result.output
+    assert "2 images" in result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["protocol"]["resolution"] == "32x32" and len(metrics["per_image"]) == 2
+    assert (out / "report.html").is_file()

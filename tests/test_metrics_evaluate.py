@@ -1,0 +1,103 @@
+"""`evaluate_folders` / `evaluate_model`: protocol, metrics.json, report.html."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from fewcolor.backbones.weights import get_spec, missing_message, package_file
+from fewcolor.io.image import write_rgb
+from fewcolor.metrics.evaluate import EvalConfig, evaluate_folders, evaluate_model, prepare_pair
+
+pytestmark = pytest.mark.weights
+
+
+def _needs(*names: str) -> None:
+    for name in names:
+        if package_file(get_spec(name)) is None:
+            pytest.skip(missing_message(get_spec(name)))
+
+
+def _folder(root, images, suffix=".png"):
+    for i, img in enumerate(images):
+        write_rgb(root / "sub" / f"im{i}{suffix}", img)
+    return root
+
+
+def _photos(n: int = 3, size: int = 48) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    low = torch.rand(n, 3, 6, 6, generator=g)
+    return list(torch.nn.functional.interpolate(low, size=(size, size + 8), mode="bicubic").clamp(0, 1))
+
+
+def test_prepare_pair_gives_truth_the_same_processing():
+    pred, truth = torch.rand(3, 30, 40), torch.rand(3, 60, 80)
+    p, t = prepare_pair(pred, truth, size=None)
+    assert p.shape == t.shape == (3, 60, 80)
+    p2, t2 = prepare_pair(pred, truth, size=32)
+    assert p2.shape == t2.shape == (3, 32, 32)
+    p3, t3 = prepare_pair(truth, truth, size=None)
+    assert torch.equal(p3, t3)  # identical inputs stay identical through the Lab round-trip
+
+
+def test_identical_folders(tmp_path):
+    _needs("alexnet", "lpips_alex_lin")
+    imgs = _photos()
+    truth = _folder(tmp_path / "truth", imgs, ".png")
+    pred = _folder(tmp_path / "pred", imgs, ".png")
+    result = evaluate_folders(pred, truth, tmp_path / "out", EvalConfig(fid=False))
+    saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert [r["name"] for r in saved["per_image"]] == ["sub/im0", "sub/im1", "sub/im2"]
+    agg = result["aggregate"]
+    assert math.isinf(agg["psnr"]["mean"]) and saved["aggregate"]["psnr"]["mean"] == "inf"
+    assert agg["ssim"]["mean"] == pytest.approx(1.0, abs=1e-6)
+    assert agg["lpips"]["mean"] == 0.0 and agg["auc"]["mean"] == pytest.approx(1.0)
+    assert agg["delta_e2000"]["mean"] == pytest.approx(0.0, abs=1e-4)
+    assert agg["delta_cf_abs"]["mean"] == 0.0
+    assert saved["protocol"]["lpips"]["net"] == "alex" and "lab_round_trip" in saved["protocol"]
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "Worst 3 by LPIPS" in html and "grey | truth | output" in html
+
+
+@pytest.mark.slow
+def test_folders_with_fid_and_model(tmp_path):
+    _needs("alexnet", "lpips_alex_lin", "inception_v3_fid")
+    imgs = _photos(3)
+    truth = _folder(tmp_path / "truth", imgs, ".jpg")  # a .png output scores a .jpg truth
+    noisy = [(im + 0.1 * torch.randn(im.shape, generator=torch.Generator().manual_seed(i))).clamp(0, 1)
+             for i, im in enumerate(imgs)]
+    pred = _folder(tmp_path / "pred", noisy, ".png")
+    cfg = EvalConfig(kid_subsets=3, batch_size=4)
+    first = evaluate_folders(pred, truth, tmp_path / "out1", cfg)
+    s = first["set"]
+    assert s["fid"] > 0 and math.isfinite(s["kid_mean"])
+    assert s["inception_score"]["available"] is False and "pt_inception" in s["inception_score"]["reason"]
+    agg = first["aggregate"]
+    assert 0 < agg["lpips"]["mean"] < 1 and agg["psnr"]["ci95_low"] < agg["psnr"]["mean"]
+    assert first["protocol"]["fid"]["reference_features_cached"] is False
+    second = evaluate_folders(pred, truth, tmp_path / "out2", cfg)
+    assert second["protocol"]["fid"]["reference_features_cached"] is True
+    assert second["set"]["fid"] == pytest.approx(s["fid"], rel=1e-5)
+
+    from fewcolor.methods.registry import build_method, save_method
+
+    torch.manual_seed(0)
+    ckpt = save_method(build_method("unet", "tiny"), tmp_path / "m.safetensors")
+    result = evaluate_model(ckpt, truth, tmp_path / "model_eval", EvalConfig(fid=False))
+    assert (tmp_path / "model_eval" / "pred" / "sub" / "im0.png").is_file()
+    assert result["protocol"]["method"] == "unet" and len(result["per_image"]) == 3
+    rescored = evaluate_folders(tmp_path / "model_eval" / "pred", truth, tmp_path / "rescore", EvalConfig(fid=False))
+    assert rescored["aggregate"]["psnr"]["mean"] == pytest.approx(result["aggregate"]["psnr"]["mean"], abs=1e-4)
+
+
+def test_missing_predictions_are_named(tmp_path):
+    _needs("alexnet", "lpips_alex_lin")
+    imgs = _photos(2)
+    truth = _folder(tmp_path / "truth", imgs)
+    (tmp_path / "pred").mkdir()
+    write_rgb(tmp_path / "pred" / "sub" / "im0.png", imgs[0])
+    with pytest.raises(FileNotFoundError, match="sub/im1"):
+        evaluate_folders(tmp_path / "pred", truth, tmp_path / "out", EvalConfig(fid=False))
