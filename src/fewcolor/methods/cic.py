@@ -22,7 +22,7 @@ import hashlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -62,7 +62,7 @@ class ColorfulColorization(Method):
     name = "cic"
     summary = "Zhang et al. 2016 colorization as 313-bin classification with class rebalancing"
     Config = CICConfig
-    presets = {
+    presets: ClassVar[dict[str, dict[str, Any]]] = {
         "paper": {},
         "cpu": {"image_size": 64, "widths": (16, 32, 64, 64, 64, 64, 64, 32), "lr": 1e-3, "weight_decay": 0.0},
         "tiny": {"image_size": 32, "widths": (8, 16, 32, 32, 32, 32, 32, 16), "lr": 3e-3, "weight_decay": 0.0},

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -58,10 +58,10 @@ class Iizuka(Method):
     name = "iizuka"
     summary = "Iizuka et al. 2016 global+local fusion network with a classification side loss"
     Config = IizukaConfig
-    presets = {
+    presets: ClassVar[dict[str, dict[str, Any]]] = {
         "paper": {},
         "cpu": {"image_size": 64, "width": 0.25, "global_size": 64, "optimizer": "adam", "lr": 1e-3},
-        "tiny": {"image_size": 32, "width": 1 / 16, "global_size": 32, "optimizer": "adam", "lr": 3e-3},
+        "tiny": {"image_size": 32, "width": 1 / 8, "global_size": 32, "optimizer": "adam", "lr": 3e-3},
     }
     size_multiple = 8
     inference_options = ("global_from",)
@@ -187,7 +187,11 @@ def cluster_labels(
         name, _, layer = backbone.partition(":")
         if not layer:
             raise ValueError(f"iizuka: cluster_backbone must be 'auto' or 'backbone:layer', got {backbone!r}")
-    extractor = FeatureExtractor(name, layer, pooling="mac", pretrained=pretrained)
+    # Building the backbone draws its initial weights from the global RNG: fork it, so random weights
+    # are a function of ``seed`` (set-up re-runs on resume) and the caller's RNG stream is untouched.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        extractor = FeatureExtractor(name, layer, pooling="mac", pretrained=pretrained)
     n = len(data)
     feats = []
     with torch.no_grad():

@@ -83,6 +83,19 @@ def dataset_dir(name: str, smoke: bool = False, cache_dir: str | os.PathLike[str
     return cache_root(cache_dir) / "datasets" / (f"{name}-smoke" if smoke else name)
 
 
+_SPLIT_CACHE: dict[Path, tuple[int, list[str]]] = {}
+
+
+def _read_split_cached(path: Path) -> list[str]:
+    """``read_split`` memoised on the file's mtime: episode listings re-read 29k-line files otherwise."""
+    stamp = path.stat().st_mtime_ns
+    hit = _SPLIT_CACHE.get(path)
+    if hit is None or hit[0] != stamp:
+        hit = (stamp, read_split(path))
+        _SPLIT_CACHE[path] = hit
+    return list(hit[1])
+
+
 def committed_splits(name: str, split_names: Iterable[str]) -> Splits:
     """Read ``fewcolor/data/splits/<name>/<split>.txt`` for every split name."""
     folder = SPLITS_DIR / name
@@ -94,7 +107,7 @@ def committed_splits(name: str, split_names: Iterable[str]) -> Splits:
                 f"{path} is missing: the committed split files of {name!r} are not installed; regenerate "
                 f"them with `fewcolor data prepare {name} --write-splits` (maintainers) or reinstall fewcolor"
             )
-        out[split] = read_split(path)
+        out[split] = _read_split_cached(path)
     return out
 
 

@@ -1,0 +1,61 @@
+"""Zhang et al.'s rebalanced cross-entropy: value, weighting by the true bin, and its minimum."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fewcolor.color.bins import Q, ab_bin_centers
+from fewcolor.color.prior import rebalance_weights
+from fewcolor.color.soft_encode import soft_encode_ab
+from fewcolor.losses.cic import rebalanced_cross_entropy, true_bin_weights
+
+
+def _two_pixel_targets() -> torch.Tensor:
+    centers = ab_bin_centers()
+    ab = torch.stack([centers[0], centers[200]], dim=1).view(1, 2, 1, 2)  # pixel 0 in bin 0, pixel 1 in bin 200
+    return soft_encode_ab(ab)
+
+
+def test_true_bin_weight_is_the_argmax_bins_weight() -> None:
+    target = _two_pixel_targets()
+    w = torch.arange(Q, dtype=torch.float32)
+    assert true_bin_weights(target, w).flatten().tolist() == [0.0, 200.0]
+    with pytest.raises(ValueError, match="bins"):
+        true_bin_weights(target, torch.ones(5))
+
+
+def test_unweighted_value_is_soft_cross_entropy() -> None:
+    target = _two_pixel_targets()
+    logits = torch.randn(1, Q, 1, 2)
+    expected = -(target * torch.log_softmax(logits, 1)).sum(1).mean()
+    torch.testing.assert_close(rebalanced_cross_entropy(logits, target), expected)
+    torch.testing.assert_close(rebalanced_cross_entropy(logits, target, torch.ones(Q)), expected)
+
+
+def test_a_rare_bin_pixel_contributes_more() -> None:
+    # A prior where bin 0 is common and bin 200 rare: the rare pixel's error costs more.
+    prior = torch.full((Q,), 1e-4, dtype=torch.float64)
+    prior[0] = 1.0
+    w = rebalance_weights(prior, 0.5).float()
+    assert w[200] > 10 * w[0]
+    target = _two_pixel_targets()
+    logits = torch.zeros(1, Q, 1, 2, requires_grad=True)  # equally wrong on both pixels
+    rebalanced_cross_entropy(logits, target, w).backward()
+    g = logits.grad.abs().sum(1).flatten()
+    assert g[1] > 10 * g[0]
+    # λ = 1: no rebalancing, both pixels count the same
+    logits.grad = None
+    rebalanced_cross_entropy(logits, target, rebalance_weights(prior, 1.0).float()).backward()
+    g = logits.grad.abs().sum(1).flatten()
+    torch.testing.assert_close(g[0], g[1])
+
+
+def test_minimised_by_the_target_distribution() -> None:
+    target = _two_pixel_targets()
+    best = rebalanced_cross_entropy(target.clamp_min(1e-12).log(), target)
+    for seed in range(3):
+        other = torch.randn(1, Q, 1, 2, generator=torch.Generator().manual_seed(seed))
+        assert rebalanced_cross_entropy(other, target) > best
+    with pytest.raises(ValueError, match="differ"):
+        rebalanced_cross_entropy(torch.zeros(1, Q, 2, 2), target)
