@@ -36,8 +36,10 @@ def flowers_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _npm_cache(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
     if shutil.which("npm") is None:
         pytest.skip("npm is not installed (the Pokémon and emoji recipes run `npm pack`)")
-    cache = tmp_path_factory.mktemp(name)
-    prepare(name, cache_dir=cache, smoke=True)
+    # the session's FEWCOLOR_HOME of tests/conftest.py (module fixtures run before its autouse monkeypatch,
+    # so name it): shares the npm download and the smoke folder with test_data_recipes.py
+    cache = tmp_path_factory.getbasetemp() / "fewcolor_home"
+    prepare(name, smoke=True, cache_dir=cache)
     return cache
 
 

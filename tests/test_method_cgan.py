@@ -110,7 +110,7 @@ def test_overfits_four_fixture_images(emoji_dir, tmp_path) -> None:
     after = psnr_rgb(m, b)
     print(f"cgan l1 {start:.4f} -> {end:.4f}; PSNR {before:.2f} -> {after:.2f} dB (grey {grey_psnr(b):.2f})")
     assert end < 0.4 * start
-    assert after > 24.0 and after > grey_psnr(b) + 2.0  # measured 26.6 dB
+    assert after > 24.0 and after > grey_psnr(b) + 2.0  # measured 27.2 dB
 
 
 def test_odd_sizes_roundtrip_and_resume(tmp_path) -> None:

@@ -81,7 +81,7 @@ def test_overfits_four_fixture_images(emoji_dir, tmp_path) -> None:
     after = psnr_rgb(m, b)
     print(f"cic ce {start:.3f} -> {end:.3f}; PSNR {before:.2f} -> {after:.2f} dB (grey {grey_psnr(b):.2f})")
     assert end < 0.3 * start
-    assert after > 20.0 and after > grey_psnr(b) + 2.0  # measured 23.1 dB
+    assert after > 20.0 and after > grey_psnr(b) + 2.0  # measured 24.5 dB
 
 
 def test_regression_option_trains(tmp_path) -> None:

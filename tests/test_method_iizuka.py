@@ -36,7 +36,7 @@ def test_overfits_four_fixture_images_with_folder_labels(emoji_dir, tmp_path) ->
     assert m.extra_metadata()["label_source"] == "folders"
     assert m.net.num_classes == 6  # the fixture's six class folders
     assert end < 0.3 * start
-    assert after > 20.0 and after > grey_psnr(b) + 2.0  # measured 22.6 dB (eval-mode BN)
+    assert after > 20.0 and after > grey_psnr(b) + 2.0  # measured 23.2 dB (eval-mode BN)
 
 
 def test_cluster_labels_when_no_folders(tmp_path) -> None:

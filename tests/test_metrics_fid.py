@@ -31,12 +31,15 @@ def reference_fid(f1: np.ndarray, f2: np.ndarray) -> float:
     return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_frechet_distance_matches_scipy(seed):
+@pytest.mark.parametrize(("seed", "n1", "n2"), [(0, 400, 350), (1, 20, 30), (2, 64, 17)])
+def test_frechet_distance_matches_scipy(seed, n1, n2):
+    # n > d: eigendecomposition of the covariances; n <= d: the exact low-rank SVD path.
     rng = np.random.default_rng(seed)
-    a = rng.normal(size=(400, 32))
-    b = rng.normal(size=(350, 32)) @ rng.normal(size=(32, 32)) * 0.3 + 0.5
-    assert fid_from_features(a, b) == pytest.approx(reference_fid(a, b), rel=1e-8, abs=1e-8)
+    a = rng.normal(size=(n1, 32))
+    b = rng.normal(size=(n2, 32)) @ rng.normal(size=(32, 32)) * 0.3 + 0.5
+    expected = reference_fid(a, b)
+    assert fid_from_features(a, b) == pytest.approx(expected, rel=1e-7, abs=1e-7)
+    assert frechet_distance(*feature_statistics(a), *feature_statistics(b)) == pytest.approx(expected, rel=1e-7)
 
 
 def test_frechet_distance_closed_forms():
@@ -95,8 +98,25 @@ def test_inception_features_on_real_images():
     model = InceptionFeatures()
     f = model.pool3(imgs)
     assert f.shape == (3, 2048) and f.dtype == torch.float64 and (f >= 0).all()  # pool3 follows a ReLU
-    # A set against itself: 0 up to round-off in a rank-2 2048×2048 covariance (scipy's sqrtm does no better).
-    trace = float(np.trace(feature_statistics(f)[1]))
-    assert abs(fid_from_features(f, f)) < 1e-5 * trace
+    trace = float(f.var(dim=0, unbiased=True).sum())
+    assert abs(fid_from_features(f, f)) < 1e-9 * trace
     assert fid_from_features(f[:2], f[1:]) > 1.0
     assert not model.has_logits and math.isfinite(float(f.sum()))
+
+
+def test_pytorch_fid_layout_file_enables_logits(tmp_path):
+    # A file in pytorch-fid's layout (our key names + the 1008-way fc) loads with its classifier.
+    from fewcolor.backbones.inception import InceptionV3FID
+
+    torch.manual_seed(0)
+    state = InceptionV3FID().state_dict()
+    state["fc.weight"] = torch.randn(1008, 2048) * 0.01
+    state["fc.bias"] = torch.zeros(1008)
+    path = tmp_path / "pt_inception-2015-12-05-6726825d.pth"
+    torch.save(state, path)
+    model = InceptionFeatures(weights=path)
+    assert model.has_logits and model.weights_source.startswith("path")
+    logits = model.logits(torch.rand(2, 3, 80, 80))
+    assert logits.shape == (2, 1008)
+    mean, _ = inception_score(logits, splits=1)
+    assert 1.0 - 1e-9 <= mean <= 2.0 + 1e-9  # two images can spread over at most two classes

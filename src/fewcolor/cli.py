@@ -596,7 +596,8 @@ def weights_cmd(as_json: bool) -> None:
 @click.option("--size", type=int, default=None,
               help="Score at SIZE×SIZE (prediction and truth resized alike); default: the truth's resolution.")
 @click.option("--work-size", type=int, default=None, help="With MODEL: working resolution of the network.")
-@click.option("--lpips", "lpips_net", type=click.Choice(["alex", "vgg"]), default="alex", show_default=True)
+@click.option("--lpips", "lpips_net", type=click.Choice(["alex", "vgg"]), default="alex", show_default=True,
+              help="LPIPS v0.1 backbone.")
 @click.option("--no-fid", is_flag=True, help="Skip FID/KID/IS (the Inception pass is the slow part on CPU).")
 @click.option("--inception-weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="pytorch-fid's pt_inception-2015-12-05-6726825d.pth: the same features plus the 1008-way "

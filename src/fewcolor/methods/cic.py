@@ -4,8 +4,8 @@ Colorization as classification over Q = 313 quantised ab bins (grid 10, in the s
 
 - network (:class:`fewcolor.nets.cic.CICNet`): eight conv blocks, dilated conv5/conv6, no pooling,
   313 logits at ¼ resolution;
-- target (§2.1): the ground-truth ab, down-sampled to the logits' resolution (bilinear, like the
-  released net's ``Interp`` shrink-by-4 layer), soft-encoded on its 5 nearest bins (Gaussian σ = 5);
+- target (§2.1): the ground-truth ab, down-sampled (bilinear) to the logits' ¼ resolution, soft-encoded
+  on its 5 nearest bins (Gaussian σ = 5);
 - loss (Eq. 2): multinomial cross-entropy weighted per pixel by the rebalancing weight of its true bin
   (Eq. 4, λ = 0.5); the prior ``p̃`` (empirical bin distribution smoothed with σ = 5) is computed on the
   training set in :meth:`setup` and kept as a buffer (in the checkpoint). ``lam=1`` is no rebalancing;

@@ -166,7 +166,8 @@ def _dataset_labels(data: Any) -> list[int]:
 
 
 def cluster_labels(
-    data: Any, k: int, backbone: str = "auto", pretrained: bool = True, seed: int = 0, side: int = 224
+    data: Any, k: int, backbone: str = "auto", pretrained: bool = True, seed: int = 0, side: int = 224,
+    batch_size: int = 16,
 ) -> tuple[torch.Tensor, str]:
     """Seeded K-means cluster id per image from MAC descriptors of its grey version (resized to
     ``side``²). Returns ``(ids (N,), "backbone:layer[ (random weights)]")``."""
@@ -193,13 +194,16 @@ def cluster_labels(
         torch.manual_seed(seed)
         extractor = FeatureExtractor(name, layer, pooling="mac", pretrained=pretrained)
     n = len(data)
-    feats = []
+    feats: list[torch.Tensor] = []
+    chunk: list[torch.Tensor] = []
     with torch.no_grad():
         for i in tqdm(range(n), desc="iizuka: MAC descriptors", unit="img", disable=n < 50):
-            l = data[i]["l"][None].float()
-            l = F.interpolate(l, size=(side, side), mode="bilinear", align_corners=False, antialias=True)
-            feats.append(extractor(l)[0])
-    x = torch.stack(feats).numpy()
+            l = data[i]["l"][None].float()  # images may differ in size: resize each, then batch
+            chunk.append(F.interpolate(l, size=(side, side), mode="bilinear", align_corners=False, antialias=True))
+            if len(chunk) == batch_size or i == n - 1:
+                feats.append(extractor(torch.cat(chunk)))
+                chunk = []
+    x = torch.cat(feats).numpy()
     k = max(1, min(int(k), n))
     ids = KMeans(n_clusters=k, random_state=seed, n_init=10).fit_predict(x)
     tag = f"{name}:{layer}" + ("" if pretrained else " (random weights)")

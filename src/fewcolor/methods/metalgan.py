@@ -530,6 +530,21 @@ class MetalGAN(Method):
             out[idx] = self.adapted_generator(k, steps)(l[idx]).to(out.dtype)
         return out
 
+    # ----- the benchmark's equal-budget hooks (see Method) ------------------------------------
+    def images_per_step(self, batch_size: int) -> int:
+        """One loop step is a meta-batch of ``batch_size`` tasks, each ``inner_steps`` generator updates
+        on ``inner_batch_size`` images: that is what the plain cGAN's budget is matched against."""
+        return batch_size * self.config.inner_steps * self.config.inner_batch_size
+
+    def adapt(self, support_data: Any, steps: int, seed: int = 0) -> bool:
+        """Test-time adaptation: the support set is the task; ``steps`` inner-loop updates of G (L_adv + L1)."""
+        fast, _ = self.inner_loop(support_data, list(range(len(support_data))), steps, _mix(seed, -2),
+                                  progress=False)
+        self.generator.load_state_dict(fast.state_dict())
+        self.config = dataclasses.replace(self.config, adapt_steps=0)  # already adapted: no cluster adaptation
+        self._adapted.clear()
+        return True
+
     def adapt_to(self, dataset: Any, steps: int, seed: int | None = None, progress: bool = True) -> MetalGAN:
         """A new MetalGAN whose G is adapted for ``steps`` to ``dataset`` (a user's few images as one task).
 

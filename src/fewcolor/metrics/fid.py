@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Callable, Iterable, Sequence
 
@@ -116,7 +117,23 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
 
 
 def fid_from_features(f1: torch.Tensor | np.ndarray, f2: torch.Tensor | np.ndarray) -> float:
-    return frechet_distance(*feature_statistics(f1), *feature_statistics(f2))
+    """FID between two feature sets ``(n, d)``.
+
+    With fewer images than dimensions (the usual case on small evaluation sets: n < 2048) the covariances
+    have rank < n and Tr((Σ₁Σ₂)^½) equals the sum of the singular values of A₁A₂ᵀ/√((n₁−1)(n₂−1)), A the
+    centred features: exact, and an n₁×n₂ SVD instead of 2048×2048 eigendecompositions.
+    """
+    x, y = _as_float64(f1), _as_float64(f2)
+    n1, n2, d = x.shape[0], y.shape[0], x.shape[1]
+    if min(n1, n2) < 2:
+        raise ValueError(f"FID needs at least 2 images per set, got {n1} and {n2}")
+    if min(n1, n2) > d:
+        return frechet_distance(*feature_statistics(x), *feature_statistics(y))
+    a, b = x - x.mean(dim=0), y - y.mean(dim=0)
+    tr_covmean = torch.linalg.svdvals(a @ b.T / math.sqrt((n1 - 1) * (n2 - 1))).sum()
+    value = ((x.mean(dim=0) - y.mean(dim=0)).pow(2).sum() + a.pow(2).sum() / (n1 - 1)
+             + b.pow(2).sum() / (n2 - 1) - 2 * tr_covmean)
+    return float(value)
 
 
 def _as_float64(x: torch.Tensor | np.ndarray) -> torch.Tensor:

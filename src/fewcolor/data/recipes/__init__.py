@@ -92,10 +92,13 @@ def prepare(
     wanted = None if write_splits else recipe_splits(name, smoke)
     if not (force or write_splits) and is_prepared(name, smoke, cache_dir):
         return out_dir
-    if out_dir.exists():  # incomplete, stale or forced: start from an empty folder
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True)
-    ctx = BuildContext(name=name, out_dir=out_dir, downloads=cache_root(cache_dir) / "downloads",
+    # build beside the target and swap it in at the end: a failed or interrupted build (missing source,
+    # mismatching archive) leaves any previous folder as it was
+    work = out_dir.with_name(out_dir.name + ".partial")
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    ctx = BuildContext(name=name, out_dir=work, downloads=cache_root(cache_dir) / "downloads",
                        source=Path(source).expanduser() if source is not None else None,
                        wanted=wanted, smoke=smoke)
     start = time.perf_counter()
@@ -104,10 +107,13 @@ def prepare(
         for split, paths in produced.items():
             write_split(SPLITS_DIR / name / f"{split}.txt", paths, header=recipe.split_header(split))
         wanted = committed_splits(name, recipe.split_names)
-    check_against_splits(name, out_dir, produced, wanted)
-    write_done(out_dir, {
+    check_against_splits(name, work, produced, wanted)
+    write_done(work, {
         "name": name, "smoke": smoke, "format": RECIPE_FORMAT, "splits_sha256": splits_digest(wanted),
         "counts": {split: len(paths) for split, paths in wanted.items()}, "stats": ctx.stats,
         "seconds": round(time.perf_counter() - start, 1),
     })
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    os.replace(work, out_dir)
     return out_dir
