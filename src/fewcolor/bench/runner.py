@@ -353,6 +353,13 @@ def write_gallery(path: Path, protocol: Protocol, results: Sequence[MethodResult
         rows.append([ImageCell(preds[n]) if n in preds else None for n in names])
         labels.append(res.method)
     page.image_table(["/".join(n.split("/")[-3:]) for n in names], rows, row_labels=labels)
+    if names:
+        # the same table as one picture (rows: grey, truth, one per method), small enough to commit
+        from fewcolor.io.grid import image_grid
+        from fewcolor.io.image import write_rgb
+
+        tiles = [c.image if isinstance(c, ImageCell) else torch.ones(3, 8, 8) for row in rows for c in row]
+        write_rgb(path.with_suffix(".png"), image_grid(tiles, ncols=len(names), tile=protocol.image_size))
     return page.write()
 
 
@@ -394,5 +401,16 @@ def run_benchmark(
     if results_md is not None:
         results_md.parent.mkdir(parents=True, exist_ok=True)
         prior = results_md.read_text(encoding="utf-8") if results_md.exists() else "# Results\n"
-        write_text_atomic(results_md, prior.rstrip("\n") + "\n\n" + table + f"\nGallery: `{gallery}`\n")
+        gallery_png = gallery.with_suffix(".png")
+        note = f"\nGallery: `{gallery}`"
+        if gallery_png.exists():
+            # a copy next to RESULTS.md so the committed table shows its pictures
+            import shutil
+
+            dest = results_md.parent / "results" / f"{out_dir.name}.png"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(gallery_png, dest)
+            rows = "grey, truth, " + ", ".join(methods)
+            note += f"\n\n![{protocol.name} gallery (rows: {rows})](results/{dest.name})"
+        write_text_atomic(results_md, prior.rstrip("\n") + "\n\n" + table + note + "\n")
     return {"summaries": summaries, "gallery": gallery, "files": files, "table": table, "wall_seconds": wall}

