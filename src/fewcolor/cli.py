@@ -412,6 +412,8 @@ def data_prepare_cmd(
     type=click.Path(path_type=Path),
     help="Markdown file the dated table is appended to.",
 )
+@click.option("--set", "overrides", multiple=True, metavar="METHOD.KEY=VALUE",
+              help="Config override for one method (repeatable), e.g. --set metalgan.feature_size=64.")
 @click.option("--device", default=None, help="cpu, cuda ... (default: CUDA when present).")
 def bench_cmd(
     protocol: str,
@@ -427,6 +429,7 @@ def bench_cmd(
     no_fid: bool,
     out_root: Path,
     results_md: Path,
+    overrides: tuple[str, ...],
     device: str | None,
 ) -> None:
     """Benchmark METHODS on PROTOCOL with equal training and adaptation budgets.
@@ -448,6 +451,12 @@ def bench_cmd(
         )
     except KeyError as exc:
         raise click.ClickException(str(exc.args[0])) from exc
+    per_method: dict[str, dict[str, Any]] = {}
+    for key, value in _parse_overrides(overrides).items():
+        if "." not in key:
+            raise click.BadParameter(f"expected METHOD.KEY=VALUE, got {key!r}", param_hint="--set")
+        method_name, field_name = key.split(".", 1)
+        per_method.setdefault(method_name, {})[field_name] = value
     command = "fewcolor " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     for proto in protocols:
         result = run_benchmark(
@@ -462,6 +471,7 @@ def bench_cmd(
             command=command,
             device=device,
             fid=not no_fid,
+            overrides=per_method,
         )
         click.echo(result["table"])
         click.echo(f"gallery: {result['gallery']}")

@@ -5,7 +5,8 @@ Outputs (``OUT`` = ``results/<protocol>``)::
 
     OUT/<method>.json              aggregate over seeds (mean ± 95 % CI over all queries) + per seed
     OUT/<method>/seed<S>/          metrics.json and report.html of ``fewcolor evaluate``
-    OUT/runs/<method>/seed<S>/...  the training runs (resumable: a finished run is reused)
+    results/runs/<dataset>/<method>-<preset>-<budget>/seed<S>/  training runs, shared by the protocols on
+                                   the same data (resumable: a finished run is reused)
     OUT/gallery.html               the same queries in a row per method
     docs/RESULTS.md                a dated markdown table appended, with the exact command
 """
@@ -88,7 +89,7 @@ def _paths_dataset(paths: Sequence[Path], size: int, seed: int, train: bool) -> 
     )
 
 
-def _build(method_name: str, preset: str | None, size: int, seed: int) -> Any:
+def _build(method_name: str, preset: str | None, size: int, seed: int, extra: dict[str, Any] | None = None) -> Any:
     from fewcolor.methods.registry import build_method, get_method_class
 
     cls = get_method_class(method_name)
@@ -97,6 +98,7 @@ def _build(method_name: str, preset: str | None, size: int, seed: int) -> Any:
         log.warning("%s has no preset %r: using its defaults", method_name, preset)
     fields = {f.name for f in dataclasses.fields(cls.Config)}
     overrides = {"image_size": size} if "image_size" in fields else {}
+    overrides.update(extra or {})
     torch.manual_seed(seed)
     return build_method(method_name, chosen, overrides), chosen
 
@@ -189,6 +191,7 @@ def run_method(
     smoke: bool,
     device: str | None,
     fid: bool,
+    overrides: dict[str, Any] | None = None,
 ) -> MethodResult:
     from fewcolor.metrics.evaluate import EvalConfig, evaluate_pairs
 
@@ -200,8 +203,19 @@ def run_method(
         train_steps, train_seconds, t_eval = 0, 0.0, 0.0
         for fold in protocol.folds:
             fold_tag = "" if fold is None else f"/fold{fold}"
-            method, result.preset = _build(method_name, preset, protocol.image_size, seed)
-            run_dir = out_dir / "runs" / method_name / f"seed{seed}{fold_tag}"
+            method, result.preset = _build(method_name, preset, protocol.image_size, seed, overrides)
+            # keyed by data and budget, not protocol: pokemon-frames and its shiny control share one run
+            run_dir = (
+                out_dir.parent
+                / "runs"
+                / (protocol.dataset + ("-smoke" if smoke else ""))
+                / f"{method_name}-{result.preset or 'default'}-{budget.train_images}"
+                / f"seed{seed}{fold_tag}"
+            )
+            if overrides:
+                run_dir = run_dir.with_name(
+                    run_dir.name + "-" + "-".join(f"{k}{v}" for k, v in sorted(overrides.items()))
+                )
             method, train_steps, secs = _train_or_reuse(method, protocol, budget, fold, seed, run_dir, smoke, device)
             train_seconds += secs
             t0 = time.time()
@@ -375,8 +389,12 @@ def run_benchmark(
     command: str = "",
     device: str | None = None,
     fid: bool = True,
+    overrides: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Run ``methods`` on ``protocol``; returns the summaries and the paths written."""
+    """Run ``methods`` on ``protocol``; returns the summaries and the paths written.
+
+    ``overrides`` maps a method name to config overrides for it (``--set METHOD.KEY=VALUE``).
+    """
     from fewcolor.data.recipes import is_prepared, prepare
 
     smoke = size == "smoke"
@@ -388,7 +406,9 @@ def run_benchmark(
     t0 = time.time()
     results, summaries, files = [], [], []
     for name in methods:
-        res = run_method(name, protocol, budget, preset, seeds, out_dir, smoke, device, fid)
+        res = run_method(
+            name, protocol, budget, preset, seeds, out_dir, smoke, device, fid, (overrides or {}).get(name)
+        )
         results.append(res)
         summary = summarize(res)
         summary.update({"protocol": protocol.name, "size": size, "budget": dataclasses.asdict(budget)})
