@@ -24,7 +24,6 @@ import logging
 import os
 import pickle
 import shutil
-import sys
 import urllib.request
 import zipfile
 from collections.abc import Callable
@@ -93,16 +92,9 @@ def get_spec(name: str) -> WeightSpec:
 
 def cache_dir() -> Path:
     """``$FEWCOLOR_HOME/weights``, else the platform cache dir + ``fewcolor/weights``."""
-    home = os.environ.get(ENV_HOME)
-    if home:
-        return Path(home).expanduser() / "weights"
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Caches"
-    else:
-        base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return base / "fewcolor" / "weights"
+    from fewcolor.home import fewcolor_home
+
+    return fewcolor_home() / "weights"
 
 
 def download_allowed(allow_download: bool = False) -> bool:

@@ -124,12 +124,10 @@ def rebalance_weights(prior: torch.Tensor, lam: float = LAMBDA) -> torch.Tensor:
 
 
 def cache_root() -> Path:
-    """``$FEWCOLOR_HOME``, else ``$XDG_CACHE_HOME/fewcolor``, else ``~/.cache/fewcolor``."""
-    env = os.environ.get("FEWCOLOR_HOME")
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "fewcolor"
+    """The fewcolor cache folder (see :mod:`fewcolor.home`)."""
+    from fewcolor.home import fewcolor_home
+
+    return fewcolor_home()
 
 
 def prior_cache_path(key: str, cache_dir: str | os.PathLike[str] | None = None) -> Path:

@@ -20,18 +20,13 @@ from fewcolor.io.atomic import write_text_atomic
 
 __all__ = ["SCAN_CACHE_VERSION", "fewcolor_home", "load_scan_cache", "save_scan_cache", "scan_cache_path"]
 
+from fewcolor.home import fewcolor_home
+
 log = logging.getLogger(__name__)
 
 SCAN_CACHE_VERSION = 1
 
 
-def fewcolor_home() -> Path:
-    """``$FEWCOLOR_HOME`` if set, else ``$XDG_CACHE_HOME/fewcolor``, else ``~/.cache/fewcolor``."""
-    env = os.environ.get("FEWCOLOR_HOME")
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "fewcolor"
 
 
 def scan_cache_path(root: str | os.PathLike[str], settings: Mapping[str, Any]) -> Path:

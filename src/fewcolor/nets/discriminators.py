@@ -13,16 +13,7 @@ import math
 import torch
 from torch import nn
 
-
-def make_norm(kind: str, channels: int) -> nn.Module:
-    """A 2-D normalisation layer by name: ``batch``, ``instance`` (affine) or ``none``."""
-    if kind == "batch":
-        return nn.BatchNorm2d(channels)
-    if kind == "instance":
-        return nn.InstanceNorm2d(channels, affine=True)
-    if kind == "none":
-        return nn.Identity()
-    raise ValueError(f"unknown norm {kind!r}; use batch, instance or none")
+from fewcolor.nets.norm import make_norm
 
 
 def _conv_block(cin: int, cout: int, stride: int, norm: str, first: bool) -> list[nn.Module]:

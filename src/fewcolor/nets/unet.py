@@ -11,15 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-
-def _norm(kind: str, channels: int) -> nn.Module:
-    if kind == "batch":
-        return nn.BatchNorm2d(channels)
-    if kind == "instance":
-        return nn.InstanceNorm2d(channels, affine=True)
-    if kind == "none":
-        return nn.Identity()
-    raise ValueError(f"unknown norm {kind!r}; use batch, instance or none")
+from fewcolor.nets.norm import make_norm
 
 
 class DownBlock(nn.Module):
@@ -28,7 +20,7 @@ class DownBlock(nn.Module):
         layers: list[nn.Module] = [] if first else [nn.LeakyReLU(0.2, inplace=False)]
         layers.append(nn.Conv2d(cin, cout, 4, stride=2, padding=1, bias=first or innermost or norm == "none"))
         if not (first or innermost):
-            layers.append(_norm(norm, cout))
+            layers.append(make_norm(norm, cout))
         self.block = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -43,7 +35,7 @@ class UpBlock(nn.Module):
             nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1, bias=outermost or norm == "none"),
         ]
         if not outermost:
-            layers.append(_norm(norm, cout))
+            layers.append(make_norm(norm, cout))
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
         self.block = nn.Sequential(*layers)

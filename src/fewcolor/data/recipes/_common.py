@@ -71,11 +71,10 @@ class Recipe:
 
 
 def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """``cache_dir``, else ``$FEWCOLOR_HOME``, else ``~/.cache/fewcolor``."""
-    if cache_dir is not None:
-        return Path(cache_dir).expanduser()
-    env = os.environ.get("FEWCOLOR_HOME")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "fewcolor"
+    """``cache_dir``, else the fewcolor cache folder (see :mod:`fewcolor.home`)."""
+    from fewcolor.home import fewcolor_home
+
+    return Path(cache_dir).expanduser() if cache_dir is not None else fewcolor_home()
 
 
 def dataset_dir(name: str, smoke: bool = False, cache_dir: str | os.PathLike[str] | None = None) -> Path:
