@@ -1,4 +1,5 @@
 import logging
+import math
 import subprocess
 import sys
 import textwrap
@@ -153,3 +154,12 @@ def test_two_process_data_parallel_ranks_stay_identical(tmp_path):
         assert torch.equal(a[k], b[k]), f"ranks differ at {k}"
         moved |= a[k].is_floating_point() and not torch.equal(a[k], start[k])
     assert moved
+
+
+def test_bf16_autocast_trains_and_saves_float32_weights(tmp_path):
+    torch.manual_seed(0)
+    m = build_method("unet", "tiny", {"image_size": 16, "depth": 3})
+    result = train(m, _dataset(), _opts(tmp_path, steps=20, log_every=5, bf16=True))
+    losses = [h["loss/l1"] for h in result.history]
+    assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0]
+    assert all(p.dtype == torch.float32 for p in load_method(result.checkpoint).parameters())
