@@ -272,10 +272,11 @@ def summarize(result: MethodResult) -> dict[str, Any]:
 
 
 def _fmt(stat: dict[str, Any]) -> str:
-    mean, ci = stat.get("mean"), stat.get("ci95")
+    """``mean ± half-width of the 95 % CI`` (``mean_ci95``'s keys), or the mean alone for one value."""
+    mean, low, high = stat.get("mean"), stat.get("ci95_low"), stat.get("ci95_high")
     if mean is None:
         return "n/a"
-    return f"{mean:.3f} ± {ci:.3f}" if ci is not None else f"{mean:.3f}"
+    return f"{mean:.3f} ± {(high - low) / 2:.3f}" if low is not None and high is not None else f"{mean:.3f}"
 
 
 def markdown_table(
