@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -149,18 +150,18 @@ def train_cmd(
 
     from fewcolor.data.folder import ImageFolderDataset
     from fewcolor.data.transforms import train_transform
-    from fewcolor.methods.registry import build_method
+    from fewcolor.methods.registry import build_method, get_method_class
     from fewcolor.train.loop import TrainOptions, train
 
     values = _parse_overrides(overrides)
     torch.manual_seed(seed)  # weight init is part of the seeded run
     try:
+        config_fields = {f.name for f in dataclasses.fields(get_method_class(method_name).Config)}
+        if size is not None and "image_size" in config_fields:
+            values.setdefault("image_size", size)
         method = build_method(method_name, preset, values)
     except KeyError as exc:
         raise click.ClickException(str(exc.args[0])) from exc
-    if size is not None and hasattr(method.config, "image_size") and "image_size" not in values:
-        torch.manual_seed(seed)
-        method = build_method(method_name, preset, {**values, "image_size": size})
     crop = size or getattr(method.config, "image_size", 256)
     dataset = ImageFolderDataset(
         data_dir, split_file=split_file, transform=train_transform(crop, flip=not no_flip), seed=seed

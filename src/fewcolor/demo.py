@@ -56,7 +56,7 @@ def run_demo(
 
     from fewcolor.color.lab import grey_rgb_from_l, rgb_to_l
     from fewcolor.data.folder import ImageFolderDataset
-    from fewcolor.data.transforms import eval_transform, train_transform
+    from fewcolor.data.transforms import train_transform
     from fewcolor.io.html import ImageCell, Page
     from fewcolor.io.image import read_rgb
     from fewcolor.methods.registry import build_method
@@ -75,11 +75,8 @@ def run_demo(
     torch.manual_seed(seed)
     method = build_method(method_name, preset)  # fresh weights: calibration trained the other copy
     run_dir = out_dir / "run"
-    resume = (run_dir / "checkpoints" / "last.safetensors").exists()
-    opts = TrainOptions(
-        out_dir=run_dir, steps=steps, batch_size=8, seed=seed, checkpoint_every=200, sample_every=100, resume=False
-    )
-    if resume:
+    opts = TrainOptions(out_dir=run_dir, steps=steps, batch_size=8, seed=seed, checkpoint_every=200, sample_every=100)
+    if run_dir.exists():
         log.info("demo: %s already holds a run; training a fresh one in its place", run_dir)
         import shutil
 
@@ -96,17 +93,16 @@ def run_demo(
     result = train(method, Subset(full, train_idx), opts)
 
     colorizer = Colorizer.from_checkpoint(result.checkpoint, device="cpu")
-    held_out = ImageFolderDataset(data_dir, transform=eval_transform(size), seed=seed)
     rows = []
     labels = []
     for i in held_idx:
-        path = data_dir / held_out.paths[i]
+        path = data_dir / full.paths[i]
         truth = read_rgb(path)
         grey = grey_rgb_from_l(rgb_to_l(truth[None]))[0]
         with torch.no_grad():
             output = colorizer.colorize(grey)
         rows.append([ImageCell(grey, "grey input"), ImageCell(truth, "truth"), ImageCell(output, method_name)])
-        labels.append(str(held_out.paths[i]))
+        labels.append(str(full.paths[i]))
     page = Page(out_dir / "index.html", "fewcolor demo: held-out images")
     page.paragraph(
         f"{method_name} ({preset} preset) trained for {result.step} steps "

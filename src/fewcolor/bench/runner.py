@@ -173,7 +173,9 @@ def _query_pairs(
             pairs = pairs[: budget.max_queries]
         for query, truth_path in pairs:
             truth = eval_image(truth_path, protocol.image_size)
-            grey = grey_rgb_from_l(rgb_to_l(eval_image(query, protocol.image_size)[None]))[0]
+            # the query's own colours are the truth unless the episode says otherwise: read it once
+            seen = truth if query == truth_path else eval_image(query, protocol.image_size)
+            grey = grey_rgb_from_l(rgb_to_l(seen[None]))[0]
             pred = colorizer.colorize(grey)
             name = f"{ep.name}/{query.name}"
             if len(gallery) < budget.gallery_queries and seed == 0:
