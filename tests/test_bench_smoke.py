@@ -46,14 +46,16 @@ def test_every_protocol_runs_end_to_end_at_smoke_size(tmp_path, shared_dir):
 def test_headline_pair_with_fid_and_gallery(tmp_path, shared_dir):
     _needs_sources(shared_dir)
     results_md = tmp_path / "RESULTS.md"
-    res = CliRunner().invoke(main, ["bench", "tinyimagenet-fs-k5", "--smoke", "--methods", "unet,metalgan",
-                                    "--preset", "tiny", "-o", str(tmp_path / "results"),
+    # "metalgan@tiny": a per-method preset wins over --preset (which unet takes)
+    res = CliRunner().invoke(main, ["bench", "tinyimagenet-fs-k5", "--smoke", "--methods", "unet,metalgan@tiny",
+                                    "--preset", "cpu", "-o", str(tmp_path / "results"),
                                     "--results-md", str(results_md)])
     assert res.exit_code == 0, res.output
-    meta = json.loads((tmp_path / "results" / "tinyimagenet-fs-k5-smoke" / "metalgan.json").read_text())
-    assert meta["adaptation"] == ["own"]
+    meta = json.loads((tmp_path / "results" / "tinyimagenet-fs-k5-smoke" / "metalgan@tiny.json").read_text())
+    assert meta["adaptation"] == ["own"] and meta["preset"] == "tiny"
     assert meta["aggregate"]["fid"]["mean"] is not None
-    assert "| metalgan | tiny |" in results_md.read_text()
+    assert "| metalgan@tiny | tiny |" in results_md.read_text()
+    assert "| unet | cpu |" in results_md.read_text()
     # the gallery picture is copied next to the markdown file, as docs/results/ is for docs/RESULTS.md
     assert (tmp_path / "results" / "tinyimagenet-fs-k5-smoke.png").exists()
     assert "](results/tinyimagenet-fs-k5-smoke.png)" in results_md.read_text()

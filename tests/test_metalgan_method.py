@@ -77,6 +77,27 @@ def test_meta_step_moves_theta_by_lambda_times_mean_task_delta(emoji32) -> None:
     assert next(phases, None) is None
 
 
+def test_meta_batch_size_one_uses_only_the_first_query_of_the_batch(emoji32) -> None:
+    m = make(emoji32, meta_lr=0.5, meta_batch_size=1)
+    c = m.config
+    opts = m.configure_optimizers()
+    m.train()
+    queries, step = [3, 20], 2
+    theta = [p.detach().clone() for p in m.generator.parameters()]
+    fast = m.inner_loop(emoji32, m.tasks.task_indices(int(m.task_assignments[queries[0]])), c.inner_steps,
+                        _mix(c.seed, step, 0))[0]
+    phases = m.training_step(default_collate([emoji32[q] for q in queries]), step)
+    next(phases)
+    opts["meta"].step()
+    for p, t, f in zip(m.generator.parameters(), theta, fast.parameters(), strict=True):
+        torch.testing.assert_close(p.detach(), t + 0.5 * (f.detach() - t), rtol=1e-5, atol=1e-6)
+    # the equal-budget accounting counts one task per step, whatever the loop's batch size
+    assert m.images_per_step(16) == c.inner_steps * c.inner_batch_size
+    assert build_method("metalgan", "cpu").config.meta_batch_size == 1
+    with pytest.raises(ValueError, match="meta_batch_size"):
+        build_method("metalgan", "tiny", {"meta_batch_size": 0})
+
+
 def test_adaptation_lowers_the_cluster_l1_and_is_cached(emoji32) -> None:
     m = make(emoji32).eval()
     k = max(range(m.tasks.k), key=lambda j: len(m.tasks.task_indices(j)))

@@ -370,7 +370,12 @@ def data_prepare_cmd(
 # ----------------------------------------------------------------------------------------------
 @main.command("bench")
 @click.argument("protocol")
-@click.option("--methods", required=True, help="Comma-separated method names, e.g. cgan,metalgan,cic.")
+@click.option(
+    "--methods",
+    required=True,
+    help="Comma-separated method names, e.g. cgan,metalgan,cic; NAME@PRESET gives one method its own preset "
+    "(cgan@metalgan-cpu: the same cGAN as MetalGAN's, without meta-learning).",
+)
 @click.option(
     "--preset",
     default="cpu",

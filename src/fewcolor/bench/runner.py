@@ -59,7 +59,7 @@ class SeedResult:
 
 @dataclass
 class MethodResult:
-    method: str
+    method: str  #: the label in the table: the method's name, or ``name@preset`` for a per-method preset
     preset: str | None
     seeds: list[SeedResult] = field(default_factory=list)
     #: (query name, grey input, truth, prediction) of the first queries of seed 0
@@ -161,7 +161,10 @@ def _query_pairs(
         # an even spread over the episode list, not its alphabetical head
         stride = max(1, len(eps) // budget.max_episodes)
         eps = eps[::stride][: budget.max_episodes]
+    # the gallery shows a few queries of every episode (as many as fit), not the first episode only
+    per_episode = max(1, -(-budget.gallery_queries // max(1, len(eps))))
     for ep in eps:
+        shown = 0
         support = _paths_dataset(ep.support, protocol.image_size, seed, train=True)
         adapted, how = adapt(
             method, support, budget.adapt_steps, batch_size=budget.batch_size, seed=seed, device=device
@@ -178,8 +181,9 @@ def _query_pairs(
             grey = grey_rgb_from_l(rgb_to_l(seen[None]))[0]
             pred = colorizer.colorize(grey)
             name = f"{ep.name}/{query.name}"
-            if len(gallery) < budget.gallery_queries and seed == 0:
+            if len(gallery) < budget.gallery_queries and seed == 0 and shown < per_episode:
                 gallery.append((name, grey, truth, pred))
+                shown += 1
             yield name, pred, truth
 
 
@@ -194,10 +198,11 @@ def run_method(
     device: str | None,
     fid: bool,
     overrides: dict[str, Any] | None = None,
+    label: str | None = None,
 ) -> MethodResult:
     from fewcolor.metrics.evaluate import EvalConfig, evaluate_pairs
 
-    result = MethodResult(method_name, preset)
+    result = MethodResult(label or method_name, preset)
     for seed in seeds:
         per_image: list[dict[str, Any]] = []
         set_levels: list[dict[str, Any]] = []
@@ -224,7 +229,7 @@ def run_method(
             pairs = _query_pairs(method, protocol, budget, fold, seed, smoke, device, adaptation, result.gallery)
             metrics = evaluate_pairs(
                 pairs,
-                out_dir / method_name / f"seed{seed}{fold_tag}",
+                out_dir / result.method / f"seed{seed}{fold_tag}",
                 EvalConfig(size=protocol.image_size, fid=fid, device=device, seed=seed),
                 extra_protocol={
                     "benchmark": protocol.name,
@@ -408,16 +413,19 @@ def run_benchmark(
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     results, summaries, files = [], [], []
-    for name in methods:
+    for label in methods:
+        # "cgan@metalgan-cpu": this method with its own preset (e.g. the same cGAN as MetalGAN's)
+        name, _, own_preset = label.partition("@")
         res = run_method(
-            name, protocol, budget, preset, seeds, out_dir, smoke, device, fid, (overrides or {}).get(name)
+            name, protocol, budget, own_preset or preset, seeds, out_dir, smoke, device, fid,
+            (overrides or {}).get(name), label,
         )
         results.append(res)
         summary = summarize(res)
         summary.update({"protocol": protocol.name, "size": size, "budget": dataclasses.asdict(budget)})
         summaries.append(summary)
-        write_text_atomic(out_dir / f"{name}.json", json.dumps(summary, indent=2))
-        files.append(out_dir / f"{name}.json")
+        write_text_atomic(out_dir / f"{label}.json", json.dumps(summary, indent=2))
+        files.append(out_dir / f"{label}.json")
     gallery = write_gallery(out_dir / "gallery.html", protocol, results)
     wall = time.time() - t0
     table = markdown_table(protocol, budget, summaries, command, wall, size)

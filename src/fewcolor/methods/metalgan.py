@@ -20,8 +20,9 @@ its weights resolve, else VGG16 conv5 ``features.29``) → PCA to 512 → K-mean
             θ_D ← θ_D − λ_D ∇ L_D(τ)                                    (λ_D = 1e-4)
 
 :meth:`MetalGAN.training_step` is ONE pass of the inner ``for q_i`` body for each query of the loop's
-batch (the meta-batch). The loop walks seeded permutations of the data, so consecutive 10 % slices of
-an epoch of queries are Algorithm 1's query sets Q: one loop epoch = 10 of the paper's epochs.
+batch (the meta-batch), or for its first ``meta_batch_size`` queries (the presets use 1, as Algorithm 1).
+The loop walks seeded permutations of the data, so the queries are a seeded random sample of the training
+images, as Algorithm 1's random 10 % query sets Q are.
 
 Choices the paper leaves open, fixed here:
 
@@ -111,6 +112,9 @@ class MetalGANConfig:
     meta_lr_end: float | None = None  #: anneal λ_ML linearly to this over ``meta_anneal_steps`` (None: constant)
     meta_anneal_steps: int = 0
     meta_optimizer: str = "sgd"  #: "sgd" (exactly the plain Reptile update) or "adam"
+    #: tasks per meta-step; None = one per query of the loop's batch. Algorithm 1 draws one query per
+    #: iteration (1); a larger meta-batch averages more tasks but makes fewer outer steps for the same budget.
+    meta_batch_size: int | None = None
     n_clusters: int = 64  #: k
     pca_dim: int = 512
     backbone: str = "auto"  #: "auto" (ResNet50 layer4.0, else VGG16 features.29) or "name:layer"
@@ -226,9 +230,10 @@ class MetalGAN(Method):
     summary = "cGAN meta-trained with Reptile over K-means tasks of MAC descriptors; adapts to each query's cluster"
     Config = MetalGANConfig
     presets: ClassVar[dict[str, dict[str, Any]]] = {
-        "paper": {},
+        # Algorithm 1 draws one query per iteration: meta-batch 1 whatever the loop's batch size.
+        "paper": {"meta_batch_size": 1},
         "cpu": {"image_size": 64, "base_channels": 32, "depth": 6, "d_base": 32, "n_clusters": 12,
-                "inner_steps": 8, "adapt_steps": 8, "feature_size": 112},
+                "inner_steps": 8, "adapt_steps": 8, "feature_size": 112, "meta_batch_size": 1},
         "tiny": {"image_size": 32, "base_channels": 8, "depth": 4, "dropout": 0.0, "d_base": 8, "n_clusters": 4,
                  "inner_steps": 3, "inner_batch_size": 2, "adapt_steps": 3, "inner_lr": 1e-3, "d_lr": 1e-3,
                  "meta_lr": 0.1, "feature_size": 64},
@@ -242,6 +247,8 @@ class MetalGAN(Method):
             raise ValueError(f"metalgan: meta_optimizer must be 'sgd' or 'adam', got {c.meta_optimizer!r}")
         if c.inner_steps < 1 or c.inner_batch_size < 1 or c.d_steps < 1:
             raise ValueError("metalgan: inner_steps, inner_batch_size and d_steps must be >= 1")
+        if c.meta_batch_size is not None and c.meta_batch_size < 1:
+            raise ValueError(f"metalgan: meta_batch_size must be >= 1 or None, got {c.meta_batch_size}")
         self.generator = UNetGenerator(base=c.base_channels, depth=c.depth, dropout=c.dropout)
         self.discriminator = build_discriminator(c.discriminator, 3, c.image_size, base=c.d_base, norm="batch",
                                                  n_layers=c.d_layers)
@@ -392,7 +399,7 @@ class MetalGAN(Method):
         self._adapted.clear()  # θ is about to change: adapted copies are stale
         if self._dataset is None:
             raise RuntimeError("metalgan: training_step needs setup(train_data) first (the tasks' images)")
-        queries = [int(q) for q in batch["index"]]
+        queries = [int(q) for q in batch["index"]][: c.meta_batch_size]  # the loop's batch is shuffled
         n_q = len(queries)
         rank = dist_utils.rank()
         lr_ml = self.current_meta_lr(step)
@@ -532,9 +539,12 @@ class MetalGAN(Method):
 
     # ----- the benchmark's equal-budget hooks (see Method) ------------------------------------
     def images_per_step(self, batch_size: int) -> int:
-        """One loop step is a meta-batch of ``batch_size`` tasks, each ``inner_steps`` generator updates
-        on ``inner_batch_size`` images: that is what the plain cGAN's budget is matched against."""
-        return batch_size * self.config.inner_steps * self.config.inner_batch_size
+        """One loop step is a meta-batch of ``batch_size`` tasks (at most ``meta_batch_size``), each
+        ``inner_steps`` generator updates on ``inner_batch_size`` images: that is what the plain cGAN's
+        budget is matched against."""
+        c = self.config
+        tasks = batch_size if c.meta_batch_size is None else min(batch_size, c.meta_batch_size)
+        return tasks * c.inner_steps * c.inner_batch_size
 
     def adapt(self, support_data: Any, steps: int, seed: int = 0) -> bool:
         """Test-time adaptation: the support set is the task; ``steps`` inner-loop updates of G (L_adv + L1)."""
