@@ -19,6 +19,7 @@ def _needs_sources(shared_dir):
 
 def test_budget_and_protocol_lookup_errors():
     assert get_budget("cpu", adapt_steps=3).adapt_steps == 3
+    assert get_budget("cpu", batch_size=4).batch_size == 4 and get_budget("cpu").batch_size == 16
     with pytest.raises(KeyError, match="unknown protocol"):
         get_protocol("nope")
     with pytest.raises(KeyError, match="unknown benchmark size"):
@@ -56,6 +57,14 @@ def test_headline_pair_with_fid_and_gallery(tmp_path, shared_dir):
     assert meta["aggregate"]["fid"]["mean"] is not None
     assert "| metalgan@tiny | tiny |" in results_md.read_text()
     assert "| unet | cpu |" in results_md.read_text()
+    # --batch-size: the same image budget in more, smaller steps, in a training run of its own
+    res = CliRunner().invoke(main, ["bench", "tinyimagenet-fs-k5", "--smoke", "--methods", "unet", "--no-fid",
+                                    "--batch-size", "2", "-o", str(tmp_path / "results"),
+                                    "--results-md", str(results_md)])
+    assert res.exit_code == 0, res.output
+    unet = json.loads((tmp_path / "results" / "tinyimagenet-fs-k5-smoke" / "unet.json").read_text())
+    assert unet["train_steps"] == [get_budget("smoke").train_images // 2]
+    assert (tmp_path / "results" / "runs" / "tinyimagenet-fs-smoke" / "unet-cpu-16-b2" / "seed0").is_dir()
     # the gallery picture is copied next to the markdown file, as docs/results/ is for docs/RESULTS.md
     assert (tmp_path / "results" / "tinyimagenet-fs-k5-smoke.png").exists()
     assert "](results/tinyimagenet-fs-k5-smoke.png)" in results_md.read_text()

@@ -399,6 +399,13 @@ def data_prepare_cmd(
     help="Override the training budget (generator image-gradient evaluations per method).",
 )
 @click.option("--adapt-steps", type=int, default=None, help="Override the per-episode adaptation budget.")
+@click.option(
+    "--batch-size",
+    type=int,
+    default=None,
+    help="Override the batch size (training and adaptation; MetalGAN: queries per loop step). The training "
+    "budget stays in images, so a smaller batch means more, smaller updates.",
+)
 @click.option("--episodes", "max_episodes", type=int, default=None, help="Override the number of episodes.")
 @click.option("--queries", "max_queries", type=int, default=None, help="Override the queries per episode.")
 @click.option("--no-fid", is_flag=True, help="Skip FID/KID (the Inception pass is the slowest part on CPU).")
@@ -430,6 +437,7 @@ def bench_cmd(
     seeds: str,
     train_images: int | None,
     adapt_steps: int | None,
+    batch_size: int | None,
     max_episodes: int | None,
     max_queries: int | None,
     no_fid: bool,
@@ -453,7 +461,12 @@ def bench_cmd(
     try:
         protocols = [get_protocol(n) for n in names]
         budget = get_budget(
-            size, train_images=train_images, adapt_steps=adapt_steps, max_episodes=max_episodes, max_queries=max_queries
+            size,
+            train_images=train_images,
+            adapt_steps=adapt_steps,
+            batch_size=batch_size,
+            max_episodes=max_episodes,
+            max_queries=max_queries,
         )
     except KeyError as exc:
         raise click.ClickException(str(exc.args[0])) from exc

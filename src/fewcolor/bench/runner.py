@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from fewcolor.bench.protocols import Budget, Protocol
+from fewcolor.bench.protocols import SIZES, Budget, Protocol
 from fewcolor.color.lab import grey_rgb_from_l, rgb_to_l
 from fewcolor.io.atomic import write_text_atomic
 from fewcolor.metrics.stats import mean_ci95
@@ -199,7 +199,9 @@ def run_method(
     fid: bool,
     overrides: dict[str, Any] | None = None,
     label: str | None = None,
+    run_tag: str = "",
 ) -> MethodResult:
+    """``run_tag`` is appended to the training runs' folder name (a non-default batch size)."""
     from fewcolor.metrics.evaluate import EvalConfig, evaluate_pairs
 
     result = MethodResult(label or method_name, preset)
@@ -216,7 +218,7 @@ def run_method(
                 out_dir.parent
                 / "runs"
                 / (protocol.dataset + ("-smoke" if smoke else ""))
-                / f"{method_name}-{result.preset or 'default'}-{budget.train_images}"
+                / f"{method_name}-{result.preset or 'default'}-{budget.train_images}{run_tag}"
                 / f"seed{seed}{fold_tag}"
             )
             if overrides:
@@ -413,12 +415,14 @@ def run_benchmark(
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     results, summaries, files = [], [], []
+    # the batch size changes what a run is (more, smaller updates): runs with another one are kept apart
+    run_tag = "" if budget.batch_size == SIZES[size].batch_size else f"-b{budget.batch_size}"
     for label in methods:
         # "cgan@metalgan-cpu": this method with its own preset (e.g. the same cGAN as MetalGAN's)
         name, _, own_preset = label.partition("@")
         res = run_method(
             name, protocol, budget, own_preset or preset, seeds, out_dir, smoke, device, fid,
-            (overrides or {}).get(name), label,
+            (overrides or {}).get(name), label, run_tag,
         )
         results.append(res)
         summary = summarize(res)
