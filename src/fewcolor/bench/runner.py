@@ -74,18 +74,21 @@ def eval_image(path: Path, size: int) -> torch.Tensor:
     return eval_transform(size)(read_rgb(path))
 
 
-def _paths_dataset(paths: Sequence[Path], size: int, seed: int, train: bool) -> Any:
-    """A dataset over absolute paths (support sets and training splits)."""
+def _paths_dataset(paths: Sequence[Path], size: int, seed: int, skip_grey: bool) -> Any:
+    """A training-transform dataset over absolute paths (training splits and support sets).
+
+    ``skip_grey`` drops grey-looking images from a training split; a support set keeps them (the
+    protocol chose them: a black-and-white Pokémon's support is its real colours).
+    """
     import os
 
     from fewcolor.data.folder import ImageFolderDataset
-    from fewcolor.data.transforms import eval_transform, train_transform
+    from fewcolor.data.transforms import train_transform
 
     root = Path(os.path.commonpath([str(p.parent) for p in paths]))
-    transform = train_transform(size) if train else eval_transform(size)
-    # support images are kept even when grey-looking: the protocol chose them
     return ImageFolderDataset(
-        root, paths=[str(p) for p in paths], transform=transform, seed=seed, cache=True, skip_grey=train
+        root, paths=[str(p) for p in paths], transform=train_transform(size), seed=seed, cache=True,
+        skip_grey=skip_grey,
     )
 
 
@@ -125,7 +128,7 @@ def _train_or_reuse(
             log.info("reusing finished run %s", run_dir)
             return reused, steps, 0.0
     split = train_split(protocol.dataset, fold, smoke=smoke)
-    dataset = _paths_dataset(split.paths, protocol.image_size, seed, train=True)
+    dataset = _paths_dataset(split.paths, protocol.image_size, seed, skip_grey=True)
     resume = (run_dir / "checkpoints" / "last.safetensors").exists()
     opts = TrainOptions(
         out_dir=run_dir,
@@ -165,7 +168,7 @@ def _query_pairs(
     per_episode = max(1, -(-budget.gallery_queries // max(1, len(eps))))
     for ep in eps:
         shown = 0
-        support = _paths_dataset(ep.support, protocol.image_size, seed, train=True)
+        support = _paths_dataset(ep.support, protocol.image_size, seed, skip_grey=False)
         adapted, how = adapt(
             method, support, budget.adapt_steps, batch_size=budget.batch_size, seed=seed, device=device
         )
