@@ -64,3 +64,22 @@ def test_iizuka_fusion_sigmoid_option_and_errors() -> None:
         IizukaNet(global_size=100)
     with pytest.raises(ValueError, match="relu or sigmoid"):
         IizukaNet(fusion_activation="tanh")
+
+
+def test_any_batch_norm_matches_batch_norm_and_takes_a_single_value_per_channel() -> None:
+    from fewcolor.nets.norm import BatchNorm1dAnyBatch, BatchNorm2dAnyBatch
+
+    torch.manual_seed(0)
+    for ours, ref, shape in ((BatchNorm1dAnyBatch(4), torch.nn.BatchNorm1d(4), (5, 4)),
+                             (BatchNorm2dAnyBatch(4), torch.nn.BatchNorm2d(4), (2, 4, 3, 3))):
+        ref.load_state_dict(ours.state_dict())
+        x = torch.randn(shape)
+        torch.testing.assert_close(ours(x), ref(x))  # a real batch: identical, running stats included
+        torch.testing.assert_close(ours.running_mean, ref.running_mean)
+        one = torch.randn(1, 4, *([1, 1] if len(shape) == 4 else []))
+        stats = ours.running_mean.clone(), ours.running_var.clone()
+        out = ours(one)  # plain BatchNorm raises here
+        expected = (one - stats[0].view(1, 4, *[1] * (one.dim() - 2))) / torch.sqrt(
+            stats[1].view(1, 4, *[1] * (one.dim() - 2)) + ours.eps)
+        torch.testing.assert_close(out, expected)
+        assert torch.equal(ours.running_mean, stats[0]) and torch.equal(ours.running_var, stats[1])

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from fewcolor.methods.registry import build_method
@@ -43,3 +44,19 @@ def test_metalgan_adapts_with_its_own_inner_loop():
     assert support_l1(adapted) < 0.75 * support_l1(method)
     assert all(torch.equal(v, before[k]) for k, v in method.state_dict().items())
     assert method.images_per_step(2) == 2 * method.config.inner_steps * method.config.inner_batch_size
+
+
+@pytest.mark.parametrize("name", ["unet", "cgan", "cic", "iizuka", "memopainter", "res-cgan"])
+def test_one_shot_finetune_works_for_every_method(name):
+    # a one-image support means batches of one: BN layers on vectors must cope (Iizuka's global net did not)
+    torch.manual_seed(0)
+    method = build_method(name, "tiny", {"image_size": 32})
+    support = TensorColourDataset(smooth_colour_images(1, 32, seed=3))
+    before = {k: v.clone() for k, v in method.state_dict().items() if v.is_floating_point()}
+    adapted, how = adapt(method, support, steps=2, batch_size=16)
+    assert how == "finetune"
+    after = adapted.state_dict()
+    assert any(not torch.equal(after[k], v) for k, v in before.items())
+    with torch.no_grad():
+        ab = adapted.predict_ab(support[0]["l"][None])
+    assert ab.shape == (1, 2, 32, 32) and torch.isfinite(ab).all()

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fewcolor.nets.norm import BatchNorm1dAnyBatch, BatchNorm2dAnyBatch
+
 
 def kaiming_init(module: nn.Module) -> None:
     """He-normal weights (fan-in, ReLU gain) and zero biases for every conv and linear layer: PyTorch's
@@ -39,7 +41,7 @@ def _c(width: float, n: int) -> int:
 def _conv(cin: int, cout: int, stride: int = 1, bn: bool = True) -> list[nn.Module]:
     layers: list[nn.Module] = [nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=not bn)]
     if bn:
-        layers.append(nn.BatchNorm2d(cout))
+        layers.append(BatchNorm2dAnyBatch(cout))
     layers.append(nn.ReLU(inplace=True))
     return layers
 
@@ -47,7 +49,7 @@ def _conv(cin: int, cout: int, stride: int = 1, bn: bool = True) -> list[nn.Modu
 def _fc(cin: int, cout: int, bn: bool = True) -> list[nn.Module]:
     layers: list[nn.Module] = [nn.Linear(cin, cout, bias=not bn)]
     if bn:
-        layers.append(nn.BatchNorm1d(cout))
+        layers.append(BatchNorm1dAnyBatch(cout))
     layers.append(nn.ReLU(inplace=True))
     return layers
 
@@ -106,7 +108,7 @@ class IizukaNet(nn.Module):
         if self.num_classes > 0:
             self.classifier = nn.Sequential(
                 nn.Linear(self.class_width, self.hidden_class_width, bias=False),
-                nn.BatchNorm1d(self.hidden_class_width), nn.ReLU(inplace=True),
+                BatchNorm1dAnyBatch(self.hidden_class_width), nn.ReLU(inplace=True),
                 nn.Linear(self.hidden_class_width, self.num_classes),
             )
             kaiming_init(self.classifier)
