@@ -66,5 +66,20 @@ def test_headline_pair_with_fid_and_gallery(tmp_path, shared_dir):
     assert unet["train_steps"] == [get_budget("smoke").train_images // 2]
     assert (tmp_path / "results" / "runs" / "tinyimagenet-fs-smoke" / "unet-cpu-16-b2" / "seed0").is_dir()
     # the gallery picture is copied next to the markdown file, as docs/results/ is for docs/RESULTS.md
-    assert (tmp_path / "results" / "tinyimagenet-fs-k5-smoke.png").exists()
-    assert "](results/tinyimagenet-fs-k5-smoke.png)" in results_md.read_text()
+    # one picture per run, each linked from its table: the second run did not replace the first's
+    copies = sorted((tmp_path / "results").glob("tinyimagenet-fs-k5-smoke-*.png"))
+    assert len(copies) == 2 and all(f"](results/{c.name})" in results_md.read_text() for c in copies)
+
+
+def test_the_gallery_copies_next_to_results_md_are_not_git_ignored():
+    # docs/results/*.png must be committed with docs/RESULTS.md (a bare "results/" pattern hid them)
+    import subprocess
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    if shutil.which("git") is None or not (repo / ".git").exists():
+        pytest.skip("not a git checkout")
+    out = subprocess.run(["git", "check-ignore", "-q", "docs/results/any-gallery.png"], cwd=repo)
+    assert out.returncode == 1, "docs/results/ is git-ignored: fix .gitignore"
+    out = subprocess.run(["git", "check-ignore", "-q", "results/tinyimagenet-fs-k5/gallery.png"], cwd=repo)
+    assert out.returncode == 0, "the benchmark's results/ folder should stay git-ignored"

@@ -442,10 +442,16 @@ def run_benchmark(
         gallery_png = gallery.with_suffix(".png")
         note = f"\nGallery: `{gallery}`"
         if gallery_png.exists():
-            # a copy next to RESULTS.md so the committed table shows its pictures
+            # a copy next to RESULTS.md so the committed table shows its pictures; one per run, so a
+            # later run of the same protocol does not replace the picture of an earlier table
             import shutil
 
-            dest = results_md.parent / "results" / f"{out_dir.name}.png"
+            stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+            dest = results_md.parent / "results" / f"{out_dir.name}-{stamp}.png"
+            n = 1
+            while dest.exists():  # two runs in one second
+                n += 1
+                dest = dest.with_name(f"{out_dir.name}-{stamp}-{n}.png")
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(gallery_png, dest)
             rows = "grey, truth, " + ", ".join(methods)
