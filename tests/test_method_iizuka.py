@@ -127,3 +127,22 @@ def test_paper_defaults() -> None:
 
     c = Iizuka.make_config("paper")
     assert (c.global_size, c.alpha, c.fusion_activation, c.optimizer) == (224, 1 / 300, "relu", "adadelta")
+
+
+def test_without_global_features_the_global_net_has_no_influence(emoji_dir) -> None:
+    ds = four_emoji(emoji_dir, 32)
+    l = batch_of(ds)["l"]
+    for use_global in (True, False):
+        torch.manual_seed(0)
+        m = _tiny(global_features=use_global)
+        m.setup(ds)
+        assert (m.net.classifier is not None) == use_global  # the side loss reads the global net
+        m.eval()
+        with torch.no_grad():
+            before = m.predict_ab(l)
+            for p in m.net.global_fc2.parameters():
+                p.add_(torch.randn_like(p))
+            changed = not torch.allclose(before, m.predict_ab(l))
+        assert changed == use_global
+    with pytest.raises(InferenceOptionError, match="global_from"):
+        m.predict_ab(l, global_from=l[:1])

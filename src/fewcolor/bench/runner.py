@@ -342,7 +342,10 @@ def _git_commit() -> str:
             timeout=10,
             cwd=Path(__file__).parent,
         )
-        return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "") if out.returncode == 0 else "unknown"
+        # "+dirty": the code differs from the commit; edits under docs/ (this very table) do not count
+        changed = [line[3:] for line in dirty.stdout.splitlines() if line.strip()]
+        code_changed = any(not path.strip('"').startswith("docs/") for path in changed)
+        return out.stdout.strip() + ("+dirty" if code_changed else "") if out.returncode == 0 else "unknown"
     except OSError:
         return "unknown"
 

@@ -42,6 +42,7 @@ class IizukaConfig:
     width: float = 1.0  #: channel multiplier (1.0 = the paper's 64…512)
     global_size: int = 224  #: the global path's input side
     fusion_activation: str = "relu"  #: σ of the fusion layer: "relu" (paper) or "sigmoid"
+    global_features: bool = True  #: False: the ablation without the global path (no side loss, no style transfer)
     batch_norm: bool = True
     alpha: float = 1 / 300  #: weight of the classification loss (Eq. 3)
     labels: str = "auto"  #: "auto" (folders, else clusters), "folders", "clusters", "none"
@@ -73,7 +74,7 @@ class Iizuka(Method):
             raise ValueError(f"iizuka: labels must be one of {LABEL_MODES}, got {c.labels!r}")
         if c.optimizer not in ("adadelta", "adam"):
             raise ValueError(f"iizuka: optimizer must be 'adadelta' or 'adam', got {c.optimizer!r}")
-        self.net = IizukaNet(c.width, c.global_size, c.fusion_activation, 0, c.batch_norm)
+        self.net = IizukaNet(c.width, c.global_size, c.fusion_activation, 0, c.batch_norm, c.global_features)
         self.label_source = "none"
         self.label_backbone = ""
         # Cluster id of each training image (by dataset index); empty unless label_source == "clusters".
@@ -85,7 +86,7 @@ class Iizuka(Method):
         c = self.config
         self.label_source, self.label_backbone = "none", ""
         self.train_labels = torch.zeros(0, dtype=torch.long)
-        if c.labels == "none" or c.alpha == 0:
+        if c.labels == "none" or c.alpha == 0 or not c.global_features:  # the classifier reads the global net
             self.net.set_num_classes(0)
             return
         labels = _dataset_labels(train_data)
@@ -148,6 +149,9 @@ class Iizuka(Method):
     def predict_ab(self, l: torch.Tensor, **options: Any) -> torch.Tensor:
         self.check_options(options)
         g = options.get("global_from")
+        if g is not None and not self.config.global_features:
+            raise InferenceOptionError("iizuka: global_from needs the global features; this model was trained "
+                                       "without them (global_features=False)")
         if g is not None:
             if not torch.is_tensor(g) or g.ndim != 4 or g.shape[1] != 1 or g.shape[0] not in (1, l.shape[0]):
                 raise InferenceOptionError(

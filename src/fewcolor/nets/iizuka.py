@@ -66,8 +66,12 @@ class IizukaNet(nn.Module):
         fusion_activation: str = "relu",
         num_classes: int = 0,
         batch_norm: bool = True,
+        use_global: bool = True,
     ) -> None:
         super().__init__()
+        #: False: the ablation without global features — the fusion layer sees zeros in their place, so it
+        #: is a 1×1 conv of the mid-level features alone (the global net is kept, unused, for its shapes)
+        self.use_global = use_global
         if global_size % 32:
             raise ValueError(f"IizukaNet global_size must be a multiple of 32, got {global_size}")
         if fusion_activation not in ("relu", "sigmoid"):
@@ -134,6 +138,15 @@ class IizukaNet(nn.Module):
         if l.shape[-1] % m or l.shape[-2] % m:
             raise ValueError(f"IizukaNet needs sides divisible by {m}, got {tuple(l.shape[-2:])}")
         mid = self.mid(self.low(l))
+        if not self.use_global:
+            if global_from is not None:
+                raise ValueError("global_from needs the global features; this net was built without them")
+            glob = mid.new_zeros(mid.shape[0], self.fusion.in_channels - mid.shape[1], *mid.shape[-2:])
+            fused = self.fusion(torch.cat([glob, mid], dim=1))
+            fused = torch.relu(fused) if self.fusion_activation == "relu" else torch.sigmoid(fused)
+            ab = F.interpolate(torch.sigmoid(self.colorize(fused)), size=l.shape[-2:], mode="bilinear",
+                               align_corners=False)
+            return ab * 2 - 1, None
         y_global, h512 = self.global_features(l if global_from is None else global_from)
         if y_global.shape[0] != mid.shape[0]:
             if y_global.shape[0] != 1:
