@@ -326,26 +326,17 @@ def markdown_table(
     return "\n".join(lines) + "\n"
 
 
-def _git_commit() -> str:
+def _git(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", *args], capture_output=True, text=True, timeout=10, cwd=cwd)
+
+
+def _git_commit(cwd: Path = Path(__file__).parent) -> str:
+    """The short commit of ``cwd``'s checkout, ``+dirty`` when tracked files outside ``docs/`` (where
+    this very table is written) differ from it, or ``unknown``."""
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            cwd=Path(__file__).parent,
-        )
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            cwd=Path(__file__).parent,
-        )
-        # "+dirty": the code differs from the commit; edits under docs/ (this very table) do not count
-        changed = [line[3:] for line in dirty.stdout.splitlines() if line.strip()]
-        code_changed = any(not path.strip('"').startswith("docs/") for path in changed)
-        return out.stdout.strip() + ("+dirty" if code_changed else "") if out.returncode == 0 else "unknown"
+        out = _git(cwd, "rev-parse", "--short", "HEAD")
+        dirty = _git(cwd, "status", "--porcelain", "--untracked-files=no", "--", ":(top)", ":(top,exclude)docs")
+        return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "") if out.returncode == 0 else "unknown"
     except OSError:
         return "unknown"
 

@@ -138,26 +138,23 @@ class IizukaNet(nn.Module):
         if l.shape[-1] % m or l.shape[-2] % m:
             raise ValueError(f"IizukaNet needs sides divisible by {m}, got {tuple(l.shape[-2:])}")
         mid = self.mid(self.low(l))
-        if not self.use_global:
-            if global_from is not None:
-                raise ValueError("global_from needs the global features; this net was built without them")
+        h512 = None
+        if self.use_global:
+            y_global, h512 = self.global_features(l if global_from is None else global_from)
+            if y_global.shape[0] != mid.shape[0]:
+                if y_global.shape[0] != 1:
+                    raise ValueError(f"global_from has batch {y_global.shape[0]}, expected 1 or {mid.shape[0]}")
+                y_global = y_global.expand(mid.shape[0], -1)
+            glob = y_global[:, :, None, None].expand(-1, -1, *mid.shape[-2:])
+        elif global_from is not None:
+            raise ValueError("global_from needs the global features; this net was built without them")
+        else:  # the ablation: zeros in the global features' place
             glob = mid.new_zeros(mid.shape[0], self.fusion.in_channels - mid.shape[1], *mid.shape[-2:])
-            fused = self.fusion(torch.cat([glob, mid], dim=1))
-            fused = torch.relu(fused) if self.fusion_activation == "relu" else torch.sigmoid(fused)
-            ab = F.interpolate(torch.sigmoid(self.colorize(fused)), size=l.shape[-2:], mode="bilinear",
-                               align_corners=False)
-            return ab * 2 - 1, None
-        y_global, h512 = self.global_features(l if global_from is None else global_from)
-        if y_global.shape[0] != mid.shape[0]:
-            if y_global.shape[0] != 1:
-                raise ValueError(f"global_from has batch {y_global.shape[0]}, expected 1 or {mid.shape[0]}")
-            y_global = y_global.expand(mid.shape[0], -1)
-        glob = y_global[:, :, None, None].expand(-1, -1, *mid.shape[-2:])
         fused = self.fusion(torch.cat([glob, mid], dim=1))
         fused = torch.relu(fused) if self.fusion_activation == "relu" else torch.sigmoid(fused)
         ab = torch.sigmoid(self.colorize(fused))
         ab = F.interpolate(ab, size=l.shape[-2:], mode="bilinear", align_corners=False)
         logits = None
-        if self.classifier is not None and global_from is None:
+        if self.classifier is not None and h512 is not None and global_from is None:
             logits = self.classifier(h512)
         return ab * 2 - 1, logits

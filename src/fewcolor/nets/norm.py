@@ -18,7 +18,6 @@ def make_norm(kind: str, channels: int) -> nn.Module:
     raise ValueError(f"unknown norm {kind!r}; use batch, instance or none")
 
 
-
 class _AnyBatchMixin:
     """Batch norm that accepts a single value per channel while training.
 
