@@ -1,0 +1,81 @@
+"""Train (or resume) fewcolor's base colorizer: one prepared, resumable command for CPU or GPU.
+
+    python scripts/build_base_train.py                      # once: the training folder
+    python scripts/train_base.py -o runs/base --minutes 100 # trains, saves, stops; run again to go on
+
+Every run resumes ``OUT`` when it holds a run, trains for at most ``--minutes`` of wall time (or up to
+``--steps``), then writes ``OUT/model.safetensors`` and ``OUT/checkpoints/last.safetensors``. The
+recipe is ``fewcolor.methods.base_colorizer`` (preset ``cpu``); the data and the exact commands used for
+the bundled weights are in docs/MODEL_CARD.md. Precision: bf16 autocast where the hardware has it
+natively (CUDA, or a CPU with AVX-512-BF16/AMX), else fp32.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import torch
+
+from fewcolor.data.folder import ImageFolderDataset
+from fewcolor.data.transforms import Compose, RandomCrop, RandomHorizontalFlip, Resize
+from fewcolor.home import fewcolor_home
+from fewcolor.methods.registry import build_method
+from fewcolor.train.loop import TrainOptions, train
+
+
+def native_bf16(device: str) -> bool:
+    if device.startswith("cuda"):
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-o", "--out", type=Path, default=Path("runs/base"), help="run folder")
+    parser.add_argument("--data", type=Path, default=fewcolor_home() / "datasets" / "base-train")
+    parser.add_argument("--steps", type=int, default=40000, help="total steps of the whole run")
+    parser.add_argument("--minutes", type=float, default=None, help="stop (and save) after this wall time")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--size", type=int, default=128, help="training crop")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override (JSON value), e.g. --set l1_weight=0")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    import json
+
+    overrides = {}
+    for pair in args.overrides:
+        key, raw = pair.split("=", 1)
+        try:
+            overrides[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            overrides[key] = raw
+    overrides.setdefault("image_size", args.size)
+    torch.manual_seed(args.seed)
+    method = build_method("base", "cpu", overrides)
+    jitter = round(args.size * 9 / 8)  # Iizuka-style crop jitter: 224 crops of 256 images, same ratio
+    transform = Compose([Resize(jitter), RandomCrop(args.size), RandomHorizontalFlip(0.5)])
+    dataset = ImageFolderDataset(args.data, transform=transform, seed=args.seed)
+    bf16 = native_bf16(args.device)
+    print(f"{len(dataset)} training images; precision {'bf16' if bf16 else 'fp32'}; device {args.device}",
+          flush=True)
+    resume = (args.out / "checkpoints" / "last.safetensors").exists()
+    opts = TrainOptions(out_dir=args.out, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
+                        checkpoint_every=250, sample_every=500, bf16=bf16, device=args.device, resume=resume,
+                        max_seconds=None if args.minutes is None else args.minutes * 60)
+    result = train(method, dataset, opts)
+    print(f"step {result.step} after {result.wall_seconds / 60:.1f} min this run: {result.checkpoint}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

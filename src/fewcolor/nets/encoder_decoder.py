@@ -1,0 +1,103 @@
+"""A colorization network on a pretrained encoder: U-Net decoder, global-feature fusion, bin logits.
+
+``L -> PretrainedEncoder -> taps at strides s_1 < ... < s_5 (+ pooled global features)``. The decoder
+starts at the deepest tap, fuses the global features there (Iizuka et al. 2016, §3.3: the global vector
+is replicated at every position, concatenated, and mixed by a 1×1 conv), then repeatedly up-samples ×2,
+concatenates the next shallower tap (U-Net skip) and applies two 3×3 conv–BN–ReLU layers, down to the
+``out_stride`` tap. A 1×1 conv gives ``out_channels`` maps there: 313 bin logits (Zhang et al. 2016
+predict at ¼ resolution too) or 2 ab channels.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fewcolor.color.bins import Q
+from fewcolor.color.decode import annealed_mean
+from fewcolor.color.normalize import normalize_ab
+from fewcolor.nets.encoders import PretrainedEncoder
+
+
+def _conv_bn_relu(cin: int, cout: int, kernel: int = 3) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, kernel, padding=kernel // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+
+class EncoderDecoder(nn.Module):
+    """``(B,1,H,W)`` normalised L -> ``(B, out_channels, H/out_stride, W/out_stride)``.
+
+    ``widths``: decoder widths from the deepest level to ``out_stride`` (one per decoder level; the
+    deepest is the fusion width). ``global_features=False`` drops the fusion (an ablation).
+    """
+
+    def __init__(
+        self,
+        encoder: PretrainedEncoder,
+        out_channels: int,
+        widths: tuple[int, ...] = (256, 192, 128, 96),
+        out_stride: int = 4,
+        global_features: bool = True,
+    ) -> None:
+        super().__init__()
+        spec = encoder.spec
+        if out_stride not in spec.strides:
+            raise ValueError(f"out_stride must be one of the encoder's strides {spec.strides}, got {out_stride}")
+        levels = len(spec.strides) - spec.strides.index(out_stride)  # taps used, deepest first
+        if len(widths) != levels:
+            raise ValueError(f"widths needs {levels} entries for out_stride {out_stride}, got {len(widths)}")
+        self.encoder = encoder
+        self.out_stride = out_stride
+        self.global_features = global_features
+        channels = spec.channels[::-1][:levels]
+        self.bottleneck = nn.Sequential(*_conv_bn_relu(channels[0], widths[0], 1))
+        if global_features:
+            self.global_mlp = nn.Sequential(nn.Linear(spec.global_channels, widths[0]), nn.ReLU(inplace=True))
+            self.fuse = nn.Sequential(*_conv_bn_relu(widths[0] * 2, widths[0], 1))
+        self.up = nn.ModuleList(
+            nn.Sequential(*_conv_bn_relu(widths[i - 1] + channels[i], widths[i]), *_conv_bn_relu(widths[i], widths[i]))
+            for i in range(1, levels)
+        )
+        self.head = nn.Conv2d(widths[-1], out_channels, 1)
+
+    @property
+    def size_multiple(self) -> int:
+        return self.encoder.size_multiple
+
+    def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
+        taps, pooled = self.encoder(l_norm)
+        skips = taps[::-1][: len(self.up) + 1]
+        h = self.bottleneck(skips[0])
+        if self.global_features:
+            g = self.global_mlp(pooled)[:, :, None, None].expand(-1, -1, *h.shape[-2:])
+            h = self.fuse(torch.cat([h, g], dim=1))
+        for block, skip in zip(self.up, skips[1:], strict=True):
+            h = F.interpolate(h, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            h = block(torch.cat([h, skip], dim=1))
+        return self.head(h)
+
+
+class EncoderGenerator(nn.Module):
+    """An L -> ab generator on a pretrained encoder, for the U-Net family's ``encoder`` option.
+
+    :class:`EncoderDecoder` with 313 bin logits at ¼ resolution, decoded to ab by the annealed mean
+    (Zhang et al. 2016, Eq. 5; differentiable for T > 0) and up-sampled bilinearly to the input size.
+    Its parameter names and shapes are those of the base colorizer's network, so a generator-based method
+    can start from the bundled base model (``--init``) and then train with its own losses.
+    Output: normalised ab ``(B,2,H,W)`` in [-1, 1] like the U-Net's ``tanh``.
+    """
+
+    def __init__(self, encoder: PretrainedEncoder, widths: tuple[int, ...] = (256, 192, 128, 96),
+                 temperature: float = 0.38, global_features: bool = True) -> None:
+        super().__init__()
+        self.net = EncoderDecoder(encoder, Q, widths, out_stride=4, global_features=global_features)
+        self.temperature = temperature
+
+    @property
+    def size_multiple(self) -> int:
+        return self.net.size_multiple
+
+    def forward(self, l_norm: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
+        t = self.temperature if temperature is None else temperature
+        ab = normalize_ab(annealed_mean(self.net(l_norm).float(), t))
+        return F.interpolate(ab, size=l_norm.shape[-2:], mode="bilinear", align_corners=False).clamp(-1.0, 1.0)

@@ -1,0 +1,116 @@
+"""base: fewcolor's base colorizer (pretrained encoder, decoder, 313 bins + L1) and --init warm starts."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fewcolor.backbones.weights import get_spec, missing_message, package_file
+from fewcolor.color.bins import Q
+from fewcolor.io.checkpoint import CheckpointError
+from fewcolor.io.warm_start import warm_start
+from fewcolor.methods.base import InferenceOptionError
+from fewcolor.methods.registry import build_method, save_method
+from helpers import TensorColourDataset, smooth_colour_images
+from method_checks import (
+    batch_of,
+    check_odd_size,
+    check_resume,
+    check_roundtrip,
+    four_emoji,
+    grey_psnr,
+    overfit,
+    psnr_rgb,
+)
+
+
+def _tiny(**kw):
+    return build_method("base", "tiny", {"encoder_pretrained": False, **kw})
+
+
+def test_setup_prior_from_a_seeded_subset() -> None:
+    ds = TensorColourDataset(smooth_colour_images(6, 32))
+    m = _tiny(prior_images=4)
+    m.setup(ds)
+    assert (m.prior * m.bin_weights).sum().item() == pytest.approx(1.0, abs=1e-4)
+    again = _tiny(prior_images=4)
+    again.setup(ds)
+    torch.testing.assert_close(again.prior, m.prior)  # same seed, same subset
+    other = _tiny(prior_images=4, seed=1)
+    other.setup(ds)
+    assert not torch.equal(other.prior, m.prior)
+
+
+@pytest.mark.weights
+def test_overfits_four_fixture_images_with_both_loss_terms(emoji_dir, tmp_path) -> None:
+    spec = get_spec("efficientnet_lite0")
+    if package_file(spec) is None:
+        pytest.skip(missing_message(spec))
+    ds = four_emoji(emoji_dir, 32)
+    b = batch_of(ds)
+    torch.manual_seed(0)
+    m = _tiny(encoder_pretrained=True, lr=3e-3)
+    start, end = overfit(m, ds, tmp_path, 150, "loss/ce")
+    after = psnr_rgb(m, b)
+    assert end < 0.5 * start  # measured 4.56 -> 1.24
+    assert after > grey_psnr(b) + 5.0  # measured 25.0 dB vs grey 16.9 dB
+
+
+def test_l1_only_ablation_trains_without_the_cross_entropy(tmp_path) -> None:
+    ds = TensorColourDataset(smooth_colour_images(4, 32))
+    torch.manual_seed(0)
+    m = _tiny(ce_weight=0.0, lr=3e-3)
+    start, end = overfit(m, ds, tmp_path, 40, "loss/l1")
+    assert end < 0.8 * start
+
+
+def test_temperature_odd_sizes_roundtrip_resume(tmp_path) -> None:
+    ds = TensorColourDataset(smooth_colour_images(4, 32))
+    torch.manual_seed(0)
+    m = _tiny()
+    m.setup(ds)
+    check_odd_size(m, 40, 70)
+    l = torch.rand(1, 1, 32, 64) * 2 - 1
+    with torch.no_grad():
+        assert (m.predict_ab(l, temperature=1.0) - m.predict_ab(l, temperature=0.05)).abs().max() > 1e-4
+    with pytest.raises(InferenceOptionError):
+        m.predict_ab(l, temperature=-0.5)
+    loaded = check_roundtrip(m, batch_of(ds), tmp_path / "m.safetensors", temperature=0.2)
+    torch.testing.assert_close(loaded.bin_weights, m.bin_weights)
+    check_resume(_tiny, ds, tmp_path / "resume", steps=4)
+
+
+def test_unfreeze_at_trains_the_encoder_from_that_step(tmp_path) -> None:
+    ds = TensorColourDataset(smooth_colour_images(4, 32))
+    torch.manual_seed(0)
+    m = _tiny(unfreeze_at=2)
+    w0 = m.net.encoder.net._conv_stem.weight.clone()
+    overfit(m, ds, tmp_path / "a", 2, "loss/ce")
+    assert torch.equal(m.net.encoder.net._conv_stem.weight, w0)  # steps 0, 1: frozen
+    torch.manual_seed(0)
+    m = _tiny(unfreeze_at=2)
+    overfit(m, ds, tmp_path / "b", 4, "loss/ce")
+    assert not torch.equal(m.net.encoder.net._conv_stem.weight, w0)
+
+
+def test_warm_start_loads_matching_tensors_and_reports_the_rest(tmp_path) -> None:
+    torch.manual_seed(0)
+    source = _tiny()
+    source.set_prior(torch.linspace(1, 2, Q))
+    path = save_method(source, tmp_path / "src.safetensors")
+    torch.manual_seed(1)
+    target = _tiny(widths=(32, 24, 16, 8))  # the last decoder level and the head change shape
+    report = warm_start(target, path)
+    assert "generator.net.encoder.net._conv_stem.weight" in report.loaded
+    assert torch.equal(target.prior, source.prior)
+    assert "generator.net.head.weight" in report.shape_mismatch
+    assert not torch.equal(target.state_dict()["generator.net.head.weight"][:, :8],
+                           source.state_dict()["generator.net.head.weight"][:, :8])
+    assert report.summary().startswith(f"--init {path}: loaded {len(report.loaded)} of ")
+
+
+def test_warm_start_refuses_a_checkpoint_that_shares_nothing(tmp_path) -> None:
+    other = build_method("unet", "tiny")
+    path = save_method(other, tmp_path / "unet.safetensors")
+    with pytest.raises(CheckpointError, match=r"unet\.safetensors.*shares no tensor"):
+        warm_start(_tiny(), path)
