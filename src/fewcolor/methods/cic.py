@@ -33,7 +33,7 @@ from fewcolor.color.normalize import normalize_ab
 from fewcolor.color.prior import bin_prior, load_or_compute_prior, rebalance_weights
 from fewcolor.color.soft_encode import soft_encode_ab_normalized
 from fewcolor.losses.cic import rebalanced_cross_entropy
-from fewcolor.methods.base import InferenceOptionError, Method, Phase
+from fewcolor.methods.base import InferenceOption, InferenceOptionError, Method, Phase
 from fewcolor.methods.registry import register_method
 from fewcolor.nets.cic import PAPER_WIDTHS, CICNet, CICRegressor
 
@@ -68,7 +68,10 @@ class ColorfulColorization(Method):
         "tiny": {"image_size": 32, "widths": (8, 16, 32, 32, 32, 32, 32, 16), "lr": 3e-3, "weight_decay": 0.0},
     }
     size_multiple = 8
-    inference_options = ("temperature",)
+    inference_options = (
+        InferenceOption("temperature", "float", "annealed-mean temperature T (→0: the mode, 1: the mean; §3.2)",
+                        default=0.38, minimum=0.0),
+    )
 
     def __init__(self, config: CICConfig) -> None:
         super().__init__(config)

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from fewcolor.methods.base import InferenceOptionError, Method, Phase
+from fewcolor.methods.base import InferenceOption, InferenceOptionError, Method, Phase
 from fewcolor.methods.registry import register_method
 from fewcolor.nets.iizuka import IizukaNet
 
@@ -65,7 +65,10 @@ class Iizuka(Method):
         "tiny": {"image_size": 32, "width": 1 / 8, "global_size": 32, "optimizer": "adam", "lr": 3e-3},
     }
     size_multiple = 8
-    inference_options = ("global_from",)
+    inference_options = (
+        InferenceOption("global_from", "image-l", "take the global (scene) features from this image's L instead "
+                        "(style transfer, §3.4)"),
+    )
 
     def __init__(self, config: IizukaConfig) -> None:
         super().__init__(config)

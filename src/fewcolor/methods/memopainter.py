@@ -56,7 +56,7 @@ from torch import nn
 
 from fewcolor.losses.gan import GanLoss
 from fewcolor.losses.triplet import threshold_triplet_loss
-from fewcolor.methods.base import InferenceOptionError, Method, Phase
+from fewcolor.methods.base import InferenceOption, InferenceOptionError, Method, Phase
 from fewcolor.methods.registry import register_method
 from fewcolor.nets.adain import AdaINUNet
 from fewcolor.nets.discriminators import PatchDiscriminator
@@ -200,7 +200,13 @@ class MemoPainter(Method):
         "tiny": {"image_size": 32, "base_channels": 8, "depth": 3, "mlp_hidden": 32, "d_base": 8,
                  "d_layers": 2, "d_cond": 8, "key_dim": 64, "lr": 2e-3, "memory_lr": 5e-3, "sl1_weight": 10.0},
     }
-    inference_options = ("variant", "palette", "reference")
+    inference_options = (
+        InferenceOption("variant", "int", "colour with the i-th nearest memory slot (1 = the nearest)", default=1,
+                        minimum=1, sweep="variants"),
+        InferenceOption("palette", "str", 'colour with this palette instead of the memory, e.g. "#e03c31,#f7d842"'),
+        InferenceOption("reference", "image-rgb", "colour with the colour feature of this RGB image instead of "
+                        "the memory"),
+    )
 
     def __init__(self, config: MemoPainterConfig) -> None:
         super().__init__(config)

@@ -77,7 +77,7 @@ from fewcolor.data.tasks import (
     tasks_from_cache,
 )
 from fewcolor.losses.gan import GanLoss
-from fewcolor.methods.base import Method, Phase
+from fewcolor.methods.base import InferenceOption, Method, Phase
 from fewcolor.methods.registry import register_method
 from fewcolor.nets.discriminators import build_discriminator
 from fewcolor.nets.unet import UNetGenerator
@@ -238,7 +238,10 @@ class MetalGAN(Method):
                  "inner_steps": 3, "inner_batch_size": 2, "adapt_steps": 3, "inner_lr": 1e-3, "d_lr": 1e-3,
                  "meta_lr": 0.1, "feature_size": 64},
     }
-    inference_options = ("adapt_steps",)
+    inference_options = (
+        InferenceOption("adapt_steps", "int", "test-time adaptation steps on the query's cluster (0: the "
+                        "meta-trained G as is)", default="the config's adapt_steps", minimum=0),
+    )
 
     def __init__(self, config: MetalGANConfig) -> None:
         super().__init__(config)
