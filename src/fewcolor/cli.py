@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from fewcolor import __version__
+from fewcolor.version import __version__
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -649,8 +649,9 @@ def memory_inspect_cmd(model: Path, query: Path, page: Path, top_k: int) -> None
     from fewcolor.io.checkpoint import CheckpointError
     from fewcolor.io.image import ImageReadError, read_rgb
     from fewcolor.methods.base import InferenceOptionError
-    from fewcolor.methods.memopainter import MemoPainter, memory_page
+    from fewcolor.methods.memopainter import MemoPainter
     from fewcolor.methods.registry import load_method
+    from fewcolor.viz.memory import memory_page
 
     try:
         method = load_method(model)

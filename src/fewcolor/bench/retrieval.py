@@ -63,7 +63,8 @@ def retrieval_accuracy(
     dicts with ``"l"``, ``"rgb"``, ``"label"``). ``steps`` passes over the support set train the query head
     and fill the memory (one triplet-loss step then one memory update per pass, like a MemoPainter step)."""
     from fewcolor.backbones import FeatureExtractor, choose_backbone
-    from fewcolor.methods.memopainter import BACKBONES, DEFAULT_THRESHOLDS, colour_distance, colour_feature
+    from fewcolor.color.feature_kinds import colour_distance, colour_feature
+    from fewcolor.methods.memopainter import BACKBONES, DEFAULT_THRESHOLDS
 
     labels = _labels_of(dataset)
     by_class: dict[int, list[int]] = {}

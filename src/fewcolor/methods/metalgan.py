@@ -77,12 +77,12 @@ from fewcolor.data.tasks import (
     tasks_from_cache,
 )
 from fewcolor.losses.gan import GanLoss
+from fewcolor.meta import distributed as dist_utils
+from fewcolor.meta.reptile import apply_buffer_deltas_, buffer_deltas, meta_step_size, reptile_grad
 from fewcolor.methods.base import InferenceOption, Method, Phase
 from fewcolor.methods.registry import register_method
 from fewcolor.nets.discriminators import build_discriminator
 from fewcolor.nets.unet import UNetGenerator
-from fewcolor.train import distributed as dist_utils
-from fewcolor.train.reptile import apply_buffer_deltas_, buffer_deltas, meta_step_size, reptile_grad
 
 log = logging.getLogger(__name__)
 

@@ -34,9 +34,9 @@ from torch.utils.data import default_collate
 from tqdm.auto import tqdm
 
 from fewcolor.io.atomic import write_text_atomic
+from fewcolor.meta import distributed as dist_utils
 from fewcolor.methods.base import Method
 from fewcolor.methods.registry import save_method
-from fewcolor.train import distributed as dist_utils
 from fewcolor.train.state import load_training_state, save_training_state
 
 log = logging.getLogger(__name__)
