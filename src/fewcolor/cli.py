@@ -586,9 +586,9 @@ def cluster_cmd(
     data_dir: Path, k: int, out_dir: Path, backbone: str, pca_dim: int, feature_size: int, per_row: int, seed: int
 ) -> None:
     """Cluster DATA_DIR into MetalGAN tasks (MAC descriptors → PCA → K-means); write a contact sheet."""
+    from fewcolor.backbones.clustering import cluster_dataset
     from fewcolor.data.folder import ImageFolderDataset
     from fewcolor.data.tasks import write_cluster_report
-    from fewcolor.methods.metalgan import cluster_dataset
 
     dataset = ImageFolderDataset(data_dir)
     if k > len(dataset):

@@ -19,6 +19,7 @@ Optimiser (§3): Adam, lr 3·10⁻⁵, β = (0.9, 0.99), weight decay 10⁻³.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,8 +31,9 @@ import torch.nn.functional as F
 from fewcolor.color.bins import Q
 from fewcolor.color.decode import annealed_mean
 from fewcolor.color.normalize import normalize_ab
-from fewcolor.color.prior import bin_prior, load_or_compute_prior, rebalance_weights
+from fewcolor.color.prior import bin_prior, rebalance_weights
 from fewcolor.color.soft_encode import soft_encode_ab_normalized
+from fewcolor.data.cache import data_fingerprint, load_or_compute_prior
 from fewcolor.losses.cic import rebalanced_cross_entropy
 from fewcolor.methods.base import InferenceOption, InferenceOptionError, Method, Phase
 from fewcolor.methods.registry import register_method
@@ -145,12 +147,11 @@ class ColorfulColorization(Method):
 
 
 def _dataset_key(data: Any, sigma: float) -> str | None:
-    """A cache key naming the training images (root, sorted paths, transform) and the smoothing; None
-    for a dataset without a file list (then the prior is computed every time)."""
-    paths = getattr(data, "paths", None)
-    root = getattr(data, "root", None)
-    if paths is None or root is None:
+    """A cache key naming the training images (:func:`fewcolor.data.cache.data_fingerprint`: root, paths,
+    sizes, modification times), the transform and the smoothing; None for a dataset without a file list
+    (then the prior is computed every time)."""
+    fingerprint = data_fingerprint(data)
+    if fingerprint is None:
         return None
-    parts = [str(root), repr(getattr(data, "transform", None)), *sorted(map(str, paths))]
-    digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
-    return f"cic-{digest}-hard-s{sigma:g}"
+    text = json.dumps({"data": fingerprint, "transform": repr(getattr(data, "transform", None))}, sort_keys=True)
+    return f"cic-{hashlib.sha256(text.encode()).hexdigest()[:16]}-hard-s{sigma:g}"

@@ -5,7 +5,7 @@ cluster of each query image.
 
 Tasks (§3.1): MAC descriptors of a pretrained backbone (ResNet50 ``activation_43`` = ``layer4.0`` when
 its weights resolve, else VGG16 conv5 ``features.29``) → PCA to 512 → K-means, k = 64
-(:func:`cluster_dataset`, :mod:`fewcolor.data.tasks`). Meta-training is Algorithm 1 (§3.2)::
+(:func:`fewcolor.backbones.clustering.cluster_dataset`, cached). Meta-training is Algorithm 1 (§3.2)::
 
     Algorithm 1  MetalGAN meta-training
     for each epoch:
@@ -65,17 +65,8 @@ from torch import nn
 from torch.utils.data import default_collate
 from tqdm.auto import tqdm
 
-from fewcolor.color.lab import rgb_to_lab
-from fewcolor.color.normalize import normalize_l
-from fewcolor.data.tasks import (
-    ClusterTasks,
-    data_fingerprint,
-    fit_tasks,
-    load_cached,
-    save_cached,
-    tasks_cache_path,
-    tasks_from_cache,
-)
+from fewcolor.backbones.clustering import build_extractor, cluster_dataset
+from fewcolor.data.tasks import ClusterTasks
 from fewcolor.losses.gan import GanLoss
 from fewcolor.meta import distributed as dist_utils
 from fewcolor.meta.reptile import apply_buffer_deltas_, buffer_deltas, meta_step_size, reptile_grad
@@ -85,10 +76,6 @@ from fewcolor.nets.discriminators import build_discriminator
 from fewcolor.nets.unet import UNetGenerator
 
 log = logging.getLogger(__name__)
-
-#: the paper's backbone first, then the layer MAC was defined on
-PREFERRED_BACKBONES: list[tuple[str, str]] = [("resnet50", "layer4.0"), ("vgg16", "features.29")]
-
 
 @dataclass
 class MetalGANConfig:
@@ -139,88 +126,6 @@ def _seeded_global_rng(seed: int, device: torch.device) -> Iterator[None]:
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         yield
-
-
-# ------------------------------------------------------------------------------------------ clustering
-def _parse_backbone(spec: str) -> tuple[str, str, bool]:
-    """``(name, layer, pretrained)`` for a config's ``backbone``; "auto" falls back to random VGG16 weights."""
-    from fewcolor.backbones import WeightsNotFoundError, choose_backbone
-
-    if spec != "auto":
-        if ":" not in spec:
-            raise ValueError(
-                f"metalgan: backbone must be 'auto' or 'name:layer' (e.g. vgg16:features.29), got {spec!r}"
-            )
-        name, layer = spec.split(":", 1)
-        return name, layer, True
-    try:
-        name, layer = choose_backbone(PREFERRED_BACKBONES)
-        return name, layer, True
-    except WeightsNotFoundError as exc:
-        log.warning("no pretrained backbone for the cluster descriptors (%s); using randomly initialised "
-                    "VGG16: the clusters will be much less meaningful", exc)
-        return "vgg16", "features.29", False
-
-
-def build_extractor(name: str, layer: str, pretrained: bool, seed: int = 0) -> nn.Module:
-    """The frozen MAC descriptor net; random weights (``pretrained=False``) are seeded, so reproducible."""
-    from fewcolor.backbones import FeatureExtractor
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return FeatureExtractor(name, layer, pooling="mac", pretrained=pretrained)
-
-
-def _l_at(rgb: torch.Tensor, size: int) -> torch.Tensor:
-    """RGB (B,3,H,W) → normalised L (B,1,size,size)."""
-    small = F.interpolate(rgb.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return normalize_l(rgb_to_lab(small.clamp(0, 1))[:, :1])
-
-
-@torch.no_grad()
-def dataset_descriptors(dataset: Any, extractor: nn.Module, size: int, batch_size: int = 16) -> torch.Tensor:
-    """MAC descriptors (N, D) of every image (untransformed: ``dataset.read(i)`` when it exists)."""
-    feats = []
-    n = len(dataset)
-    for start in tqdm(range(0, n, batch_size), desc="descriptors", unit="batch", disable=n < 64, leave=False):
-        ids = range(start, min(n, start + batch_size))
-        ls = [_l_at((dataset.read(i) if hasattr(dataset, "read") else dataset[i]["rgb"])[None], size) for i in ids]
-        feats.append(extractor(torch.cat(ls)).float().cpu())
-    return torch.cat(feats)
-
-
-def cluster_dataset(dataset: Any, k: int, pca_dim: int = 512, backbone: str = "auto", feature_size: int = 224,
-                    seed: int = 0, use_cache: bool = True) -> ClusterTasks:
-    """MetalGAN's tasks for ``dataset``: MAC descriptors → PCA(``pca_dim``) → K-means(``k``) (§3.1).
-
-    Descriptors and clusters are cached under ``FEWCOLOR_HOME/tasks`` keyed by the data (root, paths,
-    file sizes and times), the backbone and the settings; in-memory datasets are not cached.
-    """
-    name, layer, pretrained = _parse_backbone(backbone)
-    info = {"backbone": name, "layer": layer, "pretrained": pretrained, "feature_size": feature_size}
-    fp = data_fingerprint(dataset) if use_cache else None
-    feat_key = {"data": fp, **info, "seed": seed if not pretrained else None}
-    task_key = {**feat_key, "k": k, "pca_dim": pca_dim, "kmeans_seed": seed}
-    if fp is not None:
-        hit = load_cached(tasks_cache_path(task_key, "tasks"))
-        if hit is not None:
-            log.info("cluster tasks loaded from the cache (%s)", tasks_cache_path(task_key, "tasks"))
-            return tasks_from_cache(*hit)
-    feats = None
-    if fp is not None:
-        fhit = load_cached(tasks_cache_path(feat_key, "features"))
-        if fhit is not None:
-            feats = fhit[0]["features"]
-    if feats is None:
-        extractor = build_extractor(name, layer, pretrained, seed)
-        feats = dataset_descriptors(dataset, extractor, feature_size)
-        if fp is not None:
-            save_cached(tasks_cache_path(feat_key, "features"), {"features": feats}, {"key": feat_key})
-    log.info("clustering %d descriptors (%s/%s, %d-d) into %d tasks", len(feats), name, layer, feats.shape[1], k)
-    tasks = fit_tasks(feats, k, pca_dim=pca_dim, seed=seed, info={**info, "feature_dim": int(feats.shape[1])})
-    if fp is not None:
-        save_cached(tasks_cache_path(task_key, "tasks"), tasks.tensors(), {"key": task_key, "info": tasks.info})
-    return tasks
 
 
 # ------------------------------------------------------------------------------------------- the method

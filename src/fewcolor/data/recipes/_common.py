@@ -217,17 +217,6 @@ def npm_tarball(package: str, version: str, source: Path | None, downloads: Path
 # ------------------------------------------------------------------------------------------ helpers
 
 
-def group_subset(paths: Iterable[str], key: Callable[[str], str], n_groups: int | None,
-                 per_group: int, keep_groups: Iterable[str] | None = None) -> list[str]:
-    """The first ``per_group`` paths (in sorted order) of the first ``n_groups`` groups (or of
-    ``keep_groups``), in sorted order: the smoke subsets are prefixes of the committed splits."""
-    groups: dict[str, list[str]] = {}
-    for p in sorted(paths):
-        groups.setdefault(key(p), []).append(p)
-    names = list(keep_groups) if keep_groups is not None else sorted(groups)[:n_groups]
-    return sorted(p for g in names for p in groups.get(g, [])[:per_group])
-
-
 def pad_square_resize(rgb: torch.Tensor, size: int, background: float = 1.0) -> torch.Tensor:
     """Pad ``(3,H,W)`` to a centred square on ``background`` and resize it to ``size``² (antialiased
     bilinear), so that sprites of any canvas keep their aspect and sit on the same white page."""
