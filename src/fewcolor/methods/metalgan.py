@@ -53,7 +53,6 @@ import copy
 import dataclasses
 import logging
 import os
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,11 +65,14 @@ from torch.utils.data import default_collate
 from tqdm.auto import tqdm
 
 from fewcolor.backbones.clustering import build_extractor, cluster_dataset
+from fewcolor.data.reopen import ImagesUnreachable, reopen_images
 from fewcolor.data.tasks import ClusterTasks
+from fewcolor.data.transforms import train_transform
 from fewcolor.losses.gan import GanLoss
 from fewcolor.meta import distributed as dist_utils
+from fewcolor.meta.lru import LRU
 from fewcolor.meta.reptile import apply_buffer_deltas_, buffer_deltas, meta_step_size, reptile_grad
-from fewcolor.methods.base import InferenceOption, Method, Phase
+from fewcolor.methods.base import InferenceOption, InferenceOptionError, Method, Phase
 from fewcolor.methods.registry import register_method
 from fewcolor.nets.discriminators import build_discriminator
 from fewcolor.nets.unet import UNetGenerator
@@ -169,7 +171,7 @@ class MetalGAN(Method):
         self.adapted_to: dict[str, Any] | None = None
         self._dataset: Any = None  # the training data (setup) for task batches
         self._meta_opt: torch.optim.Optimizer | None = None
-        self._adapted: OrderedDict[tuple[int, int], nn.Module] = OrderedDict()
+        self._adapted: LRU[tuple[int, int], nn.Module] = LRU(c.adapt_cache_size)
         self._aux: dict[str, Any] = {}  # not sub-modules: the extractor's weights stay out of the checkpoint
         self._warned: set[str] = set()
 
@@ -386,31 +388,21 @@ class MetalGAN(Method):
             return None
         if self._dataset is not None:
             return self._dataset, members
-        if self.data_root is None or self.data_paths is None:
-            self._warn_once("nodata", "metalgan: the checkpoint does not say where its training images are "
-                            "(trained on an in-memory dataset); colorizing with the meta-trained G, unadapted")
+        paths = None if self.data_paths is None else [self.data_paths[i] for i in members]
+        try:
+            ds = reopen_images(self.data_root, paths, train_transform(self.config.image_size), self.config.seed)
+        except ImagesUnreachable as exc:
+            self._warn_once("data", "metalgan: %s; colorizing with the meta-trained G, unadapted (pass "
+                            "adapt_steps=0 to silence this)", exc)
             return None
-        root = Path(self.data_root)
-        paths = [self.data_paths[i] for i in members]
-        reachable = [p for p in paths if (root / p).is_file()]
-        if not reachable:
-            self._warn_once("missing", "metalgan: the training images under %s are not reachable; colorizing "
-                            "with the meta-trained G, unadapted (copy the data there to enable test-time "
-                            "adaptation, or pass adapt_steps=0 to silence this)", root)
-            return None
-        from fewcolor.data.folder import ImageFolderDataset
-        from fewcolor.data.transforms import train_transform
-
-        ds = ImageFolderDataset(root, paths=reachable, transform=train_transform(self.config.image_size),
-                                skip_grey=False, seed=self.config.seed)
         return ds, list(range(len(ds)))
 
     def adapted_generator(self, k: int, steps: int) -> nn.Module:
         """G adapted for ``steps`` on cluster ``k`` (cached), or G itself when the images are unreachable."""
         key = (int(k), int(steps))
-        if key in self._adapted:
-            self._adapted.move_to_end(key)
-            return self._adapted[key]
+        cached = self._adapted.get(key)
+        if cached is not None:
+            return cached
         source = self._cluster_source(k)
         if source is None:
             return self.generator
@@ -419,9 +411,7 @@ class MetalGAN(Method):
         fast, _ = self.inner_loop(dataset, members, steps, _mix(self.config.seed, -1, k))
         fast.train(was_training)
         fast.requires_grad_(False)
-        self._adapted[key] = fast
-        while len(self._adapted) > max(1, self.config.adapt_cache_size):
-            self._adapted.popitem(last=False)
+        self._adapted.put(key, fast)
         return fast
 
     def predict_ab(self, l: torch.Tensor, adapt_steps: int | None = None, **options: Any) -> torch.Tensor:
@@ -429,8 +419,6 @@ class MetalGAN(Method):
         self.check_options(options)
         steps = self.config.adapt_steps if adapt_steps is None else int(adapt_steps)
         if steps < 0:
-            from fewcolor.methods.base import InferenceOptionError
-
             raise InferenceOptionError(f"metalgan: adapt_steps must be >= 0, got {steps}")
         if steps == 0 or not self.has_tasks:
             return self.generator(l)
@@ -510,7 +498,6 @@ def adapt_checkpoint(model: str | os.PathLike[str], data_dir: str | os.PathLike[
     """``fewcolor adapt``: adapt a MetalGAN checkpoint's G to the images in ``data_dir`` (one new task) and
     save a normal checkpoint (same method, ``adapt_steps=0``). Returns (path, what ``adapted_to`` records)."""
     from fewcolor.data.folder import ImageFolderDataset
-    from fewcolor.data.transforms import train_transform
     from fewcolor.methods.registry import load_method, save_method
 
     method = load_method(model, device=device or "cpu")
