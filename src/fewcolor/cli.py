@@ -134,7 +134,12 @@ def info_cmd(checkpoint: Path) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Split file listing the training images (relative paths); default: every image.",
 )
-@click.option("--preset", default=None, help="Config preset of the method, e.g. cpu or paper (default: paper).")
+@click.option(
+    "--preset",
+    default=None,
+    help="Config preset of the method, e.g. cpu or paper (default: cpu when training on a CPU, else paper, "
+    "the paper's settings: hours per run on a CPU).",
+)
 @click.option(
     "--set",
     "overrides",
@@ -193,6 +198,8 @@ def train_cmd(
     values = _parse_overrides(overrides)
     torch.manual_seed(seed)  # weight init is part of the seeded run
     try:
+        if preset is None:
+            preset = _default_preset(get_method_class(method_name).presets, device)
         config_fields = {f.name for f in dataclasses.fields(get_method_class(method_name).Config)}
         if size is not None and "image_size" in config_fields:
             values.setdefault("image_size", size)
@@ -223,6 +230,19 @@ def train_cmd(
         raise click.ClickException(str(exc)) from exc
     if result.checkpoint is not None:
         click.echo(f"trained {method_name} for {result.step} steps in {result.wall_seconds:.0f} s: {result.checkpoint}")
+
+
+def _default_preset(presets: dict[str, Any], device: str | None) -> str | None:
+    """``cpu`` (said in one line) when training would run on a CPU and the method has that preset, else
+    None (the config defaults: the paper's settings)."""
+    import torch
+
+    on_cpu = device.startswith("cpu") if device else not torch.cuda.is_available()
+    if on_cpu and "cpu" in presets:
+        click.echo("no --preset given and training on a CPU: using the `cpu` preset (small networks and images; "
+                   "--preset paper for the paper's settings)", err=True)
+        return "cpu"
+    return None
 
 
 # ----------------------------------------------------------------------------------------------
