@@ -206,7 +206,7 @@ def train_cmd(
         method = build_method(method_name, preset, values)
     except KeyError as exc:
         raise click.ClickException(str(exc.args[0])) from exc
-    crop = size or getattr(method.config, "image_size", 256)
+    crop = size if size else int(getattr(method.config, "image_size", 256))
     dataset = ImageFolderDataset(
         data_dir, split_file=split_file, transform=train_transform(crop, flip=not no_flip), seed=seed
     )

@@ -42,7 +42,7 @@ class Colorizer:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
         self.method = method.to(self.device).eval()
-        self.size = int(size or getattr(method.config, "image_size", 256))
+        self.size = int(size) if size else int(getattr(method.config, "image_size", 256))
 
     @classmethod
     def from_checkpoint(
@@ -71,7 +71,7 @@ class Colorizer:
                     value = read_rgb(value)
                 if opt.as_l and torch.is_tensor(value) and value.shape[-3] == 3:
                     rgb = value if value.dim() == 4 else value[None]
-                    h, w = working_size(*rgb.shape[-2:], self.size, self.method.size_multiple)
+                    h, w = working_size(int(rgb.shape[-2]), int(rgb.shape[-1]), self.size, self.method.size_multiple)
                     rgb = F.interpolate(rgb.float(), size=(h, w), mode="bilinear", antialias=True, align_corners=False)
                     value = normalize_l(rgb_to_lab(rgb)[:, :1])
             if torch.is_tensor(value):

@@ -14,7 +14,6 @@ another k on the same images, does not run the backbone again. In-memory dataset
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +25,7 @@ from fewcolor.backbones.weights import WeightsNotFoundError
 from fewcolor.color.lab import rgb_to_lab
 from fewcolor.color.normalize import normalize_l
 from fewcolor.data.cache import cache_file, data_fingerprint, load_tensors, save_tensors
+from fewcolor.data.protocol import Dataset
 from fewcolor.data.tasks import ClusterTasks, fit_tasks
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ def l_at(rgb: torch.Tensor, size: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def dataset_descriptors(dataset: Any, extractor: nn.Module, size: int, batch_size: int = 16) -> torch.Tensor:
+def dataset_descriptors(dataset: Dataset, extractor: nn.Module, size: int, batch_size: int = 16) -> torch.Tensor:
     """MAC descriptors (N, D) of every image (untransformed: ``dataset.read(i)`` when it exists)."""
     feats = []
     n = len(dataset)
@@ -83,7 +83,7 @@ def dataset_descriptors(dataset: Any, extractor: nn.Module, size: int, batch_siz
     return torch.cat(feats)
 
 
-def cluster_dataset(dataset: Any, k: int, pca_dim: int = 512, backbone: str = "auto", feature_size: int = 224,
+def cluster_dataset(dataset: Dataset, k: int, pca_dim: int = 512, backbone: str = "auto", feature_size: int = 224,
                     seed: int = 0, pretrained: bool = True, use_cache: bool = True) -> ClusterTasks:
     """MAC descriptors of ``dataset`` at ``feature_size``² → PCA(``pca_dim``) → K-means(``k``), cached.
 

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from fewcolor.color.bins import Q
+from fewcolor.data.protocol import Dataset
 from fewcolor.home import fewcolor_home
 from fewcolor.io.atomic import write_text_atomic
 from fewcolor.io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -56,7 +57,7 @@ TENSOR_CACHE_VERSION = 1
 
 
 # ------------------------------------------------------------------------------- dataset fingerprint
-def data_fingerprint(dataset: Any) -> dict[str, Any] | None:
+def data_fingerprint(dataset: Dataset) -> dict[str, Any] | None:
     """What identifies a folder dataset's images: root, relative paths, and each file's size and mtime.
 
     ``None`` for datasets without ``root`` and ``paths`` (in-memory tensors): those are not cached.
@@ -198,7 +199,7 @@ def save_scan_cache(
     Entries of other files already cached (another split of the same folder) are kept.
     """
     path = scan_cache_path(root, settings)
-    merged = dict(load_scan_cache(root, settings))
+    merged: dict[str, Mapping[str, Any]] = dict(load_scan_cache(root, settings))
     merged.update(entries)
     payload = {"version": SCAN_CACHE_VERSION, "root": str(Path(root).resolve()), "settings": dict(settings),
                "entries": merged}

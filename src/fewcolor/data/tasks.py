@@ -20,6 +20,8 @@ from typing import Any
 
 import torch
 
+from fewcolor.data.protocol import Dataset
+
 __all__ = ["ClusterTasks", "fit_pca", "fit_tasks", "kmeans", "write_cluster_report"]
 
 log = logging.getLogger(__name__)
@@ -114,7 +116,7 @@ def fit_tasks(features: torch.Tensor, k: int, pca_dim: int = 512, seed: int = 0,
 
 
 # ------------------------------------------------------------------------------------ contact sheet
-def write_cluster_report(tasks: ClusterTasks, dataset: Any, out_dir: str | os.PathLike[str],
+def write_cluster_report(tasks: ClusterTasks, dataset: Dataset, out_dir: str | os.PathLike[str],
                          per_row: int = 8, thumb: int = 64, seed: int = 0) -> Path:
     """Write ``assignments.csv``, ``clusters.json`` and ``index.html`` (a row of samples per cluster,
     MetalGAN Fig. 2) into ``out_dir``; returns the page's path.

@@ -234,8 +234,8 @@ def _to_tensor(img: Image.Image, bg: torch.Tensor) -> torch.Tensor:
     if mode == "L":
         return _grey_to_rgb(torch.from_numpy(np.asarray(img, dtype=np.uint8).astype(np.float32) / 255.0))
     rgb_img = img if mode == "RGB" else img.convert("RGB")
-    array = np.asarray(rgb_img, dtype=np.uint8)
-    return (torch.from_numpy(array.copy()).permute(2, 0, 1).float() / 255.0).contiguous()
+    pixels = np.asarray(rgb_img, dtype=np.uint8)
+    return (torch.from_numpy(pixels.copy()).permute(2, 0, 1).float() / 255.0).contiguous()
 
 
 def _grey_to_rgb(grey: torch.Tensor) -> torch.Tensor:

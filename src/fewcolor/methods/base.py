@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from fewcolor.data.protocol import Dataset
 from fewcolor.methods.options import InferenceOption, InferenceOptionError
 
 __all__ = ["InferenceOption", "InferenceOptionError", "Method", "Phase"]
@@ -51,6 +52,8 @@ class Method(nn.Module):
     presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": {}}
     #: the network's working-resolution sides are rounded to a multiple of this
     size_multiple: ClassVar[int] = 1
+    #: the training step of a loaded checkpoint (set by ``load_method``)
+    checkpoint_step: int = 0
     #: typed keyword options ``predict_ab`` accepts; the CLI, the pipeline and ``fewcolor methods``
     #: are generated from them (see :class:`fewcolor.methods.options.InferenceOption`)
     inference_options: ClassVar[tuple[InferenceOption, ...]] = ()
@@ -76,7 +79,7 @@ class Method(nn.Module):
         return cls.Config(**values)
 
     # ----- training -----------------------------------------------------------------------
-    def setup(self, train_data: Any) -> None:
+    def setup(self, train_data: Dataset) -> None:
         """Data-dependent set-up before training (colour prior, clusters, memory size...)."""
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -94,7 +97,7 @@ class Method(nn.Module):
         return batch_size
 
     # ----- test-time adaptation -----------------------------------------------------------
-    def adapt(self, support_data: Any, steps: int, seed: int = 0) -> bool:
+    def adapt(self, support_data: Dataset, steps: int, seed: int = 0) -> bool:
         """Adapt in place to a few support images with the method's own mechanism.
 
         Return ``True`` when the method adapted itself (MetalGAN: inner-loop steps on the support

@@ -90,7 +90,9 @@ class ConditionalGAN(Method):
             raise ValueError(f"cgan: d_steps must be >= 1, got {c.d_steps}")
         self.pixel = PixelLoss(c.l1_weight, c.l2_weight)
         if c.generator == "unet":
-            self.generator: torch.nn.Module = UNetGenerator(base=c.base_channels, depth=c.depth, dropout=c.dropout)
+            self.generator: UNetGenerator | CICRegressor = UNetGenerator(
+                base=c.base_channels, depth=c.depth, dropout=c.dropout
+            )
         elif c.generator == "cic":
             self.generator = CICRegressor(1, c.cic_widths)
         else:

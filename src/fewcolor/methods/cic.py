@@ -34,6 +34,7 @@ from fewcolor.color.normalize import normalize_ab
 from fewcolor.color.prior import bin_prior, rebalance_weights
 from fewcolor.color.soft_encode import soft_encode_ab_normalized
 from fewcolor.data.cache import data_fingerprint, load_or_compute_prior
+from fewcolor.data.protocol import Dataset
 from fewcolor.losses.cic import rebalanced_cross_entropy
 from fewcolor.methods.base import InferenceOption, InferenceOptionError, Method, Phase
 from fewcolor.methods.registry import register_method
@@ -61,6 +62,9 @@ class CICConfig:
 
 @register_method
 class ColorfulColorization(Method):
+    prior: torch.Tensor  # registered buffer
+    bin_weights: torch.Tensor  # registered buffer
+
     name = "cic"
     summary = "Zhang et al. 2016 colorization as 313-bin classification with class rebalancing"
     Config = CICConfig
@@ -91,7 +95,7 @@ class ColorfulColorization(Method):
         self.register_buffer("bin_weights", torch.ones(Q))
 
     # ----- set-up --------------------------------------------------------------------------
-    def setup(self, train_data: Any) -> None:
+    def setup(self, train_data: Dataset) -> None:
         """Empirical ab-bin prior of the training set (smoothed) and its rebalancing weights."""
         c = self.config
         if c.loss != "classification":
@@ -146,7 +150,7 @@ class ColorfulColorization(Method):
         return normalize_ab(annealed_mean(logits, t))
 
 
-def _dataset_key(data: Any, sigma: float) -> str | None:
+def _dataset_key(data: Dataset, sigma: float) -> str | None:
     """A cache key naming the training images (:func:`fewcolor.data.cache.data_fingerprint`: root, paths,
     sizes, modification times), the transform and the smoothing; None for a dataset without a file list
     (then the prior is computed every time)."""

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from fewcolor.backbones.clustering import cluster_dataset
+from fewcolor.data.protocol import Dataset
 from fewcolor.methods.base import InferenceOption, InferenceOptionError, Method, Phase
 from fewcolor.methods.registry import register_method
 from fewcolor.nets.iizuka import IizukaNet
@@ -55,6 +56,8 @@ class IizukaConfig:
 
 @register_method
 class Iizuka(Method):
+    train_labels: torch.Tensor  # registered buffer
+
     name = "iizuka"
     summary = "Iizuka et al. 2016 global+local fusion network with a classification side loss"
     Config = IizukaConfig
@@ -83,7 +86,7 @@ class Iizuka(Method):
         self.register_buffer("train_labels", torch.zeros(0, dtype=torch.long))
 
     # ----- set-up --------------------------------------------------------------------------
-    def setup(self, train_data: Any) -> None:
+    def setup(self, train_data: Dataset) -> None:
         """Choose the class labels (folders or K-means clusters) and build the classification head."""
         c = self.config
         self.label_source, self.label_backbone = "none", ""
@@ -164,7 +167,7 @@ class Iizuka(Method):
         return self.net(l, global_from=g)[0]
 
 
-def _dataset_labels(data: Any) -> list[int]:
+def _dataset_labels(data: Dataset) -> list[int]:
     labels = getattr(data, "labels", None)
     if labels is not None and len(labels) == len(data):
         return [int(x) for x in labels]
@@ -172,7 +175,7 @@ def _dataset_labels(data: Any) -> list[int]:
 
 
 def cluster_labels(
-    data: Any, k: int, backbone: str = "auto", pretrained: bool = True, seed: int = 0, side: int = 224,
+    data: Dataset, k: int, backbone: str = "auto", pretrained: bool = True, seed: int = 0, side: int = 224,
 ) -> tuple[torch.Tensor, str]:
     """Seeded K-means cluster id per image of MAC descriptors of its grey version at ``side``² (the shared,
     cached :func:`fewcolor.backbones.clustering.cluster_dataset`, PCA to 512 first as MetalGAN does).

@@ -54,6 +54,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fewcolor.color.feature_kinds import FEATURE_DIMS, colour_distance, colour_feature, palette_feature
+from fewcolor.data.protocol import Dataset
 from fewcolor.losses.gan import GanLoss
 from fewcolor.losses.triplet import threshold_triplet_loss
 from fewcolor.methods.base import InferenceOption, InferenceOptionError, Method, Phase
@@ -171,7 +172,7 @@ class MemoPainter(Method):
             return colour_feature(rgb.float(), self.config.color_feature).to(rgb.device)
 
     # ----- training ---------------------------------------------------------------------------
-    def setup(self, train_data: Any) -> None:
+    def setup(self, train_data: Dataset) -> None:
         c = self.config
         if c.memory:
             slots = c.memory_slots or max(1, math.ceil(c.memory_scale * len(train_data)))
@@ -184,7 +185,7 @@ class MemoPainter(Method):
         c = self.config
         betas = (c.beta1, c.beta2)
         g_params = list(self.generator.parameters())
-        opts = {}
+        opts: dict[str, torch.optim.Optimizer] = {}
         if c.memory:
             opts["memory"] = torch.optim.Adam(self.query_head.parameters(), lr=c.memory_lr, betas=betas)
         else:

@@ -65,6 +65,7 @@ from torch.utils.data import default_collate
 from tqdm.auto import tqdm
 
 from fewcolor.backbones.clustering import build_extractor, cluster_dataset
+from fewcolor.data.protocol import Dataset
 from fewcolor.data.reopen import ImagesUnreachable, reopen_images
 from fewcolor.data.tasks import ClusterTasks
 from fewcolor.data.transforms import train_transform
@@ -133,6 +134,11 @@ def _seeded_global_rng(seed: int, device: torch.device) -> Iterator[None]:
 # ------------------------------------------------------------------------------------------- the method
 @register_method
 class MetalGAN(Method):
+    task_centroids: torch.Tensor  # registered buffer
+    task_pca_mean: torch.Tensor  # registered buffer
+    task_pca_components: torch.Tensor  # registered buffer
+    task_assignments: torch.Tensor  # registered buffer
+
     name = "metalgan"
     summary = "cGAN meta-trained with Reptile over K-means tasks of MAC descriptors; adapts to each query's cluster"
     Config = MetalGANConfig
@@ -169,7 +175,7 @@ class MetalGAN(Method):
         self.data_root: str | None = None
         self.data_paths: list[str] | None = None
         self.adapted_to: dict[str, Any] | None = None
-        self._dataset: Any = None  # the training data (setup) for task batches
+        self._dataset: Dataset | None = None  # the training data (setup) for task batches
         self._meta_opt: torch.optim.Optimizer | None = None
         self._adapted: LRU[tuple[int, int], nn.Module] = LRU(c.adapt_cache_size)
         self._aux: dict[str, Any] = {}  # not sub-modules: the extractor's weights stay out of the checkpoint
@@ -198,7 +204,7 @@ class MetalGAN(Method):
         return ClusterTasks(self.task_centroids, self.task_pca_mean, self.task_pca_components,
                             self.task_assignments.cpu(), dict(self.task_info))
 
-    def setup(self, train_data: Any) -> None:
+    def setup(self, train_data: Dataset) -> None:
         """Cluster the training data into tasks (cached) and keep the data for the tasks' batches."""
         c = self.config
         k = min(c.n_clusters, len(train_data))
@@ -206,7 +212,7 @@ class MetalGAN(Method):
             log.warning("metalgan: %d images cannot make %d clusters; using k=%d", len(train_data), c.n_clusters, k)
         self.set_tasks(cluster_dataset(train_data, k, c.pca_dim, c.backbone, c.feature_size, c.seed), train_data)
 
-    def set_tasks(self, tasks: ClusterTasks, train_data: Any) -> None:
+    def set_tasks(self, tasks: ClusterTasks, train_data: Dataset) -> None:
         """Use ``tasks`` (one cluster per image of ``train_data``, which supplies the tasks' batches).
 
         ``tasks.info`` must name the descriptor (``backbone``, ``layer``, ``pretrained``, ``feature_size``)
@@ -238,7 +244,7 @@ class MetalGAN(Method):
         c = self.config
         return meta_step_size(step, c.meta_anneal_steps, c.meta_lr, c.meta_lr_end)
 
-    def _task_batch(self, dataset: Any, members: Sequence[int], size: int, g: torch.Generator) -> dict[str, Any]:
+    def _task_batch(self, dataset: Dataset, members: Sequence[int], size: int, g: torch.Generator) -> dict[str, Any]:
         """``size`` images of a task (without replacement when it has enough, else with)."""
         if len(members) >= size:
             pick = torch.randperm(len(members), generator=g)[:size].tolist()
@@ -277,7 +283,7 @@ class MetalGAN(Method):
                 for n, b in d.named_buffers():
                     b.copy_(saved[n])
 
-    def inner_loop(self, dataset: Any, members: Sequence[int], steps: int, seed: int,
+    def inner_loop(self, dataset: Dataset, members: Sequence[int], steps: int, seed: int,
                    progress: bool = False) -> tuple[UNetGenerator, list[dict[str, float]]]:
         """Fast weights θ̃_G: a copy of G (with its BN statistics) trained ``steps`` times on batches of
         the task ``members`` of ``dataset`` with a fresh Adam(λ_G). θ_G and D are left unchanged."""
@@ -442,7 +448,7 @@ class MetalGAN(Method):
         tasks = batch_size if c.meta_batch_size is None else min(batch_size, c.meta_batch_size)
         return tasks * c.inner_steps * c.inner_batch_size
 
-    def adapt(self, support_data: Any, steps: int, seed: int = 0) -> bool:
+    def adapt(self, support_data: Dataset, steps: int, seed: int = 0) -> bool:
         """Test-time adaptation: the support set is the task; ``steps`` inner-loop updates of G (L_adv + L1)."""
         fast, _ = self.inner_loop(support_data, list(range(len(support_data))), steps, _mix(seed, -2),
                                   progress=False)
@@ -451,7 +457,7 @@ class MetalGAN(Method):
         self._adapted.clear()
         return True
 
-    def adapt_to(self, dataset: Any, steps: int, seed: int | None = None, progress: bool = True) -> MetalGAN:
+    def adapt_to(self, dataset: Dataset, steps: int, seed: int | None = None, progress: bool = True) -> MetalGAN:
         """A new MetalGAN whose G is adapted for ``steps`` to ``dataset`` (a user's few images as one task).
 
         Its ``adapt_steps`` is 0, so it colorizes with the adapted G directly; the clusters are kept.

@@ -101,8 +101,8 @@ def evaluate_pairs(pairs: Iterable[tuple[str, torch.Tensor, torch.Tensor]], out_
 
     aggregate = {m: mean_ci95([float(r[m]) for r in per_image]) for m in PER_IMAGE_METRICS}
     set_level: dict[str, Any] = {
-        "delta_cf_set_hs": abs(aggregate["cf_hs_pred"]["mean"] - aggregate["cf_hs_truth"]["mean"]),
-        "delta_cf_set_abs": abs(aggregate["cf_abs_pred"]["mean"] - aggregate["cf_abs_truth"]["mean"]),
+        f"delta_cf_set_{v}": _abs_diff(aggregate[f"cf_{v}_pred"]["mean"], aggregate[f"cf_{v}_truth"]["mean"])
+        for v in ("hs", "abs")
     }
     if inception is not None:
         set_level.update(inception.results(cfg.kid_subsets, cfg.kid_subset_size, cfg.seed))
@@ -134,6 +134,10 @@ def evaluate_pairs(pairs: Iterable[tuple[str, torch.Tensor, torch.Tensor]], out_
     write_text_atomic(out / "metrics.json", json.dumps(json_safe(result), indent=2))
     write_report(out / "report.html", result, images)
     return result
+
+
+def _abs_diff(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else abs(a - b)
 
 
 def _describe(paths: list[tuple[str, Path]]) -> dict[str, object]:

@@ -62,7 +62,7 @@ class InceptionFeatures(nn.Module):
 
     @property
     def has_logits(self) -> bool:
-        return bool(self.net.has_logits)  # type: ignore[union-attr]
+        return bool(self.net.has_logits)
 
     @torch.no_grad()
     def pool3(self, rgb: torch.Tensor) -> torch.Tensor:

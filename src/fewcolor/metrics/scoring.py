@@ -3,6 +3,8 @@ prediction and truth both go through, and the per-image metrics of one pair."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
@@ -38,10 +40,10 @@ def prepare_pair(pred: torch.Tensor, truth: torch.Tensor, size: int | None
 
 @torch.no_grad()
 def score_pair(name: str, pred: torch.Tensor, truth: torch.Tensor, lpips_model: LPIPS,
-               device: torch.device) -> dict[str, object]:
+               device: torch.device) -> dict[str, Any]:
     """The per-image metrics of a prepared (3,H,W) pair (see :func:`prepare_pair`)."""
     p, t = pred[None].to(device), truth[None].to(device)
-    row: dict[str, object] = {
+    row: dict[str, Any] = {
         "name": name,
         "height": int(pred.shape[-2]),
         "width": int(pred.shape[-1]),

@@ -22,7 +22,8 @@ def memory_page(method: MemoPainter, rgb: torch.Tensor, path: str | Path, top_k:
     drawn as a swatch, its similarity, and which training image wrote it (``fewcolor memory inspect``)."""
     if not method.config.memory:
         raise InferenceOptionError(f"{method.name} model has no memory to inspect (memory=False)")
-    h, w = working_size(*rgb.shape[-2:], size or method.config.image_size, method.size_multiple)
+    h, w = working_size(int(rgb.shape[-2]), int(rgb.shape[-1]), size or method.config.image_size,
+                        method.size_multiple)
     small = F.interpolate(rgb[None].float(), size=(h, w), mode="bilinear", antialias=True, align_corners=False)
     l = normalize_l(rgb_to_lab(small)[:, :1]).to(method.device)
     method.eval()
@@ -35,7 +36,7 @@ def memory_page(method: MemoPainter, rgb: torch.Tensor, path: str | Path, top_k:
     query_cells = [ImageCell(rgb.float().clamp(0, 1), "query"),
                    ImageCell(grey_rgb_from_l(denormalize_l(l[0].cpu())), "grey input")]
     page.image_table(["query", "grey"], [query_cells])
-    rows = []
+    rows: list[list[ImageCell | str | None]] = []
     for i in range(values.shape[1]):
         slot = int(slots[0, i])
         out = merge_l_ab(denormalize_l(l[0].cpu()), denormalize_ab(outs[i, 0].cpu()))
