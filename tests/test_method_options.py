@@ -141,3 +141,25 @@ def test_option_declarations_are_checked() -> None:
     with pytest.raises(ValueError, match="rename one"):
         option_table({"a": A, "b": B})
     assert option_table({"a": A, "c": A})["x"][1] == ["a", "c"]
+
+
+def test_every_option_kind_becomes_a_click_option() -> None:
+    import click
+
+    from fewcolor.cli import _option_param
+
+    params = [p for opt in (InferenceOption("sharp", "bool", "sharpen"),
+                            InferenceOption("mode", "str", "a mode", choices=("a", "b")),
+                            InferenceOption("n", "int", "a count", minimum=1, sweep="ns"))
+              for p in _option_param(opt, ["toy"])]
+
+    @click.command(params=params)
+    def command(**values: Any) -> None:
+        click.echo(repr(sorted(values.items())))
+
+    runner = CliRunner()
+    assert runner.invoke(command, []).output.strip() == "[('mode', None), ('n', None), ('ns', None), ('sharp', None)]"
+    out = runner.invoke(command, ["--no-sharp", "--mode", "b", "--ns", "3"]).output
+    assert "('sharp', False)" in out and "('mode', 'b')" in out and "('ns', 3)" in out
+    assert runner.invoke(command, ["--mode", "z"]).exit_code != 0
+    assert runner.invoke(command, ["--n", "0"]).exit_code != 0
