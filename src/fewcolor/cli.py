@@ -70,6 +70,8 @@ def methods_cmd(name: str | None) -> None:
 
 def _describe_method(cls: Any) -> str:
     """The text of `fewcolor methods NAME`: summary, config fields, presets, inference options."""
+    import textwrap
+
     from fewcolor.methods.options import config_fields
 
     lines = [f"{cls.name}: {cls.summary}", "", "config fields (train --set KEY=VALUE; defaults are the paper's):"]
@@ -78,7 +80,7 @@ def _describe_method(cls: Any) -> str:
         if f.choices:
             lines.append(f"      one of: {', '.join(map(str, f.choices))}")
         if f.doc:
-            lines.append(f"      {f.doc}")
+            lines.append(textwrap.fill(f.doc, width=100, initial_indent=" " * 6, subsequent_indent=" " * 6))
     lines += ["", "presets (train --preset NAME):"]
     for preset, values in sorted(cls.presets.items()):
         shown = ", ".join(f"{k}={v!r}" for k, v in values.items()) or "the defaults"
