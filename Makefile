@@ -26,10 +26,12 @@ demo: venv
 
 test: venv
 	$(VENV)/bin/ruff check src tests scripts
+	$(PY) -m mypy
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
 lint: venv
 	$(VENV)/bin/ruff check src tests scripts
+	$(PY) -m mypy
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -24,7 +24,7 @@ def test_the_recorded_commit_is_dirty_for_code_edits_not_for_docs(tmp_path) -> N
     import shutil
     import subprocess
 
-    from fewcolor.bench.runner import _git_commit
+    from fewcolor.bench.provenance import git_commit as _git_commit
 
     if shutil.which("git") is None:
         pytest.skip("git is not installed")

@@ -108,3 +108,15 @@ def test_train_then_resume_from_cli(tmp_path, emoji_dir):
     res = runner.invoke(main, [*args, "--steps", "4", "--resume"])
     assert res.exit_code == 0, res.output
     assert "for 4 steps" in res.output
+
+
+def test_train_without_preset_on_cpu_uses_the_cpu_preset(tmp_path, emoji_dir):
+    res = CliRunner().invoke(main, ["train", "--method", "unet", "--data", str(emoji_dir), "-o", str(tmp_path / "r"),
+                                    "--device", "cpu", "--steps", "1", "--batch-size", "2", "--sample-every", "0",
+                                    "--size", "64"])
+    assert res.exit_code == 0, res.output
+    assert "using the `cpu` preset" in res.output and "--preset paper" in res.output
+    from fewcolor.io.checkpoint import read_metadata
+
+    config = read_metadata(tmp_path / "r" / "model.safetensors")["config"]
+    assert config["base_channels"] == build_method("unet", "cpu").config.base_channels

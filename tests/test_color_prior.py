@@ -9,14 +9,8 @@ import torch
 
 from fewcolor.color.bins import Q, ab_bin_centers
 from fewcolor.color.normalize import normalize_ab
-from fewcolor.color.prior import (
-    bin_counts,
-    bin_prior,
-    load_or_compute_prior,
-    prior_cache_path,
-    rebalance_weights,
-    smooth_prior,
-)
+from fewcolor.color.prior import bin_counts, bin_prior, rebalance_weights, smooth_prior
+from fewcolor.data.cache import load_or_compute_prior, prior_cache_path
 
 
 def _skewed_prior(seed: int = 0) -> torch.Tensor:

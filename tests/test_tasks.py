@@ -1,4 +1,4 @@
-"""Cluster tasks (fewcolor.data.tasks) and the MAC clustering of MetalGAN (methods.metalgan.cluster_dataset)."""
+"""Cluster tasks (fewcolor.data.tasks) and the MAC clustering of MetalGAN (backbones.clustering.cluster_dataset)."""
 
 from __future__ import annotations
 
@@ -67,29 +67,28 @@ def test_cluster_report_writes_csv_json_and_contact_sheet(tmp_path, emoji_dir) -
 
 def test_mac_clusters_recover_emoji_subcategories(emoji_dir, monkeypatch) -> None:
     """Paper §3.1 on the fixture: genuine VGG16 conv5 MAC → PCA → K-means(6) vs the 6 folders."""
-    from fewcolor.backbones import weights_available
+    from fewcolor.backbones import clustering, weights_available
     from fewcolor.data.folder import ImageFolderDataset
-    from fewcolor.methods import metalgan
 
     ds = ImageFolderDataset(emoji_dir)
-    tasks = metalgan.cluster_dataset(ds, 6, backbone="auto", feature_size=112, seed=0)
+    tasks = clustering.cluster_dataset(ds, 6, backbone="auto", feature_size=112, seed=0)
     assert tasks.k == 6 and len(tasks.assignments) == len(ds)
     ari = adjusted_rand_score(ds.labels, tasks.assignments.numpy())
     if weights_available("vgg16") and tasks.info["pretrained"]:
         assert ari > 0.3, f"adjusted Rand index {ari:.3f} with {tasks.info}"
     # A rerun is served from the cache: no backbone is built.
-    monkeypatch.setattr(metalgan, "build_extractor", lambda *a, **k: pytest.fail("cache miss"))
-    again = metalgan.cluster_dataset(ds, 6, backbone="auto", feature_size=112, seed=0)
+    monkeypatch.setattr(clustering, "build_extractor", lambda *a, **k: pytest.fail("cache miss"))
+    again = clustering.cluster_dataset(ds, 6, backbone="auto", feature_size=112, seed=0)
     assert torch.equal(again.assignments, tasks.assignments)
     torch.testing.assert_close(again.centroids, tasks.centroids)
     # Another k reuses the cached descriptors.
-    three = metalgan.cluster_dataset(ds, 3, backbone="auto", feature_size=112, seed=0)
+    three = clustering.cluster_dataset(ds, 3, backbone="auto", feature_size=112, seed=0)
     assert three.k == 3
 
 
 def test_random_backbone_weights_still_cluster(emoji_dir) -> None:
+    from fewcolor.backbones.clustering import build_extractor, dataset_descriptors
     from fewcolor.data.folder import ImageFolderDataset
-    from fewcolor.methods.metalgan import build_extractor, dataset_descriptors
 
     ds = ImageFolderDataset(emoji_dir, paths=ImageFolderDataset(emoji_dir).paths[:12])
     ext = build_extractor("alexnet", "features.11", pretrained=False, seed=3)

@@ -9,7 +9,7 @@ Three-line use::
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from fewcolor.version import __version__
 
 __all__ = ["Colorizer", "__version__"]
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from fewcolor import __version__
+from fewcolor.version import __version__
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -46,16 +46,54 @@ def main(verbose: bool) -> None:
 
 # ----------------------------------------------------------------------------------------------
 @main.command("methods")
-def methods_cmd() -> None:
-    """List the registered colorization methods and their presets."""
-    from fewcolor.methods.registry import available_methods
+@click.argument("name", required=False)
+def methods_cmd(name: str | None) -> None:
+    """List the registered methods; with NAME, every config field (type, default, doc), preset and
+    inference option of that method (the fields are what `train --set KEY=VALUE` changes)."""
+    from fewcolor.methods.registry import available_methods, get_method_class
 
-    for name, cls in available_methods().items():
-        click.echo(f"{name:14s} {cls.summary}")
-        click.echo(
-            f"{'':14s} presets: {', '.join(sorted(cls.presets))}; "
-            f"inference options: {', '.join(cls.inference_options) or 'none'}"
-        )
+    if name is None:
+        for method_name, cls in available_methods().items():
+            click.echo(f"{method_name:14s} {cls.summary}")
+            click.echo(
+                f"{'':14s} presets: {', '.join(sorted(cls.presets))}; "
+                f"inference options: {', '.join(o.name for o in cls.inference_options) or 'none'}"
+            )
+        click.echo("\n`fewcolor methods NAME` shows a method's config fields, presets and inference options.")
+        return
+    try:
+        cls = get_method_class(name)
+    except KeyError as exc:
+        raise click.ClickException(str(exc.args[0])) from exc
+    click.echo(_describe_method(cls))
+
+
+def _describe_method(cls: Any) -> str:
+    """The text of `fewcolor methods NAME`: summary, config fields, presets, inference options."""
+    import textwrap
+
+    from fewcolor.methods.options import config_fields
+
+    lines = [f"{cls.name}: {cls.summary}", "", "config fields (train --set KEY=VALUE; defaults are the paper's):"]
+    for f in config_fields(cls.Config):
+        lines.append(f"  {f.name} ({f.type}, default {f.default!r})")
+        if f.choices:
+            lines.append(f"      one of: {', '.join(map(str, f.choices))}")
+        if f.doc:
+            lines.append(textwrap.fill(f.doc, width=100, initial_indent=" " * 6, subsequent_indent=" " * 6))
+    lines += ["", "presets (train --preset NAME):"]
+    for preset, values in sorted(cls.presets.items()):
+        shown = ", ".join(f"{k}={v!r}" for k, v in values.items()) or "the defaults"
+        lines.append(f"  {preset}: {shown}")
+    lines += ["", "inference options (colorize --OPTION):"]
+    for opt in cls.inference_options:
+        default = "" if opt.default is None else f", default {opt.default}"
+        lines.append(f"  {opt.flag} ({opt.kind}{default}): {opt.help}")
+        if opt.sweep:
+            lines.append(f"  --{opt.sweep} K: K outputs NAME_v1.png ... NAME_vK.png with {opt.name} = 1 ... K")
+    if not cls.inference_options:
+        lines.append("  none")
+    return "\n".join(lines)
 
 
 @main.command("info")
@@ -98,13 +136,18 @@ def info_cmd(checkpoint: Path) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Split file listing the training images (relative paths); default: every image.",
 )
-@click.option("--preset", default=None, help="Config preset of the method, e.g. cpu or paper (default: paper).")
+@click.option(
+    "--preset",
+    default=None,
+    help="Config preset of the method, e.g. cpu or paper (default: cpu when training on a CPU, else paper, "
+    "the paper's settings: hours per run on a CPU).",
+)
 @click.option(
     "--set",
     "overrides",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Override a config field (repeatable), e.g. --set lr=1e-4.",
+    help="Override a config field (repeatable), e.g. --set lr=1e-4; `fewcolor methods NAME` lists the fields.",
 )
 @click.option("--steps", type=int, default=None, help="Optimisation steps (default: 1000 unless --epochs).")
 @click.option("--epochs", type=float, default=None, help="Epochs over the data instead of --steps.")
@@ -143,6 +186,7 @@ def train_cmd(
 ) -> None:
     """Train a colorization method on a folder of colour images.
 
+    `fewcolor methods NAME` lists the method's config fields (for --set), presets and their values.
     Runs under torchrun for data-parallel training:
     `torchrun --nproc-per-node 2 -m fewcolor train ...`.
     """
@@ -156,13 +200,15 @@ def train_cmd(
     values = _parse_overrides(overrides)
     torch.manual_seed(seed)  # weight init is part of the seeded run
     try:
+        if preset is None:
+            preset = _default_preset(get_method_class(method_name).presets, device)
         config_fields = {f.name for f in dataclasses.fields(get_method_class(method_name).Config)}
         if size is not None and "image_size" in config_fields:
             values.setdefault("image_size", size)
         method = build_method(method_name, preset, values)
     except KeyError as exc:
         raise click.ClickException(str(exc.args[0])) from exc
-    crop = size or getattr(method.config, "image_size", 256)
+    crop = size if size else int(getattr(method.config, "image_size", 256))
     dataset = ImageFolderDataset(
         data_dir, split_file=split_file, transform=train_transform(crop, flip=not no_flip), seed=seed
     )
@@ -188,6 +234,19 @@ def train_cmd(
         click.echo(f"trained {method_name} for {result.step} steps in {result.wall_seconds:.0f} s: {result.checkpoint}")
 
 
+def _default_preset(presets: dict[str, Any], device: str | None) -> str | None:
+    """``cpu`` (said in one line) when training would run on a CPU and the method has that preset, else
+    None (the config defaults: the paper's settings)."""
+    import torch
+
+    on_cpu = device.startswith("cpu") if device else not torch.cuda.is_available()
+    if on_cpu and "cpu" in presets:
+        click.echo("no --preset given and training on a CPU: using the `cpu` preset (small networks and images; "
+                   "--preset paper for the paper's settings)", err=True)
+        return "cpu"
+    return None
+
+
 # ----------------------------------------------------------------------------------------------
 def _collect_inputs(inputs: tuple[Path, ...]) -> list[tuple[Path, Path]]:
     """(file, path relative to what the user named) for files and folders (recursive)."""
@@ -202,7 +261,57 @@ def _collect_inputs(inputs: tuple[Path, ...]) -> list[tuple[Path, Path]]:
     return pairs
 
 
-@main.command("colorize")
+def _option_param(opt: Any, methods: list[str]) -> list[click.Option]:
+    """The click option(s) for one inference option declaration (see fewcolor.methods.options)."""
+    who = ", ".join(methods)
+    extra = f" (default {opt.default})" if opt.default is not None else ""
+    text = f"[{who}] {opt.help}{extra}."
+    if opt.kind == "float":
+        ptype: Any = click.FloatRange(opt.minimum, opt.maximum) if (opt.minimum, opt.maximum) != (None, None) else float
+    elif opt.kind == "int":
+        ptype = click.IntRange(opt.minimum, opt.maximum) if (opt.minimum, opt.maximum) != (None, None) else int
+    elif opt.kind == "str":
+        ptype = click.Choice(opt.choices) if opt.choices else str
+    elif opt.kind == "bool":
+        dash = opt.flag[2:]
+        return [click.Option([f"--{dash}/--no-{dash}", opt.name], default=None, help=text)]
+    else:  # image-l / image-rgb
+        ptype = click.Path(exists=True, dir_okay=False, path_type=Path)
+    params = [click.Option([opt.flag, opt.name], type=ptype, default=None, help=text)]
+    if opt.sweep:
+        params.append(click.Option(
+            [f"--{opt.sweep.replace('_', '-')}", opt.sweep], type=click.IntRange(min=1), default=None,
+            help=f"[{who}] write K outputs NAME_v1.png ... NAME_vK.png with {opt.name} = 1 ... K ({opt.help}).",
+        ))
+    return params
+
+
+class _RegistryCommand(click.Command):
+    """A command whose options include every registered method's inference options.
+
+    They are generated on each use (parsing or --help) from the registry, so `fewcolor --help` imports
+    no method and a method registered later still shows up.
+    """
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        from fewcolor.methods.registry import inference_option_table
+
+        params = list(self.params)
+        taken = {p.name for p in params}
+        for name, (opt, methods) in inference_option_table().items():
+            for param in _option_param(opt, methods):
+                if param.name in taken:
+                    raise click.ClickException(
+                        f"inference option {name!r} of {', '.join(methods)} clashes with colorize's own "
+                        f"--{param.name}; rename the option in the method"
+                    )
+                taken.add(param.name)
+                params.append(param)
+        help_option = self.get_help_option(ctx)
+        return params if help_option is None else [*params, help_option]
+
+
+@main.command("colorize", cls=_RegistryCommand)
 @click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option(
@@ -215,58 +324,34 @@ def _collect_inputs(inputs: tuple[Path, ...]) -> list[tuple[Path, Path]]:
 )
 @click.option("--size", type=int, default=None, help="Working resolution (longer side) of the network.")
 @click.option("--device", default=None, help="cpu, cuda ... (default: CUDA when present).")
-@click.option(
-    "--temperature", type=float, default=None, help="CIC annealed-mean temperature (default 0.38; →0 mode, 1 mean)."
-)
-@click.option(
-    "--global-from",
-    "global_from",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Iizuka: take the global (scene) features from this image instead (style transfer).",
-)
-@click.option(
-    "--adapt-steps",
-    "adapt_steps",
-    type=int,
-    default=None,
-    help="MetalGAN: test-time adaptation steps on the query's cluster (0: the meta-trained G as is).",
-)
-@click.option(
-    "--variants",
-    type=click.IntRange(min=1),
-    default=None,
-    help="MemoPainter: write the K colourings from the top-K memory slots as NAME_v1.png ... NAME_vK.png.",
-)
-@click.option(
-    "--palette",
-    default=None,
-    help='MemoPainter: colour with this palette instead of the memory, e.g. "#e03c31,#f7d842".',
-)
-@click.option(
-    "--reference",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="MemoPainter: colour with the colour feature of this RGB image instead of the memory.",
-)
 def colorize_cmd(
-    model: Path, inputs: tuple[Path, ...], out_dir: Path, size: int | None, device: str | None,
-    variants: int | None = None, **options: Any
+    model: Path, inputs: tuple[Path, ...], out_dir: Path, size: int | None, device: str | None, **options: Any
 ) -> None:
     """Colorize image files or folders with a trained MODEL (any size; the full-resolution L is kept).
 
-    Bad files are reported and skipped; inputs are never overwritten.
+    Bad files are reported and skipped; inputs are never overwritten. The method options below come
+    from the registered methods; each says which methods take it.
     """
     from tqdm.auto import tqdm
 
     from fewcolor.io.checkpoint import CheckpointError
     from fewcolor.io.image import ImageReadError
     from fewcolor.methods.base import InferenceOptionError
+    from fewcolor.methods.registry import inference_option_table
     from fewcolor.pipeline import Colorizer
 
     try:
         colorizer = Colorizer.from_checkpoint(model, device=device, size=size)
     except CheckpointError as exc:
         raise click.ClickException(str(exc)) from exc
+    # a sweep (e.g. --variants K) writes K outputs with its option set to 1..K
+    sweeps = {opt.sweep: opt.name for opt, _ in inference_option_table().values() if opt.sweep}
+    given = [(sweeps[k], int(v)) for k, v in options.items() if k in sweeps and v is not None]
+    if len(given) > 1:
+        raise click.UsageError(f"give at most one of {', '.join('--' + k for k in sweeps)}")
+    sweep = given[0] if given else None
+    for key in sweeps:
+        options.pop(key, None)
     options = {k: v for k, v in options.items() if v is not None}
     pairs = _collect_inputs(inputs)
     if not pairs:
@@ -279,9 +364,10 @@ def colorize_cmd(
             failed.append(f"{src}: output would overwrite the input; choose another -o")
             continue
         try:
-            if variants:  # MemoPainter: one output per memory slot, nearest first
-                for i in range(1, variants + 1):
-                    colorizer.colorize_file(src, dst.with_name(f"{dst.stem}_v{i}.png"), variant=i, **options)
+            if sweep is not None:
+                name, count = sweep
+                for i in range(1, count + 1):
+                    colorizer.colorize_file(src, dst.with_name(f"{dst.stem}_v{i}.png"), **{**options, name: i})
             else:
                 colorizer.colorize_file(src, dst, **options)
             done += 1
@@ -522,9 +608,9 @@ def cluster_cmd(
     data_dir: Path, k: int, out_dir: Path, backbone: str, pca_dim: int, feature_size: int, per_row: int, seed: int
 ) -> None:
     """Cluster DATA_DIR into MetalGAN tasks (MAC descriptors → PCA → K-means); write a contact sheet."""
+    from fewcolor.backbones.clustering import cluster_dataset
     from fewcolor.data.folder import ImageFolderDataset
     from fewcolor.data.tasks import write_cluster_report
-    from fewcolor.methods.metalgan import cluster_dataset
 
     dataset = ImageFolderDataset(data_dir)
     if k > len(dataset):
@@ -585,8 +671,9 @@ def memory_inspect_cmd(model: Path, query: Path, page: Path, top_k: int) -> None
     from fewcolor.io.checkpoint import CheckpointError
     from fewcolor.io.image import ImageReadError, read_rgb
     from fewcolor.methods.base import InferenceOptionError
-    from fewcolor.methods.memopainter import MemoPainter, memory_page
+    from fewcolor.methods.memopainter import MemoPainter
     from fewcolor.methods.registry import load_method
+    from fewcolor.viz.memory import memory_page
 
     try:
         method = load_method(model)

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from fewcolor.data.protocol import Dataset
+    from fewcolor.methods.base import Method
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +27,7 @@ def holdout_split(dataset_paths: list[str], labels: list[int], per_class: int = 
     return train, held
 
 
-def calibrate_steps(method: torch.nn.Module, dataset, seconds: float, batch_size: int) -> int:
+def calibrate_steps(method: Method, dataset: Dataset, seconds: float, batch_size: int) -> int:
     """How many steps fit in ``seconds``: time two training steps on this machine."""
     import time
 
@@ -92,6 +97,8 @@ def run_demo(
     )
     result = train(method, Subset(full, train_idx), opts)
 
+    if result.checkpoint is None:
+        raise RuntimeError("the demo's training run wrote no model")
     colorizer = Colorizer.from_checkpoint(result.checkpoint, device="cpu")
     rows = []
     labels = []

@@ -26,11 +26,6 @@ from fewcolor.methods.base import Method
 #: smallest side the pipeline accepts; below it there is nothing to colorize meaningfully
 MIN_SIDE = 8
 
-#: inference options whose value is an image; the pipeline reads and converts them for the method
-_IMAGE_OPTIONS_AS_L = {"global_from"}
-_IMAGE_OPTIONS_AS_RGB = {"reference"}
-
-
 def working_size(height: int, width: int, target: int, multiple: int) -> tuple[int, int]:
     """Scale so the longer side is about ``target``, keep the aspect, round sides to ``multiple``."""
     scale = target / max(height, width)
@@ -47,7 +42,7 @@ class Colorizer:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
         self.method = method.to(self.device).eval()
-        self.size = int(size or getattr(method.config, "image_size", 256))
+        self.size = int(size) if size else int(getattr(method.config, "image_size", 256))
 
     @classmethod
     def from_checkpoint(
@@ -62,19 +57,23 @@ class Colorizer:
         return self.method.name
 
     def _prepare_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        """Convert option values by the method's declarations: image options given as paths are read,
+        ``image-l`` ones become normalised L at the working resolution; tensors move to the device."""
         from fewcolor.io.image import read_rgb
 
         prepared = {}
         for key, value in options.items():
             if value is None:
                 continue
-            if key in _IMAGE_OPTIONS_AS_L | _IMAGE_OPTIONS_AS_RGB and isinstance(value, (str, Path)):
-                value = read_rgb(value)
-            if key in _IMAGE_OPTIONS_AS_L and torch.is_tensor(value) and value.shape[-3] == 3:
-                rgb = value if value.dim() == 4 else value[None]
-                h, w = working_size(*rgb.shape[-2:], self.size, self.method.size_multiple)
-                rgb = F.interpolate(rgb.float(), size=(h, w), mode="bilinear", antialias=True, align_corners=False)
-                value = normalize_l(rgb_to_lab(rgb)[:, :1])
+            opt = self.method.inference_option(key)
+            if opt is not None and opt.is_image:
+                if isinstance(value, (str, os.PathLike)):
+                    value = read_rgb(value)
+                if opt.as_l and torch.is_tensor(value) and value.shape[-3] == 3:
+                    rgb = value if value.dim() == 4 else value[None]
+                    h, w = working_size(int(rgb.shape[-2]), int(rgb.shape[-1]), self.size, self.method.size_multiple)
+                    rgb = F.interpolate(rgb.float(), size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+                    value = normalize_l(rgb_to_lab(rgb)[:, :1])
             if torch.is_tensor(value):
                 value = value.to(self.device)
             prepared[key] = value

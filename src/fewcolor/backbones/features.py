@@ -36,6 +36,9 @@ class FeatureExtractor(nn.Module):
     ``("resnet18", "avgpool")`` (512-d).
     """
 
+    mean: torch.Tensor  # registered buffer
+    std: torch.Tensor  # registered buffer
+
     def __init__(self, backbone: str, layer: str, pooling: str = "mac", pretrained: bool = True,
                  weights: str | os.PathLike[str] | None = None, allow_download: bool = False) -> None:
         super().__init__()

@@ -74,6 +74,11 @@ class Bottleneck(nn.Module):
 class ResNet(nn.Module):
     """ImageNet ResNet: stem, four stages (widths 64·2^i), global average pool, 1000-way fc."""
 
+    layer1: nn.Sequential  # the four stages, set in __init__
+    layer2: nn.Sequential
+    layer3: nn.Sequential
+    layer4: nn.Sequential
+
     def __init__(self, block: type[BasicBlock] | type[Bottleneck], depths: tuple[int, int, int, int],
                  num_classes: int = 1000) -> None:
         super().__init__()

@@ -6,8 +6,10 @@ else. Keys are ``features.{i}.weight/bias`` with torchvision's indices, e.g. ``f
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -47,14 +49,14 @@ def conv_indices(seq: nn.Sequential) -> list[int]:
     return [i for i, m in enumerate(seq) if isinstance(m, nn.Conv2d)]
 
 
-def flax_convs_to_features(arrays: dict[str, object], prefix: str, indices: list[int]
+def flax_convs_to_features(arrays: Mapping[str, np.ndarray], prefix: str, indices: list[int]
                            ) -> dict[str, torch.Tensor]:
     """``{prefix}/Conv_k/{kernel,bias}`` (flax HWIO) -> ``features.{indices[k]}.{weight,bias}`` (OIHW)."""
     state = {}
     for k, idx in enumerate(indices):
         kernel = arrays[f"{prefix}/Conv_{k}/kernel"]
-        state[f"features.{idx}.weight"] = torch.from_numpy(kernel.transpose(3, 2, 0, 1).copy())  # type: ignore[union-attr]
-        state[f"features.{idx}.bias"] = torch.from_numpy(arrays[f"{prefix}/Conv_{k}/bias"].copy())  # type: ignore[union-attr]
+        state[f"features.{idx}.weight"] = torch.from_numpy(kernel.transpose(3, 2, 0, 1).copy())
+        state[f"features.{idx}.bias"] = torch.from_numpy(arrays[f"{prefix}/Conv_{k}/bias"].copy())
     return state
 
 

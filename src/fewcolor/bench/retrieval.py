@@ -17,12 +17,12 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from fewcolor.data.protocol import Dataset
 from fewcolor.losses.triplet import threshold_triplet_loss
 from fewcolor.nets.memory import ColorMemory
 
@@ -35,7 +35,7 @@ class RetrievalResult:
     chance: float = 0.0  #: 1/N
 
 
-def _labels_of(dataset: Any) -> list[int]:
+def _labels_of(dataset: Dataset) -> list[int]:
     labels = getattr(dataset, "labels", None)
     if labels is None:
         labels = [int(dataset[i]["label"]) for i in range(len(dataset))]
@@ -43,7 +43,7 @@ def _labels_of(dataset: Any) -> list[int]:
 
 
 def retrieval_accuracy(
-    dataset: Any,
+    dataset: Dataset,
     n_way: int = 5,
     k_shot: int = 1,
     n_query: int = 5,
@@ -63,7 +63,8 @@ def retrieval_accuracy(
     dicts with ``"l"``, ``"rgb"``, ``"label"``). ``steps`` passes over the support set train the query head
     and fill the memory (one triplet-loss step then one memory update per pass, like a MemoPainter step)."""
     from fewcolor.backbones import FeatureExtractor, choose_backbone
-    from fewcolor.methods.memopainter import BACKBONES, DEFAULT_THRESHOLDS, colour_distance, colour_feature
+    from fewcolor.color.feature_kinds import colour_distance, colour_feature
+    from fewcolor.methods.memopainter import BACKBONES, DEFAULT_THRESHOLDS
 
     labels = _labels_of(dataset)
     by_class: dict[int, list[int]] = {}
@@ -113,17 +114,17 @@ def retrieval_accuracy(
         opt = torch.optim.Adam(head.parameters(), lr=lr)
         for _ in range(steps):
             order = torch.randperm(len(support), generator=g)
-            x, c, y = xs[order], cs[order], ys[order]
+            xb, cb, yb = xs[order], cs[order], ys[order]
             if memory.num_filled:
-                q = F.normalize(head(x), dim=1)
+                q = F.normalize(head(xb), dim=1)
                 # Leave-one-out: an image's own slot would trivially be its nearest positive.
-                sims, idx = memory.topk(q, k, exclude_sources=order)
-                res = threshold_triplet_loss(sims, memory.within(idx, c, y if supervised else None), margin)
+                sims, slots = memory.topk(q, k, exclude_sources=order)
+                res = threshold_triplet_loss(sims, memory.within(slots, cb, yb if supervised else None), margin)
                 opt.zero_grad()
                 res.loss.backward()
                 opt.step()
             with torch.no_grad():
-                memory.update(F.normalize(head(x), dim=1), c, order, y, generator=g, supervised=supervised)
+                memory.update(F.normalize(head(xb), dim=1), cb, order, yb, generator=g, supervised=supervised)
         with torch.no_grad():
             xq = torch.stack([feats(i)[0] for i in queries])
             _, _, top1 = memory.retrieve(F.normalize(head(xq), dim=1), 1)

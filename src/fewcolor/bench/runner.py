@@ -14,57 +14,22 @@ Outputs (``OUT`` = ``results/<protocol>``)::
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
 import json
 import logging
-import platform
-import subprocess
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from fewcolor.bench.protocols import SIZES, Budget, Protocol
+from fewcolor.bench.report import append_results, markdown_table, write_gallery
+from fewcolor.bench.results import MethodResult, SeedResult, mean_of, summarize
 from fewcolor.color.lab import grey_rgb_from_l, rgb_to_l
 from fewcolor.io.atomic import write_text_atomic
-from fewcolor.metrics.stats import mean_ci95
 
 log = logging.getLogger(__name__)
-
-#: metrics shown in the markdown table: (key in evaluate's aggregate / set level, column title, better)
-TABLE_METRICS = (
-    ("lpips", "LPIPS↓"),
-    ("fid", "FID↓"),
-    ("psnr", "PSNR↑"),
-    ("ssim", "SSIM↑"),
-    ("delta_e2000", "ΔE00↓"),
-    ("cf_hs_pred", "CF"),
-    ("delta_cf_hs", "ΔCF↓"),
-)
-
-
-@dataclass
-class SeedResult:
-    seed: int
-    per_image: list[dict[str, Any]]
-    set_level: dict[str, Any]
-    adaptation: str
-    train_steps: int
-    train_seconds: float
-    eval_seconds: float
-
-
-@dataclass
-class MethodResult:
-    method: str  #: the label in the table: the method's name, or ``name@preset`` for a per-method preset
-    preset: str | None
-    seeds: list[SeedResult] = field(default_factory=list)
-    #: (query name, grey input, truth, prediction) of the first queries of seed 0
-    gallery: list[tuple[str, torch.Tensor, torch.Tensor, torch.Tensor]] = field(default_factory=list)
-
 
 def eval_image(path: Path, size: int) -> torch.Tensor:
     """The protocol's view of an image: shorter side to ``size``, centre crop ``size``×``size``."""
@@ -246,142 +211,13 @@ def run_method(
             t_eval += time.time() - t0
             per_image += metrics["per_image"]
             set_levels.append(metrics["set"])
-        set_level = {k: _mean([s.get(k) for s in set_levels]) for k in ("fid", "kid_mean")}
+        set_level = {k: mean_of([s.get(k) for s in set_levels]) for k in ("fid", "kid_mean")}
         result.seeds.append(
             SeedResult(
                 seed, per_image, set_level, ",".join(sorted(set(adaptation))), train_steps, train_seconds, t_eval
             )
         )
     return result
-
-
-def _mean(values: Sequence[Any]) -> float | None:
-    vals = [float(v) for v in values if isinstance(v, (int, float))]
-    return sum(vals) / len(vals) if vals else None
-
-
-def summarize(result: MethodResult) -> dict[str, Any]:
-    """Mean ± 95 % CI over every query of every seed; set-level metrics (FID) over seeds."""
-    rows = [r for s in result.seeds for r in s.per_image]
-    keys = [k for k, _ in TABLE_METRICS if k != "fid"] + ["auc", "cf_abs_pred", "delta_cf_abs"]
-    agg = {k: mean_ci95([float(r[k]) for r in rows if r.get(k) is not None]) for k in keys}
-    agg["fid"] = mean_ci95([s.set_level["fid"] for s in result.seeds if s.set_level.get("fid") is not None])
-    return {
-        "method": result.method,
-        "preset": result.preset,
-        "seeds": [s.seed for s in result.seeds],
-        "queries": len(rows),
-        "adaptation": sorted({s.adaptation for s in result.seeds}),
-        "train_steps": [s.train_steps for s in result.seeds],
-        "train_seconds": [round(s.train_seconds, 1) for s in result.seeds],
-        "eval_seconds": [round(s.eval_seconds, 1) for s in result.seeds],
-        "aggregate": agg,
-        "per_seed": [
-            {"seed": s.seed, **{k: _mean([r.get(k) for r in s.per_image]) for k in keys}, **s.set_level}
-            for s in result.seeds
-        ],
-    }
-
-
-def _fmt(stat: dict[str, Any]) -> str:
-    """``mean ± half-width of the 95 % CI`` (``mean_ci95``'s keys), or the mean alone for one value."""
-    mean, low, high = stat.get("mean"), stat.get("ci95_low"), stat.get("ci95_high")
-    if mean is None:
-        return "n/a"
-    return f"{mean:.3f} ± {(high - low) / 2:.3f}" if low is not None and high is not None else f"{mean:.3f}"
-
-
-def markdown_table(
-    protocol: Protocol,
-    budget: Budget,
-    summaries: Sequence[dict[str, Any]],
-    command: str,
-    wall_seconds: float,
-    size: str,
-) -> str:
-    commit = _git_commit()
-    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    head = "| method | preset | seeds | queries | adaptation | " + " | ".join(t for _, t in TABLE_METRICS) + " |"
-    sep = "|" + "---|" * (5 + len(TABLE_METRICS))
-    lines = [
-        f"### {protocol.name} ({size}) — {now}",
-        "",
-        f"{protocol.description}. Budget: {budget.train_images} training image-gradient evaluations per method, "
-        f"{budget.adapt_steps} adaptation steps (batch ≤ {budget.batch_size}) per episode, "
-        f"{budget.max_episodes or 'all'} episodes × {budget.max_queries or 'all'} queries, "
-        f"{protocol.image_size}² px. Mean ± 95 % CI over queries (FID: over seeds, one value per seed).",
-        "",
-        f"Command: `{command}`  ",
-        f"Commit: `{commit}`; machine: {_machine()}; wall time {wall_seconds / 60:.1f} min.",
-        "",
-        head,
-        sep,
-    ]
-    for s in summaries:
-        cells = [_fmt(s["aggregate"][k]) for k, _ in TABLE_METRICS]
-        lines.append(
-            f"| {s['method']} | {s['preset'] or 'default'} | {len(s['seeds'])} | {s['queries']} | "
-            f"{'/'.join(s['adaptation'])} | " + " | ".join(cells) + " |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def _git(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["git", *args], capture_output=True, text=True, timeout=10, cwd=cwd)
-
-
-def _git_commit(cwd: Path = Path(__file__).parent) -> str:
-    """The short commit of ``cwd``'s checkout, ``+dirty`` when tracked files outside ``docs/`` (where
-    this very table is written) differ from it, or ``unknown``."""
-    try:
-        out = _git(cwd, "rev-parse", "--short", "HEAD")
-        dirty = _git(cwd, "status", "--porcelain", "--untracked-files=no", "--", ":(top)", ":(top,exclude)docs")
-        return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "") if out.returncode == 0 else "unknown"
-    except OSError:
-        return "unknown"
-
-
-def _machine() -> str:
-    import os
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}{gpu}"
-
-
-def write_gallery(path: Path, protocol: Protocol, results: Sequence[MethodResult]) -> Path:
-    """The same queries in a row per method (rows: grey input, truth, then one per method)."""
-    from fewcolor.io.html import ImageCell, Page
-
-    page = Page(path, f"fewcolor benchmark gallery: {protocol.name}")
-    page.paragraph(protocol.description)
-    first = results[0].gallery if results else []
-    names = [g[0] for g in first]
-    rows: list[list[ImageCell | str | None]] = [
-        [ImageCell(g[1]) for g in first],
-        [ImageCell(g[2]) for g in first],
-    ]
-    labels = ["grey input", "truth"]
-    for res in results:
-        preds = {g[0]: g[3] for g in res.gallery}
-        rows.append([ImageCell(preds[n]) if n in preds else None for n in names])
-        labels.append(res.method)
-    page.image_table(["/".join(n.split("/")[-3:]) for n in names], rows, row_labels=labels)
-    if names:
-        # the same table as one picture (rows: grey, truth, one per method), small enough to commit
-        from fewcolor.io.grid import image_grid
-        from fewcolor.io.image import write_rgb
-
-        tiles = [c.image if isinstance(c, ImageCell) else torch.ones(3, 8, 8) for row in rows for c in row]
-        write_rgb(path.with_suffix(".png"), image_grid(tiles, ncols=len(names), tile=protocol.image_size))
-    return page.write()
 
 
 def run_benchmark(
@@ -431,24 +267,5 @@ def run_benchmark(
     wall = time.time() - t0
     table = markdown_table(protocol, budget, summaries, command, wall, size)
     if results_md is not None:
-        results_md.parent.mkdir(parents=True, exist_ok=True)
-        prior = results_md.read_text(encoding="utf-8") if results_md.exists() else "# Results\n"
-        gallery_png = gallery.with_suffix(".png")
-        note = f"\nGallery: `{gallery}`"
-        if gallery_png.exists():
-            # a copy next to RESULTS.md so the committed table shows its pictures; one per run, so a
-            # later run of the same protocol does not replace the picture of an earlier table
-            import shutil
-
-            stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
-            dest = results_md.parent / "results" / f"{out_dir.name}-{stamp}.png"
-            n = 1
-            while dest.exists():  # two runs in one second
-                n += 1
-                dest = dest.with_name(f"{out_dir.name}-{stamp}-{n}.png")
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(gallery_png, dest)
-            rows = "grey, truth, " + ", ".join(methods)
-            note += f"\n\n![{protocol.name} gallery (rows: {rows})](results/{dest.name})"
-        write_text_atomic(results_md, prior.rstrip("\n") + "\n\n" + table + note + "\n")
+        append_results(results_md, table, gallery, out_dir.name, protocol.name, methods)
     return {"summaries": summaries, "gallery": gallery, "files": files, "table": table, "wall_seconds": wall}

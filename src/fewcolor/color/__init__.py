@@ -17,7 +17,7 @@ from fewcolor.color.normalize import (
     normalize_ab,
     normalize_l,
 )
-from fewcolor.color.prior import bin_prior, load_or_compute_prior, rebalance_weights
+from fewcolor.color.prior import bin_prior, rebalance_weights
 from fewcolor.color.soft_encode import soft_encode_ab, soft_encode_ab_normalized
 
 __all__ = [
@@ -33,7 +33,6 @@ __all__ = [
     "dominant_colors",
     "grey_rgb_from_l",
     "lab_to_rgb",
-    "load_or_compute_prior",
     "merge_l_ab",
     "nearest_bin",
     "nearest_bins",

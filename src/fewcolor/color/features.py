@@ -82,7 +82,7 @@ def _quantize_pixels(pixels: np.ndarray, n: int, method: QuantizeMethod) -> tupl
     else:
         raise ValueError(f"method must be 'mediancut', 'fastoctree' or 'kmeans', got {method!r}")
     index = np.asarray(q).reshape(-1)
-    palette = np.asarray(q.getpalette()[: 3 * 256], dtype=np.uint8).reshape(-1, 3)
+    palette = np.asarray((q.getpalette() or [])[: 3 * 256], dtype=np.uint8).reshape(-1, 3)
     counts = np.bincount(index, minlength=palette.shape[0])
     used = np.nonzero(counts)[0]
     return palette[used], counts[used]

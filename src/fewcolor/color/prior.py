@@ -5,24 +5,16 @@
   Gaussian of σ = 5 ab units over the bin centres, giving ``p̃``.
 * :func:`rebalance_weights`: ``w ∝ ((1 − λ)·p̃ + λ/Q)^−1`` normalised so that ``E_p̃[w] = Σ_q p̃_q w_q = 1``
   (Eq. 4, λ = 1/2). λ = 1 gives uniform weights equal to 1.
-* :func:`load_or_compute_prior` caches a prior per dataset key in
-  ``$FEWCOLOR_HOME/priors`` (else ``$XDG_CACHE_HOME/fewcolor/priors``, else ``~/.cache/fewcolor/priors``)
-  as safetensors with JSON metadata.
+
+Priors are cached by :func:`fewcolor.data.cache.load_or_compute_prior`.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import tempfile
-from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from fewcolor.color.bins import Q, ab_bin_centers, nearest_bin
@@ -31,7 +23,6 @@ from fewcolor.color.soft_encode import soft_encode_sum
 
 SMOOTH_SIGMA = 5.0
 LAMBDA = 0.5
-_PRIOR_KIND = "fewcolor-ab-prior"
 
 
 def bin_counts(ab: torch.Tensor, soft: bool = False, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -121,68 +112,3 @@ def rebalance_weights(prior: torch.Tensor, lam: float = LAMBDA) -> torch.Tensor:
     w = 1.0 / ((1.0 - lam) * p + lam / p.numel())
     w = w / (p * w).sum()
     return w.to(prior.dtype if prior.is_floating_point() else torch.float64)
-
-
-def cache_root() -> Path:
-    """The fewcolor cache folder (see :mod:`fewcolor.home`)."""
-    from fewcolor.home import fewcolor_home
-
-    return fewcolor_home()
-
-
-def prior_cache_path(key: str, cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """Where :func:`load_or_compute_prior` keeps the prior for ``key``."""
-    if not key:
-        raise ValueError("prior cache key must be a non-empty string")
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", key).strip("._") or "prior"
-    root = Path(cache_dir) if cache_dir is not None else cache_root() / "priors"
-    return root / f"{safe}.safetensors"
-
-
-def _read_prior(path: Path, key: str) -> torch.Tensor | None:
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            meta = json.loads((f.metadata() or {}).get(_PRIOR_KIND, "null"))
-            prior = f.get_tensor("prior")
-    except (SafetensorError, OSError, ValueError, json.JSONDecodeError):
-        return None  # unreadable cache entry: recompute and overwrite
-    if not isinstance(meta, dict) or meta.get("key") != key or prior.shape != (Q,):
-        return None
-    return prior
-
-
-def _write_prior(path: Path, prior: torch.Tensor, key: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        meta = json.dumps({"key": key, "q": Q})
-        save_file({"prior": prior.detach().cpu().double().contiguous()}, tmp, metadata={_PRIOR_KIND: meta})
-        os.replace(tmp, path)  # atomic: readers never see a half-written prior
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def load_or_compute_prior(
-    key: str,
-    compute_fn: Callable[[], torch.Tensor],
-    cache_dir: str | os.PathLike[str] | None = None,
-    refresh: bool = False,
-) -> torch.Tensor:
-    """The cached prior (Q,) float64 for ``key``, or ``compute_fn()`` stored under that key.
-
-    ``key`` should identify the data and settings (e.g. ``"flowers12-train-hard-s5"``); the file is
-    ``prior_cache_path(key, cache_dir)``. A corrupt or mismatching cache file is recomputed and replaced.
-    """
-    path = prior_cache_path(key, cache_dir)
-    if not refresh and path.is_file():
-        cached = _read_prior(path, key)
-        if cached is not None:
-            return cached
-    prior = compute_fn().detach().double().cpu()
-    if prior.shape != (Q,) or not torch.isfinite(prior).all() or prior.sum() <= 0:
-        raise ValueError(f"load_or_compute_prior({key!r}): compute_fn returned an invalid prior {tuple(prior.shape)}")
-    prior = prior / prior.sum()
-    _write_prior(path, prior, key)
-    return prior

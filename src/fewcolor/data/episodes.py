@@ -168,19 +168,19 @@ def episodes(
                                [root / p for p in queries], None, s, {"fold": fold, "k_shot": k_shot}))
     elif dataset_name == "emoji-xstyle":
         info = _emoji_info(root)
-        files = set(splits["test"])
-        for rel in sorted(p for p in files if emoji_recipe.vendor_of(p) == emoji_recipe.QUERY_VENDOR):
+        test_files = set(splits["test"])
+        for rel in sorted(p for p in test_files if emoji_recipe.vendor_of(p) == emoji_recipe.QUERY_VENDOR):
             category, _, image = rel.split("/")
-            support = f"{category}/{emoji_recipe.SUPPORT_VENDOR}/{image}"
+            support_rel = f"{category}/{emoji_recipe.SUPPORT_VENDOR}/{image}"
             stem = image.rsplit(".", 1)[0]
             meta: dict[str, object] = {"k_shot": 1, **info.get(image, {"category": category})}
-            out.append(Episode(f"{dataset_name}/{stem}", [root / support], [root / rel], None, stem, meta))
+            out.append(Episode(f"{dataset_name}/{stem}", [root / support_rel], [root / rel], None, stem, meta))
     return out
 
 
 def _emoji_info(root: Path) -> dict[str, dict[str, object]]:
     rows = (root / "emoji.tsv").read_text(encoding="utf-8").splitlines()[1:]
-    out = {}
+    out: dict[str, dict[str, object]] = {}
     for row in rows:
         image, category, subcategory, name = [*row.split("\t"), "", "", ""][:4]
         out[image] = {"category": category, "subcategory": subcategory, "emoji_name": name}

@@ -64,9 +64,9 @@ def scan_images(
         except OSError as exc:
             result[rel] = {"status": "bad", "reason": f"cannot stat: {exc.strerror or exc}"}
             continue
-        entry = cached.get(rel)
-        if entry and entry.get("size") == st.st_size and entry.get("mtime_ns") == st.st_mtime_ns:
-            result[rel] = entry
+        known = cached.get(rel)
+        if known and known.get("size") == st.st_size and known.get("mtime_ns") == st.st_mtime_ns:
+            result[rel] = known
         else:
             todo.append((rel, st.st_size, st.st_mtime_ns))
     fresh: dict[str, dict[str, Any]] = {}

@@ -4,15 +4,12 @@ MetalGAN (Fontanini et al., ICIAP 2019, §3.1) describes each training image by 
 (Tolias et al. 2016) of a pretrained backbone layer, reduces it with PCA to 512 dimensions and
 clusters the result with K-means (k = 64); a cluster ``K(q)`` is the task of every image in it.
 This module is backbone-free (``data/`` sits above ``backbones/``): it takes the descriptors as a
-tensor. :func:`fewcolor.methods.metalgan.cluster_dataset` computes them with a backbone.
-
-Results are cached under ``FEWCOLOR_HOME/tasks`` (safetensors + JSON header), keyed by a
-caller-given description of the data, the backbone and the clustering settings, so reruns are instant.
+tensor. :func:`fewcolor.backbones.clustering.cluster_dataset` computes them with a backbone and caches
+the result.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -23,23 +20,11 @@ from typing import Any
 
 import torch
 
-from fewcolor.data.cache import fewcolor_home
+from fewcolor.data.protocol import Dataset
 
-__all__ = [
-    "ClusterTasks",
-    "data_fingerprint",
-    "fit_pca",
-    "fit_tasks",
-    "kmeans",
-    "load_cached",
-    "save_cached",
-    "tasks_cache_path",
-    "write_cluster_report",
-]
+__all__ = ["ClusterTasks", "fit_pca", "fit_tasks", "kmeans", "write_cluster_report"]
 
 log = logging.getLogger(__name__)
-
-TASKS_CACHE_VERSION = 1
 
 
 @dataclass
@@ -77,6 +62,12 @@ class ClusterTasks:
 
     def counts(self) -> list[int]:
         return torch.bincount(self.assignments, minlength=self.k).tolist()
+
+    @classmethod
+    def from_tensors(cls, tensors: Mapping[str, torch.Tensor], info: Mapping[str, Any]) -> ClusterTasks:
+        """The inverse of :meth:`tensors` (with ``info``)."""
+        return cls(tensors["centroids"], tensors["pca_mean"], tensors["pca_components"],
+                   tensors["assignments"].long(), dict(info))
 
     def tensors(self) -> dict[str, torch.Tensor]:
         return {"centroids": self.centroids, "pca_mean": self.pca_mean, "pca_components": self.pca_components,
@@ -124,60 +115,8 @@ def fit_tasks(features: torch.Tensor, k: int, pca_dim: int = 512, seed: int = 0,
     return ClusterTasks(centroids, mean, comps, labels, meta)
 
 
-# ----------------------------------------------------------------------------------------- caching
-def data_fingerprint(dataset: Any) -> dict[str, Any] | None:
-    """What identifies a folder dataset's images: root, relative paths, and each file's size and mtime.
-
-    ``None`` for datasets without ``root`` and ``paths`` (in-memory tensors): those are not cached.
-    """
-    root, paths = getattr(dataset, "root", None), getattr(dataset, "paths", None)
-    if root is None or paths is None:
-        return None
-    root = Path(root)
-    stats = []
-    for p in paths:
-        try:
-            st = (root / p).stat()
-            stats.append([p, st.st_size, st.st_mtime_ns])
-        except OSError:
-            stats.append([p, -1, -1])
-    digest = hashlib.sha256(json.dumps(stats).encode()).hexdigest()
-    return {"root": str(root.resolve()), "files": len(stats), "files_sha256": digest}
-
-
-def tasks_cache_path(key: Mapping[str, Any], kind: str = "tasks") -> Path:
-    """``FEWCOLOR_HOME/tasks/<kind>-<hash of key>.safetensors``."""
-    digest = hashlib.sha256(json.dumps({"v": TASKS_CACHE_VERSION, **key}, sort_keys=True).encode()).hexdigest()
-    return fewcolor_home() / "tasks" / f"{kind}-{digest[:24]}.safetensors"
-
-
-def save_cached(path: str | os.PathLike[str], tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> None:
-    from fewcolor.io.checkpoint import save_checkpoint
-
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(path, tensors, {"kind": "tasks-cache", **meta})
-
-
-def load_cached(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
-    """The cached tensors and metadata, or ``None`` when absent or unreadable (then it is recomputed)."""
-    from fewcolor.io.checkpoint import CheckpointError, load_checkpoint
-
-    if not Path(path).is_file():
-        return None
-    try:
-        return load_checkpoint(path)
-    except CheckpointError as exc:
-        log.warning("ignoring unreadable cache %s (%s); recomputing", path, exc)
-        return None
-
-
-def tasks_from_cache(tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> ClusterTasks:
-    return ClusterTasks(tensors["centroids"], tensors["pca_mean"], tensors["pca_components"],
-                        tensors["assignments"].long(), dict(meta.get("info", {})))
-
-
 # ------------------------------------------------------------------------------------ contact sheet
-def write_cluster_report(tasks: ClusterTasks, dataset: Any, out_dir: str | os.PathLike[str],
+def write_cluster_report(tasks: ClusterTasks, dataset: Dataset, out_dir: str | os.PathLike[str],
                          per_row: int = 8, thumb: int = 64, seed: int = 0) -> Path:
     """Write ``assignments.csv``, ``clusters.json`` and ``index.html`` (a row of samples per cluster,
     MetalGAN Fig. 2) into ``out_dir``; returns the page's path.

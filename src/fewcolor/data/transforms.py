@@ -26,6 +26,7 @@ __all__ = [
     "Transform",
     "eval_transform",
     "generator_for",
+    "pad_square_resize",
     "train_transform",
 ]
 
@@ -199,3 +200,17 @@ def train_transform(size: int, flip: bool = True) -> Compose:
 def eval_transform(size: int) -> Compose:
     """Shorter side → ``size``, central ``size × size`` crop (deterministic, needs no generator)."""
     return Compose([Resize(size), CenterCrop(size)])
+
+
+def pad_square_resize(rgb: torch.Tensor, size: int, background: float = 1.0) -> torch.Tensor:
+    """Pad ``(3,H,W)`` to a centred square on ``background`` and resize it to ``size``² (antialiased
+    bilinear), so that sprites of any canvas keep their aspect and sit on the same white page."""
+    _, h, w = rgb.shape
+    side = max(h, w)
+    top, left = (side - h) // 2, (side - w) // 2
+    square = torch.full((3, side, side), background, dtype=rgb.dtype)
+    square[:, top:top + h, left:left + w] = rgb
+    if side == size:
+        return square
+    out = F.interpolate(square[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return out[0].clamp(0.0, 1.0)

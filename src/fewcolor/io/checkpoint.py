@@ -30,7 +30,7 @@ def save_checkpoint(
     path: str | os.PathLike[str], tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, Any]
 ) -> Path:
     """Write ``tensors`` and JSON-serialisable ``metadata`` atomically to ``path``."""
-    from fewcolor import __version__
+    from fewcolor.version import __version__
 
     meta = {"format_version": FORMAT_VERSION, "fewcolor_version": __version__, **metadata}
     try:

@@ -18,6 +18,11 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from fewcolor.data.protocol import Dataset
+from fewcolor.methods.options import InferenceOption, InferenceOptionError
+
+__all__ = ["InferenceOption", "InferenceOptionError", "Method", "Phase"]
+
 
 @dataclass
 class Phase:
@@ -34,10 +39,6 @@ class Phase:
     after_step: Callable[[], None] | None = None
 
 
-class InferenceOptionError(ValueError):
-    """An inference option the method does not support, or a bad value for one."""
-
-
 class Method(nn.Module):
     """Base class of every colorization method (see the module docstring for the contract)."""
 
@@ -51,8 +52,11 @@ class Method(nn.Module):
     presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": {}}
     #: the network's working-resolution sides are rounded to a multiple of this
     size_multiple: ClassVar[int] = 1
-    #: keyword options ``predict_ab`` accepts (for the CLI and clear errors)
-    inference_options: ClassVar[tuple[str, ...]] = ()
+    #: the training step of a loaded checkpoint (set by ``load_method``)
+    checkpoint_step: int = 0
+    #: typed keyword options ``predict_ab`` accepts; the CLI, the pipeline and ``fewcolor methods``
+    #: are generated from them (see :class:`fewcolor.methods.options.InferenceOption`)
+    inference_options: ClassVar[tuple[InferenceOption, ...]] = ()
 
     def __init__(self, config: Any) -> None:
         super().__init__()
@@ -75,7 +79,7 @@ class Method(nn.Module):
         return cls.Config(**values)
 
     # ----- training -----------------------------------------------------------------------
-    def setup(self, train_data: Any) -> None:
+    def setup(self, train_data: Dataset) -> None:
         """Data-dependent set-up before training (colour prior, clusters, memory size...)."""
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -93,7 +97,7 @@ class Method(nn.Module):
         return batch_size
 
     # ----- test-time adaptation -----------------------------------------------------------
-    def adapt(self, support_data: Any, steps: int, seed: int = 0) -> bool:
+    def adapt(self, support_data: Dataset, steps: int, seed: int = 0) -> bool:
         """Adapt in place to a few support images with the method's own mechanism.
 
         Return ``True`` when the method adapted itself (MetalGAN: inner-loop steps on the support
@@ -108,13 +112,23 @@ class Method(nn.Module):
         """Normalised L (B,1,H,W) -> normalised ab (B,2,H,W), H and W multiples of size_multiple."""
         raise NotImplementedError
 
+    @classmethod
+    def inference_option(cls, name: str) -> InferenceOption | None:
+        """The declaration of inference option ``name``, or ``None`` when the method does not take it."""
+        return next((o for o in cls.inference_options if o.name == name), None)
+
     def check_options(self, options: Mapping[str, Any]) -> None:
-        unknown = sorted(k for k, v in options.items() if v is not None and k not in self.inference_options)
+        """Raise :class:`InferenceOptionError` for an undeclared option or a value outside its declaration."""
+        unknown = sorted(k for k, v in options.items() if v is not None and self.inference_option(k) is None)
         if unknown:
-            allowed = ", ".join(self.inference_options) or "none"
+            allowed = ", ".join(o.name for o in self.inference_options) or "none"
             raise InferenceOptionError(
                 f"method {self.name!r} does not take inference option(s) {unknown}; it takes: {allowed}"
             )
+        for key, value in options.items():
+            opt = self.inference_option(key)
+            if opt is not None and value is not None:
+                opt.check(value, self.name)
 
     def extra_metadata(self) -> dict[str, Any]:
         """JSON-serialisable facts stored in the checkpoint (e.g. which backbone was used)."""

@@ -17,7 +17,7 @@ Adam, lr 2·10⁻⁴, β = (0.5, 0.999) for both nets (pix2pix §3.3).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -43,7 +43,7 @@ class CGANConfig:
     d_base: int = 64  #: discriminator width of the first layer
     d_layers: int = 3  #: PatchGAN stride-2 layers (3 = 70×70) / auto-encoder depth
     d_norm: str = "auto"  #: "batch", "instance", "none"; auto = batch, instance for wgan-gp
-    gan_loss: str = "vanilla"  #: one of fewcolor.losses.gan.GAN_KINDS
+    gan_loss: str = field(default="vanilla", metadata={"choices": GAN_KINDS})  #: the adversarial loss
     gan_weight: float = 1.0
     l1_weight: float = 100.0  #: pix2pix λ
     l2_weight: float = 0.0
@@ -90,7 +90,9 @@ class ConditionalGAN(Method):
             raise ValueError(f"cgan: d_steps must be >= 1, got {c.d_steps}")
         self.pixel = PixelLoss(c.l1_weight, c.l2_weight)
         if c.generator == "unet":
-            self.generator: torch.nn.Module = UNetGenerator(base=c.base_channels, depth=c.depth, dropout=c.dropout)
+            self.generator: UNetGenerator | CICRegressor = UNetGenerator(
+                base=c.base_channels, depth=c.depth, dropout=c.dropout
+            )
         elif c.generator == "cic":
             self.generator = CICRegressor(1, c.cic_widths)
         else:

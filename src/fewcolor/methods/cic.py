@@ -19,6 +19,7 @@ Optimiser (§3): Adam, lr 3·10⁻⁵, β = (0.9, 0.99), weight decay 10⁻³.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,10 +31,12 @@ import torch.nn.functional as F
 from fewcolor.color.bins import Q
 from fewcolor.color.decode import annealed_mean
 from fewcolor.color.normalize import normalize_ab
-from fewcolor.color.prior import bin_prior, load_or_compute_prior, rebalance_weights
+from fewcolor.color.prior import bin_prior, rebalance_weights
 from fewcolor.color.soft_encode import soft_encode_ab_normalized
+from fewcolor.data.cache import data_fingerprint, load_or_compute_prior
+from fewcolor.data.protocol import Dataset
 from fewcolor.losses.cic import rebalanced_cross_entropy
-from fewcolor.methods.base import InferenceOptionError, Method, Phase
+from fewcolor.methods.base import InferenceOption, InferenceOptionError, Method, Phase
 from fewcolor.methods.registry import register_method
 from fewcolor.nets.cic import PAPER_WIDTHS, CICNet, CICRegressor
 
@@ -59,6 +62,9 @@ class CICConfig:
 
 @register_method
 class ColorfulColorization(Method):
+    prior: torch.Tensor  # registered buffer
+    bin_weights: torch.Tensor  # registered buffer
+
     name = "cic"
     summary = "Zhang et al. 2016 colorization as 313-bin classification with class rebalancing"
     Config = CICConfig
@@ -68,7 +74,10 @@ class ColorfulColorization(Method):
         "tiny": {"image_size": 32, "widths": (8, 16, 32, 32, 32, 32, 32, 16), "lr": 3e-3, "weight_decay": 0.0},
     }
     size_multiple = 8
-    inference_options = ("temperature",)
+    inference_options = (
+        InferenceOption("temperature", "float", "annealed-mean temperature T (→0: the mode, 1: the mean; §3.2)",
+                        default=0.38, minimum=0.0),
+    )
 
     def __init__(self, config: CICConfig) -> None:
         super().__init__(config)
@@ -86,7 +95,7 @@ class ColorfulColorization(Method):
         self.register_buffer("bin_weights", torch.ones(Q))
 
     # ----- set-up --------------------------------------------------------------------------
-    def setup(self, train_data: Any) -> None:
+    def setup(self, train_data: Dataset) -> None:
         """Empirical ab-bin prior of the training set (smoothed) and its rebalancing weights."""
         c = self.config
         if c.loss != "classification":
@@ -141,13 +150,12 @@ class ColorfulColorization(Method):
         return normalize_ab(annealed_mean(logits, t))
 
 
-def _dataset_key(data: Any, sigma: float) -> str | None:
-    """A cache key naming the training images (root, sorted paths, transform) and the smoothing; None
-    for a dataset without a file list (then the prior is computed every time)."""
-    paths = getattr(data, "paths", None)
-    root = getattr(data, "root", None)
-    if paths is None or root is None:
+def _dataset_key(data: Dataset, sigma: float) -> str | None:
+    """A cache key naming the training images (:func:`fewcolor.data.cache.data_fingerprint`: root, paths,
+    sizes, modification times), the transform and the smoothing; None for a dataset without a file list
+    (then the prior is computed every time)."""
+    fingerprint = data_fingerprint(data)
+    if fingerprint is None:
         return None
-    parts = [str(root), repr(getattr(data, "transform", None)), *sorted(map(str, paths))]
-    digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
-    return f"cic-{digest}-hard-s{sigma:g}"
+    text = json.dumps({"data": fingerprint, "transform": repr(getattr(data, "transform", None))}, sort_keys=True)
+    return f"cic-{hashlib.sha256(text.encode()).hexdigest()[:16]}-hard-s{sigma:g}"

@@ -6,9 +6,10 @@ image's own size and a global path on a 224×224 resize, fusion layer, colorizat
 
 Loss (§3.6, Eq. 3): ``MSE(ab, ab*) + α · CE(class logits, label)`` with α = 1/300. The labels are the
 dataset's class folders when every training image has one (and there are at least two classes);
-otherwise cluster ids: K-means (seeded) on MAC descriptors (Tolias et al. 2016) of the grey training
-images from a pretrained backbone (resnet50 layer4.0 or vgg16 relu5_3, whichever has weights; random
-weights with a warning when none has). ``extra_metadata`` records which (``label_source``).
+otherwise cluster ids: MetalGAN's clustering (MAC descriptors (Tolias et al. 2016) of the grey training
+images from resnet50 layer4.0 or vgg16 relu5_3, whichever has weights, random weights with a warning when
+none has → PCA to 512 → seeded K-means; :mod:`fewcolor.backbones.clustering`, cached). ``extra_metadata``
+records which (``label_source``).
 
 Optimiser: ADADELTA as in the paper (§4.1); the cpu preset uses Adam (faster to converge on tiny runs).
 Style transfer (§5.3): ``predict_ab(l, global_from=other_l)`` takes the global features from ``other_l``.
@@ -23,17 +24,16 @@ from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
-from fewcolor.methods.base import InferenceOptionError, Method, Phase
+from fewcolor.backbones.clustering import cluster_dataset
+from fewcolor.data.protocol import Dataset
+from fewcolor.methods.base import InferenceOption, InferenceOptionError, Method, Phase
 from fewcolor.methods.registry import register_method
 from fewcolor.nets.iizuka import IizukaNet
 
 log = logging.getLogger(__name__)
 
 LABEL_MODES = ("auto", "folders", "clusters", "none")
-#: descriptor backbones for cluster labels, in order of preference (first one with weights wins)
-CLUSTER_BACKBONES = [("resnet50", "layer4.0"), ("vgg16", "features.29")]
 
 
 @dataclass
@@ -56,6 +56,8 @@ class IizukaConfig:
 
 @register_method
 class Iizuka(Method):
+    train_labels: torch.Tensor  # registered buffer
+
     name = "iizuka"
     summary = "Iizuka et al. 2016 global+local fusion network with a classification side loss"
     Config = IizukaConfig
@@ -65,7 +67,10 @@ class Iizuka(Method):
         "tiny": {"image_size": 32, "width": 1 / 8, "global_size": 32, "optimizer": "adam", "lr": 3e-3},
     }
     size_multiple = 8
-    inference_options = ("global_from",)
+    inference_options = (
+        InferenceOption("global_from", "image-l", "take the global (scene) features from this image's L instead "
+                        "(style transfer, §3.4)"),
+    )
 
     def __init__(self, config: IizukaConfig) -> None:
         super().__init__(config)
@@ -81,7 +86,7 @@ class Iizuka(Method):
         self.register_buffer("train_labels", torch.zeros(0, dtype=torch.long))
 
     # ----- set-up --------------------------------------------------------------------------
-    def setup(self, train_data: Any) -> None:
+    def setup(self, train_data: Dataset) -> None:
         """Choose the class labels (folders or K-means clusters) and build the classification head."""
         c = self.config
         self.label_source, self.label_backbone = "none", ""
@@ -162,7 +167,7 @@ class Iizuka(Method):
         return self.net(l, global_from=g)[0]
 
 
-def _dataset_labels(data: Any) -> list[int]:
+def _dataset_labels(data: Dataset) -> list[int]:
     labels = getattr(data, "labels", None)
     if labels is not None and len(labels) == len(data):
         return [int(x) for x in labels]
@@ -170,45 +175,13 @@ def _dataset_labels(data: Any) -> list[int]:
 
 
 def cluster_labels(
-    data: Any, k: int, backbone: str = "auto", pretrained: bool = True, seed: int = 0, side: int = 224,
-    batch_size: int = 16,
+    data: Dataset, k: int, backbone: str = "auto", pretrained: bool = True, seed: int = 0, side: int = 224,
 ) -> tuple[torch.Tensor, str]:
-    """Seeded K-means cluster id per image from MAC descriptors of its grey version (resized to
-    ``side``²). Returns ``(ids (N,), "backbone:layer[ (random weights)]")``."""
-    from sklearn.cluster import KMeans
-
-    from fewcolor.backbones.features import FeatureExtractor, choose_backbone
-    from fewcolor.backbones.weights import WeightsNotFoundError
-
-    if backbone == "auto":
-        try:
-            name, layer = choose_backbone(CLUSTER_BACKBONES)
-        except WeightsNotFoundError as exc:
-            name, layer = CLUSTER_BACKBONES[0]
-            pretrained = False
-            log.warning("iizuka: no pretrained backbone for cluster labels (%s); using random %s weights",
-                        str(exc).splitlines()[0], name)
-    else:
-        name, _, layer = backbone.partition(":")
-        if not layer:
-            raise ValueError(f"iizuka: cluster_backbone must be 'auto' or 'backbone:layer', got {backbone!r}")
-    # Building the backbone draws its initial weights from the global RNG: fork it, so random weights
-    # are a function of ``seed`` (set-up re-runs on resume) and the caller's RNG stream is untouched.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        extractor = FeatureExtractor(name, layer, pooling="mac", pretrained=pretrained)
-    n = len(data)
-    feats: list[torch.Tensor] = []
-    chunk: list[torch.Tensor] = []
-    with torch.no_grad():
-        for i in tqdm(range(n), desc="iizuka: MAC descriptors", unit="img", disable=n < 50):
-            l = data[i]["l"][None].float()  # images may differ in size: resize each, then batch
-            chunk.append(F.interpolate(l, size=(side, side), mode="bilinear", align_corners=False, antialias=True))
-            if len(chunk) == batch_size or i == n - 1:
-                feats.append(extractor(torch.cat(chunk)))
-                chunk = []
-    x = torch.cat(feats).numpy()
-    k = max(1, min(int(k), n))
-    ids = KMeans(n_clusters=k, random_state=seed, n_init=10).fit_predict(x)
-    tag = f"{name}:{layer}" + ("" if pretrained else " (random weights)")
-    return torch.as_tensor(ids, dtype=torch.long), tag
+    """Seeded K-means cluster id per image of MAC descriptors of its grey version at ``side``² (the shared,
+    cached :func:`fewcolor.backbones.clustering.cluster_dataset`, PCA to 512 first as MetalGAN does).
+    Returns ``(ids (N,), "backbone:layer[ (random weights)]")``."""
+    k = max(1, min(int(k), len(data)))
+    tasks = cluster_dataset(data, k, backbone=backbone, feature_size=side, seed=seed, pretrained=pretrained)
+    info = tasks.info
+    tag = f"{info['backbone']}:{info['layer']}" + ("" if info["pretrained"] else " (random weights)")
+    return tasks.assignments.long(), tag

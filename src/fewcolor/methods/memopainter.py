@@ -25,7 +25,7 @@ the 10 colour pairs, in rank order).
 
 **Res-cGAN** (the paper's ablation, Fig. 1 and §4): ``memory=False`` — the same generator and
 discriminator with no memory network; the generator is conditioned on a learned constant feature. It
-is also registered under its own name, ``res-cgan``.
+is also registered under its own name, ``res-cgan`` (``fewcolor.methods.res_cgan``).
 
 Inference options: ``variant`` (use the i-th nearest memory slot, 1 = top-1; :meth:`predict_variants`
 gives the top-K colourings at once), ``palette`` (hex colours → a colour feature), ``reference`` (an
@@ -45,121 +45,30 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fewcolor.color.feature_kinds import FEATURE_DIMS, colour_distance, colour_feature, palette_feature
+from fewcolor.data.protocol import Dataset
 from fewcolor.losses.gan import GanLoss
 from fewcolor.losses.triplet import threshold_triplet_loss
-from fewcolor.methods.base import InferenceOptionError, Method, Phase
+from fewcolor.methods.base import InferenceOption, InferenceOptionError, Method, Phase
 from fewcolor.methods.registry import register_method
 from fewcolor.nets.adain import AdaINUNet
-from fewcolor.nets.discriminators import PatchDiscriminator
+from fewcolor.nets.discriminators import ConditionalPatchDiscriminator
 from fewcolor.nets.memory import ColorMemory
 
 log = logging.getLogger(__name__)
 
 #: query backbones in order of preference: the paper's ResNet18 pool5, else VGG16 conv5 (both 512-d)
 BACKBONES: list[tuple[str, str]] = [("resnet18", "avgpool"), ("vgg16", "features.29")]
-#: colour-feature kinds: their dimension
-FEATURE_DIMS = {"dist": 313, "rgb": 30}
-#: dominant colours in C_RGB (paper §3.1)
-N_DOMINANT = 10
 #: default δ per colour-feature kind (module docstring)
 DEFAULT_THRESHOLDS = {"dist": 5.0, "rgb": 20.0}
-
-
-# ----- colour features --------------------------------------------------------------------------
-def colour_feature(rgb: torch.Tensor, kind: str) -> torch.Tensor:
-    """The colour feature of RGB images (B,3,H,W) in [0,1]: C_dist (B,313), the ab distribution over the
-    313 bins, or C_RGB (B,30), the 10 dominant colours (sorted by pixel share, near-white pixels left out
-    as Color Thief does) flattened."""
-    if kind == "dist":
-        from fewcolor.color.features import ab_distribution
-
-        return ab_distribution(rgb).float()
-    if kind == "rgb":
-        from fewcolor.color.features import dominant_colors
-
-        colours, _ = dominant_colors(rgb, N_DOMINANT, ignore_white=True)
-        return colours.float().flatten(1)
-    raise ValueError(f"unknown colour feature {kind!r}; use 'dist' or 'rgb'")
-
-
-def colour_distance(kind: str):
-    """The distance between colour features of ``kind`` (broadcasting over leading dims): symmetric KL
-    (natural log) for C_dist, mean CIEDE2000 of rank-matched colours for C_RGB."""
-    if kind == "dist":
-        return _dist_feature_distance
-    if kind == "rgb":
-        return _rgb_feature_distance
-    raise ValueError(f"unknown colour feature {kind!r}; use 'dist' or 'rgb'")
-
-
-def _dist_feature_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    from fewcolor.color.distances import symmetric_kl
-
-    a, b = torch.broadcast_tensors(a, b)
-    return symmetric_kl(a, b)
-
-
-def _rgb_feature_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    from fewcolor.color.ciede2000 import palette_distance
-
-    a, b = torch.broadcast_tensors(a, b)
-    shape = a.shape[:-1]
-    d = palette_distance(a.reshape(-1, N_DOMINANT, 3).clamp(0, 1), b.reshape(-1, N_DOMINANT, 3).clamp(0, 1))
-    return d.reshape(shape)
-
-
-def parse_palette(palette: str | Sequence[str] | torch.Tensor) -> torch.Tensor:
-    """A palette as RGB (n,3) in [0,1] from ``"#e03c31,#f7d842"``, a list of hex strings, or a tensor."""
-    from fewcolor.color.features import palette_from_hex
-
-    if torch.is_tensor(palette):
-        rgb = palette.detach().float().cpu()
-        if rgb.ndim != 2 or rgb.shape[1] != 3 or rgb.shape[0] < 1:
-            raise InferenceOptionError(f"palette tensor must be (n, 3) RGB in [0,1], got {tuple(rgb.shape)}")
-        return rgb.clamp(0, 1)
-    try:
-        return palette_from_hex(palette)
-    except ValueError as exc:
-        raise InferenceOptionError(f"--palette: {exc}") from None
-
-
-def palette_feature(palette: str | Sequence[str] | torch.Tensor, kind: str) -> torch.Tensor:
-    """The colour feature (1, D) of a palette (its colours in order of importance).
-
-    C_RGB: the colours repeated cyclically to 10 ranks. C_dist: the ab distribution of an image made of
-    equal stripes of the palette colours (so every colour weighs the same).
-    """
-    rgb = parse_palette(palette)
-    if kind == "rgb":
-        reps = math.ceil(N_DOMINANT / rgb.shape[0])
-        return rgb.repeat(reps, 1)[:N_DOMINANT].reshape(1, -1)
-    stripes = rgb.t()[:, None, :, None].expand(3, 8, -1, 8).reshape(3, 8, -1)
-    return colour_feature(stripes[None], kind)
-
-
-# ----- networks ---------------------------------------------------------------------------------
-class ConditionalPatchDiscriminator(nn.Module):
-    """PatchGAN on ``concat(L, ab, P·C)``: the colour feature C is projected linearly to ``cond`` channels
-    and broadcast over the image, so D judges colourings given the grey image and the colour feature."""
-
-    def __init__(self, feature_dim: int, cond: int, base: int, n_layers: int) -> None:
-        super().__init__()
-        self.project = nn.Linear(feature_dim, cond)
-        self.net = PatchDiscriminator(3 + cond, base=base, n_layers=n_layers, norm="batch")
-
-    def forward(self, l: torch.Tensor, ab: torch.Tensor, feature: torch.Tensor) -> torch.Tensor:
-        c = self.project(feature.to(l.dtype))[:, :, None, None].expand(-1, -1, *l.shape[-2:])
-        return self.net(torch.cat([l, ab, c], dim=1))
-
 
 @dataclass
 class MemoPainterConfig:
@@ -200,7 +109,13 @@ class MemoPainter(Method):
         "tiny": {"image_size": 32, "base_channels": 8, "depth": 3, "mlp_hidden": 32, "d_base": 8,
                  "d_layers": 2, "d_cond": 8, "key_dim": 64, "lr": 2e-3, "memory_lr": 5e-3, "sl1_weight": 10.0},
     }
-    inference_options = ("variant", "palette", "reference")
+    inference_options = (
+        InferenceOption("variant", "int", "colour with the i-th nearest memory slot (1 = the nearest)", default=1,
+                        minimum=1, sweep="variants"),
+        InferenceOption("palette", "str", 'colour with this palette instead of the memory, e.g. "#e03c31,#f7d842"'),
+        InferenceOption("reference", "image-rgb", "colour with the colour feature of this RGB image instead of "
+                        "the memory"),
+    )
 
     def __init__(self, config: MemoPainterConfig) -> None:
         super().__init__(config)
@@ -257,7 +172,7 @@ class MemoPainter(Method):
             return colour_feature(rgb.float(), self.config.color_feature).to(rgb.device)
 
     # ----- training ---------------------------------------------------------------------------
-    def setup(self, train_data: Any) -> None:
+    def setup(self, train_data: Dataset) -> None:
         c = self.config
         if c.memory:
             slots = c.memory_slots or max(1, math.ceil(c.memory_scale * len(train_data)))
@@ -270,7 +185,7 @@ class MemoPainter(Method):
         c = self.config
         betas = (c.beta1, c.beta2)
         g_params = list(self.generator.parameters())
-        opts = {}
+        opts: dict[str, torch.optim.Optimizer] = {}
         if c.memory:
             opts["memory"] = torch.optim.Adam(self.query_head.parameters(), lr=c.memory_lr, betas=betas)
         else:
@@ -338,7 +253,11 @@ class MemoPainter(Method):
             raise InferenceOptionError(f"memopainter: give at most one of variant, palette, reference (got {given})")
         kind = self.config.color_feature
         if palette is not None:
-            return palette_feature(palette, kind).to(l.device).expand(b, -1)
+            try:
+                feature = palette_feature(palette, kind)
+            except ValueError as exc:
+                raise InferenceOptionError(f"--palette: {exc}") from None
+            return feature.to(l.device).expand(b, -1)
         if reference is not None:
             ref = reference if reference.dim() == 4 else reference[None]
             if ref.shape[1] != 3:
@@ -382,75 +301,3 @@ class MemoPainter(Method):
             self.memory.resize(int(meta["memory_slots"]))
             if "backbone" in meta:
                 self.backbone_choice = (str(meta["backbone"]), str(meta["backbone_layer"]))
-
-
-@register_method
-class ResCGAN(MemoPainter):
-    """The paper's Res-cGAN ablation: MemoPainter's networks with no memory (``memory=False``)."""
-
-    name = "res-cgan"
-    summary = "Res-cGAN: MemoPainter's AdaIN U-Net cGAN without the memory (learned constant colour feature)"
-
-    def __init__(self, config: MemoPainterConfig) -> None:
-        if config.memory:
-            config = MemoPainterConfig(**{**config.__dict__, "memory": False})
-        super().__init__(config)
-
-
-def memory_page(method: MemoPainter, rgb: torch.Tensor, path: str | Path, top_k: int = 8,
-                size: int | None = None) -> Path:
-    """Write an HTML page with a query image and its top-``k`` memory slots: each slot's colour feature
-    drawn as a swatch, its similarity, and which training image wrote it (``fewcolor memory inspect``)."""
-    from fewcolor.color.lab import grey_rgb_from_l, rgb_to_lab
-    from fewcolor.color.normalize import normalize_l
-    from fewcolor.io.html import ImageCell, Page
-    from fewcolor.pipeline import working_size
-
-    if not method.config.memory:
-        raise InferenceOptionError(f"{method.name} model has no memory to inspect (memory=False)")
-    h, w = working_size(*rgb.shape[-2:], size or method.config.image_size, method.size_multiple)
-    small = F.interpolate(rgb[None].float(), size=(h, w), mode="bilinear", antialias=True, align_corners=False)
-    l = normalize_l(rgb_to_lab(small)[:, :1]).to(method.device)
-    method.eval()
-    with torch.no_grad():
-        values, sims, slots = method.retrieve(l, top_k)
-        outs = method.predict_variants(l, top_k)
-    from fewcolor.color.lab import merge_l_ab
-    from fewcolor.color.normalize import denormalize_ab, denormalize_l
-
-    page = Page(Path(path), f"MemoPainter memory: top-{values.shape[1]} slots")
-    page.paragraph(f"{method.memory.num_filled} of {method.memory.slots} slots filled; colour feature "
-                   f"{method.config.color_feature}; query backbone {method.backbone_choice}.")
-    query_cells = [ImageCell(rgb.float().clamp(0, 1), "query"),
-                   ImageCell(grey_rgb_from_l(denormalize_l(l[0].cpu())), "grey input")]
-    page.image_table(["query", "grey"], [query_cells])
-    rows = []
-    for i in range(values.shape[1]):
-        slot = int(slots[0, i])
-        out = merge_l_ab(denormalize_l(l[0].cpu()), denormalize_ab(outs[i, 0].cpu()))
-        rows.append([f"{i + 1}", f"slot {slot}", f"{float(sims[0, i]):.4f}",
-                     f"image {int(method.memory.sources[slot])}, class {int(method.memory.labels[slot])}",
-                     ImageCell(feature_swatch(values[0, i].cpu(), method.config.color_feature), "colour feature"),
-                     ImageCell(out, f"coloured with slot {slot}")])
-    page.image_table(["rank", "slot", "similarity", "written by", "swatch", "colouring"], rows)
-    return page.write()
-
-
-def feature_swatch(feature: torch.Tensor, kind: str, width: int = 160, height: int = 32) -> torch.Tensor:
-    """A colour feature drawn as an RGB strip (3,height,width): C_RGB's 10 colours in equal stripes; for
-    C_dist the 10 most probable ab bins (at L = 65) in stripes as wide as their probability."""
-    if kind == "rgb":
-        colours = feature.reshape(N_DOMINANT, 3).clamp(0, 1)
-        weights = torch.full((N_DOMINANT,), 1.0 / N_DOMINANT)
-    else:
-        from fewcolor.color.bins import ab_bin_centers
-        from fewcolor.color.lab import lab_to_rgb
-
-        p, idx = feature.float().topk(N_DOMINANT)
-        centres = ab_bin_centers()[idx].float()
-        lab = torch.cat([torch.full((N_DOMINANT, 1), 65.0), centres], dim=1)
-        colours = lab_to_rgb(lab.t()[:, :, None])[:, :, 0].t().clamp(0, 1)
-        weights = p / p.sum().clamp_min(1e-12)
-    edges = torch.cumsum(weights, 0) * width
-    cols = torch.searchsorted(edges, torch.arange(width).float() + 0.5).clamp(max=N_DOMINANT - 1)
-    return colours[cols].t()[:, None, :].expand(3, height, width).contiguous()

@@ -5,7 +5,7 @@ cluster of each query image.
 
 Tasks (§3.1): MAC descriptors of a pretrained backbone (ResNet50 ``activation_43`` = ``layer4.0`` when
 its weights resolve, else VGG16 conv5 ``features.29``) → PCA to 512 → K-means, k = 64
-(:func:`cluster_dataset`, :mod:`fewcolor.data.tasks`). Meta-training is Algorithm 1 (§3.2)::
+(:func:`fewcolor.backbones.clustering.cluster_dataset`, cached). Meta-training is Algorithm 1 (§3.2)::
 
     Algorithm 1  MetalGAN meta-training
     for each epoch:
@@ -53,7 +53,6 @@ import copy
 import dataclasses
 import logging
 import os
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,30 +64,21 @@ from torch import nn
 from torch.utils.data import default_collate
 from tqdm.auto import tqdm
 
-from fewcolor.color.lab import rgb_to_lab
-from fewcolor.color.normalize import normalize_l
-from fewcolor.data.tasks import (
-    ClusterTasks,
-    data_fingerprint,
-    fit_tasks,
-    load_cached,
-    save_cached,
-    tasks_cache_path,
-    tasks_from_cache,
-)
+from fewcolor.backbones.clustering import build_extractor, cluster_dataset
+from fewcolor.data.protocol import Dataset
+from fewcolor.data.reopen import ImagesUnreachable, reopen_images
+from fewcolor.data.tasks import ClusterTasks
+from fewcolor.data.transforms import train_transform
 from fewcolor.losses.gan import GanLoss
-from fewcolor.methods.base import Method, Phase
+from fewcolor.meta import distributed as dist_utils
+from fewcolor.meta.lru import LRU
+from fewcolor.meta.reptile import apply_buffer_deltas_, buffer_deltas, meta_step_size, reptile_grad
+from fewcolor.methods.base import InferenceOption, InferenceOptionError, Method, Phase
 from fewcolor.methods.registry import register_method
 from fewcolor.nets.discriminators import build_discriminator
 from fewcolor.nets.unet import UNetGenerator
-from fewcolor.train import distributed as dist_utils
-from fewcolor.train.reptile import apply_buffer_deltas_, buffer_deltas, meta_step_size, reptile_grad
 
 log = logging.getLogger(__name__)
-
-#: the paper's backbone first, then the layer MAC was defined on
-PREFERRED_BACKBONES: list[tuple[str, str]] = [("resnet50", "layer4.0"), ("vgg16", "features.29")]
-
 
 @dataclass
 class MetalGANConfig:
@@ -141,91 +131,14 @@ def _seeded_global_rng(seed: int, device: torch.device) -> Iterator[None]:
         yield
 
 
-# ------------------------------------------------------------------------------------------ clustering
-def _parse_backbone(spec: str) -> tuple[str, str, bool]:
-    """``(name, layer, pretrained)`` for a config's ``backbone``; "auto" falls back to random VGG16 weights."""
-    from fewcolor.backbones import WeightsNotFoundError, choose_backbone
-
-    if spec != "auto":
-        if ":" not in spec:
-            raise ValueError(
-                f"metalgan: backbone must be 'auto' or 'name:layer' (e.g. vgg16:features.29), got {spec!r}"
-            )
-        name, layer = spec.split(":", 1)
-        return name, layer, True
-    try:
-        name, layer = choose_backbone(PREFERRED_BACKBONES)
-        return name, layer, True
-    except WeightsNotFoundError as exc:
-        log.warning("no pretrained backbone for the cluster descriptors (%s); using randomly initialised "
-                    "VGG16: the clusters will be much less meaningful", exc)
-        return "vgg16", "features.29", False
-
-
-def build_extractor(name: str, layer: str, pretrained: bool, seed: int = 0) -> nn.Module:
-    """The frozen MAC descriptor net; random weights (``pretrained=False``) are seeded, so reproducible."""
-    from fewcolor.backbones import FeatureExtractor
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return FeatureExtractor(name, layer, pooling="mac", pretrained=pretrained)
-
-
-def _l_at(rgb: torch.Tensor, size: int) -> torch.Tensor:
-    """RGB (B,3,H,W) → normalised L (B,1,size,size)."""
-    small = F.interpolate(rgb.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return normalize_l(rgb_to_lab(small.clamp(0, 1))[:, :1])
-
-
-@torch.no_grad()
-def dataset_descriptors(dataset: Any, extractor: nn.Module, size: int, batch_size: int = 16) -> torch.Tensor:
-    """MAC descriptors (N, D) of every image (untransformed: ``dataset.read(i)`` when it exists)."""
-    feats = []
-    n = len(dataset)
-    for start in tqdm(range(0, n, batch_size), desc="descriptors", unit="batch", disable=n < 64, leave=False):
-        ids = range(start, min(n, start + batch_size))
-        ls = [_l_at((dataset.read(i) if hasattr(dataset, "read") else dataset[i]["rgb"])[None], size) for i in ids]
-        feats.append(extractor(torch.cat(ls)).float().cpu())
-    return torch.cat(feats)
-
-
-def cluster_dataset(dataset: Any, k: int, pca_dim: int = 512, backbone: str = "auto", feature_size: int = 224,
-                    seed: int = 0, use_cache: bool = True) -> ClusterTasks:
-    """MetalGAN's tasks for ``dataset``: MAC descriptors → PCA(``pca_dim``) → K-means(``k``) (§3.1).
-
-    Descriptors and clusters are cached under ``FEWCOLOR_HOME/tasks`` keyed by the data (root, paths,
-    file sizes and times), the backbone and the settings; in-memory datasets are not cached.
-    """
-    name, layer, pretrained = _parse_backbone(backbone)
-    info = {"backbone": name, "layer": layer, "pretrained": pretrained, "feature_size": feature_size}
-    fp = data_fingerprint(dataset) if use_cache else None
-    feat_key = {"data": fp, **info, "seed": seed if not pretrained else None}
-    task_key = {**feat_key, "k": k, "pca_dim": pca_dim, "kmeans_seed": seed}
-    if fp is not None:
-        hit = load_cached(tasks_cache_path(task_key, "tasks"))
-        if hit is not None:
-            log.info("cluster tasks loaded from the cache (%s)", tasks_cache_path(task_key, "tasks"))
-            return tasks_from_cache(*hit)
-    feats = None
-    if fp is not None:
-        fhit = load_cached(tasks_cache_path(feat_key, "features"))
-        if fhit is not None:
-            feats = fhit[0]["features"]
-    if feats is None:
-        extractor = build_extractor(name, layer, pretrained, seed)
-        feats = dataset_descriptors(dataset, extractor, feature_size)
-        if fp is not None:
-            save_cached(tasks_cache_path(feat_key, "features"), {"features": feats}, {"key": feat_key})
-    log.info("clustering %d descriptors (%s/%s, %d-d) into %d tasks", len(feats), name, layer, feats.shape[1], k)
-    tasks = fit_tasks(feats, k, pca_dim=pca_dim, seed=seed, info={**info, "feature_dim": int(feats.shape[1])})
-    if fp is not None:
-        save_cached(tasks_cache_path(task_key, "tasks"), tasks.tensors(), {"key": task_key, "info": tasks.info})
-    return tasks
-
-
 # ------------------------------------------------------------------------------------------- the method
 @register_method
 class MetalGAN(Method):
+    task_centroids: torch.Tensor  # registered buffer
+    task_pca_mean: torch.Tensor  # registered buffer
+    task_pca_components: torch.Tensor  # registered buffer
+    task_assignments: torch.Tensor  # registered buffer
+
     name = "metalgan"
     summary = "cGAN meta-trained with Reptile over K-means tasks of MAC descriptors; adapts to each query's cluster"
     Config = MetalGANConfig
@@ -238,7 +151,10 @@ class MetalGAN(Method):
                  "inner_steps": 3, "inner_batch_size": 2, "adapt_steps": 3, "inner_lr": 1e-3, "d_lr": 1e-3,
                  "meta_lr": 0.1, "feature_size": 64},
     }
-    inference_options = ("adapt_steps",)
+    inference_options = (
+        InferenceOption("adapt_steps", "int", "test-time adaptation steps on the query's cluster (0: the "
+                        "meta-trained G as is)", default="the config's adapt_steps", minimum=0),
+    )
 
     def __init__(self, config: MetalGANConfig) -> None:
         super().__init__(config)
@@ -259,9 +175,9 @@ class MetalGAN(Method):
         self.data_root: str | None = None
         self.data_paths: list[str] | None = None
         self.adapted_to: dict[str, Any] | None = None
-        self._dataset: Any = None  # the training data (setup) for task batches
+        self._dataset: Dataset | None = None  # the training data (setup) for task batches
         self._meta_opt: torch.optim.Optimizer | None = None
-        self._adapted: OrderedDict[tuple[int, int], nn.Module] = OrderedDict()
+        self._adapted: LRU[tuple[int, int], nn.Module] = LRU(c.adapt_cache_size)
         self._aux: dict[str, Any] = {}  # not sub-modules: the extractor's weights stay out of the checkpoint
         self._warned: set[str] = set()
 
@@ -288,7 +204,7 @@ class MetalGAN(Method):
         return ClusterTasks(self.task_centroids, self.task_pca_mean, self.task_pca_components,
                             self.task_assignments.cpu(), dict(self.task_info))
 
-    def setup(self, train_data: Any) -> None:
+    def setup(self, train_data: Dataset) -> None:
         """Cluster the training data into tasks (cached) and keep the data for the tasks' batches."""
         c = self.config
         k = min(c.n_clusters, len(train_data))
@@ -296,7 +212,7 @@ class MetalGAN(Method):
             log.warning("metalgan: %d images cannot make %d clusters; using k=%d", len(train_data), c.n_clusters, k)
         self.set_tasks(cluster_dataset(train_data, k, c.pca_dim, c.backbone, c.feature_size, c.seed), train_data)
 
-    def set_tasks(self, tasks: ClusterTasks, train_data: Any) -> None:
+    def set_tasks(self, tasks: ClusterTasks, train_data: Dataset) -> None:
         """Use ``tasks`` (one cluster per image of ``train_data``, which supplies the tasks' batches).
 
         ``tasks.info`` must name the descriptor (``backbone``, ``layer``, ``pretrained``, ``feature_size``)
@@ -328,7 +244,7 @@ class MetalGAN(Method):
         c = self.config
         return meta_step_size(step, c.meta_anneal_steps, c.meta_lr, c.meta_lr_end)
 
-    def _task_batch(self, dataset: Any, members: Sequence[int], size: int, g: torch.Generator) -> dict[str, Any]:
+    def _task_batch(self, dataset: Dataset, members: Sequence[int], size: int, g: torch.Generator) -> dict[str, Any]:
         """``size`` images of a task (without replacement when it has enough, else with)."""
         if len(members) >= size:
             pick = torch.randperm(len(members), generator=g)[:size].tolist()
@@ -367,7 +283,7 @@ class MetalGAN(Method):
                 for n, b in d.named_buffers():
                     b.copy_(saved[n])
 
-    def inner_loop(self, dataset: Any, members: Sequence[int], steps: int, seed: int,
+    def inner_loop(self, dataset: Dataset, members: Sequence[int], steps: int, seed: int,
                    progress: bool = False) -> tuple[UNetGenerator, list[dict[str, float]]]:
         """Fast weights θ̃_G: a copy of G (with its BN statistics) trained ``steps`` times on batches of
         the task ``members`` of ``dataset`` with a fresh Adam(λ_G). θ_G and D are left unchanged."""
@@ -478,31 +394,21 @@ class MetalGAN(Method):
             return None
         if self._dataset is not None:
             return self._dataset, members
-        if self.data_root is None or self.data_paths is None:
-            self._warn_once("nodata", "metalgan: the checkpoint does not say where its training images are "
-                            "(trained on an in-memory dataset); colorizing with the meta-trained G, unadapted")
+        paths = None if self.data_paths is None else [self.data_paths[i] for i in members]
+        try:
+            ds = reopen_images(self.data_root, paths, train_transform(self.config.image_size), self.config.seed)
+        except ImagesUnreachable as exc:
+            self._warn_once("data", "metalgan: %s; colorizing with the meta-trained G, unadapted (pass "
+                            "adapt_steps=0 to silence this)", exc)
             return None
-        root = Path(self.data_root)
-        paths = [self.data_paths[i] for i in members]
-        reachable = [p for p in paths if (root / p).is_file()]
-        if not reachable:
-            self._warn_once("missing", "metalgan: the training images under %s are not reachable; colorizing "
-                            "with the meta-trained G, unadapted (copy the data there to enable test-time "
-                            "adaptation, or pass adapt_steps=0 to silence this)", root)
-            return None
-        from fewcolor.data.folder import ImageFolderDataset
-        from fewcolor.data.transforms import train_transform
-
-        ds = ImageFolderDataset(root, paths=reachable, transform=train_transform(self.config.image_size),
-                                skip_grey=False, seed=self.config.seed)
         return ds, list(range(len(ds)))
 
     def adapted_generator(self, k: int, steps: int) -> nn.Module:
         """G adapted for ``steps`` on cluster ``k`` (cached), or G itself when the images are unreachable."""
         key = (int(k), int(steps))
-        if key in self._adapted:
-            self._adapted.move_to_end(key)
-            return self._adapted[key]
+        cached = self._adapted.get(key)
+        if cached is not None:
+            return cached
         source = self._cluster_source(k)
         if source is None:
             return self.generator
@@ -511,9 +417,7 @@ class MetalGAN(Method):
         fast, _ = self.inner_loop(dataset, members, steps, _mix(self.config.seed, -1, k))
         fast.train(was_training)
         fast.requires_grad_(False)
-        self._adapted[key] = fast
-        while len(self._adapted) > max(1, self.config.adapt_cache_size):
-            self._adapted.popitem(last=False)
+        self._adapted.put(key, fast)
         return fast
 
     def predict_ab(self, l: torch.Tensor, adapt_steps: int | None = None, **options: Any) -> torch.Tensor:
@@ -521,8 +425,6 @@ class MetalGAN(Method):
         self.check_options(options)
         steps = self.config.adapt_steps if adapt_steps is None else int(adapt_steps)
         if steps < 0:
-            from fewcolor.methods.base import InferenceOptionError
-
             raise InferenceOptionError(f"metalgan: adapt_steps must be >= 0, got {steps}")
         if steps == 0 or not self.has_tasks:
             return self.generator(l)
@@ -546,7 +448,7 @@ class MetalGAN(Method):
         tasks = batch_size if c.meta_batch_size is None else min(batch_size, c.meta_batch_size)
         return tasks * c.inner_steps * c.inner_batch_size
 
-    def adapt(self, support_data: Any, steps: int, seed: int = 0) -> bool:
+    def adapt(self, support_data: Dataset, steps: int, seed: int = 0) -> bool:
         """Test-time adaptation: the support set is the task; ``steps`` inner-loop updates of G (L_adv + L1)."""
         fast, _ = self.inner_loop(support_data, list(range(len(support_data))), steps, _mix(seed, -2),
                                   progress=False)
@@ -555,7 +457,7 @@ class MetalGAN(Method):
         self._adapted.clear()
         return True
 
-    def adapt_to(self, dataset: Any, steps: int, seed: int | None = None, progress: bool = True) -> MetalGAN:
+    def adapt_to(self, dataset: Dataset, steps: int, seed: int | None = None, progress: bool = True) -> MetalGAN:
         """A new MetalGAN whose G is adapted for ``steps`` to ``dataset`` (a user's few images as one task).
 
         Its ``adapt_steps`` is 0, so it colorizes with the adapted G directly; the clusters are kept.
@@ -602,7 +504,6 @@ def adapt_checkpoint(model: str | os.PathLike[str], data_dir: str | os.PathLike[
     """``fewcolor adapt``: adapt a MetalGAN checkpoint's G to the images in ``data_dir`` (one new task) and
     save a normal checkpoint (same method, ``adapt_steps=0``). Returns (path, what ``adapted_to`` records)."""
     from fewcolor.data.folder import ImageFolderDataset
-    from fewcolor.data.transforms import train_transform
     from fewcolor.methods.registry import load_method, save_method
 
     method = load_method(model, device=device or "cpu")

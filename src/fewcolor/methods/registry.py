@@ -10,9 +10,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from fewcolor.methods.base import Method
+from fewcolor.methods.options import InferenceOption, option_table
 
 _REGISTRY: dict[str, type[Method]] = {}
-_NOT_METHOD_MODULES = {"base", "registry"}
+_NOT_METHOD_MODULES = {"base", "options", "registry"}
 _discovered = False
 
 
@@ -40,6 +41,19 @@ def _discover() -> None:
 def available_methods() -> dict[str, type[Method]]:
     _discover()
     return dict(sorted(_REGISTRY.items()))
+
+
+def unregister_method(name: str) -> None:
+    """Remove a registered method (for tests that register a toy one)."""
+    _REGISTRY.pop(name, None)
+
+
+def inference_option_table() -> dict[str, tuple[InferenceOption, list[str]]]:
+    """Every registered method's inference options: name -> (declaration, methods that take it).
+
+    Front ends (the CLI's ``colorize``, a web page, an exporter) build their controls from this.
+    """
+    return option_table(available_methods())
 
 
 def get_method_class(name: str) -> type[Method]:

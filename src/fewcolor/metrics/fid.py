@@ -18,19 +18,15 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from torch import nn
-from tqdm import tqdm
 
 from fewcolor.backbones.inception import FID_SIZE
 from fewcolor.backbones.registry import load_backbone
-from fewcolor.backbones.weights import cache_dir
-from fewcolor.io.atomic import atomic_path
+from fewcolor.data.cache import cache_file, load_tensors, save_tensors
 
 FID_RESIZE = "bilinear to 299×299 (align_corners=False, no antialias), then 2·x − 1"
 
@@ -66,7 +62,7 @@ class InceptionFeatures(nn.Module):
 
     @property
     def has_logits(self) -> bool:
-        return bool(self.net.has_logits)  # type: ignore[union-attr]
+        return bool(self.net.has_logits)
 
     @torch.no_grad()
     def pool3(self, rgb: torch.Tensor) -> torch.Tensor:
@@ -75,24 +71,6 @@ class InceptionFeatures(nn.Module):
     @torch.no_grad()
     def logits(self, rgb: torch.Tensor) -> torch.Tensor:
         return self.net.logits(fid_preprocess(rgb.to(self.device))).double().cpu()  # type: ignore[operator]
-
-
-def batched_features(extract: Callable[[torch.Tensor], torch.Tensor], images: Sequence[torch.Tensor] |
-                     Iterable[torch.Tensor], batch_size: int = 16, desc: str = "inception",
-                     total: int | None = None) -> torch.Tensor:
-    """Run ``extract`` on ``(3,H,W)`` images in batches (each image is resized to 299 first)."""
-    out, batch = [], []
-    n = total if total is not None else (len(images) if isinstance(images, Sequence) else None)
-    for img in tqdm(images, desc=desc, total=n, unit="img", leave=False):
-        batch.append(fid_preprocess(img[None].float())[0] * 0.5 + 0.5)  # resize per image: sizes may differ
-        if len(batch) == batch_size:
-            out.append(extract(torch.stack(batch)))
-            batch = []
-    if batch:
-        out.append(extract(torch.stack(batch)))
-    if not out:
-        raise ValueError("no images to compute Inception features on")
-    return torch.cat(out)
 
 
 def feature_statistics(features: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -180,33 +158,17 @@ def inception_score(logits: torch.Tensor, splits: int = 10) -> tuple[float, floa
 
 # ---- cached reference-set features -----------------------------------------------------------------
 
-def stats_cache_dir() -> os.PathLike[str]:
-    return cache_dir().parent / "fid_stats"
-
-
 def reference_key(description: dict[str, object]) -> str:
     """A stable cache key for a reference set: files (with sizes and mtimes) plus the protocol."""
     return hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()[:24]
 
 
-def _stats_path(key: str) -> str:
-    return os.path.join(stats_cache_dir(), f"{key}.safetensors")
-
-
 def load_cached_features(key: str) -> torch.Tensor | None:
-    """Reference-set features cached under ``key`` (see :func:`reference_key`), or None.
-
-    Features (not only μ/Σ) are kept because KID needs them.
-    """
-    path = _stats_path(key)
-    if not os.path.isfile(path):
-        return None
-    return load_file(path)["features"].double()
+    """Reference-set features cached under ``key`` (see :func:`reference_key`) in
+    ``FEWCOLOR_HOME/fid_stats``, or None. Features (not only μ/Σ) are kept because KID needs them."""
+    hit = load_tensors(cache_file("fid_stats", key), key)
+    return None if hit is None else hit[0]["features"].double()
 
 
 def store_cached_features(key: str, features: torch.Tensor) -> None:
-    try:
-        with atomic_path(_stats_path(key)) as tmp:
-            save_file({"features": features.float().contiguous()}, str(tmp), metadata={"key": key})
-    except OSError:
-        pass  # caching is an optimisation only
+    save_tensors(cache_file("fid_stats", key), {"features": features.float()}, key)

@@ -10,6 +10,8 @@ relu4_3, relu5_3). Inputs: RGB in [0, 1], mapped to [−1, 1] and then through t
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -28,13 +30,16 @@ EPS = 1e-10
 class LPIPS(nn.Module):
     """``LPIPS(net)(pred, target)`` with RGB ``(B,3,H,W)`` in [0, 1] -> distances ``(B,)``. Frozen."""
 
+    shift: torch.Tensor  # registered buffer
+    scale: torch.Tensor  # registered buffer
+
     def __init__(self, net: str = "alex") -> None:
         super().__init__()
         if net not in LPIPS_TAPS:
             raise ValueError(f"LPIPS net must be 'alex' or 'vgg', got {net!r}")
         self.net_name = net
         backbone = load_backbone(_BACKBONE[net])
-        self.features = backbone.features  # type: ignore[union-attr]
+        self.features = cast(nn.Sequential, backbone.features)
         self.taps = LPIPS_TAPS[net]
         heads, res = load_weights(f"lpips_{net}_lin")
         self.lins = nn.ModuleList()

@@ -1,4 +1,5 @@
-"""Discriminators for conditional GANs: PatchGAN, DCGAN-style, and EBGAN's auto-encoder.
+"""Discriminators for conditional GANs: PatchGAN, DCGAN-style, EBGAN's auto-encoder, and MemoPainter's
+PatchGAN conditioned on a colour feature.
 
 All take ``in_channels`` (a conditional colorization GAN feeds ``concat(L, ab)``, 3 channels) and
 return raw scores (logits / critic values); the GAN loss (``fewcolor.losses.gan``) decides what they
@@ -143,6 +144,20 @@ class AutoEncoderDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (self.reconstruct(x) - x).pow(2).flatten(1).mean(1)
+
+
+class ConditionalPatchDiscriminator(nn.Module):
+    """PatchGAN on ``concat(L, ab, P·C)``: the colour feature C is projected linearly to ``cond`` channels
+    and broadcast over the image, so D judges colourings given the grey image and the colour feature."""
+
+    def __init__(self, feature_dim: int, cond: int, base: int, n_layers: int) -> None:
+        super().__init__()
+        self.project = nn.Linear(feature_dim, cond)
+        self.net = PatchDiscriminator(3 + cond, base=base, n_layers=n_layers, norm="batch")
+
+    def forward(self, l: torch.Tensor, ab: torch.Tensor, feature: torch.Tensor) -> torch.Tensor:
+        c = self.project(feature.to(l.dtype))[:, :, None, None].expand(-1, -1, *l.shape[-2:])
+        return self.net(torch.cat([l, ab, c], dim=1))
 
 
 def build_discriminator(

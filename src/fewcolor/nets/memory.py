@@ -48,6 +48,13 @@ class ColorMemory(nn.Module):
     :meth:`update`, never by gradients.
     """
 
+    keys: torch.Tensor  # registered buffer
+    values: torch.Tensor  # registered buffer
+    ages: torch.Tensor  # registered buffer
+    filled: torch.Tensor  # registered buffer
+    sources: torch.Tensor  # registered buffer
+    labels: torch.Tensor  # registered buffer
+
     def __init__(
         self,
         slots: int,
@@ -145,7 +152,7 @@ class ColorMemory(nn.Module):
         # Empty slots first; otherwise one of the slots of maximal age, uniformly at random.
         empty = (~self.filled).nonzero().flatten()
         candidates = empty if empty.numel() else (self.ages == self.ages.max()).nonzero().flatten()
-        pick = torch.randint(candidates.numel(), (1,), generator=generator).item()
+        pick = int(torch.randint(candidates.numel(), (1,), generator=generator).item())
         return int(candidates[pick])
 
     @torch.no_grad()

@@ -9,15 +9,15 @@ from __future__ import annotations
 import copy
 import tempfile
 from pathlib import Path
-from typing import Any
 
+from fewcolor.data.protocol import Dataset
 from fewcolor.methods.base import Method
 from fewcolor.train.loop import TrainOptions, train
 
 
 def adapt(
     method: Method,
-    support: Any,
+    support: Dataset,
     steps: int,
     batch_size: int = 4,
     seed: int = 0,

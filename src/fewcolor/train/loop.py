@@ -24,7 +24,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,10 +33,11 @@ import torch
 from torch.utils.data import default_collate
 from tqdm.auto import tqdm
 
+from fewcolor.data.protocol import Dataset
 from fewcolor.io.atomic import write_text_atomic
+from fewcolor.meta import distributed as dist_utils
 from fewcolor.methods.base import Method
 from fewcolor.methods.registry import save_method
-from fewcolor.train import distributed as dist_utils
 from fewcolor.train.state import load_training_state, save_training_state
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,7 @@ def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
-def collate_samples(dataset: Any, indices: Sequence[int], epoch: int) -> dict[str, Any]:
+def collate_samples(dataset: Dataset, indices: Sequence[int], epoch: int) -> dict[str, Any]:
     set_epoch = getattr(dataset, "set_epoch", None)
     if set_epoch is not None:
         set_epoch(epoch)
@@ -178,7 +179,7 @@ def write_sample_grid(method: Method, batch: dict[str, Any], path: Path) -> None
     write_rgb(path, image_grid(tiles, ncols=3))
 
 
-def train(method: Method, dataset: Any, opts: TrainOptions) -> TrainResult:
+def train(method: Method, dataset: Dataset, opts: TrainOptions) -> TrainResult:
     """Train ``method`` on ``dataset`` (a map-style dataset of sample dicts) with ``opts``."""
     out = Path(opts.out_dir)
     ckpt_dir = out / "checkpoints"
@@ -284,7 +285,8 @@ def train(method: Method, dataset: Any, opts: TrainOptions) -> TrainResult:
             if phase.after_step is not None:
                 phase.after_step()
             logs.update(phase.logs)
-        phases.close()
+        if isinstance(phases, Generator):
+            phases.close()
         if not ok:
             for o in optimizers.values():
                 o.zero_grad(set_to_none=True)

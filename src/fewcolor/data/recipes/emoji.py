@@ -13,14 +13,9 @@ from __future__ import annotations
 import json
 import re
 
-from fewcolor.data.recipes._common import (
-    BuildContext,
-    PrepareError,
-    Recipe,
-    Splits,
-    iter_tar,
-    npm_tarball,
-)
+from fewcolor.data.recipes._common import BuildContext, PrepareError, Recipe, Splits
+from fewcolor.data.recipes._sources import npm_tarball
+from fewcolor.data.recipes._tar import iter_tar
 from fewcolor.io.atomic import write_text_atomic
 from fewcolor.io.image import read_rgb, write_rgb
 

@@ -8,7 +8,9 @@ The archive's fixed train/test split is kept: ``train/<species>/<file>`` and ``t
 from __future__ import annotations
 
 from fewcolor.data.grey import is_grey
-from fewcolor.data.recipes._common import BuildContext, Recipe, Splits, iter_tar, shared_tarball
+from fewcolor.data.recipes._common import BuildContext, Recipe, Splits
+from fewcolor.data.recipes._sources import shared_tarball
+from fewcolor.data.recipes._tar import iter_tar
 from fewcolor.io.image import read_rgb
 
 NAME = "flowers12"

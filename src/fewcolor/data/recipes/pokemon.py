@@ -18,15 +18,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from fewcolor.data.recipes._common import (
-    BuildContext,
-    PrepareError,
-    Recipe,
-    Splits,
-    iter_tar,
-    npm_tarball,
-    pad_square_resize,
-)
+from fewcolor.data.recipes._common import BuildContext, PrepareError, Recipe, Splits
+from fewcolor.data.recipes._sources import npm_tarball
+from fewcolor.data.recipes._tar import iter_tar
+from fewcolor.data.transforms import pad_square_resize
 from fewcolor.io.image import read_frames, write_rgb
 
 NAME = "pokemon-frames"

@@ -11,7 +11,9 @@ from __future__ import annotations
 import random
 
 from fewcolor.data.grey import is_grey
-from fewcolor.data.recipes._common import BuildContext, Recipe, Splits, iter_tar, shared_tarball
+from fewcolor.data.recipes._common import BuildContext, Recipe, Splits
+from fewcolor.data.recipes._sources import shared_tarball
+from fewcolor.data.recipes._tar import iter_tar
 from fewcolor.io.atomic import write_text_atomic
 from fewcolor.io.image import read_rgb
 

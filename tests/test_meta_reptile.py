@@ -1,4 +1,4 @@
-"""Reptile idiom (fewcolor.train.reptile): the outer-optimiser form equals the plain update."""
+"""Reptile idiom (fewcolor.meta.reptile): the outer-optimiser form equals the plain update."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from fewcolor.train.reptile import (
+from fewcolor.meta.reptile import (
     apply_buffer_deltas_,
     buffer_deltas,
     meta_step_size,

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import nn
 
-from fewcolor.train import distributed as dist_utils
+from fewcolor.meta import distributed as dist_utils
 
 
 def reptile_grad(params: Iterable[torch.Tensor], fast_params: Iterable[torch.Tensor], scale: float = 1.0,

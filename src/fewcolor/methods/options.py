@@ -1,0 +1,184 @@
+"""What a method declares about itself, for every front end (CLI, web page, exporter).
+
+:class:`InferenceOption` is one typed keyword of ``Method.predict_ab``; a method lists them in
+``Method.inference_options`` and the CLI's ``colorize`` options, ``fewcolor methods NAME`` and the
+pipeline's conversion of image options are generated from those declarations. :func:`config_fields`
+documents a method's config dataclass: every field's type, default, allowed values and doc, the doc
+taken from ``metadata={"help": ...}`` or else from the field's ``#:`` comment (trailing, or on the
+lines just above it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import io
+import textwrap
+import tokenize
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+#: ``image-l``: an image whose lightness the method takes (normalised L ``(1,1,h,w)`` at the working
+#: resolution); ``image-rgb``: an RGB image ``(3,H,W)`` in [0, 1] at its own size.
+OptionKind = Literal["float", "int", "str", "bool", "image-l", "image-rgb"]
+OPTION_KINDS: tuple[str, ...] = typing.get_args(OptionKind)
+
+
+class InferenceOptionError(ValueError):
+    """An inference option the method does not support, or a bad value for one."""
+
+
+@dataclass(frozen=True)
+class InferenceOption:
+    """One keyword option of ``predict_ab``.
+
+    ``default`` documents what the method uses when the option is not given (``None``: the option is
+    off); the method applies it itself. ``minimum``/``maximum`` bound numbers (inclusive), ``choices``
+    lists a ``str`` option's values. Image options arrive at ``predict_ab`` as tensors: the pipeline
+    reads a path and, for ``image-l``, converts it to normalised L at the working resolution.
+    ``sweep`` names a CLI option (e.g. ``variants``) that takes K and writes K outputs
+    ``NAME_v1.png ... NAME_vK.png`` with this option set to 1..K.
+    """
+
+    name: str
+    kind: OptionKind
+    help: str
+    default: Any = None
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] | None = None
+    sweep: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name.isidentifier():
+            raise ValueError(f"inference option name {self.name!r} must be a Python identifier")
+        if self.kind not in OPTION_KINDS:
+            raise ValueError(f"inference option {self.name!r}: kind {self.kind!r} is not one of {OPTION_KINDS}")
+        if self.choices is not None and self.kind != "str":
+            raise ValueError(f"inference option {self.name!r}: choices need kind 'str'")
+        if self.sweep is not None and self.kind != "int":
+            raise ValueError(f"inference option {self.name!r}: a sweep needs kind 'int'")
+
+    @property
+    def is_image(self) -> bool:
+        return self.kind.startswith("image")
+
+    @property
+    def as_l(self) -> bool:
+        """True when the method takes the image's lightness (normalised L) rather than its RGB."""
+        return self.kind == "image-l"
+
+    @property
+    def flag(self) -> str:
+        """The command-line spelling, e.g. ``--global-from``."""
+        return "--" + self.name.replace("_", "-")
+
+    def check(self, value: Any, method: str) -> None:
+        """Raise :class:`InferenceOptionError` when a scalar value breaks the declared range or choices."""
+        if self.kind in ("float", "int") and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if self.minimum is not None and value < self.minimum:
+                raise InferenceOptionError(f"{method}: {self.name} must be >= {self.minimum:g}, got {value}")
+            if self.maximum is not None and value > self.maximum:
+                raise InferenceOptionError(f"{method}: {self.name} must be <= {self.maximum:g}, got {value}")
+        if self.choices is not None and isinstance(value, str) and value not in self.choices:
+            raise InferenceOptionError(f"{method}: {self.name} must be one of {', '.join(self.choices)}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class ConfigField:
+    """One field of a method's config dataclass, as ``fewcolor methods NAME`` shows it."""
+
+    name: str
+    type: str
+    default: Any
+    doc: str
+    choices: tuple[Any, ...] | None = None
+
+
+def _comment_docs(cls: type) -> dict[str, str]:
+    """``#:`` comments of a class body's annotated fields (trailing, or on the lines just above)."""
+    try:
+        source = textwrap.dedent(inspect.getsource(cls))
+    except (OSError, TypeError):
+        return {}
+    docs: dict[str, str] = {}
+    above: list[str] = []
+    field_name: str | None = None  # the field whose logical line we are on
+    line_start = True
+    tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+    for i, tok in enumerate(tokens):
+        if tok.type == tokenize.COMMENT and tok.string.startswith("#:"):
+            text = tok.string[2:].strip()
+            if field_name is not None:
+                docs[field_name] = f"{docs[field_name]} {text}".strip() if field_name in docs else text
+            else:
+                above.append(text)
+        elif tok.type == tokenize.NEWLINE:
+            field_name, line_start = None, True
+        elif tok.type in (tokenize.NL, tokenize.INDENT, tokenize.DEDENT, tokenize.COMMENT):
+            continue
+        elif line_start:
+            line_start = False
+            nxt = tokens[i + 1] if i + 1 < len(tokens) else None
+            if tok.type == tokenize.NAME and tok.start[1] > 0 and nxt is not None and nxt.string == ":":
+                field_name = tok.string
+                if above:
+                    docs[field_name] = " ".join(above)
+            above = []
+    return docs
+
+
+def _choices(cls: type, f: dataclasses.Field[Any]) -> tuple[Any, ...] | None:
+    if "choices" in f.metadata:
+        return tuple(f.metadata["choices"])
+    try:
+        hint = typing.get_type_hints(cls).get(f.name)
+    except (NameError, TypeError):
+        return None
+    if typing.get_origin(hint) is Literal:
+        return typing.get_args(hint)
+    return None
+
+
+def config_fields(config_cls: type) -> list[ConfigField]:
+    """Every field of a config dataclass with its type, default, allowed values and doc."""
+    docs: dict[str, str] = {}
+    for klass in reversed(config_cls.__mro__):  # a subclass's comment wins over its base's
+        if dataclasses.is_dataclass(klass):
+            docs.update(_comment_docs(klass))
+    out = []
+    for f in dataclasses.fields(config_cls):
+        if f.default is not dataclasses.MISSING:
+            default: Any = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = None
+        doc = str(f.metadata.get("help", docs.get(f.name, "")))
+        type_name = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", repr(f.type))
+        out.append(ConfigField(f.name, type_name, default, doc, _choices(config_cls, f)))
+    return out
+
+
+def option_table(methods: Mapping[str, Any]) -> dict[str, tuple[InferenceOption, list[str]]]:
+    """The union of the methods' inference options: name -> (declaration, names of the methods taking it).
+
+    ``methods`` maps method names to classes with an ``inference_options`` tuple. Two methods may share
+    an option only with the same kind; the first declaration (by method name) is kept.
+    """
+    table: dict[str, tuple[InferenceOption, list[str]]] = {}
+    for method_name in sorted(methods):
+        for opt in methods[method_name].inference_options:
+            if opt.name in table:
+                first, users = table[opt.name]
+                if first.kind != opt.kind or first.sweep != opt.sweep:
+                    raise ValueError(
+                        f"inference option {opt.name!r} is {first.kind} in {users[0]!r} but {opt.kind} in "
+                        f"{method_name!r}; rename one of them"
+                    )
+                users.append(method_name)
+            else:
+                table[opt.name] = (opt, [method_name])
+    return table

@@ -1,0 +1,1 @@
+"""HTML inspectors of trained models."""
