@@ -36,7 +36,7 @@ from fewcolor.color.normalize import normalize_ab
 from fewcolor.color.prior import bin_prior, rebalance_weights
 from fewcolor.color.soft_encode import soft_encode_ab_normalized
 from fewcolor.losses.cic import rebalanced_cross_entropy
-from fewcolor.methods.base import InferenceOptionError, Method, Phase
+from fewcolor.methods.base import InferenceOption, InferenceOptionError, Method, Phase
 from fewcolor.methods.registry import register_method
 from fewcolor.nets.encoder_decoder import EncoderDecoder, EncoderGenerator
 from fewcolor.nets.encoders import PretrainedEncoder
@@ -78,7 +78,12 @@ class BaseColorizer(Method):
         "tiny": {"image_size": 32, "widths": (32, 24, 16, 16), "prior_images": 64},
     }
     size_multiple = 32
-    inference_options = ("temperature",)
+    prior: torch.Tensor  # registered buffer
+    bin_weights: torch.Tensor  # registered buffer
+    inference_options = (
+        InferenceOption("temperature", "float", "annealed-mean temperature T (Zhang Eq. 5; →0: the mode, 1: the mean)",
+                        default=0.38, minimum=0.0),
+    )
 
     def __init__(self, config: BaseColorizerConfig) -> None:
         super().__init__(config)

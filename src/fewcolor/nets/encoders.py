@@ -19,6 +19,7 @@ Encoders (``ENCODERS``), strides of the taps and their channels:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -62,6 +63,9 @@ class PretrainedEncoder(nn.Module):
     the same architecture (tests, ablations). H and W must be multiples of the largest stride.
     """
 
+    mean: torch.Tensor  # registered buffer
+    std: torch.Tensor  # registered buffer
+
     def __init__(self, name: str, pretrained: bool = True, frozen: bool = True) -> None:
         super().__init__()
         self.spec = encoder_spec(name)
@@ -104,7 +108,7 @@ class PretrainedEncoder(nn.Module):
         return taps, taps[-1].mean(dim=(2, 3))
 
     def _lite0(self, x: torch.Tensor) -> list[torch.Tensor]:
-        net = self.net
+        net: Any = self.net  # an EfficientNetLite; nn.Module's attribute typing cannot say so
         h = F.relu6(net._bn0(net._conv_stem(x)))
         taps = []
         for i, block in enumerate(net._blocks):
@@ -117,7 +121,8 @@ class PretrainedEncoder(nn.Module):
     def _vgg16(self, x: torch.Tensor) -> list[torch.Tensor]:
         taps = []
         h = x
-        for i, layer in enumerate(self.net.features):
+        features: Any = self.net.features
+        for i, layer in enumerate(features):
             h = layer(h)
             if i in _VGG16_TAPS:
                 taps.append(h)
