@@ -6,6 +6,11 @@ unreadable files (skipped, with a warning naming each) and grey images (skipped 
 in ``num_grey``); that scan is cached under ``FEWCOLOR_HOME`` keyed by the folder and each file's size
 and modification time, so re-opening a large folder only reads new or changed files.
 
+Memory stays bounded whatever the files hold: images above ``pixel_budget`` (default 4 megapixels,
+far above any training crop) are reduced on decode, and shapes no crop can use are skipped like
+unreadable files: a side under ``MIN_SIDE`` pixels, or a strip longer than ``MAX_ASPECT`` times its
+width (a 1×200000 strip would become a 64×12800000 image at a 64-pixel crop).
+
 A sample is the dict fixed in docs/ARCHITECTURE.md::
 
     {"rgb": (3,H,W) in [0,1], "l": (1,H,W) L/50−1, "ab": (2,H,W) ab/110,
@@ -33,7 +38,14 @@ from fewcolor.data.splits import read_split, validate_split_path
 from fewcolor.data.transforms import generator_for
 from fewcolor.io.image import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, ImageReadError, list_images, read_rgb
 
-__all__ = ["ImageFolderDataset", "scan_images"]
+__all__ = ["MAX_ASPECT", "MIN_SIDE", "TRAIN_PIXEL_BUDGET", "ImageFolderDataset", "scan_images", "shape_problem"]
+
+#: images above this many pixels are reduced on decode (2000×2000: far above any training crop)
+TRAIN_PIXEL_BUDGET = 4_000_000
+#: shorter sides below this are skipped (nothing to learn from, and crops would be upsampled from nothing)
+MIN_SIDE = 8
+#: longer side / shorter side above this is skipped (memory grows with the strip's length)
+MAX_ASPECT = 20.0
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +61,15 @@ def scan_images(
     background: Sequence[float] = (1.0, 1.0, 1.0),
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     use_cache: bool = True,
+    pixel_budget: int | None = TRAIN_PIXEL_BUDGET,
 ) -> dict[str, dict[str, Any]]:
     """Status of each file: ``{"status": "ok" | "grey" | "bad", "reason", "height", "width", ...}``.
 
-    Files whose (size, mtime) match the cache are not read again.
+    Files whose (size, mtime) match the cache are not read again. Sizes are those decoded within
+    ``pixel_budget``; :func:`shape_problem` turns unusable shapes into ``bad`` (not cached as such).
     """
-    settings = {"background": [float(b) for b in background], "max_pixels": max_pixels}
+    settings = {"background": [float(b) for b in background], "max_pixels": max_pixels,
+                "pixel_budget": pixel_budget}
     cached = load_scan_cache(root, settings) if use_cache else {}
     result: dict[str, dict[str, Any]] = {}
     todo: list[tuple[str, int, int]] = []
@@ -75,7 +90,7 @@ def scan_images(
     for rel, size, mtime_ns in bar:
         entry: dict[str, Any] = {"size": size, "mtime_ns": mtime_ns}
         try:
-            rgb = read_rgb(root / rel, background=background, max_pixels=max_pixels)
+            rgb = read_rgb(root / rel, background=background, max_pixels=max_pixels, pixel_budget=pixel_budget)
         except ImageReadError as exc:
             entry.update(status="bad", reason=str(exc))
         else:
@@ -85,7 +100,24 @@ def scan_images(
         result[rel] = entry
     if fresh and use_cache:
         save_scan_cache(root, settings, fresh)
+    for rel, entry in result.items():
+        problem = shape_problem(entry.get("height"), entry.get("width")) if entry["status"] != "bad" else None
+        if problem:
+            result[rel] = {**entry, "status": "bad", "reason": problem}
     return result
+
+
+def shape_problem(height: int | None, width: int | None) -> str | None:
+    """Why an image of this decoded size cannot be trained on, or ``None`` when it can."""
+    if height is None or width is None:
+        return None
+    short, long = min(height, width), max(height, width)
+    if short < MIN_SIDE:
+        return f"{width}x{height} is too small (a side under {MIN_SIDE} pixels)"
+    if long > MAX_ASPECT * short:
+        return (f"{width}x{height} is a strip (sides {long / short:.0f}:1, more than {MAX_ASPECT:.0f}:1); "
+                "crop it into pieces to use it")
+    return None
 
 
 class ImageFolderDataset(Dataset):
@@ -107,6 +139,7 @@ class ImageFolderDataset(Dataset):
         background: RGB in [0, 1] that transparent pixels are composited on.
         max_pixels: decompression-bomb limit passed to :func:`~fewcolor.io.image.read_rgb`.
         scan_cache: reuse / update the on-disk scan cache under ``FEWCOLOR_HOME``.
+        pixel_budget: images above it are reduced on decode (``None``: full size).
 
     Attributes: ``root`` (Path), ``paths`` (relative POSIX strings), ``labels`` (ints), ``classes``
     (sorted first-level folder names), ``num_grey``, ``bad_files`` (relative paths) and
@@ -125,6 +158,7 @@ class ImageFolderDataset(Dataset):
         background: Sequence[float] = (1.0, 1.0, 1.0),
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         scan_cache: bool = True,
+        pixel_budget: int | None = TRAIN_PIXEL_BUDGET,
     ) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
@@ -137,6 +171,7 @@ class ImageFolderDataset(Dataset):
         self.epoch = 0
         self.background = tuple(float(b) for b in background)
         self.max_pixels = max_pixels
+        self.pixel_budget = pixel_budget
         self._memory: dict[int, torch.Tensor] | None = {} if cache else None
 
         source = "the folder"
@@ -152,7 +187,8 @@ class ImageFolderDataset(Dataset):
         self.classes = self._find_classes()
         index_of = {name: i for i, name in enumerate(self.classes)}
 
-        scan = scan_images(self.root, candidates, self.background, max_pixels, use_cache=scan_cache)
+        scan = scan_images(self.root, candidates, self.background, max_pixels, use_cache=scan_cache,
+                           pixel_budget=pixel_budget)
         self.bad_reasons = {p: scan[p].get("reason", "unreadable") for p in candidates
                             if scan[p]["status"] == "bad"}
         self.bad_files = list(self.bad_reasons)
@@ -200,7 +236,8 @@ class ImageFolderDataset(Dataset):
         """The decoded, untransformed RGB of image ``index`` (from the memory cache when enabled)."""
         if self._memory is not None and index in self._memory:
             return self._memory[index]
-        rgb = read_rgb(self.root / self.paths[index], background=self.background, max_pixels=self.max_pixels)
+        rgb = read_rgb(self.root / self.paths[index], background=self.background, max_pixels=self.max_pixels,
+                       pixel_budget=self.pixel_budget)
         if self._memory is not None:
             self._memory[index] = rgb
         return rgb
