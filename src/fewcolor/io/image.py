@@ -40,9 +40,9 @@ __all__ = [
     "ImageReadError",
     "image_size",
     "list_images",
-    "reduction_factor",
     "read_frames",
     "read_rgb",
+    "reduction_factor",
     "write_rgb",
 ]
 
@@ -92,7 +92,7 @@ def read_rgb(
             return _to_tensor(_decode_within(img, pixel_budget, p), bg)
         except ImageReadError:
             raise
-        except Exception as exc:  # noqa: BLE001 - hostile bytes make decoders raise anything
+        except Exception as exc:
             raise ImageReadError(f"{p}: corrupt or truncated image data ({type(exc).__name__}: {exc})") from exc
 
 
@@ -121,7 +121,7 @@ def read_frames(
                 # RGBA keeps the GIF transparency of the composited frame; 16-bit frames keep precision.
                 single = frame if frame.mode in _SIXTEEN_BIT_MODES | {"I", "F"} else frame.convert("RGBA")
                 frames.append(_to_tensor(_decode_within(single, pixel_budget, p, quiet=bool(frames)), bg))
-        except Exception as exc:  # noqa: BLE001 - hostile bytes make decoders raise anything
+        except Exception as exc:
             raise ImageReadError(
                 f"{p}: corrupt or truncated image data in frame {len(frames)} ({type(exc).__name__}: {exc})"
             ) from exc
@@ -288,7 +288,7 @@ class _OpenImage:
             raise ImageReadError(f"{p}: refused as a possible decompression bomb ({exc})") from exc
         except UnidentifiedImageError as exc:
             raise ImageReadError(f"{p}: not a recognised image format (Pillow cannot identify it)") from exc
-        except Exception as exc:  # noqa: BLE001 - hostile bytes make decoders raise anything
+        except Exception as exc:
             raise ImageReadError(f"{p}: cannot open image ({type(exc).__name__}: {exc})") from exc
         w, h = self.img.size
         if self.max_pixels is not None and w * h > self.max_pixels:
