@@ -7,9 +7,9 @@ in ``num_grey``); that scan is cached under ``FEWCOLOR_HOME`` keyed by the folde
 and modification time, so re-opening a large folder only reads new or changed files.
 
 Memory stays bounded whatever the files hold: images above ``pixel_budget`` (default 4 megapixels,
-far above any training crop) are reduced on decode, and shapes no crop can use are skipped like
-unreadable files: a side under ``MIN_SIDE`` pixels, or a strip longer than ``MAX_ASPECT`` times its
-width (a 1×200000 strip would become a 64×12800000 image at a 64-pixel crop).
+far above any training crop) are reduced on decode, and strips whose longer side is more than
+``MAX_ASPECT`` times the shorter are skipped like unreadable files (resizing the shorter side to the
+crop would turn a 1×200000 strip into a 64×12800000 image at a 64-pixel crop).
 
 A sample is the dict fixed in docs/ARCHITECTURE.md::
 
@@ -38,12 +38,10 @@ from fewcolor.data.splits import read_split, validate_split_path
 from fewcolor.data.transforms import generator_for
 from fewcolor.io.image import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, ImageReadError, list_images, read_rgb
 
-__all__ = ["MAX_ASPECT", "MIN_SIDE", "TRAIN_PIXEL_BUDGET", "ImageFolderDataset", "scan_images", "shape_problem"]
+__all__ = ["MAX_ASPECT", "TRAIN_PIXEL_BUDGET", "ImageFolderDataset", "scan_images", "shape_problem"]
 
 #: images above this many pixels are reduced on decode (2000×2000: far above any training crop)
 TRAIN_PIXEL_BUDGET = 4_000_000
-#: shorter sides below this are skipped (nothing to learn from, and crops would be upsampled from nothing)
-MIN_SIDE = 8
 #: longer side / shorter side above this is skipped (memory grows with the strip's length)
 MAX_ASPECT = 20.0
 
@@ -111,9 +109,7 @@ def shape_problem(height: int | None, width: int | None) -> str | None:
     """Why an image of this decoded size cannot be trained on, or ``None`` when it can."""
     if height is None or width is None:
         return None
-    short, long = min(height, width), max(height, width)
-    if short < MIN_SIDE:
-        return f"{width}x{height} is too small (a side under {MIN_SIDE} pixels)"
+    short, long = max(1, min(height, width)), max(height, width)
     if long > MAX_ASPECT * short:
         return (f"{width}x{height} is a strip (sides {long / short:.0f}:1, more than {MAX_ASPECT:.0f}:1); "
                 "crop it into pieces to use it")
@@ -195,7 +191,7 @@ class ImageFolderDataset(Dataset):
         grey = [p for p in candidates if scan[p]["status"] == "grey"]
         self.num_grey = len(grey)
         for rel, reason in self.bad_reasons.items():
-            log.warning("skipping unreadable image %s: %s", self.root / rel, reason)
+            log.warning("skipping image %s: %s", self.root / rel, reason)
         if grey:
             log.info("%s: %d of %d images are grey (≤1%% of pixels with RGB spread > 12/255)%s",
                      self.root, len(grey), len(candidates), "; skipped" if skip_grey else "; kept")
