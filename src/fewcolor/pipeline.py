@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from fewcolor.color.lab import merge_l_ab, rgb_to_lab
 from fewcolor.color.normalize import denormalize_ab, normalize_l
+from fewcolor.io.image import DEFAULT_PIXEL_BUDGET
 from fewcolor.methods.base import Method
 
 #: smallest side the pipeline accepts; below it there is nothing to colorize meaningfully
@@ -37,20 +38,25 @@ def working_size(height: int, width: int, target: int, multiple: int) -> tuple[i
 class Colorizer:
     """Colorize images of any size with a trained method."""
 
-    def __init__(self, method: Method, device: str | torch.device | None = None, size: int | None = None) -> None:
+    def __init__(self, method: Method, device: str | torch.device | None = None, size: int | None = None,
+                 pixel_budget: int | None = DEFAULT_PIXEL_BUDGET) -> None:
+        """``pixel_budget``: files above it are reduced on decode (see ``fewcolor.io.image``), so the
+        output of such a file is smaller than the file; ``None`` keeps every pixel."""
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
         self.method = method.to(self.device).eval()
         self.size = int(size) if size else int(getattr(method.config, "image_size", 256))
+        self.pixel_budget = pixel_budget
 
     @classmethod
     def from_checkpoint(
-        cls, path: str | os.PathLike[str], device: str | torch.device | None = None, size: int | None = None
+        cls, path: str | os.PathLike[str], device: str | torch.device | None = None, size: int | None = None,
+        pixel_budget: int | None = DEFAULT_PIXEL_BUDGET,
     ) -> Colorizer:
         from fewcolor.methods.registry import load_method
 
-        return cls(load_method(path, device="cpu"), device=device, size=size)
+        return cls(load_method(path, device="cpu"), device=device, size=size, pixel_budget=pixel_budget)
 
     @property
     def name(self) -> str:
@@ -107,7 +113,7 @@ class Colorizer:
     def colorize_path(self, path: str | os.PathLike[str], **options: Any) -> torch.Tensor:
         from fewcolor.io.image import read_rgb
 
-        return self.colorize(read_rgb(path), **options)
+        return self.colorize(read_rgb(path, pixel_budget=self.pixel_budget), **options)
 
     def colorize_file(self, src: str | os.PathLike[str], dst: str | os.PathLike[str], **options: Any) -> Path:
         """Read ``src``, colorize it, write ``dst`` (never ``src`` itself)."""
