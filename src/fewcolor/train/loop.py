@@ -163,7 +163,8 @@ class _CsvLog:
 
     def truncate(self, step: int) -> None:
         self.rows = [r for r in self.rows if r["step"] <= step]
-        self._rewrite()
+        if self.path.exists():
+            self._rewrite()
 
     def _rewrite(self) -> None:
         with atomic_path(self.path) as tmp, tmp.open("w", newline="") as f:
