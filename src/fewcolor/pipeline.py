@@ -26,6 +26,8 @@ from fewcolor.methods.base import Method
 
 #: smallest side the pipeline accepts; below it there is nothing to colorize meaningfully
 MIN_SIDE = 8
+#: pixels per band of the full-resolution Lab round trip in ``Colorizer.colorize``
+_BAND_PIXELS = 1_000_000
 
 def working_size(height: int, width: int, target: int, multiple: int) -> tuple[int, int]:
     """Scale so the longer side is about ``target``, keep the aspect, round sides to ``multiple``."""
@@ -87,8 +89,8 @@ class Colorizer:
         return prepared
 
     @torch.no_grad()
-    def predict_ab_full(self, rgb: torch.Tensor, **options: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        """(L at full size, predicted ab at full size), both in Lab units, for a (3,H,W) image."""
+    def _ab_full(self, rgb: torch.Tensor, options: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the (3,H,W) float image, predicted ab at full size in Lab units (2,H,W))."""
         if rgb.dim() != 3 or rgb.shape[0] not in (1, 3):
             raise ValueError(f"expected an image tensor (3,H,W) or (1,H,W), got shape {tuple(rgb.shape)}")
         if rgb.shape[0] == 1:
@@ -96,19 +98,35 @@ class Colorizer:
         height, width = rgb.shape[-2:]
         if min(height, width) < MIN_SIDE:
             raise ValueError(f"image is {width}×{height}; fewcolor needs at least {MIN_SIDE}×{MIN_SIDE} pixels")
-        lab_full = rgb_to_lab(rgb[None].float())
-        l_full = lab_full[:, :1]
+        rgb = rgb.float()
         h, w = working_size(height, width, self.size, self.method.size_multiple)
-        small = F.interpolate(rgb[None].float(), size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+        small = F.interpolate(rgb[None], size=(h, w), mode="bilinear", antialias=True, align_corners=False)
         l_small = normalize_l(rgb_to_lab(small)[:, :1]).to(self.device)
         ab_small = self.method.predict_ab(l_small, **self._prepare_options(options)).float().cpu()
         ab_full = F.interpolate(ab_small, size=(height, width), mode="bilinear", align_corners=False)
-        return l_full[0], denormalize_ab(ab_full)[0]
+        return rgb, denormalize_ab(ab_full)[0]
 
+    def predict_ab_full(self, rgb: torch.Tensor, **options: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """(L at full size, predicted ab at full size), both in Lab units, for a (3,H,W) image."""
+        rgb, ab_full = self._ab_full(rgb, options)
+        return rgb_to_lab(rgb[None])[0, :1], ab_full
+
+    @torch.no_grad()
     def colorize(self, image: torch.Tensor, **options: Any) -> torch.Tensor:
-        """Colorize an RGB or grey image tensor (3,H,W)/(1,H,W) in [0,1]; returns (3,H,W) RGB in [0,1]."""
-        l_full, ab_full = self.predict_ab_full(image, **options)
-        return merge_l_ab(l_full, ab_full)
+        """Colorize an RGB or grey image tensor (3,H,W)/(1,H,W) in [0,1]; returns (3,H,W) RGB in [0,1].
+
+        The full-resolution Lab round trip runs in bands of about ``_BAND_PIXELS`` pixels, so its
+        temporaries stay small however large the image (the conversions are per pixel: same result).
+        """
+        rgb, ab_full = self._ab_full(image, options)
+        height, width = rgb.shape[-2:]
+        out = torch.empty(3, height, width)
+        rows = max(1, _BAND_PIXELS // width)
+        for top in range(0, height, rows):
+            band = slice(top, top + rows)
+            l_band = rgb_to_lab(rgb[None, :, band])[:, :1]
+            out[:, band] = merge_l_ab(l_band, ab_full[None, :, band])[0]
+        return out
 
     def colorize_path(self, path: str | os.PathLike[str], **options: Any) -> torch.Tensor:
         from fewcolor.io.image import read_rgb
