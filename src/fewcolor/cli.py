@@ -82,6 +82,9 @@ class _Main(click.Group):
 
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:  # a sub-command's parse error: one line instead of click's usage block
+            where = exc.ctx.command_path if exc.ctx is not None else "fewcolor"
+            raise UsageFailure(f"{exc.format_message()} (`{where} -h` explains every option)") from exc
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except TrainingInterrupted as exc:
@@ -108,8 +111,7 @@ class _DeviceType(click.ParamType):
         try:
             return str(resolve_device(str(value)))
         except DeviceError as exc:
-            self.fail(_one_line(exc).removeprefix(f"--device {value!r}: ").removeprefix(f"--device {value}: "),
-                      param, ctx)
+            self.fail(_one_line(exc).removeprefix("--device ").removeprefix(f"{value}: "), param, ctx)
 
 
 DEVICE = _DeviceType()
