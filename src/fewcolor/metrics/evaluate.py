@@ -232,7 +232,7 @@ def evaluate_model(checkpoint: str | os.PathLike[str], data_dir: str | os.PathLi
     root = Path(data_dir)
     pred_dir = Path(out_dir) / "pred"
     check_outside(out_dir, [root], option="-o")
-    check_outside(pred_dir, [root], option="-o", both_ways=True)
+    check_outside(pred_dir, [root], option="-o (its pred/ folder)", both_ways=True)
     colorizer = Colorizer.from_checkpoint(checkpoint, device=cfg.device, size=work_size)
     files = list_images(root)
     if not files:
