@@ -826,7 +826,7 @@ def memory_group() -> None:
 def memory_inspect_cmd(model: Path, query: Path, page: Path, top_k: int) -> None:
     """Write an HTML page with QUERY and the top-k memory slots it retrieves (colour swatches, similarities)."""
     from fewcolor.io.checkpoint import CheckpointError
-    from fewcolor.io.image import ImageReadError, read_rgb
+    from fewcolor.io.image import DEFAULT_PIXEL_BUDGET, ImageReadError, read_rgb
     from fewcolor.methods.base import InferenceOptionError
     from fewcolor.methods.memopainter import MemoPainter
     from fewcolor.methods.registry import load_method
@@ -836,7 +836,7 @@ def memory_inspect_cmd(model: Path, query: Path, page: Path, top_k: int) -> None
         method = load_method(model)
         if not isinstance(method, MemoPainter):
             raise click.ClickException(f"{model} is a {method.name!r} model; memory inspect needs a memopainter one")
-        out = memory_page(method, read_rgb(query), page, top_k=top_k)
+        out = memory_page(method, read_rgb(query, pixel_budget=DEFAULT_PIXEL_BUDGET), page, top_k=top_k)
     except (CheckpointError, ImageReadError, InferenceOptionError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"wrote {out}")

@@ -76,7 +76,7 @@ class Colorizer:
             opt = self.method.inference_option(key)
             if opt is not None and opt.is_image:
                 if isinstance(value, (str, os.PathLike)):
-                    value = read_rgb(value)
+                    value = read_rgb(value, pixel_budget=self.pixel_budget)
                 if opt.as_l and torch.is_tensor(value) and value.shape[-3] == 3:
                     rgb = value if value.dim() == 4 else value[None]
                     h, w = working_size(int(rgb.shape[-2]), int(rgb.shape[-1]), self.size, self.method.size_multiple)
