@@ -208,7 +208,8 @@ def test_peak_memory_of_a_huge_sparse_png_stays_bounded(tmp_path):
     shape, rest = res.stdout.split(")", 1)
     budgeted_mb, full_mb = map(int, rest.split())
     assert shape + ")" == "(3, 800, 1200)", res.stderr  # reduced by 5
-    assert full_mb > 250, f"a full decode grew the process by {full_mb} MB only: the measurement is blind"
+    # the full decode's float32 result alone is 288 MB; the import's high-water mark can hide part of it
+    assert full_mb > 150, f"a full decode grew the process by {full_mb} MB only: the measurement is blind"
     assert budgeted_mb < 100, f"decoding within the budget grew the process by {budgeted_mb} MB"
 
 
