@@ -140,6 +140,18 @@ def test_evaluate_refuses_to_write_where_it_reads(tmp_path, tiny_model):
     assert _digest(work) == before
 
 
+def test_evaluate_matches_colliding_truth_names_like_colorize_names_them(tmp_path):
+    from fewcolor.metrics.evaluate import pair_folders
+
+    truth, pred = tmp_path / "truth", tmp_path / "pred"
+    for name in ("a.png", "a.jpg", "b.jpg"):
+        _photo(truth / name)
+    for name in ("a_png.png", "a_jpg.png", "b.png"):
+        _photo(pred / name)
+    pairs = {name: (p.name, t.name) for name, p, t in pair_folders(pred, truth)}
+    assert pairs == {"a_png": ("a_png.png", "a.png"), "a_jpg": ("a_jpg.png", "a.jpg"), "b": ("b.png", "b.jpg")}
+
+
 # ------------------------------------------------------------------------------ 3: evaluate per file
 def _needs_lpips() -> None:
     from fewcolor.backbones.weights import get_spec, missing_message, package_file
@@ -243,6 +255,18 @@ def test_train_option_mistakes(tmp_path, photos, extra, code, needle):
     got, out = _cli(_train_args(photos, tmp_path / "run", "--steps", 1, *extra))
     assert got == code and needle in _error_line(out)
     assert not (tmp_path / "run" / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize("field,value", [("steps", 0), ("steps", -1), ("epochs", -2.0), ("batch_size", 0)])
+def test_train_options_refuse_nonsense_in_the_library_too(tmp_path, field, value):
+    from fewcolor.train.loop import TrainOptions, train
+    from helpers import TensorColourDataset, smooth_colour_images
+
+    kwargs = {"steps": None if field == "epochs" else 1, field: value}
+    opts = TrainOptions(out_dir=tmp_path / "run", progress=False, tensorboard=False, sample_every=0, **kwargs)
+    with pytest.raises(ValueError, match=field):
+        train(build_method("unet", "tiny"), TensorColourDataset(smooth_colour_images(2, 16)), opts)
+    assert not (tmp_path / "run").exists()
 
 
 def test_device_cuda_without_cuda(tmp_path, photos):

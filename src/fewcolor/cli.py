@@ -61,7 +61,10 @@ def _known_error(exc: Exception) -> click.ClickException | None:
     from fewcolor.methods.options import ConfigError, InferenceOptionError
     from fewcolor.train.hardware import DeviceError
 
-    if isinstance(exc, (ConfigError, DeviceError, OutputPathError, InferenceOptionError, KeyError)):
+    # registry look-ups (unknown method, preset, protocol, backbone) raise KeyError with a sentence; a bare
+    # KeyError('x') is a bug and keeps its traceback
+    worded_key = isinstance(exc, KeyError) and bool(exc.args) and " " in str(exc.args[0])
+    if worded_key or isinstance(exc, (ConfigError, DeviceError, OutputPathError, InferenceOptionError)):
         return UsageFailure(_one_line(exc))
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
         return click.ClickException(f"no space left on the device while writing {exc.filename or 'a file'}; "
