@@ -159,7 +159,7 @@ def test_two_process_data_parallel_ranks_stay_identical(tmp_path):
 def test_bf16_autocast_trains_and_saves_float32_weights(tmp_path):
     torch.manual_seed(0)
     m = build_method("unet", "tiny", {"image_size": 16, "depth": 3})
-    result = train(m, _dataset(), _opts(tmp_path, steps=20, log_every=5, bf16=True))
+    result = train(m, _dataset(), _opts(tmp_path, steps=20, log_every=5, precision="bf16"))
     losses = [h["loss/l1"] for h in result.history]
     assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0]
     assert all(p.dtype == torch.float32 for p in load_method(result.checkpoint).parameters())

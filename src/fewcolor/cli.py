@@ -1,8 +1,15 @@
-"""The ``fewcolor`` command line. Heavy imports happen inside commands so ``--help`` is instant."""
+"""The ``fewcolor`` command line. Heavy imports happen inside commands so ``--help`` is instant.
+
+Every command runs inside one error boundary (:class:`_Main`): a known mistake or failure (a bad file,
+a damaged checkpoint, an impossible config, a device that is not there) is printed as ONE line
+``Error: ...`` naming the file or option and the fix, with exit status 2 for usage mistakes and 1 for
+failures; ``-v`` shows the traceback instead. Numeric options carry their ranges in their click types.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import logging
 import sys
@@ -36,7 +43,106 @@ def _parse_overrides(pairs: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+class UsageFailure(click.ClickException):
+    """A usage mistake found after parsing (a config value, a device, an output folder): one line, exit 2."""
+
+    exit_code = 2
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    return " ".join(text.split()) or type(exc).__name__
+
+
+def _known_error(exc: Exception) -> click.ClickException | None:
+    """The one-line click error for a known mistake or failure; None for anything else (a bug)."""
+    from fewcolor.io.checkpoint import CheckpointError
+    from fewcolor.io.paths import OutputPathError
+    from fewcolor.methods.options import ConfigError, InferenceOptionError
+    from fewcolor.train.hardware import DeviceError
+
+    # registry look-ups (unknown method, preset, protocol, backbone) raise KeyError with a sentence; a bare
+    # KeyError('x') is a bug and keeps its traceback
+    worded_key = isinstance(exc, KeyError) and bool(exc.args) and " " in str(exc.args[0])
+    if worded_key or isinstance(exc, (ConfigError, DeviceError, OutputPathError, InferenceOptionError)):
+        return UsageFailure(_one_line(exc))
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return click.ClickException(f"no space left on the device while writing {exc.filename or 'a file'}; "
+                                    "free some space and run again (--resume continues a training run)")
+    if isinstance(exc, (CheckpointError, OSError, ValueError)):
+        return click.ClickException(_one_line(exc))
+    if isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and "allocate" in str(exc)):
+        return click.ClickException(f"out of memory ({_one_line(exc)[:120]}); use a smaller --size, "
+                                    "--batch-size or pixel budget")
+    return None
+
+
+class _Main(click.Group):
+    """The ``fewcolor`` group: runs every command inside the error boundary described in the module doc."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from fewcolor.train.loop import TrainingInterrupted
+
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:  # a sub-command's parse error: one line instead of click's usage block
+            where = exc.ctx.command_path if exc.ctx is not None else "fewcolor"
+            raise UsageFailure(f"{exc.format_message()} (`{where} -h` explains every option)") from exc
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except TrainingInterrupted as exc:
+            click.echo(str(exc), err=True)
+            ctx.exit(128 + exc.signum)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+        except Exception as exc:
+            known = _known_error(exc)
+            if known is None or ctx.params.get("verbose"):
+                raise
+            raise known from exc
+
+
+class _DeviceType(click.ParamType):
+    """cpu, cuda, cuda:N or mps, checked against this machine when parsed."""
+
+    name = "device"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from fewcolor.train.hardware import DeviceError, resolve_device
+
+        try:
+            return str(resolve_device(str(value)))
+        except DeviceError as exc:
+            self.fail(_one_line(exc).removeprefix("--device ").removeprefix(f"{value}: "), param, ctx)
+
+
+DEVICE = _DeviceType()
+SEED = click.IntRange(0, 2**63 - 1)
+#: working / training resolutions: below 8 px there is nothing to colour, above 4096 no CPU has the memory
+RESOLUTION = click.IntRange(8, 4096)
+
+
+def _device_option(default_help: str = "CUDA when present") -> Any:
+    return click.option("--device", type=DEVICE, default=None,
+                        help=f"cpu, cuda, cuda:N or mps, checked to exist here (default: {default_help}).")
+
+
+def _parse_seeds(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in value.split(",") if s.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers such as 0,1,2, got {value!r}") from None
+    if not seeds or any(s < 0 for s in seeds):
+        raise click.BadParameter(f"expected comma-separated integers >= 0 such as 0,1,2, got {value!r}")
+    return seeds
+
+
+def _megapixels(value: float | None) -> int | None:
+    return None if value is None else max(1, int(value * 1_000_000))
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(__version__, prog_name="fewcolor")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def main(verbose: bool) -> None:
@@ -149,21 +255,30 @@ def info_cmd(checkpoint: Path) -> None:
     metavar="KEY=VALUE",
     help="Override a config field (repeatable), e.g. --set lr=1e-4; `fewcolor methods NAME` lists the fields.",
 )
-@click.option("--steps", type=int, default=None, help="Optimisation steps (default: 1000 unless --epochs).")
-@click.option("--epochs", type=float, default=None, help="Epochs over the data instead of --steps.")
-@click.option("--batch-size", type=int, default=8, show_default=True, help="Images per step (per process).")
+@click.option("--steps", type=click.IntRange(min=1), default=None,
+              help="Optimisation steps (default: 1000 unless --epochs).")
+@click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Epochs over the data instead of --steps.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Images per step (per process).")
 @click.option(
     "--size",
-    type=int,
+    type=RESOLUTION,
     default=None,
-    help="Training crop size and working resolution (default: the config's image_size).",
+    help="Training crop size and working resolution, a multiple of the method's size multiple "
+    "(default: the config's image_size).",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for init, data order and augmentation.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed for init, data order and augmentation.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
-@click.option("--bf16", is_flag=True, help="bfloat16 autocast (a real speed-up on modern CPUs and GPUs).")
-@click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when present).")
-@click.option("--checkpoint-every", type=int, default=500, show_default=True, help="Steps between checkpoints.")
-@click.option("--sample-every", type=int, default=250, show_default=True, help="Steps between sample grids (0: never).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default=None,
+              help="auto (default): bf16 autocast where the hardware computes bf16 natively (CUDA, CPUs with "
+              "AVX-512-BF16/AMX), else fp32; bf16 on a CPU that would emulate it falls back to fp32 with a warning.")
+@click.option("--bf16", is_flag=True, help="Deprecated: the same as --precision bf16.")
+@_device_option()
+@click.option("--checkpoint-every", type=click.IntRange(min=0), default=500, show_default=True,
+              help="Steps between checkpoints (0: only at the end and on Ctrl-C).")
+@click.option("--sample-every", type=click.IntRange(min=0), default=250, show_default=True,
+              help="Steps between sample grids (0: never).")
 @click.option("--no-flip", is_flag=True, help="Disable random horizontal flips.")
 def train_cmd(
     method_name: str,
@@ -178,6 +293,7 @@ def train_cmd(
     size: int | None,
     seed: int,
     resume: bool,
+    precision: str | None,
     bf16: bool,
     device: str | None,
     checkpoint_every: int,
@@ -188,7 +304,8 @@ def train_cmd(
 
     `fewcolor methods NAME` lists the method's config fields (for --set), presets and their values.
     Runs under torchrun for data-parallel training:
-    `torchrun --nproc-per-node 2 -m fewcolor train ...`.
+    `torchrun --nproc-per-node 2 -m fewcolor train ...`. Ctrl-C (or SIGTERM) saves the state after the
+    current step; --resume continues it.
     """
     import torch
 
@@ -197,18 +314,22 @@ def train_cmd(
     from fewcolor.methods.registry import build_method, get_method_class
     from fewcolor.train.loop import TrainOptions, train
 
+    if bf16 and precision not in (None, "bf16"):
+        raise click.BadParameter(f"--bf16 contradicts --precision {precision}", param_hint="--bf16")
     values = _parse_overrides(overrides)
     torch.manual_seed(seed)  # weight init is part of the seeded run
-    try:
-        if preset is None:
-            preset = _default_preset(get_method_class(method_name).presets, device)
-        config_fields = {f.name for f in dataclasses.fields(get_method_class(method_name).Config)}
-        if size is not None and "image_size" in config_fields:
-            values.setdefault("image_size", size)
-        method = build_method(method_name, preset, values)
-    except KeyError as exc:
-        raise click.ClickException(str(exc.args[0])) from exc
+    if preset is None:
+        preset = _default_preset(get_method_class(method_name).presets, device)
+    config_fields = {f.name for f in dataclasses.fields(get_method_class(method_name).Config)}
+    if size is not None and "image_size" in config_fields:
+        values.setdefault("image_size", size)
+    method = build_method(method_name, preset, values)
     crop = size if size else int(getattr(method.config, "image_size", 256))
+    multiple = method.size_multiple
+    if crop % multiple:
+        raise click.BadParameter(f"{crop} is not a multiple of {multiple}, which {method_name} needs "
+                                 f"(e.g. {max(multiple, crop // multiple * multiple)})",
+                                 param_hint="--size" if size else "--set image_size")
     dataset = ImageFolderDataset(
         data_dir, split_file=split_file, transform=train_transform(crop, flip=not no_flip), seed=seed
     )
@@ -222,14 +343,11 @@ def train_cmd(
         seed=seed,
         checkpoint_every=checkpoint_every,
         sample_every=sample_every,
-        bf16=bf16,
+        precision="bf16" if bf16 else precision or "auto",
         device=device,
         resume=resume,
     )
-    try:
-        result = train(method, dataset, opts)
-    except (FileExistsError, FileNotFoundError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    result = train(method, dataset, opts)
     if result.checkpoint is not None:
         click.echo(f"trained {method_name} for {result.step} steps in {result.wall_seconds:.0f} s: {result.checkpoint}")
 
@@ -322,28 +440,35 @@ class _RegistryCommand(click.Command):
     type=click.Path(file_okay=False, path_type=Path),
     help="Output folder; relative paths of folder inputs are kept, outputs are PNG.",
 )
-@click.option("--size", type=int, default=None, help="Working resolution (longer side) of the network.")
-@click.option("--device", default=None, help="cpu, cuda ... (default: CUDA when present).")
+@click.option("--size", type=RESOLUTION, default=None, help="Working resolution (longer side) of the network.")
+@_device_option()
+@click.option("--max-megapixels", type=click.FloatRange(min=0.01), default=24.0, show_default=True,
+              help="Larger files are reduced on decode (by an integer factor) to bound memory; their outputs "
+              "are smaller than the file.")
+@click.option("--inside-input", is_flag=True,
+              help="Allow -o inside an input folder (outputs still never replace an input file).")
 def colorize_cmd(
-    model: Path, inputs: tuple[Path, ...], out_dir: Path, size: int | None, device: str | None, **options: Any
+    model: Path, inputs: tuple[Path, ...], out_dir: Path, size: int | None, device: str | None,
+    max_megapixels: float, inside_input: bool, **options: Any
 ) -> None:
     """Colorize image files or folders with a trained MODEL (any size; the full-resolution L is kept).
 
-    Bad files are reported and skipped; inputs are never overwritten. The method options below come
-    from the registered methods; each says which methods take it.
+    Bad files are reported and skipped; inputs are never overwritten, and inputs that share a name up
+    to the extension (a.png, a.jpg) get distinct outputs (a_png.png, a_jpg.png). The method options
+    below come from the registered methods; each says which methods take it.
     """
     from tqdm.auto import tqdm
 
-    from fewcolor.io.checkpoint import CheckpointError
-    from fewcolor.io.image import ImageReadError
-    from fewcolor.methods.base import InferenceOptionError
+    from fewcolor.io.image import ImageReadError, image_size, reduction_factor
+    from fewcolor.io.paths import OutputPathError, check_outside, output_paths
+    from fewcolor.methods.options import InferenceOptionError
     from fewcolor.methods.registry import inference_option_table
     from fewcolor.pipeline import Colorizer
 
-    try:
-        colorizer = Colorizer.from_checkpoint(model, device=device, size=size)
-    except CheckpointError as exc:
-        raise click.ClickException(str(exc)) from exc
+    if not inside_input:
+        check_outside(out_dir, [i for i in inputs if i.is_dir()])
+    budget = _megapixels(max_megapixels)
+    colorizer = Colorizer.from_checkpoint(model, device=device, size=size, pixel_budget=budget)
     # a sweep (e.g. --variants K) writes K outputs with its option set to 1..K
     sweeps = {opt.sweep: opt.name for opt, _ in inference_option_table().values() if opt.sweep}
     given = [(sweeps[k], int(v)) for k, v in options.items() if k in sweeps and v is not None]
@@ -356,26 +481,33 @@ def colorize_cmd(
     pairs = _collect_inputs(inputs)
     if not pairs:
         raise click.ClickException(f"no images found in {', '.join(map(str, inputs))}")
+    plans = output_paths(pairs, out_dir, variants=sweep[1] if sweep else 0)
+    for plan in plans:
+        if plan.note:
+            click.echo(f"renamed {plan.note}", err=True)
     failed: list[str] = []
     done = 0
-    for src, rel in tqdm(pairs, desc="colorize", unit="img"):
-        dst = out_dir / rel.with_suffix(".png")
-        if dst.resolve() == src.resolve():
-            failed.append(f"{src}: output would overwrite the input; choose another -o")
-            continue
+    for plan in tqdm(plans, desc="colorize", unit="img"):
+        src = plan.source
         try:
+            if budget is not None and reduction_factor(*image_size(src), budget) > 1:
+                w, h = image_size(src)
+                click.echo(f"note: {src} is {w}x{h}, over --max-megapixels {max_megapixels:g}; it is reduced on "
+                           "decode and its output is smaller", err=True)
             if sweep is not None:
-                name, count = sweep
-                for i in range(1, count + 1):
-                    colorizer.colorize_file(src, dst.with_name(f"{dst.stem}_v{i}.png"), **{**options, name: i})
+                name, _ = sweep
+                for i, dst in enumerate(plan.paths, start=1):
+                    colorizer.colorize_file(src, dst, **{**options, name: i})
             else:
-                colorizer.colorize_file(src, dst, **options)
+                colorizer.colorize_file(src, plan.paths[0], **options)
             done += 1
-        except InferenceOptionError as exc:
-            raise click.ClickException(str(exc)) from exc
-        except (ImageReadError, ValueError, OSError) as exc:
-            failed.append(f"{src}: {exc}")
-    click.echo(f"colorized {done} of {len(pairs)} images into {out_dir}")
+        except (ImageReadError, MemoryError) as exc:
+            failed.append(f"{src}: {_one_line(exc)}")
+        except (ValueError, OSError) as exc:
+            if isinstance(exc, (InferenceOptionError, OutputPathError)):
+                raise
+            failed.append(f"{src}: {_one_line(exc)}")
+    click.echo(f"colorized {done} of {len(plans)} images into {out_dir}")
     for msg in failed:
         click.echo(f"skipped {msg}", err=True)
     if done == 0:
@@ -400,8 +532,9 @@ def colorize_cmd(
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Folder of colour images (default: the committed emoji fixture).",
 )
-@click.option("--seconds", type=float, default=120.0, show_default=True, help="Rough training time budget.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for init, data order and augmentation.")
+@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=120.0, show_default=True,
+              help="Rough training time budget.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed for init, data order and augmentation.")
 def demo_cmd(out_dir: Path, data_dir: Path | None, seconds: float, seed: int) -> None:
     """Train on a few images for a couple of minutes on CPU, colorize held-out grey images, write a page."""
     from fewcolor.demo import run_demo
@@ -477,23 +610,27 @@ def data_prepare_cmd(
     help="Budget and data size: smoke (about a minute, tiny data), cpu (recorded runs), paper.",
 )
 @click.option("--smoke", is_flag=True, help="Shorthand for --size smoke.")
-@click.option("--seeds", default="0", show_default=True, help="Comma-separated seeds (3 for headline pairs).")
+@click.option("--seeds", default="0", show_default=True, callback=_parse_seeds,
+              help="Comma-separated seeds (3 for headline pairs).")
 @click.option(
     "--train-images",
-    type=int,
+    type=click.IntRange(min=1),
     default=None,
     help="Override the training budget (generator image-gradient evaluations per method).",
 )
-@click.option("--adapt-steps", type=int, default=None, help="Override the per-episode adaptation budget.")
+@click.option("--adapt-steps", type=click.IntRange(min=0), default=None,
+              help="Override the per-episode adaptation budget.")
 @click.option(
     "--batch-size",
-    type=int,
+    type=click.IntRange(min=1),
     default=None,
     help="Override the batch size (training and adaptation; MetalGAN: queries per loop step). The training "
     "budget stays in images, so a smaller batch means more, smaller updates.",
 )
-@click.option("--episodes", "max_episodes", type=int, default=None, help="Override the number of episodes.")
-@click.option("--queries", "max_queries", type=int, default=None, help="Override the queries per episode.")
+@click.option("--episodes", "max_episodes", type=click.IntRange(min=1), default=None,
+              help="Override the number of episodes.")
+@click.option("--queries", "max_queries", type=click.IntRange(min=1), default=None,
+              help="Override the queries per episode.")
 @click.option("--no-fid", is_flag=True, help="Skip FID/KID (the Inception pass is the slowest part on CPU).")
 @click.option(
     "-o",
@@ -513,14 +650,14 @@ def data_prepare_cmd(
 )
 @click.option("--set", "overrides", multiple=True, metavar="METHOD.KEY=VALUE",
               help="Config override for one method (repeatable), e.g. --set metalgan.feature_size=64.")
-@click.option("--device", default=None, help="cpu, cuda ... (default: CUDA when present).")
+@_device_option()
 def bench_cmd(
     protocol: str,
     methods: str,
     preset: str,
     size: str,
     smoke: bool,
-    seeds: str,
+    seeds: list[int],
     train_images: int | None,
     adapt_steps: int | None,
     batch_size: int | None,
@@ -541,36 +678,48 @@ def bench_cmd(
 
     from fewcolor.bench.protocols import PROTOCOLS, get_budget, get_protocol
     from fewcolor.bench.runner import run_benchmark
+    from fewcolor.methods.registry import get_method_class
 
     size = "smoke" if smoke else size
     names = list(PROTOCOLS) if protocol == "all" else [protocol]
-    try:
-        protocols = [get_protocol(n) for n in names]
-        budget = get_budget(
-            size,
-            train_images=train_images,
-            adapt_steps=adapt_steps,
-            batch_size=batch_size,
-            max_episodes=max_episodes,
-            max_queries=max_queries,
-        )
-    except KeyError as exc:
-        raise click.ClickException(str(exc.args[0])) from exc
+    protocols = [get_protocol(n) for n in names]
+    budget = get_budget(
+        size,
+        train_images=train_images,
+        adapt_steps=adapt_steps,
+        batch_size=batch_size,
+        max_episodes=max_episodes,
+        max_queries=max_queries,
+    )
+    labels = [m.strip() for m in methods.split(",") if m.strip()]
+    if not labels:
+        raise click.BadParameter("give at least one method name", param_hint="--methods")
+    for label in labels:
+        name, _, own_preset = label.partition("@")
+        try:
+            cls = get_method_class(name)
+        except KeyError as exc:
+            raise click.BadParameter(_one_line(exc), param_hint="--methods") from None
+        if own_preset and own_preset not in cls.presets:
+            raise click.BadParameter(f"{name} has no preset {own_preset!r}; choose one of {sorted(cls.presets)}",
+                                     param_hint="--methods")
     per_method: dict[str, dict[str, Any]] = {}
     for key, value in _parse_overrides(overrides).items():
         if "." not in key:
             raise click.BadParameter(f"expected METHOD.KEY=VALUE, got {key!r}", param_hint="--set")
         method_name, field_name = key.split(".", 1)
         per_method.setdefault(method_name, {})[field_name] = value
+    for method_name, values in per_method.items():
+        get_method_class(method_name).make_config(None, values)  # bad keys and value types fail here, not hours in
     command = "fewcolor " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     for proto in protocols:
         result = run_benchmark(
             proto,
-            [m.strip() for m in methods.split(",") if m.strip()],
+            labels,
             budget,
             size,
             preset=preset,
-            seeds=[int(s) for s in seeds.split(",")],
+            seeds=seeds,
             out_root=out_root,
             results_md=results_md,
             command=command,
@@ -583,9 +732,22 @@ def bench_cmd(
 
 
 # ----------------------------------------------------------------------------------------------
+def _check_backbone(spec: str) -> str:
+    """``auto`` or ``name:layer`` with a registered backbone name (the layer is checked when it is built)."""
+    from fewcolor.backbones.registry import BACKBONES
+
+    if spec == "auto":
+        return spec
+    name, _, layer = spec.partition(":")
+    if not layer or name not in BACKBONES:
+        raise click.BadParameter(f"expected auto or NAME:LAYER with NAME one of {', '.join(BACKBONES)} "
+                                 f"(e.g. vgg16:features.29), got {spec!r}", param_hint="--backbone")
+    return spec
+
+
 @main.command("cluster")
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--k", "k", type=int, default=64, show_default=True, help="Number of clusters (tasks).")
+@click.option("--k", "k", type=click.IntRange(min=1), default=64, show_default=True, help="Number of clusters (tasks).")
 @click.option(
     "-o",
     "--out",
@@ -598,12 +760,16 @@ def bench_cmd(
     "--backbone",
     default="auto",
     show_default=True,
+    callback=lambda ctx, param, value: _check_backbone(value),
     help="auto (ResNet50 layer4.0 if its weights resolve, else VGG16 features.29) or name:layer.",
 )
-@click.option("--pca-dim", type=int, default=512, show_default=True, help="PCA dimensions before K-means.")
-@click.option("--feature-size", type=int, default=224, show_default=True, help="Image side for the descriptors.")
-@click.option("--per-row", type=int, default=8, show_default=True, help="Sample images per cluster on the sheet.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of K-means and of the sampled images.")
+@click.option("--pca-dim", type=click.IntRange(min=1), default=512, show_default=True,
+              help="PCA dimensions before K-means.")
+@click.option("--feature-size", type=click.IntRange(32, 1024), default=224, show_default=True,
+              help="Image side for the descriptors.")
+@click.option("--per-row", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Sample images per cluster on the sheet.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of K-means and of the sampled images.")
 def cluster_cmd(
     data_dir: Path, k: int, out_dir: Path, backbone: str, pca_dim: int, feature_size: int, per_row: int, seed: int
 ) -> None:
@@ -615,10 +781,7 @@ def cluster_cmd(
     dataset = ImageFolderDataset(data_dir)
     if k > len(dataset):
         raise click.ClickException(f"{data_dir} holds {len(dataset)} usable images; choose --k <= {len(dataset)}")
-    try:
-        tasks = cluster_dataset(dataset, k, pca_dim, backbone, feature_size, seed)
-    except (ValueError, OSError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    tasks = cluster_dataset(dataset, k, pca_dim, backbone, feature_size, seed)
     page = write_cluster_report(tasks, dataset, out_dir, per_row=per_row, seed=seed)
     click.echo(f"{tasks.k} clusters of {len(dataset)} images ({tasks.info['backbone']}/{tasks.info['layer']}): {page}")
 
@@ -635,20 +798,17 @@ def cluster_cmd(
 @click.option(
     "-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="New checkpoint."
 )
-@click.option("--steps", type=int, default=None, help="Adaptation steps (default: the model's inner_steps).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the task batches and dropout.")
-@click.option("--device", default=None, help="cpu, cuda ... (default: cpu).")
+@click.option("--steps", type=click.IntRange(min=0), default=None,
+              help="Adaptation steps (default: the model's inner_steps).")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the task batches and dropout.")
+@_device_option("cpu")
 def adapt_cmd(model: Path, data_dir: Path, out_path: Path, steps: int | None, seed: int, device: str | None) -> None:
     """Adapt a meta-trained MetalGAN MODEL to a few images; the result is a normal checkpoint for `colorize`."""
-    from fewcolor.io.checkpoint import CheckpointError
     from fewcolor.methods.metalgan import adapt_checkpoint
 
     if out_path.exists() and out_path.resolve() == model.resolve():
         raise click.ClickException("refusing to overwrite the meta-trained model; choose another -o")
-    try:
-        path, info = adapt_checkpoint(model, data_dir, out_path, steps=steps, seed=seed, device=device)
-    except (CheckpointError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    path, info = adapt_checkpoint(model, data_dir, out_path, steps=steps, seed=seed, device=device)
     click.echo(
         f"adapted to {info['images']} images in {info['steps']} steps "
         f"(task L1 {info['l1_first']:.4f} -> {info['l1_last']:.4f}): {path}"
@@ -669,7 +829,7 @@ def memory_group() -> None:
 def memory_inspect_cmd(model: Path, query: Path, page: Path, top_k: int) -> None:
     """Write an HTML page with QUERY and the top-k memory slots it retrieves (colour swatches, similarities)."""
     from fewcolor.io.checkpoint import CheckpointError
-    from fewcolor.io.image import ImageReadError, read_rgb
+    from fewcolor.io.image import DEFAULT_PIXEL_BUDGET, ImageReadError, read_rgb
     from fewcolor.methods.base import InferenceOptionError
     from fewcolor.methods.memopainter import MemoPainter
     from fewcolor.methods.registry import load_method
@@ -679,7 +839,7 @@ def memory_inspect_cmd(model: Path, query: Path, page: Path, top_k: int) -> None
         method = load_method(model)
         if not isinstance(method, MemoPainter):
             raise click.ClickException(f"{model} is a {method.name!r} model; memory inspect needs a memopainter one")
-        out = memory_page(method, read_rgb(query), page, top_k=top_k)
+        out = memory_page(method, read_rgb(query, pixel_budget=DEFAULT_PIXEL_BUDGET), page, top_k=top_k)
     except (CheckpointError, ImageReadError, InferenceOptionError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"wrote {out}")
@@ -709,9 +869,9 @@ def weights_cmd(as_json: bool) -> None:
               help="With MODEL: colour images to colorize (from their L) and score.")
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Output folder for metrics.json and report.html.")
-@click.option("--size", type=int, default=None,
+@click.option("--size", type=click.IntRange(32, 4096), default=None,
               help="Score at SIZE×SIZE (prediction and truth resized alike); default: the truth's resolution.")
-@click.option("--work-size", type=int, default=None, help="With MODEL: working resolution of the network.")
+@click.option("--work-size", type=RESOLUTION, default=None, help="With MODEL: working resolution of the network.")
 @click.option("--lpips", "lpips_net", type=click.Choice(["alex", "vgg"]), default="alex", show_default=True,
               help="LPIPS v0.1 backbone.")
 @click.option("--no-fid", is_flag=True, help="Skip FID/KID/IS (the Inception pass is the slow part on CPU).")
@@ -720,9 +880,10 @@ def weights_cmd(as_json: bool) -> None:
                    "logits that the Inception Score needs.")
 @click.option("--allow-download", is_flag=True,
               help="Allow downloading missing weights from their official URLs (sha256-checked).")
-@click.option("--batch-size", type=int, default=16, show_default=True, help="Images per Inception batch.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the KID subsets.")
-@click.option("--device", default=None, help="cpu, cuda ... (default: cpu).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Images per Inception batch.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the KID subsets.")
+@_device_option("cpu")
 def evaluate_cmd(model: Path | None, pred_dir: Path | None, truth_dir: Path | None, data_dir: Path | None,
                  out_dir: Path, size: int | None, work_size: int | None, lpips_net: str, no_fid: bool,
                  inception_weights: Path | None, allow_download: bool, batch_size: int, seed: int,
@@ -730,6 +891,8 @@ def evaluate_cmd(model: Path | None, pred_dir: Path | None, truth_dir: Path | No
     """Score colorizations: `evaluate --pred DIR --truth DIR` or `evaluate MODEL --data DIR`.
 
     Writes metrics.json (per image and aggregate with 95 % CI, plus the protocol) and report.html.
+    A pair that cannot be scored (unreadable, under 32 px, prediction of another size) is reported and
+    skipped; -o may not lie inside a folder being read.
     """
     import os
 
@@ -749,14 +912,16 @@ def evaluate_cmd(model: Path | None, pred_dir: Path | None, truth_dir: Path | No
             if not (pred_dir and truth_dir) or data_dir:
                 raise click.UsageError("give --pred DIR and --truth DIR, or MODEL --data DIR")
             result = evaluate_folders(pred_dir, truth_dir, out_dir, cfg)
-    except (WeightsNotFoundError, FileNotFoundError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    except WeightsNotFoundError as exc:
+        raise click.ClickException(_one_line(exc)) from exc
+    for item in result["skipped"]:
+        click.echo(f"skipped {item['name']}: {item['reason']}", err=True)
     agg = result["aggregate"]
     parts = [f"{m} {agg[m]['mean']:.4g}" for m in ("psnr", "ssim", "lpips", "delta_e2000", "auc")]
     fid = result["set"].get("fid")
     if fid is not None:
         parts.append(f"FID {fid:.4g}")
-    click.echo(f"{len(result['per_image'])} images: " + ", ".join(parts))
+    click.echo(f"{len(result['per_image'])} images scored, {len(result['skipped'])} skipped: " + ", ".join(parts))
     click.echo(f"wrote {out_dir / 'metrics.json'} and {out_dir / 'report.html'}")
 
 

@@ -21,10 +21,13 @@ import torch.nn.functional as F
 
 from fewcolor.color.lab import merge_l_ab, rgb_to_lab
 from fewcolor.color.normalize import denormalize_ab, normalize_l
+from fewcolor.io.image import DEFAULT_PIXEL_BUDGET
 from fewcolor.methods.base import Method
 
 #: smallest side the pipeline accepts; below it there is nothing to colorize meaningfully
 MIN_SIDE = 8
+#: pixels per band of the full-resolution Lab round trip in ``Colorizer.colorize``
+_BAND_PIXELS = 1_000_000
 
 def working_size(height: int, width: int, target: int, multiple: int) -> tuple[int, int]:
     """Scale so the longer side is about ``target``, keep the aspect, round sides to ``multiple``."""
@@ -37,20 +40,25 @@ def working_size(height: int, width: int, target: int, multiple: int) -> tuple[i
 class Colorizer:
     """Colorize images of any size with a trained method."""
 
-    def __init__(self, method: Method, device: str | torch.device | None = None, size: int | None = None) -> None:
+    def __init__(self, method: Method, device: str | torch.device | None = None, size: int | None = None,
+                 pixel_budget: int | None = DEFAULT_PIXEL_BUDGET) -> None:
+        """``pixel_budget``: files above it are reduced on decode (see ``fewcolor.io.image``), so the
+        output of such a file is smaller than the file; ``None`` keeps every pixel."""
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
         self.method = method.to(self.device).eval()
         self.size = int(size) if size else int(getattr(method.config, "image_size", 256))
+        self.pixel_budget = pixel_budget
 
     @classmethod
     def from_checkpoint(
-        cls, path: str | os.PathLike[str], device: str | torch.device | None = None, size: int | None = None
+        cls, path: str | os.PathLike[str], device: str | torch.device | None = None, size: int | None = None,
+        pixel_budget: int | None = DEFAULT_PIXEL_BUDGET,
     ) -> Colorizer:
         from fewcolor.methods.registry import load_method
 
-        return cls(load_method(path, device="cpu"), device=device, size=size)
+        return cls(load_method(path, device="cpu"), device=device, size=size, pixel_budget=pixel_budget)
 
     @property
     def name(self) -> str:
@@ -68,7 +76,7 @@ class Colorizer:
             opt = self.method.inference_option(key)
             if opt is not None and opt.is_image:
                 if isinstance(value, (str, os.PathLike)):
-                    value = read_rgb(value)
+                    value = read_rgb(value, pixel_budget=self.pixel_budget)
                 if opt.as_l and torch.is_tensor(value) and value.shape[-3] == 3:
                     rgb = value if value.dim() == 4 else value[None]
                     h, w = working_size(int(rgb.shape[-2]), int(rgb.shape[-1]), self.size, self.method.size_multiple)
@@ -81,8 +89,8 @@ class Colorizer:
         return prepared
 
     @torch.no_grad()
-    def predict_ab_full(self, rgb: torch.Tensor, **options: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        """(L at full size, predicted ab at full size), both in Lab units, for a (3,H,W) image."""
+    def _ab_full(self, rgb: torch.Tensor, options: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the (3,H,W) float image, predicted ab at full size in Lab units (2,H,W))."""
         if rgb.dim() != 3 or rgb.shape[0] not in (1, 3):
             raise ValueError(f"expected an image tensor (3,H,W) or (1,H,W), got shape {tuple(rgb.shape)}")
         if rgb.shape[0] == 1:
@@ -90,24 +98,40 @@ class Colorizer:
         height, width = rgb.shape[-2:]
         if min(height, width) < MIN_SIDE:
             raise ValueError(f"image is {width}×{height}; fewcolor needs at least {MIN_SIDE}×{MIN_SIDE} pixels")
-        lab_full = rgb_to_lab(rgb[None].float())
-        l_full = lab_full[:, :1]
+        rgb = rgb.float()
         h, w = working_size(height, width, self.size, self.method.size_multiple)
-        small = F.interpolate(rgb[None].float(), size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+        small = F.interpolate(rgb[None], size=(h, w), mode="bilinear", antialias=True, align_corners=False)
         l_small = normalize_l(rgb_to_lab(small)[:, :1]).to(self.device)
         ab_small = self.method.predict_ab(l_small, **self._prepare_options(options)).float().cpu()
         ab_full = F.interpolate(ab_small, size=(height, width), mode="bilinear", align_corners=False)
-        return l_full[0], denormalize_ab(ab_full)[0]
+        return rgb, denormalize_ab(ab_full)[0]
 
+    def predict_ab_full(self, rgb: torch.Tensor, **options: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """(L at full size, predicted ab at full size), both in Lab units, for a (3,H,W) image."""
+        rgb, ab_full = self._ab_full(rgb, options)
+        return rgb_to_lab(rgb[None])[0, :1], ab_full
+
+    @torch.no_grad()
     def colorize(self, image: torch.Tensor, **options: Any) -> torch.Tensor:
-        """Colorize an RGB or grey image tensor (3,H,W)/(1,H,W) in [0,1]; returns (3,H,W) RGB in [0,1]."""
-        l_full, ab_full = self.predict_ab_full(image, **options)
-        return merge_l_ab(l_full, ab_full)
+        """Colorize an RGB or grey image tensor (3,H,W)/(1,H,W) in [0,1]; returns (3,H,W) RGB in [0,1].
+
+        The full-resolution Lab round trip runs in bands of about ``_BAND_PIXELS`` pixels, so its
+        temporaries stay small however large the image (the conversions are per pixel: same result).
+        """
+        rgb, ab_full = self._ab_full(image, options)
+        height, width = rgb.shape[-2:]
+        out = torch.empty(3, height, width)
+        rows = max(1, _BAND_PIXELS // width)
+        for top in range(0, height, rows):
+            band = slice(top, top + rows)
+            l_band = rgb_to_lab(rgb[None, :, band])[:, :1]
+            out[:, band] = merge_l_ab(l_band, ab_full[None, :, band])[0]
+        return out
 
     def colorize_path(self, path: str | os.PathLike[str], **options: Any) -> torch.Tensor:
         from fewcolor.io.image import read_rgb
 
-        return self.colorize(read_rgb(path), **options)
+        return self.colorize(read_rgb(path, pixel_budget=self.pixel_budget), **options)
 
     def colorize_file(self, src: str | os.PathLike[str], dst: str | os.PathLike[str], **options: Any) -> Path:
         """Read ``src``, colorize it, write ``dst`` (never ``src`` itself)."""

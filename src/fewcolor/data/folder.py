@@ -6,6 +6,11 @@ unreadable files (skipped, with a warning naming each) and grey images (skipped 
 in ``num_grey``); that scan is cached under ``FEWCOLOR_HOME`` keyed by the folder and each file's size
 and modification time, so re-opening a large folder only reads new or changed files.
 
+Memory stays bounded whatever the files hold: images above ``pixel_budget`` (default 4 megapixels,
+far above any training crop) are reduced on decode, and strips whose longer side is more than
+``MAX_ASPECT`` times the shorter are skipped like unreadable files (resizing the shorter side to the
+crop would turn a 1×200000 strip into a 64×12800000 image at a 64-pixel crop).
+
 A sample is the dict fixed in docs/ARCHITECTURE.md::
 
     {"rgb": (3,H,W) in [0,1], "l": (1,H,W) L/50−1, "ab": (2,H,W) ab/110,
@@ -33,7 +38,12 @@ from fewcolor.data.splits import read_split, validate_split_path
 from fewcolor.data.transforms import generator_for
 from fewcolor.io.image import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, ImageReadError, list_images, read_rgb
 
-__all__ = ["ImageFolderDataset", "scan_images"]
+__all__ = ["MAX_ASPECT", "TRAIN_PIXEL_BUDGET", "ImageFolderDataset", "scan_images", "shape_problem"]
+
+#: images above this many pixels are reduced on decode (2000×2000: far above any training crop)
+TRAIN_PIXEL_BUDGET = 4_000_000
+#: longer side / shorter side above this is skipped (memory grows with the strip's length)
+MAX_ASPECT = 20.0
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +59,15 @@ def scan_images(
     background: Sequence[float] = (1.0, 1.0, 1.0),
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     use_cache: bool = True,
+    pixel_budget: int | None = TRAIN_PIXEL_BUDGET,
 ) -> dict[str, dict[str, Any]]:
     """Status of each file: ``{"status": "ok" | "grey" | "bad", "reason", "height", "width", ...}``.
 
-    Files whose (size, mtime) match the cache are not read again.
+    Files whose (size, mtime) match the cache are not read again. Sizes are those decoded within
+    ``pixel_budget``; :func:`shape_problem` turns unusable shapes into ``bad`` (not cached as such).
     """
-    settings = {"background": [float(b) for b in background], "max_pixels": max_pixels}
+    settings = {"background": [float(b) for b in background], "max_pixels": max_pixels,
+                "pixel_budget": pixel_budget}
     cached = load_scan_cache(root, settings) if use_cache else {}
     result: dict[str, dict[str, Any]] = {}
     todo: list[tuple[str, int, int]] = []
@@ -75,7 +88,7 @@ def scan_images(
     for rel, size, mtime_ns in bar:
         entry: dict[str, Any] = {"size": size, "mtime_ns": mtime_ns}
         try:
-            rgb = read_rgb(root / rel, background=background, max_pixels=max_pixels)
+            rgb = read_rgb(root / rel, background=background, max_pixels=max_pixels, pixel_budget=pixel_budget)
         except ImageReadError as exc:
             entry.update(status="bad", reason=str(exc))
         else:
@@ -85,7 +98,22 @@ def scan_images(
         result[rel] = entry
     if fresh and use_cache:
         save_scan_cache(root, settings, fresh)
+    for rel, entry in result.items():
+        problem = shape_problem(entry.get("height"), entry.get("width")) if entry["status"] != "bad" else None
+        if problem:
+            result[rel] = {**entry, "status": "bad", "reason": problem}
     return result
+
+
+def shape_problem(height: int | None, width: int | None) -> str | None:
+    """Why an image of this decoded size cannot be trained on, or ``None`` when it can."""
+    if height is None or width is None:
+        return None
+    short, long = max(1, min(height, width)), max(height, width)
+    if long > MAX_ASPECT * short:
+        return (f"{width}x{height} is a strip (sides {long / short:.0f}:1, more than {MAX_ASPECT:.0f}:1); "
+                "crop it into pieces to use it")
+    return None
 
 
 class ImageFolderDataset(Dataset):
@@ -107,6 +135,7 @@ class ImageFolderDataset(Dataset):
         background: RGB in [0, 1] that transparent pixels are composited on.
         max_pixels: decompression-bomb limit passed to :func:`~fewcolor.io.image.read_rgb`.
         scan_cache: reuse / update the on-disk scan cache under ``FEWCOLOR_HOME``.
+        pixel_budget: images above it are reduced on decode (``None``: full size).
 
     Attributes: ``root`` (Path), ``paths`` (relative POSIX strings), ``labels`` (ints), ``classes``
     (sorted first-level folder names), ``num_grey``, ``bad_files`` (relative paths) and
@@ -125,6 +154,7 @@ class ImageFolderDataset(Dataset):
         background: Sequence[float] = (1.0, 1.0, 1.0),
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         scan_cache: bool = True,
+        pixel_budget: int | None = TRAIN_PIXEL_BUDGET,
     ) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
@@ -137,6 +167,7 @@ class ImageFolderDataset(Dataset):
         self.epoch = 0
         self.background = tuple(float(b) for b in background)
         self.max_pixels = max_pixels
+        self.pixel_budget = pixel_budget
         self._memory: dict[int, torch.Tensor] | None = {} if cache else None
 
         source = "the folder"
@@ -152,14 +183,15 @@ class ImageFolderDataset(Dataset):
         self.classes = self._find_classes()
         index_of = {name: i for i, name in enumerate(self.classes)}
 
-        scan = scan_images(self.root, candidates, self.background, max_pixels, use_cache=scan_cache)
+        scan = scan_images(self.root, candidates, self.background, max_pixels, use_cache=scan_cache,
+                           pixel_budget=pixel_budget)
         self.bad_reasons = {p: scan[p].get("reason", "unreadable") for p in candidates
                             if scan[p]["status"] == "bad"}
         self.bad_files = list(self.bad_reasons)
         grey = [p for p in candidates if scan[p]["status"] == "grey"]
         self.num_grey = len(grey)
         for rel, reason in self.bad_reasons.items():
-            log.warning("skipping unreadable image %s: %s", self.root / rel, reason)
+            log.warning("skipping image %s: %s", self.root / rel, reason)
         if grey:
             log.info("%s: %d of %d images are grey (≤1%% of pixels with RGB spread > 12/255)%s",
                      self.root, len(grey), len(candidates), "; skipped" if skip_grey else "; kept")
@@ -200,7 +232,8 @@ class ImageFolderDataset(Dataset):
         """The decoded, untransformed RGB of image ``index`` (from the memory cache when enabled)."""
         if self._memory is not None and index in self._memory:
             return self._memory[index]
-        rgb = read_rgb(self.root / self.paths[index], background=self.background, max_pixels=self.max_pixels)
+        rgb = read_rgb(self.root / self.paths[index], background=self.background, max_pixels=self.max_pixels,
+                       pixel_budget=self.pixel_budget)
         if self._memory is not None:
             self._memory[index] = rgb
         return rgb

@@ -43,9 +43,17 @@ def read_split(file: str | os.PathLike[str]) -> list[str]:
     p = Path(file)
     if not p.is_file():
         raise FileNotFoundError(f"split file not found: {p}")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{p} is not a split file (not UTF-8 text, byte {exc.start}); a split file lists "
+                         "image paths relative to the dataset root, one per line") from exc
+    if "\0" in text:
+        raise ValueError(f"{p} is not a split file (it holds NUL bytes); a split file lists image paths "
+                         "relative to the dataset root, one per line")
     paths: list[str] = []
     seen: dict[str, int] = {}
-    for lineno, raw in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
+    for lineno, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue

@@ -128,13 +128,15 @@ def write_cluster_report(tasks: ClusterTasks, dataset: Dataset, out_dir: str | o
 
     import torch.nn.functional as F
 
-    from fewcolor.io.atomic import write_text_atomic
+    from fewcolor.io.atomic import atomic_path, write_text_atomic
     from fewcolor.io.html import ImageCell, Page
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     names: Sequence[str] = getattr(dataset, "paths", None) or [str(i) for i in range(len(tasks.assignments))]
-    with (out / "assignments.csv").open("w", newline="") as f:
+    # surrogateescape writes a non-UTF-8 file name back as its original bytes, so each row names its file.
+    with atomic_path(out / "assignments.csv") as tmp, tmp.open("w", newline="", encoding="utf-8",
+                                                               errors="surrogateescape") as f:
         w = csv.writer(f)
         w.writerow(["index", "path", "cluster"])
         for i, c in enumerate(tasks.assignments.tolist()):

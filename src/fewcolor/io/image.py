@@ -9,12 +9,20 @@ frames of an animation) and comes out as a float32 tensor ``(3, H, W)`` of sRGB 
 * transparency (``RGBA``, ``LA``, ``PA``, palette/grey/RGB images with a ``transparency`` entry)
   is composited over ``background`` (white by default) in linear-in-value float arithmetic;
 * an image with more than ``max_pixels`` pixels is refused before it is decoded (decompression bomb);
-* a missing, unreadable, truncated or unknown file raises :class:`ImageReadError` naming the file.
+* an image with more than ``pixel_budget`` pixels is reduced while it is decoded (JPEG: DCT scaling
+  through ``Image.draft``; other formats: ``Image.reduce`` on the 8-bit pixels), by the smallest
+  integer factor that brings it within the budget, so no full-size float copy is ever made;
+* only regular files are opened (a FIFO or device named ``x.png`` would block or never end);
+* a missing, unreadable, truncated or unknown file raises :class:`ImageReadError` naming the file,
+  whatever the decoder raised on hostile bytes.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import os
+import stat
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,17 +35,26 @@ from fewcolor.io.atomic import atomic_path
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "DEFAULT_PIXEL_BUDGET",
     "IMAGE_EXTENSIONS",
     "ImageReadError",
+    "image_size",
     "list_images",
     "read_frames",
     "read_rgb",
+    "reduction_factor",
     "write_rgb",
 ]
 
 # 100 megapixels: far above any training image, far below what would exhaust memory as float32
 # (100 MP x 3 x 4 bytes = 1.2 GB). Pillow's own guard (2 x Image.MAX_IMAGE_PIXELS) still applies above it.
 DEFAULT_MAX_PIXELS = 100_000_000
+
+# 24 megapixels (a 6000x4000 camera photo): images above it are reduced on decode where a caller asks
+# for a budget (colorize, training, evaluation). Measured peaks are in docs/RELIABILITY.md.
+DEFAULT_PIXEL_BUDGET = 24_000_000
+
+log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -59,20 +76,24 @@ def read_rgb(
     path: str | os.PathLike[str],
     background: Background = (1.0, 1.0, 1.0),
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    pixel_budget: int | None = None,
 ) -> torch.Tensor:
     """Read any Pillow-readable image as float32 sRGB ``(3, H, W)`` in ``[0, 1]``.
 
     Animated files give their first frame (see :func:`read_frames` for all of them).
     ``background`` is the RGB colour in ``[0, 1]`` that transparent pixels are composited on.
     ``max_pixels=None`` disables fewcolor's pixel limit (Pillow's own still applies).
+    ``pixel_budget``: a larger image is reduced on decode by :func:`reduction_factor` (logged).
     """
     p = Path(path)
     bg = _check_background(background, p)
     with _OpenImage(p, max_pixels) as img:
         try:
-            return _to_tensor(ImageOps.exif_transpose(img), bg)
-        except (OSError, ValueError, SyntaxError, EOFError) as exc:
-            raise ImageReadError(f"{p}: corrupt or truncated image data ({exc})") from exc
+            return _to_tensor(_decode_within(img, pixel_budget, p), bg)
+        except ImageReadError:
+            raise
+        except Exception as exc:
+            raise ImageReadError(f"{p}: corrupt or truncated image data ({type(exc).__name__}: {exc})") from exc
 
 
 def read_frames(
@@ -80,12 +101,14 @@ def read_frames(
     background: Background = (1.0, 1.0, 1.0),
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     max_frames: int | None = None,
+    pixel_budget: int | None = None,
 ) -> list[torch.Tensor]:
     """All frames of an animated image (GIF, APNG, WebP, multi-page TIFF) as ``(3, H, W)`` tensors.
 
     Pillow applies each GIF frame's disposal method while seeking, so every frame is the full
     composited picture a viewer shows; each is converted to RGBA and composited on ``background``.
-    A still image gives a one-element list. ``max_frames`` stops early (e.g. for previews).
+    A still image gives a one-element list. ``max_frames`` stops early (e.g. for previews);
+    ``pixel_budget`` reduces each frame as in :func:`read_rgb`.
     """
     p = Path(path)
     bg = _check_background(background, p)
@@ -97,10 +120,10 @@ def read_frames(
                     break
                 # RGBA keeps the GIF transparency of the composited frame; 16-bit frames keep precision.
                 single = frame if frame.mode in _SIXTEEN_BIT_MODES | {"I", "F"} else frame.convert("RGBA")
-                frames.append(_to_tensor(ImageOps.exif_transpose(single), bg))
-        except (OSError, ValueError, SyntaxError, EOFError) as exc:
+                frames.append(_to_tensor(_decode_within(single, pixel_budget, p, quiet=bool(frames)), bg))
+        except Exception as exc:
             raise ImageReadError(
-                f"{p}: corrupt or truncated image data in frame {len(frames)} ({exc})"
+                f"{p}: corrupt or truncated image data in frame {len(frames)} ({type(exc).__name__}: {exc})"
             ) from exc
     return frames
 
@@ -158,7 +181,73 @@ def list_images(root: str | os.PathLike[str], recursive: bool = True) -> list[Pa
     return sorted(found, key=lambda q: q.relative_to(base).as_posix())
 
 
+def image_size(path: str | os.PathLike[str], max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
+    """``(width, height)`` as stored, from the header alone (nothing is decoded)."""
+    with _OpenImage(Path(path), max_pixels) as img:
+        return img.size
+
+
+def reduction_factor(width: int, height: int, pixel_budget: int | None) -> int:
+    """The smallest integer ``k`` with ``ceil(W/k)·ceil(H/k) <= pixel_budget`` (1 without a budget)."""
+    if pixel_budget is None or width * height <= pixel_budget:
+        return 1
+    if pixel_budget < 1:
+        raise ValueError(f"pixel_budget must be at least 1, got {pixel_budget}")
+    k = max(2, math.floor(math.sqrt(width * height / pixel_budget)))
+    while math.ceil(width / k) * math.ceil(height / k) > pixel_budget:
+        k += 1
+    return k
+
+
 # --------------------------------------------------------------------------------------------- helpers
+
+# EXIF orientation tag (0x0112) value -> the transpose that shows the picture upright (EXIF 2.3, 4.6.4).
+_ORIENTATION_TAG = 0x0112
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+# Modes Image.reduce cannot average, and what they are averaged as.
+_REDUCIBLE = {"1": "L", "P": "RGB", "PA": "RGBA", **dict.fromkeys(("I;16", "I;16L", "I;16B", "I;16N"), "I")}
+# Alpha is averaged premultiplied, so a transparent pixel's hidden colour never bleeds into its neighbours.
+_PREMULTIPLIED = {"RGBA": "RGBa", "LA": "La"}
+
+
+def _decode_within(img: Image.Image, pixel_budget: int | None, path: Path, quiet: bool = False) -> Image.Image:
+    """Decode ``img`` upright, reduced on decode by :func:`reduction_factor` when over the budget."""
+    width, height = img.size
+    k = reduction_factor(width, height, pixel_budget)
+    if k == 1:
+        return ImageOps.exif_transpose(img)
+    orientation = img.getexif().get(_ORIENTATION_TAG)
+    if img.format == "JPEG":  # the decoder scales by 1/2, 1/4 or 1/8, staying at least the target
+        img.draft(img.mode, (math.ceil(width / k), math.ceil(height / k)))
+    img.load()
+    mode = img.mode
+    if "transparency" in img.info and mode in ("L", "RGB", "P"):
+        img = img.convert("LA" if mode == "L" else "RGBA")
+        mode = img.mode
+    if mode in _REDUCIBLE:
+        img = img.convert(_REDUCIBLE[mode])
+    straight = img.mode
+    if straight in _PREMULTIPLIED:
+        img = img.convert(_PREMULTIPLIED[straight])
+    rest = reduction_factor(*img.size, pixel_budget)  # what the JPEG decoder's scaling left to do
+    reduced = img.reduce(rest) if rest > 1 else img
+    if straight in _PREMULTIPLIED:
+        reduced = reduced.convert(straight)
+    if orientation in _UPRIGHT:
+        reduced = reduced.transpose(_UPRIGHT[orientation])
+    if not quiet:
+        log.debug("%s: %dx%d is over the pixel budget of %d pixels; reduced on decode to %dx%d",
+                    path, width, height, pixel_budget, *reduced.size)
+    return reduced
+
 
 
 def _check_background(background: Background, path: Path) -> torch.Tensor:
@@ -185,6 +274,12 @@ class _OpenImage:
         if p.is_dir():
             raise ImageReadError(f"{p}: is a directory, not an image file")
         try:
+            mode = p.stat().st_mode
+        except OSError as exc:
+            raise ImageReadError(f"{p}: cannot stat ({exc.strerror or exc})") from exc
+        if not stat.S_ISREG(mode):
+            raise ImageReadError(f"{p}: not a regular file (a FIFO, socket or device); give an image file")
+        try:
             with warnings.catch_warnings():
                 # fewcolor applies its own explicit limit below; Pillow's warning would only be noise.
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -193,8 +288,8 @@ class _OpenImage:
             raise ImageReadError(f"{p}: refused as a possible decompression bomb ({exc})") from exc
         except UnidentifiedImageError as exc:
             raise ImageReadError(f"{p}: not a recognised image format (Pillow cannot identify it)") from exc
-        except (OSError, ValueError, SyntaxError, EOFError) as exc:
-            raise ImageReadError(f"{p}: cannot open image ({exc})") from exc
+        except Exception as exc:
+            raise ImageReadError(f"{p}: cannot open image ({type(exc).__name__}: {exc})") from exc
         w, h = self.img.size
         if self.max_pixels is not None and w * h > self.max_pixels:
             self.img.close()

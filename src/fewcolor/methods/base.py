@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from fewcolor.data.protocol import Dataset
-from fewcolor.methods.options import InferenceOption, InferenceOptionError
+from fewcolor.methods.options import InferenceOption, InferenceOptionError, check_config_values
 
 __all__ = ["InferenceOption", "InferenceOptionError", "Method", "Phase"]
 
@@ -65,7 +65,8 @@ class Method(nn.Module):
     # ----- construction ---------------------------------------------------------------------
     @classmethod
     def make_config(cls, preset: str | None = None, overrides: Mapping[str, Any] | None = None) -> Any:
-        """The config for a preset plus explicit overrides; unknown keys raise ``KeyError``."""
+        """The config for a preset plus explicit overrides; unknown keys raise ``KeyError``, values of
+        the wrong type :class:`~fewcolor.methods.options.ConfigError`."""
         values: dict[str, Any] = {}
         if preset is not None:
             if preset not in cls.presets:
@@ -76,6 +77,7 @@ class Method(nn.Module):
         unknown = sorted(set(values) - names)
         if unknown:
             raise KeyError(f"unknown config keys for method {cls.name!r}: {unknown}; known: {sorted(names)}")
+        check_config_values(cls.Config, values, cls.name)
         return cls.Config(**values)
 
     # ----- training -----------------------------------------------------------------------

@@ -15,6 +15,7 @@ import inspect
 import io
 import textwrap
 import tokenize
+import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -182,3 +183,51 @@ def option_table(methods: Mapping[str, Any]) -> dict[str, tuple[InferenceOption,
             else:
                 table[opt.name] = (opt, [method_name])
     return table
+
+
+class ConfigError(ValueError):
+    """A config value of the wrong type, or one that builds no usable network."""
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    """Whether a JSON-ish value fits a config field's type hint (bool is not an int; an int is a float)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True
+    if origin is Literal:
+        return value in args
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if origin in (tuple, list):
+        if not isinstance(value, (tuple, list)):
+            return False
+        if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+            return all(_matches(v, args[0]) for v in value)
+        if origin is tuple and args:
+            return len(args) == len(value) and all(_matches(v, a) for v, a in zip(value, args, strict=True))
+        return not args or all(_matches(v, args[0]) for v in value)
+    if isinstance(hint, type):
+        return isinstance(value, hint)
+    return True  # a hint this checker does not know: let the config class decide
+
+
+def check_config_values(config_cls: type, values: Mapping[str, Any], method: str) -> None:
+    """Raise :class:`ConfigError` for the first value that does not fit its field's type or choices."""
+    try:
+        hints = typing.get_type_hints(config_cls)
+    except (NameError, TypeError):
+        return
+    for key, value in values.items():
+        hint = hints.get(key)
+        if hint is not None and not _matches(value, hint):
+            shown = hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
+            raise ConfigError(f"{method}: config field {key} takes {shown}, got {value!r}; "
+                              f"`fewcolor methods {method}` lists the fields")

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
 from fewcolor.methods.base import Method
-from fewcolor.methods.options import InferenceOption, option_table
+from fewcolor.methods.options import ConfigError, InferenceOption, option_table
 
 _REGISTRY: dict[str, type[Method]] = {}
 _NOT_METHOD_MODULES = {"base", "options", "registry"}
@@ -64,8 +65,21 @@ def get_method_class(name: str) -> type[Method]:
 
 
 def build_method(name: str, preset: str | None = None, overrides: Mapping[str, Any] | None = None) -> Method:
+    """A new method from a preset and overrides; a config that builds no usable network raises ConfigError."""
     cls = get_method_class(name)
-    return cls(cls.make_config(preset, overrides))
+    config = cls.make_config(preset, overrides)
+    given = ", ".join(f"{k}={v!r}" for k, v in (overrides or {}).items()) or "no overrides"
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Initializing zero-element tensors")  # reported below
+            method = cls(config)
+    except (ValueError, TypeError, RuntimeError, ZeroDivisionError) as exc:
+        raise ConfigError(f"{name} (preset {preset or 'paper'}, {given}) builds no network: {exc}") from exc
+    empty = [n for n, p in method.named_parameters() if p.numel() == 0]
+    if empty:
+        raise ConfigError(f"{name} (preset {preset or 'paper'}, {given}) gives empty layers such as {empty[0]}; "
+                          "a channel count, width or depth is 0")
+    return method
 
 
 def save_method(method: Method, path: Any, step: int = 0, extra: Mapping[str, Any] | None = None) -> Any:
@@ -98,11 +112,12 @@ def load_method(path: Any, device: Any = "cpu") -> Method:
     if meta.get("normalization") != NORMALIZATION:
         raise CheckpointError(f"{path} uses normalisation {meta.get('normalization')}, expected {NORMALIZATION}")
     try:
-        cls = get_method_class(meta["method"])
-        method = cls(cls.make_config(None, meta["config"]))
-    except KeyError as exc:
-        raise CheckpointError(f"{path}: {exc}") from exc
-    method.load_extra_metadata(meta.get("method_extra", {}))
+        cls = get_method_class(meta.get("method", "(none)"))
+        method = cls(cls.make_config(None, meta.get("config", {})))
+        method.load_extra_metadata(meta.get("method_extra", {}))
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"{path}: its metadata does not build a method ({exc}); the file was damaged "
+                              "or written by another version") from exc
     missing, unexpected = method.load_state_dict(tensors, strict=False)
     if missing or unexpected:
         raise CheckpointError(

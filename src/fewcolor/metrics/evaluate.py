@@ -3,8 +3,12 @@
 Protocol (written into every result):
 
 - prediction and truth are read as sRGB in [0, 1]; with ``size`` both are resized to ``size × size``
-  (bilinear, antialiased), otherwise a prediction whose size differs from its truth is resized to the
-  truth's size;
+  (bilinear, antialiased); without it each pair is scored at the truth's resolution, and a prediction
+  of another size is skipped and reported (never stretched silently);
+- a pair that cannot be scored (an unreadable or corrupt file, a side under ``MIN_EVAL_SIDE`` pixels,
+  a size mismatch) is skipped: ``metrics.json`` lists it under ``skipped`` with the reason, the report
+  shows the list, and the run goes on;
+- the output folder may not lie inside a folder being read (``check_outside``);
 - both then go through the same Lab round-trip (sRGB → Lab → sRGB, kornia D65, out-of-gamut clipped), so
   the truth sees exactly the processing a colorized output sees;
 - per image: PSNR, SSIM (Gaussian 11/1.5), LPIPS v0.1, mean CIEDE2000, Zhang's AuC, colourfulness
@@ -26,7 +30,8 @@ import torch
 from tqdm import tqdm
 
 from fewcolor.io.atomic import write_text_atomic
-from fewcolor.io.image import list_images, read_rgb, write_rgb
+from fewcolor.io.image import DEFAULT_PIXEL_BUDGET, ImageReadError, list_images, read_rgb, write_rgb
+from fewcolor.io.paths import check_outside, output_paths
 from fewcolor.metrics.lpips import LPIPS
 from fewcolor.metrics.pixel import SSIM_SIGMA, SSIM_WINDOW
 from fewcolor.metrics.report import ReportImages, json_safe, write_report
@@ -34,9 +39,13 @@ from fewcolor.metrics.scoring import PER_IMAGE_METRICS, prepare_pair, score_pair
 from fewcolor.metrics.set_level import InceptionSet
 from fewcolor.metrics.stats import mean_ci95
 
-__all__ = ["EvalConfig", "evaluate_folders", "evaluate_model", "evaluate_pairs", "pair_folders", "prepare_pair"]
+__all__ = ["MIN_EVAL_SIDE", "EvalConfig", "evaluate_folders", "evaluate_model", "evaluate_pairs", "pair_folders",
+           "prepare_pair", "unscorable"]
 
 log = logging.getLogger(__name__)
+
+#: smallest side scored at the truth's resolution: LPIPS-Alex's conv/pool stack needs 31 px, SSIM 11
+MIN_EVAL_SIDE = 32
 
 
 @dataclass
@@ -52,12 +61,33 @@ class EvalConfig:
     grid_images: int = 24  #: images in the report's grey | truth | output grid
     worst: int = 16  #: worst images by LPIPS in the report
     inception_weights: str | None = None  #: e.g. pytorch-fid's file, to get the Inception Score
+    pixel_budget: int | None = DEFAULT_PIXEL_BUDGET  #: larger files are reduced on decode (io.image)
+
+    def check(self) -> None:
+        if self.size is not None and self.size < MIN_EVAL_SIDE:
+            raise ValueError(f"evaluation size must be at least {MIN_EVAL_SIDE} (LPIPS needs it), got {self.size}")
+        if self.batch_size < 1:
+            raise ValueError(f"evaluation batch_size must be at least 1, got {self.batch_size}")
 
 
 def pair_folders(pred_dir: Path, truth_dir: Path) -> list[tuple[str, Path, Path]]:
-    """(name, pred, truth) matched by relative path without suffix (a .png output may score a .jpg truth)."""
-    truths = {p.relative_to(truth_dir).with_suffix("").as_posix(): p for p in list_images(truth_dir)}
-    preds = {p.relative_to(pred_dir).with_suffix("").as_posix(): p for p in list_images(pred_dir)}
+    """(name, pred, truth) matched by relative path without suffix (a .png output may score a .jpg truth).
+
+    A truth's name is the one ``colorize TRUTH -o PRED`` gives its output (:func:`output_paths`), so
+    ``a.png`` and ``a.jpg`` in the truth are matched to ``a_png`` and ``a_jpg``, never to one file. Of two
+    predictions with one name, the PNG is used (the other is reported).
+    """
+    truth_files = list_images(truth_dir)
+    planned = output_paths([(p, p.relative_to(truth_dir)) for p in truth_files], pred_dir)
+    truths = {o.paths[0].relative_to(pred_dir).with_suffix("").as_posix(): o.source for o in planned}
+    preds: dict[str, Path] = {}
+    for p in list_images(pred_dir):
+        key = p.relative_to(pred_dir).with_suffix("").as_posix()
+        if key in preds:
+            keep, drop = (p, preds[key]) if p.suffix.lower() == ".png" else (preds[key], p)
+            log.warning("%s and %s are predictions for one name; scoring %s", keep, drop, keep.name)
+            p = keep
+        preds[key] = p
     if not truths:
         raise FileNotFoundError(f"no images in the truth folder {truth_dir}")
     missing = sorted(set(truths) - set(preds))
@@ -71,16 +101,33 @@ def pair_folders(pred_dir: Path, truth_dir: Path) -> list[tuple[str, Path, Path]
     return [(name, preds[name], truths[name]) for name in sorted(truths)]
 
 
+def unscorable(pred: torch.Tensor, truth: torch.Tensor, size: int | None) -> str | None:
+    """Why a pair cannot be scored under the protocol, or ``None``."""
+    (ph, pw), (th, tw) = pred.shape[-2:], truth.shape[-2:]
+    if size is None and (ph, pw) != (th, tw):
+        return (f"the prediction is {pw}x{ph} but the truth is {tw}x{th}; predict at the truth's size, or "
+                "give --size N to score both resized to NxN")
+    if size is None and min(th, tw) < MIN_EVAL_SIDE:
+        return (f"{tw}x{th} is too small to score (LPIPS needs {MIN_EVAL_SIDE} px per side); give --size "
+                f"{MIN_EVAL_SIDE} or more to score it resized")
+    return None
+
+
 def evaluate_pairs(pairs: Iterable[tuple[str, torch.Tensor, torch.Tensor]], out_dir: str | os.PathLike[str],
                    config: EvalConfig | None = None, total: int | None = None,
                    reference_description: dict[str, object] | None = None,
-                   extra_protocol: dict[str, object] | None = None) -> dict[str, Any]:
+                   extra_protocol: dict[str, object] | None = None,
+                   skipped: list[dict[str, str]] | None = None) -> dict[str, Any]:
     """Score ``(name, pred, truth)`` pairs ((3,H,W) RGB in [0, 1]) and write metrics.json and report.html.
 
     ``reference_description`` (e.g. the truth files with sizes and mtimes) keys the cache of the truth's
-    Inception features; without it they are recomputed.
+    Inception features; without it they are recomputed. ``skipped`` collects ``{"name", "reason"}`` for
+    each pair that cannot be scored (the caller's iterator may add its own, e.g. unreadable files); it
+    is written to metrics.json and the report.
     """
     cfg = config or EvalConfig()
+    cfg.check()
+    skipped = [] if skipped is None else skipped
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     device = torch.device(cfg.device or "cpu")
@@ -89,7 +136,12 @@ def evaluate_pairs(pairs: Iterable[tuple[str, torch.Tensor, torch.Tensor]], out_
                  if cfg.fid else None)
     images = ReportImages(cfg.grid_images, cfg.worst)
     per_image: list[dict[str, Any]] = []
-    for index, (name, pred_raw, truth_raw) in enumerate(tqdm(pairs, total=total, desc="evaluate", unit="img")):
+    for name, pred_raw, truth_raw in tqdm(pairs, total=total, desc="evaluate", unit="img"):
+        reason = unscorable(pred_raw, truth_raw, cfg.size)
+        if reason is not None:
+            skipped.append({"name": name, "reason": reason})
+            continue
+        index = len(per_image)
         pred, truth = prepare_pair(pred_raw, truth_raw, cfg.size)
         row = score_pair(name, pred, truth, lpips_model, device)
         per_image.append(row)
@@ -97,7 +149,8 @@ def evaluate_pairs(pairs: Iterable[tuple[str, torch.Tensor, torch.Tensor]], out_
         if inception is not None:
             inception.add(pred, truth)
     if not per_image:
-        raise ValueError("nothing to evaluate: no image pairs")
+        why = "; ".join(f"{s['name']}: {s['reason']}" for s in skipped[:3])
+        raise ValueError(f"nothing to evaluate: no image pairs could be scored{' (' + why + ')' if why else ''}")
 
     aggregate = {m: mean_ci95([float(r[m]) for r in per_image]) for m in PER_IMAGE_METRICS}
     set_level: dict[str, Any] = {
@@ -130,7 +183,8 @@ def evaluate_pairs(pairs: Iterable[tuple[str, torch.Tensor, torch.Tensor]], out_
         "config": asdict(cfg),
         **(extra_protocol or {}),
     }
-    result = {"protocol": protocol, "aggregate": aggregate, "set": set_level, "per_image": per_image}
+    result = {"protocol": protocol, "aggregate": aggregate, "set": set_level, "per_image": per_image,
+              "skipped": skipped}
     write_text_atomic(out / "metrics.json", json.dumps(json_safe(result), indent=2))
     write_report(out / "report.html", result, images)
     return result
@@ -148,15 +202,22 @@ def evaluate_folders(pred_dir: str | os.PathLike[str], truth_dir: str | os.PathL
                      out_dir: str | os.PathLike[str], config: EvalConfig | None = None) -> dict[str, Any]:
     """Score the images in ``pred_dir`` against those in ``truth_dir`` (matched by relative path)."""
     pred_root, truth_root = Path(pred_dir), Path(truth_dir)
+    cfg = config or EvalConfig()
+    check_outside(out_dir, [truth_root, pred_root], option="-o")
     matched = pair_folders(pred_root, truth_root)
+    skipped: list[dict[str, str]] = []
 
     def pairs() -> Iterator[tuple[str, torch.Tensor, torch.Tensor]]:
         for name, p, t in matched:
-            yield name, read_rgb(p), read_rgb(t)
+            try:
+                yield name, read_rgb(p, pixel_budget=cfg.pixel_budget), read_rgb(t, pixel_budget=cfg.pixel_budget)
+            except ImageReadError as exc:
+                skipped.append({"name": name, "reason": str(exc)})
 
-    return evaluate_pairs(pairs(), out_dir, config, total=len(matched),
+    return evaluate_pairs(pairs(), out_dir, cfg, total=len(matched),
                           reference_description=_describe([(n, t) for n, _, t in matched]),
-                          extra_protocol={"pred_dir": str(pred_root), "truth_dir": str(truth_root)})
+                          extra_protocol={"pred_dir": str(pred_root), "truth_dir": str(truth_root)},
+                          skipped=skipped)
 
 
 def evaluate_model(checkpoint: str | os.PathLike[str], data_dir: str | os.PathLike[str],
@@ -167,19 +228,28 @@ def evaluate_model(checkpoint: str | os.PathLike[str], data_dir: str | os.PathLi
     from fewcolor.pipeline import Colorizer
 
     cfg = config or EvalConfig()
-    colorizer = Colorizer.from_checkpoint(checkpoint, device=cfg.device, size=work_size)
+    cfg.check()
     root = Path(data_dir)
+    pred_dir = Path(out_dir) / "pred"
+    check_outside(out_dir, [root], option="-o")
+    check_outside(pred_dir, [root], option="-o (its pred/ folder)", both_ways=True)
+    colorizer = Colorizer.from_checkpoint(checkpoint, device=cfg.device, size=work_size)
     files = list_images(root)
     if not files:
         raise FileNotFoundError(f"no images in {root}")
-    pred_dir = Path(out_dir) / "pred"
+    planned = output_paths([(p, p.relative_to(root)) for p in files], pred_dir)
+    skipped: list[dict[str, str]] = []
 
     def pairs() -> Iterator[tuple[str, torch.Tensor, torch.Tensor]]:
-        for path in files:
-            name = path.relative_to(root).with_suffix("").as_posix()
-            truth = read_rgb(path)
-            pred = colorizer.colorize(truth)
-            write_rgb(pred_dir / f"{name}.png", pred)
+        for plan in planned:
+            name = plan.paths[0].relative_to(pred_dir).with_suffix("").as_posix()
+            try:
+                truth = read_rgb(plan.source, pixel_budget=cfg.pixel_budget)
+                pred = colorizer.colorize(truth)
+            except (ImageReadError, ValueError) as exc:
+                skipped.append({"name": name, "reason": str(exc)})
+                continue
+            write_rgb(plan.paths[0], pred)
             # The score uses the 8-bit output exactly as saved, so re-scoring pred/ gives the same numbers.
             yield name, (pred.clamp(0, 1) * 255).round() / 255, truth
 
@@ -188,4 +258,5 @@ def evaluate_model(checkpoint: str | os.PathLike[str], data_dir: str | os.PathLi
                                                            for p in files]),
                           extra_protocol={"model": str(checkpoint), "method": colorizer.name,
                                           "data_dir": str(root), "work_size": colorizer.size,
-                                          "pred_dir": str(pred_dir)})
+                                          "pred_dir": str(pred_dir)},
+                          skipped=skipped)

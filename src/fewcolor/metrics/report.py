@@ -81,6 +81,10 @@ def write_report(path: Path, result: dict[str, Any], images: ReportImages) -> Pa
             value = f"{value['mean']:.4g} ± {value['std']:.3g}" if value.get("available") else "unavailable"
         set_rows.append([key, "-" if value is None else value])
     page.number_table(["metric", "value"], set_rows)
+    skipped: list[dict[str, str]] = result.get("skipped") or []
+    if skipped:
+        page.heading(f"Skipped ({len(skipped)})")
+        page.image_table(["reason"], [[s["reason"]] for s in skipped], row_labels=[s["name"] for s in skipped])
     page.heading("grey | truth | output")
     page.image_table(["grey", "truth", "output"],
                      [[ImageCell(g), ImageCell(t), ImageCell(o)] for _, g, t, o in images.grid],

@@ -2,10 +2,16 @@
 
 Per step it draws a batch (a deterministic function of seed and step, so ``resume`` continues
 exactly), iterates the method's :class:`~fewcolor.methods.base.Phase` objects, and for each: checks
-the loss is finite, back-propagates (bf16 autocast on request), averages gradients across ranks,
-checks the gradients are finite, steps the optimiser and runs ``after_step``. It writes atomic
-checkpoints, CSV + TensorBoard logs and sample grids, shows a progress bar with ETA, and rolls back to
-the last good checkpoint after repeated non-finite steps.
+the loss is finite, back-propagates (bf16 autocast where the hardware has it, see
+:mod:`fewcolor.train.hardware`), averages gradients across ranks, checks the gradients are finite,
+steps the optimiser and runs ``after_step``. It writes atomic checkpoints, CSV + TensorBoard logs and
+sample grids, shows a progress bar with ETA, and rolls back to the last good checkpoint after repeated
+non-finite steps.
+
+Resuming is refused when the run was started with another method, config (preset, ``--set``, size),
+batch size, seed, world size or data transform, since it would not continue that run. SIGINT and
+SIGTERM (Ctrl-C, a scheduler's stop) finish the current step, save the training state and raise
+:class:`TrainingInterrupted`; a second signal aborts at once.
 
 Run directory layout::
 
@@ -18,13 +24,16 @@ Run directory layout::
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
 import logging
 import math
+import signal
+import threading
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,10 +43,12 @@ from torch.utils.data import default_collate
 from tqdm.auto import tqdm
 
 from fewcolor.data.protocol import Dataset
-from fewcolor.io.atomic import write_text_atomic
+from fewcolor.io.atomic import atomic_path, write_text_atomic
+from fewcolor.io.checkpoint import CheckpointError, read_metadata
 from fewcolor.meta import distributed as dist_utils
 from fewcolor.methods.base import Method
 from fewcolor.methods.registry import save_method
+from fewcolor.train.hardware import resolve_device, resolve_precision
 from fewcolor.train.state import load_training_state, save_training_state
 
 log = logging.getLogger(__name__)
@@ -53,7 +64,7 @@ class TrainOptions:
     checkpoint_every: int = 500  #: 0 = only at the end
     sample_every: int = 250  #: 0 = never
     log_every: int = 10
-    bf16: bool = False  #: bfloat16 autocast (CPU and CUDA)
+    precision: str = "fp32"  #: auto | fp32 | bf16 (bf16 only where native: fewcolor.train.hardware)
     device: str | None = None  #: default: CUDA when present, else CPU
     resume: bool = False
     max_bad_steps: int = 3  #: consecutive non-finite steps before rolling back
@@ -62,6 +73,16 @@ class TrainOptions:
     tensorboard: bool = True
     num_samples: int = 8
     max_seconds: float | None = None  #: stop early (and save) after this wall time
+    handle_signals: bool = True  #: SIGINT/SIGTERM save the state, then raise TrainingInterrupted
+
+
+class TrainingInterrupted(Exception):
+    """Training stopped on SIGINT/SIGTERM after saving its state; ``--resume`` continues it."""
+
+    def __init__(self, step: int, checkpoint: Path, signum: int) -> None:
+        self.step, self.checkpoint, self.signum = step, checkpoint, signum
+        super().__init__(f"interrupted by {signal.Signals(signum).name} at step {step}; the state is saved in "
+                         f"{checkpoint}: continue with the same command plus --resume")
 
 
 @dataclass
@@ -72,12 +93,6 @@ class TrainResult:
     wall_seconds: float = 0.0
     rollbacks: int = 0
     skipped_steps: int = 0
-
-
-def pick_device(name: str | None = None) -> torch.device:
-    if name:
-        return torch.device(name)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def batch_indices(n: int, step: int, batch_size: int, seed: int, rank: int = 0, world: int = 1) -> list[int]:
@@ -122,16 +137,18 @@ def _grads_finite(params: Sequence[torch.nn.Parameter]) -> bool:
 
 
 class _CsvLog:
-    """Wide CSV (one row per logged step); rewritten when a new column appears."""
+    """Wide CSV (one row per logged step); rewritten atomically when a new column appears or on resume.
+
+    On resume, rows after the checkpoint's step (logged before a kill) and a torn last line are dropped
+    from the file itself, so the steps run again are not logged twice.
+    """
 
     def __init__(self, path: Path, resume: bool) -> None:
         self.path = path
         self.rows: list[dict[str, float]] = []
         if resume and path.exists():
-            with path.open(newline="") as f:
-                self.rows = [
-                    {k: int(v) if k == "step" else float(v) for k, v in r.items() if v != ""} for r in csv.DictReader(f)
-                ]
+            with path.open(newline="", encoding="utf-8", errors="replace") as f:
+                self.rows = [row for r in csv.DictReader(f) if (row := _parse_row(r)) is not None]
         self.columns: list[str] = sorted({k for r in self.rows for k in r} - {"step"})
 
     def append(self, row: dict[str, float]) -> None:
@@ -139,16 +156,105 @@ class _CsvLog:
         new = sorted(set(row) - {"step"} - set(self.columns))
         if new or not self.path.exists():
             self.columns = sorted(set(self.columns) | set(new))
-            with self.path.open("w", newline="") as f:
-                w = csv.DictWriter(f, ["step", *self.columns])
-                w.writeheader()
-                w.writerows(self.rows)
+            self._rewrite()
         else:
             with self.path.open("a", newline="") as f:
                 csv.DictWriter(f, ["step", *self.columns]).writerow(row)
 
     def truncate(self, step: int) -> None:
         self.rows = [r for r in self.rows if r["step"] <= step]
+        if self.path.exists():
+            self._rewrite()
+
+    def _rewrite(self) -> None:
+        with atomic_path(self.path) as tmp, tmp.open("w", newline="") as f:
+            w = csv.DictWriter(f, ["step", *self.columns])
+            w.writeheader()
+            w.writerows(self.rows)
+
+
+def _parse_row(raw: dict[str | None, str | None]) -> dict[str, float] | None:
+    """A CSV row as numbers, or None for a torn line (cut by a kill mid-write)."""
+    if None in raw or raw.get("step") in (None, ""):
+        return None
+    try:
+        return {k: int(v) if k == "step" else float(v) for k, v in raw.items() if k is not None and v not in ("", None)}
+    except ValueError:
+        return None
+
+
+def _check_options(opts: TrainOptions) -> None:
+    """Refuse option values that would silently do nothing or nonsense."""
+    if opts.steps is not None and opts.steps < 1:
+        raise ValueError(f"steps must be at least 1 (got {opts.steps}); give --steps N or --epochs E")
+    if opts.epochs is not None and not opts.epochs > 0:
+        raise ValueError(f"epochs must be positive (got {opts.epochs})")
+    for name in ("batch_size", "log_every", "max_bad_steps"):
+        if getattr(opts, name) < 1:
+            raise ValueError(f"{name} must be at least 1 (got {getattr(opts, name)})")
+    for name in ("checkpoint_every", "sample_every"):
+        if getattr(opts, name) < 0:
+            raise ValueError(f"{name} must be 0 (off) or positive (got {getattr(opts, name)})")
+
+
+def run_identity(method: Method, dataset: Dataset, opts: TrainOptions, world: int) -> dict[str, Any]:
+    """What a resumed run must share with the run it continues (JSON-normalised)."""
+    identity = {
+        "method": method.name,
+        "config": dataclasses.asdict(method.config),
+        "batch_size": opts.batch_size,
+        "seed": opts.seed,
+        "world_size": world,
+        "transform": repr(getattr(dataset, "transform", None)),
+    }
+    return json.loads(json.dumps(identity, default=str))
+
+
+_IDENTITY_HINTS = {"method": "--method", "batch_size": "--batch-size", "seed": "--seed",
+                   "world_size": "the torchrun process count", "transform": "--size / --no-flip"}
+
+
+def check_resume_identity(path: Path, stored: Any, current: dict[str, Any]) -> None:
+    """Raise ``ValueError`` naming every difference between the stored and the current identity."""
+    if not isinstance(stored, dict):
+        return  # a checkpoint written before identities were stored: nothing to compare
+    diffs = []
+    for key, now in current.items():
+        if key not in stored or stored[key] == now:
+            continue
+        if key == "config" and isinstance(stored[key], dict):
+            fields = sorted(k for k in set(now) | set(stored[key]) if now.get(k) != stored[key].get(k))
+            diffs += [f"config {k} {stored[key].get(k)!r} -> {now.get(k)!r}" for k in fields]
+        else:
+            diffs.append(f"{_IDENTITY_HINTS.get(key, key)} {stored[key]!r} -> {now!r}")
+    if diffs:
+        raise ValueError(
+            f"--resume: {path} belongs to a run with other settings ({'; '.join(diffs[:6])}); resume with the "
+            "run's own method, preset, --set, --size, --batch-size and --seed (see run.json), or train into a new -o"
+        )
+
+
+@contextlib.contextmanager
+def _stop_on_signals(enabled: bool) -> Iterator[list[int]]:
+    """Yield a list that receives the number of the first SIGINT/SIGTERM; a second one aborts at once."""
+    received: list[int] = []
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if received:
+            raise KeyboardInterrupt
+        received.append(signum)
+        log.warning("%s: saving the training state after this step (send it again to abort now)",
+                    signal.Signals(signum).name)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 def _steps_for(opts: TrainOptions, n: int, world: int) -> int:
@@ -181,10 +287,16 @@ def write_sample_grid(method: Method, batch: dict[str, Any], path: Path) -> None
 
 def train(method: Method, dataset: Dataset, opts: TrainOptions) -> TrainResult:
     """Train ``method`` on ``dataset`` (a map-style dataset of sample dicts) with ``opts``."""
+    _check_options(opts)
+    with _stop_on_signals(opts.handle_signals) as stop:
+        return _train(method, dataset, opts, stop)
+
+
+def _train(method: Method, dataset: Dataset, opts: TrainOptions, stop: list[int]) -> TrainResult:
     out = Path(opts.out_dir)
     ckpt_dir = out / "checkpoints"
     last_ckpt = ckpt_dir / "last.safetensors"
-    device = pick_device(opts.device)
+    device = resolve_device(opts.device)
     dist_utils.init_from_env(device)
     rank, world = dist_utils.rank(), dist_utils.world_size()
     is_main = rank == 0
@@ -198,6 +310,17 @@ def train(method: Method, dataset: Dataset, opts: TrainOptions) -> TrainResult:
     if n == 0:
         raise ValueError("the training dataset is empty")
     total = _steps_for(opts, n, world)
+    identity = run_identity(method, dataset, opts, world)
+    if opts.resume:  # before the set-up pass, which can take minutes
+        try:
+            stored = read_metadata(last_ckpt)
+        except CheckpointError as exc:
+            raise CheckpointError(f"--resume: {exc}; delete {ckpt_dir} to start over, or train into a new -o") from exc
+        check_resume_identity(last_ckpt, stored.get("run", {"method": stored.get("method")}), identity)
+    precision = resolve_precision(opts.precision, device)
+    if is_main:
+        (log.warning if precision.fell_back else log.info)("precision: %s", precision.reason)
+    extra = {"method": method.name, "run": identity}
 
     torch.manual_seed(opts.seed + rank)
     if opts.run_setup:
@@ -209,7 +332,10 @@ def train(method: Method, dataset: Dataset, opts: TrainOptions) -> TrainResult:
 
     start_step = 0
     if opts.resume:
-        meta = load_training_state(last_ckpt, method, optimizers)
+        try:
+            meta = load_training_state(last_ckpt, method, optimizers)
+        except CheckpointError as exc:
+            raise CheckpointError(f"--resume: {exc}; delete {ckpt_dir} to start over, or train into a new -o") from exc
         start_step = int(meta["step"])
         log.info("resumed %s at step %d", last_ckpt, start_step)
 
@@ -236,7 +362,7 @@ def train(method: Method, dataset: Dataset, opts: TrainOptions) -> TrainResult:
             writer = SummaryWriter(log_dir=str(out / "events"), purge_step=start_step if opts.resume else None)
         if not last_ckpt.exists():
             # The rollback target before the first periodic checkpoint.
-            save_training_state(last_ckpt, method, optimizers, start_step, {"method": method.name})
+            save_training_state(last_ckpt, method, optimizers, start_step, extra)
     dist_utils.barrier()
 
     sample_batch = None
@@ -264,7 +390,7 @@ def train(method: Method, dataset: Dataset, opts: TrainOptions) -> TrainResult:
         ok = True
         phases = method.training_step(batch, step)
         while True:
-            with torch.autocast(autocast_device, dtype=torch.bfloat16, enabled=opts.bf16):
+            with torch.autocast(autocast_device, dtype=torch.bfloat16, enabled=precision.bf16):
                 phase = next(phases, None)
             if phase is None:
                 break
@@ -327,12 +453,20 @@ def train(method: Method, dataset: Dataset, opts: TrainOptions) -> TrainResult:
             if opts.sample_every and sample_batch is not None and step % opts.sample_every == 0:
                 write_sample_grid(method, sample_batch, out / "samples" / f"step_{step:06d}.png")
             if opts.checkpoint_every and step % opts.checkpoint_every == 0 and step != total:
-                save_training_state(last_ckpt, method, optimizers, step, {"method": method.name})
+                save_training_state(last_ckpt, method, optimizers, step, extra)
+        if step < total and not dist_utils.all_true(not stop):
+            bar.close()
+            if is_main:
+                save_training_state(last_ckpt, method, optimizers, step, extra)
+                if writer is not None:
+                    writer.close()
+            dist_utils.barrier()
+            raise TrainingInterrupted(step, last_ckpt, stop[0] if stop else signal.SIGTERM)
     bar.close()
 
     final = None
     if is_main:
-        save_training_state(last_ckpt, method, optimizers, step, {"method": method.name})
+        save_training_state(last_ckpt, method, optimizers, step, extra)
         final = save_method(method, out / "model.safetensors", step=step)
         if opts.sample_every and sample_batch is not None:
             write_sample_grid(method, sample_batch, out / "samples" / "final.png")

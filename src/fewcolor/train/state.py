@@ -101,12 +101,18 @@ def load_training_state(
     if meta.get("kind") != "training_state":
         raise CheckpointError(f"{path} is not a training-state checkpoint (kind={meta.get('kind')!r})")
     model_sd = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
-    method.load_state_dict(model_sd, strict=True)
-    missing = sorted(set(optimizers) - set(meta["optimizers"]))
-    if missing:
-        raise CheckpointError(f"{path} has no state for optimiser(s) {missing}")
-    for name, opt in optimizers.items():
-        opt.load_state_dict(_unflatten_optimizer(name, tensors, meta["optimizers"][name]))
-    if restore_rng:
-        set_rng_state(tensors, meta["rng"])
+    try:
+        method.load_state_dict(model_sd, strict=True)
+        missing = sorted(set(optimizers) - set(meta["optimizers"]))
+        if missing:
+            raise CheckpointError(f"{path} has no state for optimiser(s) {missing}")
+        for name, opt in optimizers.items():
+            opt.load_state_dict(_unflatten_optimizer(name, tensors, meta["optimizers"][name]))
+        if restore_rng:
+            set_rng_state(tensors, meta["rng"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        if isinstance(exc, CheckpointError):
+            raise
+        raise CheckpointError(f"{path} does not fit this method and its optimisers "
+                              f"({type(exc).__name__}: {str(exc)[:200]})") from exc
     return meta
