@@ -29,6 +29,7 @@ __all__ = [
     "DEFAULT_MAX_PIXELS",
     "IMAGE_EXTENSIONS",
     "ImageReadError",
+    "decode_pil",
     "list_images",
     "read_frames",
     "read_rgb",
@@ -73,6 +74,13 @@ def read_rgb(
             return _to_tensor(ImageOps.exif_transpose(img), bg)
         except (OSError, ValueError, SyntaxError, EOFError) as exc:
             raise ImageReadError(f"{p}: corrupt or truncated image data ({exc})") from exc
+
+
+def decode_pil(image: Image.Image, background: Background = (1.0, 1.0, 1.0)) -> torch.Tensor:
+    """An in-memory Pillow image of any mode as float32 sRGB ``(3, H, W)`` in ``[0, 1]``, decoded as
+    :func:`read_rgb` decodes files (alpha composited on ``background``); no EXIF rotation, the image is
+    taken as the caller holds it."""
+    return _to_tensor(image, _check_background(background, Path("<PIL image>")))
 
 
 def read_frames(
