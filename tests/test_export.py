@@ -1,0 +1,48 @@
+"""ONNX export: parity with PyTorch on real photos, dynamic shapes, refusals with their reason."""
+
+import pytest
+import torch
+
+pytest.importorskip("onnxruntime", reason="the [export] extra (onnx, onnxruntime) is not installed")
+
+from fewcolor.export import ExportError, check_onnx, export_onnx, sample_photos  # noqa: E402
+from fewcolor.methods.registry import build_method  # noqa: E402
+from fewcolor.pipeline import Colorizer  # noqa: E402
+
+
+def _colorizer(name: str, size: int = 64, **overrides) -> Colorizer:
+    torch.manual_seed(0)
+    return Colorizer(build_method(name, "tiny", overrides), device="cpu", size=size)
+
+
+@pytest.mark.parametrize("name,options", [("unet", {}), ("cic", {"temperature": 0.2}), ("iizuka", {})])
+def test_parity_on_photos_and_dynamic_shapes(tmp_path, name, options):
+    colorizer = _colorizer(name, size=96)  # exported at 96×96; checked at other sizes
+    path = export_onnx(colorizer, tmp_path / f"{name}.onnx", **options)
+    photos = sample_photos()
+    results = check_onnx(colorizer, path, photos, repeats=1, **options)
+    assert [r.name for r in results] == ["astronaut", "coffee", "chelsea"]
+    assert max(r.max_abs_ab for r in results) <= 1e-3
+    for size, image in ((64, torch.rand(3, 64, 64)), (200, torch.rand(3, 200, 130))):
+        colorizer.size = size
+        (res,) = check_onnx(colorizer, path, [("random", image)], repeats=1, **options)
+        assert res.working == ((64, 64) if size == 64 else (192, 128) if name == "unet" else (200, 128))
+        assert res.max_abs_ab <= 1e-3
+
+
+def test_metadata_records_the_contract(tmp_path):
+    import onnx
+
+    path = export_onnx(_colorizer("unet"), tmp_path / "m.onnx")
+    props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert props["fewcolor.method"] == "unet" and props["fewcolor.size_multiple"] == "16"
+    assert props["fewcolor.working_size"] == "64" and "L/50-1" in props["fewcolor.normalization"]
+
+
+def test_metalgan_with_test_time_adaptation_is_refused_with_its_reason(tmp_path, monkeypatch):
+    colorizer = _colorizer("metalgan")
+    monkeypatch.setattr(type(colorizer.method), "has_tasks", property(lambda self: True))
+    with pytest.raises(ExportError, match="adapted at test time.*adapt_steps=0"):
+        export_onnx(colorizer, tmp_path / "m.onnx", adapt_steps=3)
+    path = export_onnx(colorizer, tmp_path / "m.onnx", adapt_steps=0)
+    assert check_onnx(colorizer, path, [("r", torch.rand(3, 40, 56))], repeats=1, adapt_steps=0)[0].max_abs_ab <= 1e-3
