@@ -10,7 +10,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-
 from tests.helpers import smooth_colour_images
 
 

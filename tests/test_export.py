@@ -5,9 +5,9 @@ import torch
 
 pytest.importorskip("onnxruntime", reason="the [export] extra (onnx, onnxruntime) is not installed")
 
-from fewcolor.export import ExportError, check_onnx, export_onnx, sample_photos  # noqa: E402
-from fewcolor.methods.registry import build_method  # noqa: E402
-from fewcolor.pipeline import Colorizer  # noqa: E402
+from fewcolor.export import ExportError, check_onnx, export_onnx, sample_photos
+from fewcolor.methods.registry import build_method
+from fewcolor.pipeline import Colorizer
 
 
 def _colorizer(name: str, size: int = 64, **overrides) -> Colorizer:
@@ -42,7 +42,31 @@ def test_metadata_records_the_contract(tmp_path):
 def test_metalgan_with_test_time_adaptation_is_refused_with_its_reason(tmp_path, monkeypatch):
     colorizer = _colorizer("metalgan")
     monkeypatch.setattr(type(colorizer.method), "has_tasks", property(lambda self: True))
-    with pytest.raises(ExportError, match="adapted at test time.*adapt_steps=0"):
+    with pytest.raises(ExportError, match=r"adapted at test time.*adapt_steps=0"):
         export_onnx(colorizer, tmp_path / "m.onnx", adapt_steps=3)
     path = export_onnx(colorizer, tmp_path / "m.onnx", adapt_steps=0)
     assert check_onnx(colorizer, path, [("r", torch.rand(3, 40, 56))], repeats=1, adapt_steps=0)[0].max_abs_ab <= 1e-3
+
+
+def test_memopainter_exports_with_a_fixed_colour_and_refuses_memory_retrieval(tmp_path):
+    colorizer = _colorizer("memopainter", color_feature="rgb")
+    with pytest.raises(ExportError, match="memory retrieval"):
+        export_onnx(colorizer, tmp_path / "m.onnx")
+    path = export_onnx(colorizer, tmp_path / "m.onnx", palette="#e03c31,#2b7bb9")
+    (res,) = check_onnx(colorizer, path, [("r", torch.rand(3, 50, 70))], repeats=1, palette="#e03c31,#2b7bb9")
+    assert res.max_abs_ab <= 1e-3
+
+
+def test_cli_export_with_check(tmp_path):
+    from click.testing import CliRunner
+
+    from fewcolor.cli import main
+    from fewcolor.methods.registry import save_method
+
+    model = save_method(_colorizer("cic").method, tmp_path / "cic.safetensors")
+    out = tmp_path / "cic.onnx"
+    result = CliRunner().invoke(main, ["export", str(model), "-o", str(out), "--check", "--temperature", "0.5"])
+    assert result.exit_code == 0, result.output
+    assert out.is_file() and "astronaut" in result.output and "max |Δab|" in result.output
+    result = CliRunner().invoke(main, ["export", str(model), "-o", str(out), "--variants", "2"])
+    assert result.exit_code != 0 and "one graph has one colouring" in result.output
