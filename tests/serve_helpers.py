@@ -17,10 +17,15 @@ def tiny_memopainter_checkpoint(path: Path, slots: int = 4) -> Path:
     """Seeded random networks; the memory holds ``slots`` distinct colour features, so variants differ."""
     from fewcolor.methods.registry import build_method, save_method
 
+    from fewcolor.nets.adain import AdaINParams
+
     torch.manual_seed(0)
     method = build_method("memopainter", "tiny", {"color_feature": "rgb"})
     method.memory.resize(slots)
     g = torch.Generator().manual_seed(0)
+    for module in method.modules():  # AdaIN's last layer starts at zero; untrained, the colour would not matter
+        if isinstance(module, AdaINParams):
+            torch.nn.init.normal_(module.mlp[-1].weight, std=0.5, generator=g)
     values = method.features_of(smooth_colour_images(slots, 32, seed=1))
     for i in range(slots):
         method.memory.write(i, torch.randn(method.memory.keys.shape[1], generator=g), values[i])

@@ -288,9 +288,9 @@ def _adapt_job(service: Service, model_id: str, folder: Path, steps: int) -> Mod
     try:
         support = ImageFolderDataset(folder, transform=train_transform(base.size), scan_cache=False)
     except (ValueError, OSError) as exc:
-        raise Refusal(422, f"the support images cannot be used: {exc}") from exc
+        raise Refusal(422, f"the support images cannot be used: {str(exc).replace(str(folder), 'upload')}") from exc
     if len(support) == 0:
-        raise Refusal(422, "none of the support images is a colour image; adapting needs colour examples")
+        raise Refusal(422, "none of the support images is usable; adapting needs colour examples")
     adapted, how = adapt(base.method, support, steps, seed=0, device=str(base.device))
     label = f"{service.entry(model_id).label} adapted to {len(support)} image(s) ({how}, {steps} steps)"
     return service.add_adapted(label, Colorizer(adapted, device=base.device, size=base.size))
