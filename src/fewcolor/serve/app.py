@@ -113,8 +113,10 @@ class Service:
 
     # ----- admission --------------------------------------------------------------------------
     @contextlib.asynccontextmanager
-    async def admitted(self) -> AsyncIterator[None]:
-        """Hold a place in the bounded queue for the whole request, or raise 429."""
+    async def admitted(self, request: Request) -> AsyncIterator[None]:
+        """Hold a place in the bounded queue for the whole request, or raise 429 (a body over the size
+        limit is refused first, for that reason)."""
+        check_body_size(request.headers.get("content-length"), self.limits)
         if self._pending >= self.limits.queue_size:
             raise Refusal(429, f"the server is busy ({self._pending} requests in progress); try again in a moment")
         self._pending += 1
@@ -178,7 +180,6 @@ class Service:
 @contextlib.asynccontextmanager
 async def _form(request: Request, service: Service) -> AsyncIterator[tuple[FormData, Path]]:
     """The request's form and a folder for its files (removed when the request ends)."""
-    check_body_size(request.headers.get("content-length"), service.limits)
     folder = Path(tempfile.mkdtemp(prefix="req-", dir=service.workdir))
     try:
         try:
@@ -313,7 +314,7 @@ def create_app(service: Service) -> Starlette:
         })
 
     async def colorize(request: Request) -> Response:
-        async with service.admitted(), _form(request, service) as (form, folder):
+        async with service.admitted(request), _form(request, service) as (form, folder):
             model_id = str(form.get("model") or next(iter(service.entries)))
             entry = service.entry(model_id)
             method = entry.colorizer.method if entry.colorizer is not None else _method_class_of(entry.path)
@@ -323,7 +324,7 @@ def create_app(service: Service) -> Starlette:
         return JSONResponse({"results": [f"/api/result/{rid}" for rid in ids]})
 
     async def adapt(request: Request) -> Response:
-        async with service.admitted(), _form(request, service) as (form, folder):
+        async with service.admitted(request), _form(request, service) as (form, folder):
             model_id = str(form.get("model") or next(iter(service.entries)))
             service.entry(model_id)
             try:
