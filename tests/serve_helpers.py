@@ -16,7 +16,6 @@ from tests.helpers import smooth_colour_images
 def tiny_memopainter_checkpoint(path: Path, slots: int = 4) -> Path:
     """Seeded random networks; the memory holds ``slots`` distinct colour features, so variants differ."""
     from fewcolor.methods.registry import build_method, save_method
-
     from fewcolor.nets.adain import AdaINParams
 
     torch.manual_seed(0)
@@ -26,6 +25,9 @@ def tiny_memopainter_checkpoint(path: Path, slots: int = 4) -> Path:
     for module in method.modules():  # AdaIN's last layer starts at zero; untrained, the colour would not matter
         if isinstance(module, AdaINParams):
             torch.nn.init.normal_(module.mlp[-1].weight, std=0.5, generator=g)
+    with torch.no_grad():  # mild colours, as a trained model gives on white: little gamut clipping of L
+        method.generator.up[-1].weight.mul_(0.15)
+        method.generator.up[-1].bias.mul_(0.15)
     values = method.features_of(smooth_colour_images(slots, 32, seed=1))
     for i in range(slots):
         method.memory.write(i, torch.randn(method.memory.keys.shape[1], generator=g), values[i])

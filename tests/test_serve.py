@@ -13,11 +13,11 @@ pytest.importorskip("starlette", reason="the [serve] extra (starlette, uvicorn, 
 pytest.importorskip("multipart", reason="the [serve] extra (python-multipart) is not installed")
 
 from starlette.testclient import TestClient
+from tests.serve_helpers import tiny_memopainter_checkpoint
 
 from fewcolor.methods.registry import build_method, save_method
 from fewcolor.serve.app import Service, create_app
 from fewcolor.serve.limits import Limits
-from tests.serve_helpers import tiny_memopainter_checkpoint
 
 
 def _png(width: int = 48, height: int = 40, mode: str = "L", seed: int = 0) -> bytes:

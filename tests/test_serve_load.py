@@ -20,9 +20,10 @@ pytest.importorskip("uvicorn", reason="the [serve] extra (starlette, uvicorn, py
 pytest.importorskip("multipart", reason="the [serve] extra (python-multipart) is not installed")
 httpx = pytest.importorskip("httpx", reason="the load test's client (httpx) is not installed")
 
+from tests.serve_helpers import running_server, tiny_memopainter_checkpoint
+
 from fewcolor.serve.app import Service
 from fewcolor.serve.limits import Limits
-from tests.serve_helpers import running_server, tiny_memopainter_checkpoint
 
 CONCURRENT = 50
 
