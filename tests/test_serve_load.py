@@ -18,7 +18,7 @@ from PIL import Image
 
 pytest.importorskip("uvicorn", reason="the [serve] extra (starlette, uvicorn, python-multipart) is not installed")
 pytest.importorskip("multipart", reason="the [serve] extra (python-multipart) is not installed")
-httpx = pytest.importorskip("httpx", reason="the load test's client (httpx) is not installed")
+pytest.importorskip("httpx", reason="the load test's client (httpx) is not installed")
 
 from tests.serve_helpers import running_server, tiny_memopainter_checkpoint
 
@@ -51,6 +51,8 @@ def _uploads() -> list[tuple[str, bytes, str]]:
 
 @pytest.mark.slow
 def test_fifty_concurrent_uploads_get_no_5xx(tmp_path):
+    import httpx
+
     if not Path("/proc/self/status").exists():
         pytest.skip("needs /proc to read the process memory")
     model = tiny_memopainter_checkpoint(tmp_path / "memo.safetensors")

@@ -136,10 +136,13 @@ class CheckResult:
 def check_onnx(colorizer: Colorizer, path: str | Path, images: Sequence[tuple[str, torch.Tensor]],
                repeats: int = 3, **options: Any) -> list[CheckResult]:
     """Run the ONNX graph with onnxruntime and the method in PyTorch on each image's working-size L;
-    report max |Δab| in Lab units and the best-of-``repeats`` time of each runtime."""
+    report max |Δab| in Lab units and the best-of-``repeats`` time of each runtime (both on
+    ``torch.get_num_threads()`` threads)."""
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    settings = ort.SessionOptions()
+    settings.intra_op_num_threads = torch.get_num_threads()  # the same threads as PyTorch, for a fair time
+    session = ort.InferenceSession(str(path), settings, providers=["CPUExecutionProvider"])
     prepared = colorizer._prepare_options(options)
     results = []
     for name, rgb in images:
