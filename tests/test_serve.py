@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 
 import numpy as np
 import pytest
@@ -12,7 +13,9 @@ from PIL import Image
 pytest.importorskip("starlette", reason="the [serve] extra (starlette, uvicorn, python-multipart) is not installed")
 pytest.importorskip("multipart", reason="the [serve] extra (python-multipart) is not installed")
 
-from starlette.testclient import TestClient
+with warnings.catch_warnings():  # Starlette 1.x suggests httpx2 for its test client; httpx works the same
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from starlette.testclient import TestClient
 from tests.serve_helpers import tiny_memopainter_checkpoint
 
 from fewcolor.methods.registry import build_method, save_method
@@ -120,3 +123,15 @@ def test_adapt_on_the_spot_adds_a_model(checkpoints):
         grey = client.post("/api/adapt", data={"model": "m2", "steps": "2"},
                            files=[("support", ("g.png", _png(40, 40, "L"), "image/png"))])
         assert grey.status_code == 422 and "1 grey" in grey.json()["error"] and "fewcolor-serve" not in grey.text
+
+
+def test_serve_command_refuses_what_it_cannot_serve(tmp_path):
+    from click.testing import CliRunner
+
+    from fewcolor.cli import main
+
+    not_a_model = tmp_path / "notes.safetensors"
+    not_a_model.write_bytes(b"hello")
+    result = CliRunner().invoke(main, ["serve", str(not_a_model)])
+    assert result.exit_code != 0 and "is not a fewcolor model checkpoint" in result.output
+    assert "Traceback" not in result.output

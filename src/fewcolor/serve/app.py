@@ -32,7 +32,9 @@ import anyio
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.datastructures import FormData, UploadFile
-from starlette.requests import Request
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -93,6 +95,7 @@ class Service:
     size: int | None = None
 
     def __post_init__(self) -> None:
+        from fewcolor.io.checkpoint import CheckpointError
         from fewcolor.pretrained import bundled_model_path
 
         self.workdir = Path(tempfile.mkdtemp(prefix="fewcolor-serve-"))
@@ -102,6 +105,11 @@ class Service:
         if bundled is not None:
             self.entries["base"] = ModelEntry("base", "bundled base model", bundled)
         for i, path in enumerate(self.models, start=1):
+            try:
+                _method_class_of(path)
+            except (CheckpointError, OSError, KeyError, ValueError) as exc:
+                raise ValueError(f"{path} is not a fewcolor model checkpoint ({exc}); give one written by "
+                                 "`fewcolor train` or `fewcolor adapt`") from exc
             self.entries[f"m{i}"] = ModelEntry(f"m{i}", path.name, path)
         if not self.entries:
             raise ValueError("no model to serve: give a checkpoint (fewcolor serve MODEL.safetensors); this "
@@ -184,8 +192,8 @@ async def _form(request: Request, service: Service) -> AsyncIterator[tuple[FormD
     try:
         try:
             form = await request.form(max_files=service.limits.max_support_images + 4, max_fields=64)
-        except Exception as exc:  # a malformed or truncated multipart body
-            raise Refusal(400, f"the upload could not be read as a form ({exc})") from exc
+        except (HTTPException, MultiPartException, ClientDisconnect, ValueError) as exc:  # malformed or cut short
+            raise Refusal(400, f"the upload could not be read as a form ({getattr(exc, 'detail', exc)})") from exc
         try:
             yield form, folder
         finally:
@@ -249,6 +257,12 @@ async def _options(form: FormData, method: Any, folder: Path, limits: Limits) ->
         elif str(value).strip():
             options[name] = _parse_option(opt, str(value).strip())
     return options, sweep
+
+
+def _error_response(request: Request, exc: Exception) -> Response:
+    """Anything unexpected: logged with its traceback, answered as one line (never a traceback page)."""
+    log.exception("%s %s failed", request.method, request.url.path)
+    return JSONResponse({"error": f"internal error: {type(exc).__name__}: {exc}"}, status_code=500)
 
 
 def _refusal_response(request: Request, exc: Exception) -> Response:
@@ -385,4 +399,5 @@ def create_app(service: Service) -> Starlette:
         Route("/api/zip", make_zip, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    return Starlette(routes=routes, exception_handlers={Refusal: _refusal_response}, lifespan=lifespan)
+    handlers = {Refusal: _refusal_response, Exception: _error_response}
+    return Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
