@@ -14,7 +14,7 @@ pytest.importorskip("starlette", reason="the [serve] extra (starlette, uvicorn, 
 pytest.importorskip("multipart", reason="the [serve] extra (python-multipart) is not installed")
 
 with warnings.catch_warnings():  # Starlette 1.x suggests httpx2 for its test client; httpx works the same
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 from tests.serve_helpers import tiny_memopainter_checkpoint
 

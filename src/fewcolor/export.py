@@ -146,14 +146,15 @@ def check_onnx(colorizer: Colorizer, path: str | Path, images: Sequence[tuple[st
     prepared = colorizer._prepare_options(options)
     results = []
     for name, rgb in images:
-        h, w = working_size(*rgb.shape[-2:], colorizer.size, colorizer.method.size_multiple)
+        height, width = int(rgb.shape[-2]), int(rgb.shape[-1])
+        h, w = working_size(height, width, colorizer.size, colorizer.method.size_multiple)
         small = torch.nn.functional.interpolate(rgb[None].float(), size=(h, w), mode="bilinear", antialias=True,
                                                 align_corners=False)
         l = normalize_l(rgb_to_lab(small)[:, :1])
         torch_ms, ref = _best_time(lambda l=l: _torch_ab(colorizer, l, prepared), repeats)
         onnx_ms, got = _best_time(lambda l=l: session.run(["ab"], {"l": l.numpy()})[0], repeats)
         delta = float((torch.from_numpy(got) - ref).abs().max()) * AB_SCALE
-        results.append(CheckResult(name, tuple(rgb.shape[-2:]), (h, w), delta, torch_ms, onnx_ms))
+        results.append(CheckResult(name, (height, width), (h, w), delta, torch_ms, onnx_ms))
     return results
 
 

@@ -61,8 +61,15 @@ class ModelEntry:
     colorizer: Any = None
     adapted: bool = False
 
+    def method(self) -> Any:
+        """The method (class or loaded instance): what its options and name are read from."""
+        if self.colorizer is not None:
+            return self.colorizer.method
+        assert self.path is not None, "a model entry holds a checkpoint path or a colorizer"
+        return _method_class_of(self.path)
+
     def describe(self) -> dict[str, Any]:
-        method = self.colorizer.method if self.colorizer is not None else _method_class_of(self.path)
+        method = self.method()
         return {
             "id": self.id,
             "label": self.label,
@@ -72,7 +79,7 @@ class ModelEntry:
         }
 
 
-def _method_class_of(path: Path | None) -> Any:
+def _method_class_of(path: Path) -> Any:
     from fewcolor.io.checkpoint import read_metadata
     from fewcolor.methods.registry import get_method_class
 
@@ -150,6 +157,7 @@ class Service:
 
         entry = self.entry(model_id)
         if entry.colorizer is None:
+            assert entry.path is not None, "a model entry holds a checkpoint path or a colorizer"
             try:
                 entry.colorizer = Colorizer.from_checkpoint(entry.path, device=self.device, size=self.size)
             except (CheckpointError, OSError, KeyError, ValueError) as exc:
@@ -331,7 +339,7 @@ def create_app(service: Service) -> Starlette:
         async with service.admitted(request), _form(request, service) as (form, folder):
             model_id = str(form.get("model") or next(iter(service.entries)))
             entry = service.entry(model_id)
-            method = entry.colorizer.method if entry.colorizer is not None else _method_class_of(entry.path)
+            method = entry.method()
             image = await _save_upload(form.get("image"), folder, service.limits, "image")
             options, sweep = await _options(form, method, folder, service.limits)
             ids = await service.run(_colorize_job, service, model_id, image, options, sweep)
