@@ -70,3 +70,18 @@ def test_cli_export_with_check(tmp_path):
     assert out.is_file() and "astronaut" in result.output and "max |Δab|" in result.output
     result = CliRunner().invoke(main, ["export", str(model), "-o", str(out), "--variants", "2"])
     assert result.exit_code != 0 and "one graph has one colouring" in result.output
+
+
+def test_bundled_model_parity(tmp_path):
+    from fewcolor.pretrained import bundled_model_path
+
+    model = bundled_model_path()
+    if model is None:
+        pytest.skip("this checkout ships no bundled base model (src/fewcolor/weights/base.safetensors)")
+    colorizer = Colorizer.from_checkpoint(model, device="cpu")
+    reason = colorizer.method.export_blocker({})
+    if reason is not None:
+        pytest.skip(f"the bundled {colorizer.name} model does not export as it is: {reason}")
+    path = export_onnx(colorizer, tmp_path / "base.onnx")
+    images = [*sample_photos(), ("64x64", torch.rand(3, 64, 64)), ("200x130", torch.rand(3, 200, 130))]
+    assert max(r.max_abs_ab for r in check_onnx(colorizer, path, images, repeats=1)) <= 1e-3

@@ -378,16 +378,17 @@ def create_app(service: Service) -> Starlette:
             raise Refusal(400, 'expected JSON {"items": [{"id": ..., "name": ...}, ...]}') from exc
         if not pairs:
             raise Refusal(422, "nothing to put in the zip: colorize some images first")
+        files = [service.result(rid) for rid, _ in pairs]  # 404 before anything is written
         handle, name = tempfile.mkstemp(suffix=".zip", dir=service.workdir)
         with open(handle, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_STORED) as archive:
             used: set[str] = set()
-            for rid, arcname in pairs:
+            for path, (_, arcname) in zip(files, pairs, strict=True):
                 stem, n = arcname, 1
                 while arcname in used:
                     n += 1
                     arcname = f"{Path(stem).stem}_{n}{Path(stem).suffix or '.png'}"
                 used.add(arcname)
-                archive.write(service.result(rid), arcname)
+                archive.write(path, arcname)
         return FileResponse(name, media_type="application/zip", filename="fewcolor.zip",
                             background=BackgroundTask(Path(name).unlink, missing_ok=True))
 
