@@ -105,8 +105,6 @@ class Service:
         from fewcolor.io.checkpoint import CheckpointError
         from fewcolor.pretrained import bundled_model_path
 
-        self.workdir = Path(tempfile.mkdtemp(prefix="fewcolor-serve-"))
-        (self.workdir / "results").mkdir()
         self.entries: OrderedDict[str, ModelEntry] = OrderedDict()
         bundled = bundled_model_path()
         if bundled is not None:
@@ -121,6 +119,8 @@ class Service:
         if not self.entries:
             raise ValueError("no model to serve: give a checkpoint (fewcolor serve MODEL.safetensors); this "
                              "install has no bundled base model")
+        self.workdir = Path(tempfile.mkdtemp(prefix="fewcolor-serve-"))  # after the checks: nothing to leak
+        (self.workdir / "results").mkdir()
         self.results: OrderedDict[str, Path] = OrderedDict()
         self._pending = 0
         self._worker = asyncio.Semaphore(1)
