@@ -135,3 +135,24 @@ def test_serve_command_refuses_what_it_cannot_serve(tmp_path):
     result = CliRunner().invoke(main, ["serve", str(not_a_model)])
     assert result.exit_code != 0 and "is not a fewcolor model checkpoint" in result.output
     assert "Traceback" not in result.output
+
+
+def test_image_and_number_options_reach_the_method(tmp_path):
+    torch.manual_seed(0)
+    iizuka = save_method(build_method("iizuka", "tiny"), tmp_path / "iizuka.safetensors")
+    cic = save_method(build_method("cic", "tiny"), tmp_path / "cic.safetensors")
+    client, _ = _client([iizuka, cic])
+    image = {"image": ("a.png", _png(), "image/png")}
+    with client:
+        plain = client.post("/api/colorize", data={"model": "m1"}, files=image).json()["results"][0]
+        styled = client.post("/api/colorize", data={"model": "m1"},
+                             files={**image, "opt.global_from": ("style.jpg", _png(64, 64, "RGB", 5), "image/png")})
+        assert styled.status_code == 200, styled.text
+        assert client.get(plain).content != client.get(styled.json()["results"][0]).content
+        bad_style = client.post("/api/colorize", data={"model": "m1"},
+                                files={**image, "opt.global_from": ("style.jpg", b"GIF89a-not-really", "image/gif")})
+        assert bad_style.status_code == 415 and "style.jpg" in bad_style.json()["error"]
+        warm = client.post("/api/colorize", data={"model": "m2", "opt.temperature": "0.1"}, files=image)
+        assert warm.status_code == 200
+        low = client.post("/api/colorize", data={"model": "m2", "opt.temperature": "-1"}, files=image)
+        assert low.status_code == 422 and "temperature must be >= 0" in low.json()["error"]
