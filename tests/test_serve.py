@@ -88,6 +88,8 @@ def test_colorize_variants_keep_size_and_differ(checkpoints):
         ({"image": ("a.png", _png(), "image/png")}, {"opt.variant": "x"}, {}, 422, "not a valid int"),
         ({"image": ("a.png", _png(), "image/png")}, {"opt.variants": "99"}, {}, 422, "between 1 and"),
         ({"image": ("a.png", _png(), "image/png")}, {"model": "nope"}, {}, 404, "unknown model"),
+        ({"image": ("a.png", _png(), "image/png")}, {"opt.reference": "red"}, {}, 422, "takes an image file"),
+        ({}, {}, {}, 400, "expected a file upload"),
         ({"image": ("a.png", _png(), "image/png")}, {"opt.variant": "9"}, {}, 422, "memory holds 4"),
     ],
 )

@@ -260,8 +260,11 @@ async def _options(form: FormData, method: Any, folder: Path, limits: Limits) ->
         if opt is None:
             raise Refusal(422, f"method {method.name!r} has no option {name!r}")
         if opt.is_image:
-            if isinstance(value, UploadFile) and value.filename:
-                options[name] = await _save_upload(value, folder, limits, f"option {name}")
+            if isinstance(value, UploadFile):
+                if value.filename:
+                    options[name] = await _save_upload(value, folder, limits, f"option {name}")
+            elif str(value).strip():
+                raise Refusal(422, f"option {name} takes an image file, not text")
         elif str(value).strip():
             options[name] = _parse_option(opt, str(value).strip())
     return options, sweep
