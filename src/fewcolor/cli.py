@@ -515,6 +515,94 @@ def colorize_cmd(
 
 
 # ----------------------------------------------------------------------------------------------
+@main.command("export", cls=_RegistryCommand)
+@click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The .onnx file to write (input l: normalised L, output ab: normalised ab; docs/EXPORT.md).")
+@click.option("--size", type=int, default=None,
+              help="Working resolution recorded in the model (default: the config's).")
+@click.option("--check", is_flag=True,
+              help="Run onnxruntime against PyTorch on real photos (scikit-image's astronaut, coffee, chelsea) "
+                   "and report max |Δab| in Lab units and both inference times.")
+@click.option("--check-image", "check_images", multiple=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Check on this image instead of the sample photos (repeatable).")
+def export_cmd(model: Path, out_path: Path, size: int | None, check: bool, check_images: tuple[Path, ...],
+               **options: Any) -> None:
+    """Export MODEL's network to ONNX with dynamic batch, height and width (needs the [export] extra).
+
+    The method options below are fixed into the graph (e.g. --temperature, --variant, --palette). MetalGAN
+    exports only without test-time adaptation (--adapt-steps 0, or a model made by `fewcolor adapt`).
+    """
+    from fewcolor.io.checkpoint import CheckpointError
+    from fewcolor.methods.base import InferenceOptionError
+    from fewcolor.methods.registry import inference_option_table
+    from fewcolor.pipeline import Colorizer
+
+    sweeps = [opt.sweep for opt, _ in inference_option_table().values() if opt.sweep]
+    if any(options.get(k) is not None for k in sweeps):
+        raise click.UsageError(f"one graph has one colouring: give the single option (e.g. --variant 2), not "
+                               f"{', '.join('--' + k for k in sweeps)}")
+    options = {k: v for k, v in options.items() if v is not None and k not in sweeps}
+    if out_path.exists() and out_path.resolve() == model.resolve():
+        raise click.ClickException("refusing to overwrite the model; choose another -o")
+    try:
+        from fewcolor.export import ExportError, check_onnx, export_onnx, sample_photos
+    except ImportError as exc:
+        raise click.ClickException(
+            f"export needs onnx and onnxruntime: pip install 'fewcolor[export]' ({exc})"
+        ) from exc
+    try:
+        colorizer = Colorizer.from_checkpoint(model, device="cpu", size=size)
+        path = export_onnx(colorizer, out_path, **options)
+        click.echo(f"wrote {path} ({colorizer.name}, working size {colorizer.size})")
+        if check or check_images:
+            from fewcolor.io.image import read_rgb
+
+            images = [(p.name, read_rgb(p)) for p in check_images] if check_images else sample_photos()
+            for r in check_onnx(colorizer, path, images, **options):
+                click.echo(f"  {r.name:12s} {r.size[1]}×{r.size[0]} -> {r.working[1]}×{r.working[0]}: max |Δab| "
+                           f"{r.max_abs_ab:.2e} Lab; PyTorch {r.torch_ms:.1f} ms, onnxruntime {r.onnx_ms:.1f} ms")
+    except (ExportError, CheckpointError, InferenceOptionError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@main.command("serve")
+@click.argument("models", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; the default lets only this computer in.")
+@click.option("--port", type=int, default=7860, show_default=True, help="Port to listen on.")
+@click.option("--max-upload-mb", type=click.FloatRange(min=0.1), default=20.0, show_default=True,
+              help="Largest request (all its files together), MiB.")
+@click.option("--max-megapixels", type=click.FloatRange(min=0.01), default=24.0, show_default=True,
+              help="Largest image (width × height as its header states), checked before decoding.")
+@click.option("--queue", "queue_size", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Requests admitted at once (one computes, the rest wait); more get HTTP 429.")
+@click.option("--size", type=int, default=None, help="Working resolution of the networks (default: each config's).")
+@click.option("--device", default=None, help="cpu, cuda ... (default: CUDA when present).")
+def serve_cmd(models: tuple[Path, ...], host: str, port: int, max_upload_mb: float, max_megapixels: float,
+              queue_size: int, size: int | None, device: str | None) -> None:
+    """A web page for colorizing in the browser, with MODELS (checkpoints) and the bundled base model.
+
+    Upload grey or colour images, set the method's options, compare input and output, pick among variants,
+    download PNGs (single or zip), or adapt a model to a few images of your own. Works offline; uploads
+    live only in a temporary folder that is removed when the server stops (docs/SERVE.md).
+    """
+    try:
+        from fewcolor.serve import serve
+        from fewcolor.serve.limits import Limits
+    except ImportError as exc:
+        raise click.ClickException(f"serve needs starlette, uvicorn and python-multipart: pip install "
+                                   f"'fewcolor[serve]' ({exc})") from exc
+    limits = Limits(max_upload_bytes=int(max_upload_mb * 2**20), max_pixels=int(max_megapixels * 1e6),
+                    queue_size=queue_size)
+    try:
+        serve(list(models), host=host, port=port, limits=limits, device=device, size=size)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+# ----------------------------------------------------------------------------------------------
 @main.command("demo")
 @click.option(
     "-o",

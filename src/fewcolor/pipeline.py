@@ -8,6 +8,8 @@ input's ORIGINAL lightness, so no detail is lost however small the network's inp
     from fewcolor import Colorizer
     colorizer = Colorizer.from_checkpoint("run/model.safetensors")
     colorizer.colorize_file("grey.jpg", "colour.png")
+    colorizer.colorize(pil_image)                  # -> PIL image; numpy and torch work alike
+    colorizer.colorize([array_a, array_b])         # -> a list, batched by working size
 """
 
 from __future__ import annotations
@@ -65,8 +67,10 @@ class Colorizer:
         return self.method.name
 
     def _prepare_options(self, options: dict[str, Any]) -> dict[str, Any]:
-        """Convert option values by the method's declarations: image options given as paths are read,
-        ``image-l`` ones become normalised L at the working resolution; tensors move to the device."""
+        """Convert option values by the method's declarations: image options given as paths are read and
+        PIL images or numpy arrays converted, ``image-l`` ones become normalised L at the working resolution;
+        tensors move to the device."""
+        from fewcolor.io.convert import to_rgb
         from fewcolor.io.image import read_rgb
 
         prepared = {}
@@ -77,6 +81,8 @@ class Colorizer:
             if opt is not None and opt.is_image:
                 if isinstance(value, (str, os.PathLike)):
                     value = read_rgb(value, pixel_budget=self.pixel_budget)
+                elif not torch.is_tensor(value):
+                    value = to_rgb(value)[0]  # a PIL image or numpy array
                 if opt.as_l and torch.is_tensor(value) and value.shape[-3] == 3:
                     rgb = value if value.dim() == 4 else value[None]
                     h, w = working_size(int(rgb.shape[-2]), int(rgb.shape[-1]), self.size, self.method.size_multiple)
@@ -89,44 +95,85 @@ class Colorizer:
         return prepared
 
     @torch.no_grad()
-    def _ab_full(self, rgb: torch.Tensor, options: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(the (3,H,W) float image, predicted ab at full size in Lab units (2,H,W))."""
-        if rgb.dim() != 3 or rgb.shape[0] not in (1, 3):
-            raise ValueError(f"expected an image tensor (3,H,W) or (1,H,W), got shape {tuple(rgb.shape)}")
-        if rgb.shape[0] == 1:
-            rgb = rgb.expand(3, -1, -1)
-        height, width = rgb.shape[-2:]
-        if min(height, width) < MIN_SIDE:
-            raise ValueError(f"image is {width}×{height}; fewcolor needs at least {MIN_SIDE}×{MIN_SIDE} pixels")
-        rgb = rgb.float()
-        h, w = working_size(height, width, self.size, self.method.size_multiple)
-        small = F.interpolate(rgb[None], size=(h, w), mode="bilinear", antialias=True, align_corners=False)
-        l_small = normalize_l(rgb_to_lab(small)[:, :1]).to(self.device)
-        ab_small = self.method.predict_ab(l_small, **self._prepare_options(options)).float().cpu()
-        ab_full = F.interpolate(ab_small, size=(height, width), mode="bilinear", align_corners=False)
-        return rgb, denormalize_ab(ab_full)[0]
-
     def predict_ab_full(self, rgb: torch.Tensor, **options: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """(L at full size, predicted ab at full size), both in Lab units, for a (3,H,W) image."""
-        rgb, ab_full = self._ab_full(rgb, options)
+        if rgb.dim() != 3 or rgb.shape[0] not in (1, 3):
+            raise ValueError(f"expected an image tensor (3,H,W) or (1,H,W), got shape {tuple(rgb.shape)}")
+        rgb = rgb.expand(3, -1, -1).float()
+        ab_full = self._predict_full([rgb], self._prepare_options(options), batch_size=1)[0]
         return rgb_to_lab(rgb[None])[0, :1], ab_full
 
+    def colorize(self, image: Any, batch_size: int = 16, **options: Any) -> Any:
+        """Colorize one image or a list of them; each result has the form its input had.
+
+        Takes a PIL image, a numpy array ``(H,W)``/``(H,W,3)`` (uint8, uint16 or float in [0, 1]), a
+        torch tensor ``(3,H,W)``/``(1,H,W)``/``(H,W)`` (float in [0, 1] or uint8), a batch tensor
+        ``(B,C,H,W)``, or a list of any of these (see :mod:`fewcolor.io.convert`). Images whose working
+        sizes agree go through the network together, ``batch_size`` at a time; every output keeps its
+        input's size and full-resolution L.
+        """
+        from fewcolor.io.convert import from_rgb, to_rgb
+
+        many = isinstance(image, (list, tuple)) or (torch.is_tensor(image) and image.dim() == 4)
+        pairs = [to_rgb(item) for item in image] if many else [to_rgb(image)]
+        outputs = self._colorize_tensors([rgb for rgb, _ in pairs], options, batch_size)
+        results = [from_rgb(out, kind) for out, (_, kind) in zip(outputs, pairs, strict=True)]
+        if isinstance(image, (list, tuple)):
+            return results
+        return torch.stack(results) if torch.is_tensor(image) and image.dim() == 4 else results[0]
+
     @torch.no_grad()
-    def colorize(self, image: torch.Tensor, **options: Any) -> torch.Tensor:
-        """Colorize an RGB or grey image tensor (3,H,W)/(1,H,W) in [0,1]; returns (3,H,W) RGB in [0,1].
+    def _colorize_tensors(
+        self, rgbs: list[torch.Tensor], options: dict[str, Any], batch_size: int
+    ) -> list[torch.Tensor]:
+        """(3,H,W) RGB images in [0,1] to their colorizations (3,H,W).
 
         The full-resolution Lab round trip runs in bands of about ``_BAND_PIXELS`` pixels, so its
         temporaries stay small however large the image (the conversions are per pixel: same result).
         """
-        rgb, ab_full = self._ab_full(image, options)
-        height, width = rgb.shape[-2:]
-        out = torch.empty(3, height, width)
-        rows = max(1, _BAND_PIXELS // width)
-        for top in range(0, height, rows):
-            band = slice(top, top + rows)
-            l_band = rgb_to_lab(rgb[None, :, band])[:, :1]
-            out[:, band] = merge_l_ab(l_band, ab_full[None, :, band])[0]
-        return out
+        prepared = self._prepare_options(options)
+        outputs = []
+        for rgb, ab_full in zip(rgbs, self._predict_full(rgbs, prepared, batch_size), strict=True):
+            rgb = rgb.expand(3, -1, -1).float()
+            height, width = rgb.shape[-2:]
+            out = torch.empty(3, height, width)
+            rows = max(1, _BAND_PIXELS // width)
+            for top in range(0, height, rows):
+                band = slice(top, top + rows)
+                l_band = rgb_to_lab(rgb[None, :, band])[:, :1]
+                out[:, band] = merge_l_ab(l_band, ab_full[None, :, band])[0]
+            outputs.append(out)
+        return outputs
+
+    def _predict_full(
+        self, rgbs: list[torch.Tensor], options: dict[str, Any], batch_size: int
+    ) -> list[torch.Tensor]:
+        """Full-size ab (2,H,W) in Lab units per image; the network sees images of equal working size in
+        batches of ``batch_size``."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, rgb in enumerate(rgbs):
+            height, width = rgb.shape[-2:]
+            if min(height, width) < MIN_SIDE:
+                raise ValueError(f"image is {width}×{height}; fewcolor needs at least {MIN_SIDE}×{MIN_SIDE} pixels")
+            groups.setdefault(working_size(height, width, self.size, self.method.size_multiple), []).append(i)
+        results: list[torch.Tensor | None] = [None] * len(rgbs)
+        for (h, w), members in groups.items():
+            for start in range(0, len(members), batch_size):
+                chunk = members[start : start + batch_size]
+                small = torch.cat([
+                    F.interpolate(rgbs[i][None].float(), size=(h, w), mode="bilinear", antialias=True,
+                                  align_corners=False)
+                    for i in chunk
+                ])
+                l_small = normalize_l(rgb_to_lab(small)[:, :1]).to(self.device)
+                ab_small = self.method.predict_ab(l_small, **options).float().cpu()
+                for j, i in enumerate(chunk):
+                    size = tuple(rgbs[i].shape[-2:])
+                    ab_full = F.interpolate(ab_small[j : j + 1], size=size, mode="bilinear", align_corners=False)
+                    results[i] = denormalize_ab(ab_full)[0]
+        return [r for r in results if r is not None]
 
     def colorize_path(self, path: str | os.PathLike[str], **options: Any) -> torch.Tensor:
         from fewcolor.io.image import read_rgb

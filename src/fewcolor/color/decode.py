@@ -43,6 +43,8 @@ def annealed_mean(
     scores = logits.float()
     if from_probs:
         scores = scores.clamp_min(torch.finfo(torch.float32).tiny).log()
-    weights = annealed_distribution(scores, temperature, dim=dim).movedim(dim, -1)
+    # non-negative axes throughout: ONNX export writes a negative axis into Transpose's perm, which is invalid
+    dim, last = dim % scores.dim(), scores.dim() - 1
+    weights = annealed_distribution(scores, temperature, dim=dim).movedim(dim, last)
     ab = weights @ ab_bin_centers(weights.device)  # (..., 313) @ (313, 2)
-    return ab.movedim(-1, dim)
+    return ab.movedim(last, dim)

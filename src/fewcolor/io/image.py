@@ -38,6 +38,7 @@ __all__ = [
     "DEFAULT_PIXEL_BUDGET",
     "IMAGE_EXTENSIONS",
     "ImageReadError",
+    "decode_pil",
     "image_size",
     "list_images",
     "read_frames",
@@ -94,6 +95,13 @@ def read_rgb(
             raise
         except Exception as exc:
             raise ImageReadError(f"{p}: corrupt or truncated image data ({type(exc).__name__}: {exc})") from exc
+
+
+def decode_pil(image: Image.Image, background: Background = (1.0, 1.0, 1.0)) -> torch.Tensor:
+    """An in-memory Pillow image of any mode as float32 sRGB ``(3, H, W)`` in ``[0, 1]``, decoded as
+    :func:`read_rgb` decodes files (alpha composited on ``background``); no EXIF rotation, the image is
+    taken as the caller holds it."""
+    return _to_tensor(image, _check_background(background, Path("<PIL image>")))
 
 
 def read_frames(

@@ -132,6 +132,12 @@ class Method(nn.Module):
             if opt is not None and value is not None:
                 opt.check(value, self.name)
 
+    def export_blocker(self, options: Mapping[str, Any]) -> str | None:
+        """Why :meth:`predict_ab` with these options is not one fixed network (so it cannot be exported as
+        one ONNX graph), or ``None`` when it is. A method whose inference computes more than a forward pass
+        (e.g. gradient steps at test time) overrides this."""
+        return None
+
     def extra_metadata(self) -> dict[str, Any]:
         """JSON-serialisable facts stored in the checkpoint (e.g. which backbone was used)."""
         return {}

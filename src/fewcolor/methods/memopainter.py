@@ -279,6 +279,14 @@ class MemoPainter(Method):
         self.check_options(options)
         return self.generator(l, self.condition(l, **options))
 
+    def export_blocker(self, options: Mapping[str, Any]) -> str | None:
+        if self.config.memory and options.get("palette") is None and options.get("reference") is None:
+            return ("its colour comes from memory retrieval, whose query runs a frozen backbone that is stopped "
+                    "mid-forward by a hook and resized to the backbone's minimum input in Python, which the ONNX "
+                    "tracer cannot record as one graph for every size; export with --palette or --reference (the "
+                    "colour feature is then fixed), or a res-cgan model")
+        return None
+
     def predict_variants(self, l: torch.Tensor, k: int) -> torch.Tensor:
         """The colourings from the top-``k`` memory slots: (k', B, 2, H, W), k' = min(k, filled slots)."""
         values, _, _ = self.retrieve(l, k)

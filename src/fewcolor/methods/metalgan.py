@@ -53,7 +53,7 @@ import copy
 import dataclasses
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -438,6 +438,15 @@ class MetalGAN(Method):
             idx = torch.nonzero(clusters == k).flatten().to(l.device)
             out[idx] = self.adapted_generator(k, steps)(l[idx]).to(out.dtype)
         return out
+
+    def export_blocker(self, options: Mapping[str, Any]) -> str | None:
+        steps = options.get("adapt_steps")
+        steps = self.config.adapt_steps if steps is None else int(steps)
+        if steps > 0 and self.has_tasks:
+            return (f"with adapt_steps={steps} each query's generator is adapted at test time by gradient steps on "
+                    "its cluster's images (Algorithm 2), which no fixed graph computes; export with adapt_steps=0 "
+                    "(the meta-trained G) or export a model adapted with `fewcolor adapt`")
+        return None
 
     # ----- the benchmark's equal-budget hooks (see Method) ------------------------------------
     def images_per_step(self, batch_size: int) -> int:

@@ -1,0 +1,415 @@
+"""``fewcolor serve``: a small ASGI app (Starlette) with one static page, for colorizing in a browser.
+
+Everything runs on this machine and works offline: the page is plain HTML/JS shipped in the package (no
+CDN). Uploads are written only under one temporary folder that the server creates at start and removes
+at exit; each request's files live in a subfolder removed when the request ends, and results (the PNGs
+the page shows and downloads) are kept, at most ``MAX_RESULTS`` of them, until the server stops.
+
+At most ``Limits.queue_size`` requests are admitted at once (working or waiting for the one worker that
+runs the network); the next one gets 429 with a reason, so a burst of uploads neither crashes the server
+nor grows its memory with the burst. The method options of the page come from the registry's
+:class:`fewcolor.methods.options.InferenceOption` declarations of each model's method.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import secrets
+import shutil
+import tempfile
+import threading
+import zipfile
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from fewcolor.serve.limits import Limits, Refusal, check_body_size, sniff_image
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).resolve().parent / "static"
+#: results kept for viewing and download; the oldest is deleted beyond this
+MAX_RESULTS = 400
+#: adapted models kept in memory; the oldest is dropped beyond this
+MAX_ADAPTED = 4
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass
+class ModelEntry:
+    """A model the page can pick: a checkpoint (loaded on first use) or one adapted on the spot."""
+
+    id: str
+    label: str
+    path: Path | None = None
+    colorizer: Any = None
+    adapted: bool = False
+
+    def method(self) -> Any:
+        """The method (class or loaded instance): what its options and name are read from."""
+        if self.colorizer is not None:
+            return self.colorizer.method
+        assert self.path is not None, "a model entry holds a checkpoint path or a colorizer"
+        return _method_class_of(self.path)
+
+    def describe(self) -> dict[str, Any]:
+        method = self.method()
+        return {
+            "id": self.id,
+            "label": self.label,
+            "method": method.name,
+            "summary": method.summary,
+            "options": [_option_json(o) for o in method.inference_options],
+        }
+
+
+def _method_class_of(path: Path) -> Any:
+    from fewcolor.io.checkpoint import read_metadata
+    from fewcolor.methods.registry import get_method_class
+
+    return get_method_class(read_metadata(path)["method"])
+
+
+def _option_json(opt: Any) -> dict[str, Any]:
+    default = opt.default if isinstance(opt.default, (int, float, str, bool)) or opt.default is None else None
+    return {"name": opt.name, "kind": opt.kind, "help": opt.help, "default": default, "minimum": opt.minimum,
+            "maximum": opt.maximum, "choices": list(opt.choices) if opt.choices else None, "sweep": opt.sweep}
+
+
+@dataclass
+class Service:
+    """The server's state: models, results, the temporary folder and the admission queue."""
+
+    models: list[Path]
+    limits: Limits = field(default_factory=Limits)
+    device: str | None = None
+    size: int | None = None
+
+    def __post_init__(self) -> None:
+        from fewcolor.io.checkpoint import CheckpointError
+        from fewcolor.pretrained import bundled_model_path
+
+        self.entries: OrderedDict[str, ModelEntry] = OrderedDict()
+        bundled = bundled_model_path()
+        if bundled is not None:
+            self.entries["base"] = ModelEntry("base", "bundled base model", bundled)
+        for i, path in enumerate(self.models, start=1):
+            try:
+                _method_class_of(path)
+            except (CheckpointError, OSError, KeyError, ValueError) as exc:
+                raise ValueError(f"{path} is not a fewcolor model checkpoint ({exc}); give one written by "
+                                 "`fewcolor train` or `fewcolor adapt`") from exc
+            self.entries[f"m{i}"] = ModelEntry(f"m{i}", path.name, path)
+        if not self.entries:
+            raise ValueError("no model to serve: give a checkpoint (fewcolor serve MODEL.safetensors); this "
+                             "install has no bundled base model")
+        self.workdir = Path(tempfile.mkdtemp(prefix="fewcolor-serve-"))  # after the checks: nothing to leak
+        (self.workdir / "results").mkdir()
+        self.results: OrderedDict[str, Path] = OrderedDict()
+        self._pending = 0
+        self._worker = asyncio.Semaphore(1)
+        self._lock = threading.Lock()
+
+    # ----- admission --------------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def admitted(self, request: Request) -> AsyncIterator[None]:
+        """Hold a place in the bounded queue for the whole request, or raise 429 (a body over the size
+        limit is refused first, for that reason)."""
+        check_body_size(request.headers.get("content-length"), self.limits)
+        if self._pending >= self.limits.queue_size:
+            raise Refusal(429, f"the server is busy ({self._pending} requests in progress); try again in a moment")
+        self._pending += 1
+        try:
+            yield
+        finally:
+            self._pending -= 1
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run blocking work (the network) on the one worker thread, in admission order."""
+        async with self._worker:
+            return await anyio.to_thread.run_sync(fn, *args)
+
+    # ----- models and results -----------------------------------------------------------------
+    def entry(self, model_id: str) -> ModelEntry:
+        if model_id not in self.entries:
+            raise Refusal(404, f"unknown model {model_id!r}; reload the page to see the models")
+        return self.entries[model_id]
+
+    def colorizer(self, model_id: str) -> Any:
+        from fewcolor.io.checkpoint import CheckpointError
+        from fewcolor.pipeline import Colorizer
+
+        entry = self.entry(model_id)
+        if entry.colorizer is None:
+            assert entry.path is not None, "a model entry holds a checkpoint path or a colorizer"
+            try:
+                entry.colorizer = Colorizer.from_checkpoint(entry.path, device=self.device, size=self.size)
+            except (CheckpointError, OSError, KeyError, ValueError) as exc:
+                raise Refusal(422, f"model {entry.label} cannot be loaded: {exc}") from exc
+        return entry.colorizer
+
+    def add_adapted(self, label: str, colorizer: Any) -> ModelEntry:
+        entry = ModelEntry(f"a{secrets.token_hex(4)}", label, colorizer=colorizer, adapted=True)
+        self.entries[entry.id] = entry
+        adapted = [k for k, e in self.entries.items() if e.adapted]
+        for old in adapted[:-MAX_ADAPTED]:
+            del self.entries[old]
+        return entry
+
+    def new_result(self) -> tuple[str, Path]:
+        rid = secrets.token_hex(8)
+        path = self.workdir / "results" / f"{rid}.png"
+        with self._lock:
+            self.results[rid] = path
+            while len(self.results) > MAX_RESULTS:
+                _, old = self.results.popitem(last=False)
+                old.unlink(missing_ok=True)
+        return rid, path
+
+    def result(self, rid: str) -> Path:
+        path = self.results.get(rid)
+        if path is None or not path.exists():
+            raise Refusal(404, "this result is no longer kept; colorize the image again")
+        return path
+
+    def close(self) -> None:
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+# ----- request helpers ------------------------------------------------------------------------------
+@contextlib.asynccontextmanager
+async def _form(request: Request, service: Service) -> AsyncIterator[tuple[FormData, Path]]:
+    """The request's form and a folder for its files (removed when the request ends)."""
+    folder = Path(tempfile.mkdtemp(prefix="req-", dir=service.workdir))
+    try:
+        try:
+            form = await request.form(max_files=service.limits.max_support_images + 4, max_fields=64)
+        except (HTTPException, MultiPartException, ClientDisconnect, ValueError) as exc:  # malformed or cut short
+            raise Refusal(400, f"the upload could not be read as a form ({getattr(exc, 'detail', exc)})") from exc
+        try:
+            yield form, folder
+        finally:
+            await form.close()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+async def _save_upload(upload: Any, folder: Path, limits: Limits, what: str) -> Path:
+    """Copy an uploaded file into ``folder`` under a safe name and check it is an image we take."""
+    if not isinstance(upload, UploadFile):
+        raise Refusal(400, f"{what}: expected a file upload")
+    name = _SAFE_NAME.sub("_", Path(upload.filename or "upload").name)[:80] or "upload"
+    path = folder / f"{secrets.token_hex(4)}-{name}"
+    with path.open("wb") as out:
+        while chunk := await upload.read(1 << 20):
+            out.write(chunk)
+    sniff_image(path, upload.filename or what, limits)
+    return path
+
+
+def _parse_option(opt: Any, raw: str) -> Any:
+    try:
+        if opt.kind == "float":
+            return float(raw)
+        if opt.kind == "int":
+            return int(raw)
+        if opt.kind == "bool":
+            return raw.lower() in ("1", "true", "yes", "on")
+    except ValueError as exc:
+        raise Refusal(422, f"option {opt.name}: {raw!r} is not a valid {opt.kind}") from exc
+    return raw
+
+
+async def _options(form: FormData, method: Any, folder: Path, limits: Limits) -> tuple[dict[str, Any], Any]:
+    """The method options from ``opt.NAME`` fields (image options as files) and the sweep, if any."""
+    options: dict[str, Any] = {}
+    sweep = None
+    known = {o.name: o for o in method.inference_options}
+    sweeps = {o.sweep: o for o in method.inference_options if o.sweep}
+    for key, value in form.multi_items():
+        if not key.startswith("opt."):
+            continue
+        name = key[4:]
+        if name in sweeps:
+            if str(value).strip():
+                try:
+                    count = int(str(value))
+                except ValueError as exc:
+                    raise Refusal(422, f"{name} must be a whole number, got {value!r}") from exc
+                if not 1 <= count <= limits.max_variants:
+                    raise Refusal(422, f"{name} must be between 1 and {limits.max_variants}, got {count}")
+                sweep = (sweeps[name].name, count)
+            continue
+        opt = known.get(name)
+        if opt is None:
+            raise Refusal(422, f"method {method.name!r} has no option {name!r}")
+        if opt.is_image:
+            if isinstance(value, UploadFile):
+                if value.filename:
+                    options[name] = await _save_upload(value, folder, limits, f"option {name}")
+            elif str(value).strip():
+                raise Refusal(422, f"option {name} takes an image file, not text")
+        elif str(value).strip():
+            options[name] = _parse_option(opt, str(value).strip())
+    return options, sweep
+
+
+def _error_response(request: Request, exc: Exception) -> Response:
+    """Anything unexpected: logged with its traceback, answered as one line (never a traceback page)."""
+    log.exception("%s %s failed", request.method, request.url.path)
+    return JSONResponse({"error": f"internal error: {type(exc).__name__}: {exc}"}, status_code=500)
+
+
+def _refusal_response(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Refusal)
+    headers = {"Retry-After": "2"} if exc.status == 429 else None
+    return JSONResponse({"error": exc.reason}, status_code=exc.status, headers=headers)
+
+
+# ----- the work (on the worker thread) ---------------------------------------------------------------
+def _colorize_job(service: Service, model_id: str, image: Path, options: dict[str, Any], sweep: Any) -> list[str]:
+    from fewcolor.io.image import ImageReadError, read_rgb, write_rgb
+    from fewcolor.methods.options import InferenceOptionError
+
+    colorizer = service.colorizer(model_id)
+    try:
+        rgb = read_rgb(image, max_pixels=service.limits.max_pixels)
+        runs = [options] if sweep is None else [{**options, sweep[0]: i} for i in range(1, sweep[1] + 1)]
+        ids = []
+        for run_options in runs:
+            out = colorizer.colorize(rgb, **run_options)
+            rid, path = service.new_result()
+            write_rgb(path, out)
+            ids.append(rid)
+        return ids
+    except (InferenceOptionError, ImageReadError, ValueError) as exc:
+        raise Refusal(422, str(exc).replace(str(image), image.name.split("-", 1)[-1])) from exc
+    except RuntimeError as exc:  # e.g. an empty MemoPainter memory
+        raise Refusal(422, str(exc)) from exc
+
+
+def _adapt_job(service: Service, model_id: str, folder: Path, steps: int) -> ModelEntry:
+    from fewcolor.data.folder import ImageFolderDataset
+    from fewcolor.data.transforms import train_transform
+    from fewcolor.pipeline import Colorizer
+    from fewcolor.train.adapt import adapt
+
+    base = service.colorizer(model_id)
+    try:
+        support = ImageFolderDataset(folder, transform=train_transform(base.size), scan_cache=False)
+    except (ValueError, OSError) as exc:
+        raise Refusal(422, f"the support images cannot be used: {str(exc).replace(str(folder), 'upload')}") from exc
+    if len(support) == 0:
+        raise Refusal(422, "none of the support images is usable; adapting needs colour examples")
+    adapted, how = adapt(base.method, support, steps, seed=0, device=str(base.device))
+    label = f"{service.entry(model_id).label} adapted to {len(support)} image(s) ({how}, {steps} steps)"
+    return service.add_adapted(label, Colorizer(adapted, device=base.device, size=base.size))
+
+
+# ----- routes -----------------------------------------------------------------------------------------
+def create_app(service: Service) -> Starlette:
+    """The ASGI app serving the page and its API over ``service``."""
+
+    async def index(request: Request) -> Response:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
+
+    async def models(request: Request) -> Response:
+        return JSONResponse({
+            "models": [e.describe() for e in service.entries.values()],
+            "limits": {"max_upload_bytes": service.limits.max_upload_bytes, "max_pixels": service.limits.max_pixels,
+                       "max_variants": service.limits.max_variants,
+                       "max_support_images": service.limits.max_support_images,
+                       "max_adapt_steps": service.limits.max_adapt_steps},
+        })
+
+    async def colorize(request: Request) -> Response:
+        async with service.admitted(request), _form(request, service) as (form, folder):
+            model_id = str(form.get("model") or next(iter(service.entries)))
+            entry = service.entry(model_id)
+            method = entry.method()
+            image = await _save_upload(form.get("image"), folder, service.limits, "image")
+            options, sweep = await _options(form, method, folder, service.limits)
+            ids = await service.run(_colorize_job, service, model_id, image, options, sweep)
+        return JSONResponse({"results": [f"/api/result/{rid}" for rid in ids]})
+
+    async def adapt(request: Request) -> Response:
+        async with service.admitted(request), _form(request, service) as (form, folder):
+            model_id = str(form.get("model") or next(iter(service.entries)))
+            service.entry(model_id)
+            try:
+                steps = int(str(form.get("steps") or "20"))
+            except ValueError as exc:
+                raise Refusal(422, "steps must be a whole number") from exc
+            if not 1 <= steps <= service.limits.max_adapt_steps:
+                raise Refusal(422, f"steps must be between 1 and {service.limits.max_adapt_steps}, got {steps}")
+            uploads = form.getlist("support")
+            if not 1 <= len(uploads) <= service.limits.max_support_images:
+                raise Refusal(422, f"give 1 to {service.limits.max_support_images} support images, got {len(uploads)}")
+            support = folder / "support"
+            support.mkdir()
+            for upload in uploads:
+                await _save_upload(upload, support, service.limits, "support image")
+            entry = await service.run(_adapt_job, service, model_id, support, steps)
+        return JSONResponse({"model": entry.describe()})
+
+    async def result(request: Request) -> Response:
+        rid = request.path_params["rid"]
+        return FileResponse(service.result(rid), media_type="image/png", headers={"Cache-Control": "no-store"})
+
+    async def make_zip(request: Request) -> Response:
+        check_body_size(request.headers.get("content-length"), service.limits)
+        try:
+            items = (await request.json())["items"]
+            pairs = [(str(item["id"]), _SAFE_NAME.sub("_", str(item["name"]))[:100] or "image.png") for item in items]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise Refusal(400, 'expected JSON {"items": [{"id": ..., "name": ...}, ...]}') from exc
+        if not pairs:
+            raise Refusal(422, "nothing to put in the zip: colorize some images first")
+        files = [service.result(rid) for rid, _ in pairs]  # 404 before anything is written
+        handle, name = tempfile.mkstemp(suffix=".zip", dir=service.workdir)
+        with open(handle, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_STORED) as archive:
+            used: set[str] = set()
+            for path, (_, arcname) in zip(files, pairs, strict=True):
+                stem, n = arcname, 1
+                while arcname in used:
+                    n += 1
+                    arcname = f"{Path(stem).stem}_{n}{Path(stem).suffix or '.png'}"
+                used.add(arcname)
+                archive.write(path, arcname)
+        return FileResponse(name, media_type="application/zip", filename="fewcolor.zip",
+                            background=BackgroundTask(Path(name).unlink, missing_ok=True))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            service.close()
+
+    routes = [
+        Route("/", index),
+        Route("/api/models", models),
+        Route("/api/colorize", colorize, methods=["POST"]),
+        Route("/api/adapt", adapt, methods=["POST"]),
+        Route("/api/result/{rid:str}", result),
+        Route("/api/zip", make_zip, methods=["POST"]),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+    handlers = {Refusal: _refusal_response, Exception: _error_response}
+    return Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)

@@ -1,0 +1,83 @@
+"""Colorizer.colorize takes what users hold (PIL, numpy, torch, lists) and gives back the same kind."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fewcolor.color.lab import rgb_to_lab
+from fewcolor.methods.registry import build_method
+from fewcolor.pipeline import Colorizer
+
+
+@pytest.fixture(scope="module")
+def colorizer() -> Colorizer:
+    torch.manual_seed(0)
+    return Colorizer(build_method("unet", "tiny"), device="cpu")
+
+
+def _image(h: int, w: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.nn.functional.interpolate(torch.rand(1, 3, 4, 4, generator=g), size=(h, w), mode="bicubic",
+                                           align_corners=False)[0].clamp(0, 1)
+
+
+def test_each_kind_comes_back_as_itself(colorizer):
+    rgb = _image(40, 52)
+    reference = colorizer.colorize(rgb)
+    u8 = (rgb * 255).round().to(torch.uint8)
+    u8_np = u8.permute(1, 2, 0).numpy()
+    pil = colorizer.colorize(Image.fromarray(u8_np))
+    assert isinstance(pil, Image.Image) and pil.mode == "RGB" and pil.size == (52, 40)
+    arr = colorizer.colorize(u8_np)
+    assert isinstance(arr, np.ndarray) and arr.dtype == np.uint8 and arr.shape == (40, 52, 3)
+    np.testing.assert_array_equal(np.asarray(pil), arr)
+    f32 = colorizer.colorize(rgb.permute(1, 2, 0).numpy().astype(np.float64))
+    assert f32.dtype == np.float64 and f32.shape == (40, 52, 3)
+    assert np.abs(f32 - reference.permute(1, 2, 0).numpy()).max() < 1e-5
+    t8 = colorizer.colorize(u8)
+    assert t8.dtype == torch.uint8 and t8.shape == (3, 40, 52)
+    # 8-bit input quantises L by at most half a step: outputs agree to a couple of levels
+    assert (t8.int() - torch.from_numpy(arr).permute(2, 0, 1).int()).abs().max() <= 1
+
+
+def test_grey_inputs_give_colour_outputs_with_their_l(colorizer):
+    grey = (_image(33, 47)[0] * 65535).round().numpy().astype(np.uint16)
+    out = colorizer.colorize(grey)
+    assert out.shape == (33, 47, 3) and out.dtype == np.uint16
+    l_in = rgb_to_lab(torch.from_numpy(grey.astype(np.float32) / 65535).expand(1, 3, -1, -1))[0, 0]
+    l_out = rgb_to_lab(torch.from_numpy(out.astype(np.float32) / 65535).permute(2, 0, 1)[None])[0, 0]
+    assert (l_in - l_out).abs().median() < 0.5
+    assert colorizer.colorize(torch.rand(20, 30)).shape == (3, 20, 30)
+    assert colorizer.colorize(Image.new("L", (30, 20), 128)).mode == "RGB"
+
+
+def test_list_is_batched_by_working_size_and_matches_single_calls(colorizer, monkeypatch):
+    images = [_image(64, 64, 1), _image(64, 64, 2), _image(30, 90, 3), _image(64, 64, 4)]
+    singles = [colorizer.colorize(x) for x in images]
+    calls: list[tuple[int, ...]] = []
+    predict = colorizer.method.predict_ab
+    monkeypatch.setattr(colorizer.method, "predict_ab", lambda l, **o: calls.append(tuple(l.shape)) or predict(l, **o))
+    mixed = [images[0], images[1].permute(1, 2, 0).numpy(), images[2], images[3]]
+    outs = colorizer.colorize(mixed, batch_size=2)
+    assert isinstance(outs, list) and isinstance(outs[1], np.ndarray) and torch.is_tensor(outs[0])
+    assert sorted(calls) == sorted([(2, 1, 32, 32), (1, 1, 32, 32), (1, 1, 16, 32)])
+    for single, out in zip(singles, outs, strict=True):
+        out_t = out if torch.is_tensor(out) else torch.from_numpy(out).permute(2, 0, 1)
+        assert (single - out_t).abs().max() < 1e-4
+    batch = colorizer.colorize(torch.stack([images[0], images[1]]))
+    assert batch.shape == (2, 3, 64, 64) and (batch[0] - singles[0]).abs().max() < 1e-4
+
+
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        (np.zeros((8, 8, 4), np.uint8), r"\(H,W,3\), got shape \(8, 8, 4\)"),
+        (np.full((8, 8), 2.0), r"must lie.*in \[0, 1\]"),
+        (torch.zeros(2, 8, 8), r"\(3,H,W\), \(1,H,W\) or \(H,W\)"),
+        ("grey.png", "cannot colorize a str"),
+    ],
+)
+def test_bad_inputs_fail_with_what_they_got(colorizer, bad, match):
+    with pytest.raises((TypeError, ValueError), match=match):
+        colorizer.colorize(bad)

@@ -1,0 +1,160 @@
+"""The web server's API: options from the registry, variants, door refusals (4xx with a reason), queue, cleanup."""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+pytest.importorskip("starlette", reason="the [serve] extra (starlette, uvicorn, python-multipart) is not installed")
+pytest.importorskip("multipart", reason="the [serve] extra (python-multipart) is not installed")
+
+with warnings.catch_warnings():  # Starlette 1.x suggests httpx2 for its test client; httpx works the same
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+from tests.serve_helpers import tiny_memopainter_checkpoint
+
+from fewcolor.methods.registry import build_method, save_method
+from fewcolor.serve.app import Service, create_app
+from fewcolor.serve.limits import Limits
+
+
+def _png(width: int = 48, height: int = 40, mode: str = "L", seed: int = 0) -> bytes:
+    rng = np.random.default_rng(seed)
+    shape = (height, width) if mode == "L" else (height, width, 3)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, shape, dtype=np.uint8), mode=mode).save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+    unet = save_method(build_method("unet", "tiny"), folder / "unet.safetensors")
+    return [tiny_memopainter_checkpoint(folder / "memo.safetensors"), unet]
+
+
+def _client(checkpoints, **limits) -> tuple[TestClient, Service]:
+    service = Service(list(checkpoints), Limits(**limits), device="cpu")
+    return TestClient(create_app(service)), service
+
+
+def test_models_carry_the_registry_options(checkpoints):
+    client, _ = _client(checkpoints)
+    with client:
+        data = client.get("/api/models").json()
+    memo, unet = data["models"]
+    assert memo["method"] == "memopainter" and unet["options"] == []
+    variant = next(o for o in memo["options"] if o["name"] == "variant")
+    assert variant["kind"] == "int" and variant["sweep"] == "variants" and variant["minimum"] == 1
+    assert {o["kind"] for o in memo["options"]} == {"int", "str", "image-rgb"}
+    assert "color" in client.get("/").text.lower()
+
+
+def test_colorize_variants_keep_size_and_differ(checkpoints):
+    client, service = _client(checkpoints)
+    with client:
+        reply = client.post("/api/colorize", data={"model": "m1", "opt.variants": "3"},
+                            files={"image": ("grey.png", _png(), "image/png")})
+        assert reply.status_code == 200, reply.text
+        urls = reply.json()["results"]
+        images = [np.asarray(Image.open(io.BytesIO(client.get(u).content))) for u in urls]
+        assert len(images) == 3 and all(im.shape == (40, 48, 3) for im in images)
+        assert np.abs(images[0].astype(int) - images[1].astype(int)).max() > 0
+        ids = [u.rsplit("/", 1)[-1] for u in urls]
+        zipped = client.post("/api/zip", json={"items": [{"id": i, "name": "grey_color.png"} for i in ids]})
+        assert zipped.status_code == 200 and zipped.headers["content-type"] == "application/zip"
+        import zipfile
+
+        assert zipfile.ZipFile(io.BytesIO(zipped.content)).namelist() == [
+            "grey_color.png", "grey_color_2.png", "grey_color_3.png"]
+        assert [p.name for p in service.workdir.iterdir() if p.name.startswith("req-")] == []
+    assert not service.workdir.exists()  # removed at shutdown
+
+
+@pytest.mark.parametrize(
+    "files,data,limits,status,reason",
+    [
+        ({"image": ("photo.png", b"this is not an image at all", "image/png")}, {}, {}, 415, "not an image"),
+        ({"image": ("big.png", _png(200, 100), "image/png")}, {}, {"max_pixels": 10_000}, 413, "pixel budget"),
+        ({"image": ("big.png", _png(200, 100), "image/png")}, {}, {"max_upload_bytes": 1000}, 413, "limit is"),
+        ({"image": ("tiny.png", _png(5, 30), "image/png")}, {}, {}, 422, "too small"),
+        ({"image": ("a.png", _png(), "image/png")}, {"opt.temperature": "0.3"}, {}, 422, "has no option"),
+        ({"image": ("a.png", _png(), "image/png")}, {"opt.variant": "x"}, {}, 422, "not a valid int"),
+        ({"image": ("a.png", _png(), "image/png")}, {"opt.variants": "99"}, {}, 422, "between 1 and"),
+        ({"image": ("a.png", _png(), "image/png")}, {"model": "nope"}, {}, 404, "unknown model"),
+        ({"image": ("a.png", _png(), "image/png")}, {"opt.reference": "red"}, {}, 422, "takes an image file"),
+        ({}, {}, {}, 400, "expected a file upload"),
+        ({"image": ("a.png", _png(), "image/png")}, {"opt.variant": "9"}, {}, 422, "memory holds 4"),
+    ],
+)
+def test_refusals_are_4xx_with_a_reason(checkpoints, files, data, limits, status, reason):
+    client, _ = _client(checkpoints, **limits)
+    with client:
+        reply = client.post("/api/colorize", data={"model": "m1", **data}, files=files)
+    assert reply.status_code == status and reason in reply.json()["error"], reply.text
+
+
+def test_full_queue_answers_429(checkpoints):
+    client, service = _client(checkpoints, queue_size=1)
+    with client:
+        service._pending = 1  # one request already in progress
+        reply = client.post("/api/colorize", data={"model": "m2"}, files={"image": ("a.png", _png(), "image/png")})
+        assert reply.status_code == 429 and "busy" in reply.json()["error"] and reply.headers["retry-after"]
+        service._pending = 0
+        assert client.post("/api/colorize", data={"model": "m2"},
+                           files={"image": ("a.png", _png(), "image/png")}).status_code == 200
+
+
+def test_adapt_on_the_spot_adds_a_model(checkpoints):
+    client, _ = _client(checkpoints)
+    support = [("support", (f"s{i}.png", _png(40, 40, "RGB", seed=i), "image/png")) for i in range(2)]
+    with client:
+        reply = client.post("/api/adapt", data={"model": "m2", "steps": "2"}, files=support)
+        assert reply.status_code == 200, reply.text
+        model = reply.json()["model"]
+        assert model["method"] == "unet" and "adapted to 2 image(s) (finetune, 2 steps)" in model["label"]
+        assert model["id"] in [m["id"] for m in client.get("/api/models").json()["models"]]
+        out = client.post("/api/colorize", data={"model": model["id"]}, files={"image": ("a.png", _png(), "image/png")})
+        assert out.status_code == 200
+        grey = client.post("/api/adapt", data={"model": "m2", "steps": "2"},
+                           files=[("support", ("g.png", _png(40, 40, "L"), "image/png"))])
+        assert grey.status_code == 422 and "1 grey" in grey.json()["error"] and "fewcolor-serve" not in grey.text
+
+
+def test_serve_command_refuses_what_it_cannot_serve(tmp_path):
+    from click.testing import CliRunner
+
+    from fewcolor.cli import main
+
+    not_a_model = tmp_path / "notes.safetensors"
+    not_a_model.write_bytes(b"hello")
+    result = CliRunner().invoke(main, ["serve", str(not_a_model)])
+    assert result.exit_code != 0 and "is not a fewcolor model checkpoint" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_image_and_number_options_reach_the_method(tmp_path):
+    torch.manual_seed(0)
+    iizuka = save_method(build_method("iizuka", "tiny"), tmp_path / "iizuka.safetensors")
+    cic = save_method(build_method("cic", "tiny"), tmp_path / "cic.safetensors")
+    client, _ = _client([iizuka, cic])
+    image = {"image": ("a.png", _png(), "image/png")}
+    with client:
+        plain = client.post("/api/colorize", data={"model": "m1"}, files=image).json()["results"][0]
+        styled = client.post("/api/colorize", data={"model": "m1"},
+                             files={**image, "opt.global_from": ("style.jpg", _png(64, 64, "RGB", 5), "image/png")})
+        assert styled.status_code == 200, styled.text
+        assert client.get(plain).content != client.get(styled.json()["results"][0]).content
+        bad_style = client.post("/api/colorize", data={"model": "m1"},
+                                files={**image, "opt.global_from": ("style.jpg", b"GIF89a-not-really", "image/gif")})
+        assert bad_style.status_code == 415 and "style.jpg" in bad_style.json()["error"]
+        warm = client.post("/api/colorize", data={"model": "m2", "opt.temperature": "0.1"}, files=image)
+        assert warm.status_code == 200
+        low = client.post("/api/colorize", data={"model": "m2", "opt.temperature": "-1"}, files=image)
+        assert low.status_code == 422 and "temperature must be >= 0" in low.json()["error"]
