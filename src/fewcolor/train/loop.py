@@ -1,7 +1,7 @@
 """The one training loop every method uses.
 
 Per step it draws a batch (a deterministic function of seed and step, so ``resume`` continues
-exactly), iterates the method's :class:`~fewcolor.methods.base.Phase` objects, and for each: checks
+exactly), sets the method's scheduled learning rates (``Method.learning_rates(step, total)``), iterates the method's :class:`~fewcolor.methods.base.Phase` objects, and for each: checks
 the loss is finite, back-propagates (bf16 autocast on request), averages gradients across ranks,
 checks the gradients are finite, steps the optimiser and runs ``after_step``. It writes atomic
 checkpoints, CSV + TensorBoard logs and sample grids, shows a progress bar with ETA, and rolls back to
@@ -262,6 +262,9 @@ def train(method: Method, dataset: Dataset, opts: TrainOptions) -> TrainResult:
         batch = _to_device(collate_samples(dataset, idx, epoch_of(n, step, opts.batch_size, world)), device)
         logs: dict[str, float] = {}
         ok = True
+        for name, lr in method.learning_rates(step, total).items():
+            for group in optimizers[name].param_groups:
+                group["lr"] = lr
         phases = method.training_step(batch, step)
         while True:
             with torch.autocast(autocast_device, dtype=torch.bfloat16, enabled=opts.bf16):
