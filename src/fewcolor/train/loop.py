@@ -1,7 +1,8 @@
 """The one training loop every method uses.
 
 Per step it draws a batch (a deterministic function of seed and step, so ``resume`` continues
-exactly), sets the method's scheduled learning rates (``Method.learning_rates(step, total)``), iterates the method's :class:`~fewcolor.methods.base.Phase` objects, and for each: checks
+exactly), sets the method's scheduled learning rates (``Method.learning_rates(step, total)``), iterates
+the method's :class:`~fewcolor.methods.base.Phase` objects, and for each: checks
 the loss is finite, back-propagates (bf16 autocast on request), averages gradients across ranks,
 checks the gradients are finite, steps the optimiser and runs ``after_step``. It writes atomic
 checkpoints, CSV + TensorBoard logs and sample grids, shows a progress bar with ETA, and rolls back to
