@@ -767,5 +767,178 @@ def evaluate_cmd(model: Path | None, pred_dir: Path | None, truth_dir: Path | No
     click.echo(f"wrote {out_dir / 'metrics.json'} and {out_dir / 'report.html'}")
 
 
+# ----------------------------------------------------------------------------------------------
+@main.group("paper-eval")
+def paper_eval_group() -> None:
+    """The evaluations the papers report, with offline stand-ins named as such (docs/RESULTS.md)."""
+
+
+_MODEL_ARG = click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+_DATA_OPT = click.option("--data", "data_dir", required=True,
+                         type=click.Path(exists=True, file_okay=False, path_type=Path),
+                         help="Labelled folder root/<class>/<image> (class folders named by wnid for ImageNet sets).")
+_OUT_OPT = click.option("-o", "--out", "out_path", required=True, type=click.Path(path_type=Path),
+                        help="Result JSON file (or a folder that gets result.json).")
+_SEED_OPT = click.option("--seed", type=int, default=0, show_default=True, help="Seed of the image draw and probes.")
+
+
+def _run_paper_eval(fn: Any, out_path: Path, **kwargs: Any) -> dict[str, Any]:
+    from fewcolor.backbones.weights import WeightsNotFoundError
+    from fewcolor.bench.paper_evals import write_json
+    from fewcolor.io.checkpoint import CheckpointError
+
+    try:
+        result = fn(**kwargs)
+    except (WeightsNotFoundError, FileNotFoundError, ValueError, KeyError, CheckpointError) as exc:
+        raise click.ClickException(str(exc).splitlines()[0]) from exc
+    click.echo(f"wrote {write_json(result, out_path)}")
+    return result
+
+
+@paper_eval_group.command(
+    "semantic", short_help='Zhang §3.1: classifier accuracy on colourized vs grey vs original images.'
+)
+@_MODEL_ARG
+@_DATA_OPT
+@_OUT_OPT
+@click.option("--per-class", type=click.IntRange(min=1), default=10, show_default=True, help="Images per class.")
+@click.option("--size", type=int, default=224, show_default=True, help="Images are resized/centre-cropped to this.")
+@click.option("--label-map", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="JSON {class folder name: ImageNet-1k index}; default: Imagenette's wnids (others: agreement only).")
+@_SEED_OPT
+@click.option("--device", default=None, help="cpu, cuda ... (default: CUDA when present).")
+def paper_eval_semantic_cmd(model: Path, data_dir: Path, out_path: Path, per_class: int, size: int,
+                            label_map: Path | None, seed: int, device: str | None) -> None:
+    """Zhang et al. §3.1 semantic interpretability: EfficientNet-Lite0 top-1 accuracy (and agreement with the
+    originals' top-1) on colourized vs grey vs original images."""
+    from fewcolor.bench.paper_evals import semantic_eval
+
+    mapping = {str(k): int(v) for k, v in json.loads(label_map.read_text()).items()} if label_map else None
+    r = _run_paper_eval(semantic_eval, out_path, model=model, data_dir=data_dir, per_class=per_class, size=size,
+                        label_map=mapping, seed=seed, device=device)
+    for kind in ("colourized", "grey", "original"):
+        acc = r[f"top1_{kind}_efficientnet_lite0"]
+        click.echo(f"{kind:11s} top-1 {'n/a' if acc is None else f'{acc:.3f}'}, "
+                   f"agreement {r[f'agreement_{kind}_efficientnet_lite0']:.3f} ({r['n']} images)")
+
+
+@paper_eval_group.command(
+    "inception-score", short_help='MetalGAN Table 1: "IS (EfficientNet-Lite0)", and the real IS given weights.'
+)
+@_MODEL_ARG
+@_DATA_OPT
+@_OUT_OPT
+@click.option("--per-class", type=click.IntRange(min=1), default=10, show_default=True, help="Images per class.")
+@click.option("--size", type=int, default=64, show_default=True, help="Image side (MetalGAN: 64 px Tiny-ImageNet).")
+@click.option("--inception-weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Inception weights with the 1008-way head (pytorch-fid's file) for the real IS.")
+@click.option("--splits", type=click.IntRange(min=1), default=10, show_default=True, help="IS splits.")
+@_SEED_OPT
+@click.option("--device", default=None, help="cpu, cuda ... (default: CUDA when present).")
+def paper_eval_is_cmd(model: Path, data_dir: Path, out_path: Path, per_class: int, size: int,
+                      inception_weights: Path | None, splits: int, seed: int, device: str | None) -> None:
+    """MetalGAN Table 1: "IS (EfficientNet-Lite0)" (a stand-in) of colourized, grey and original images, and the
+    real Inception Score when --inception-weights carry the 1008-way head."""
+    from fewcolor.bench.paper_evals import inception_score_eval
+
+    r = _run_paper_eval(inception_score_eval, out_path, model=model, data_dir=data_dir, per_class=per_class,
+                        size=size, inception_weights=inception_weights, splits=splits, seed=seed, device=device)
+    for kind in ("colourized", "grey", "original"):
+        click.echo(f"{kind:11s} IS (EfficientNet-Lite0) {r[kind]['is_efficientnet_lite0']:.3f}")
+    real = r["inception_score"]
+    click.echo("Inception Score: " + (f"colourized {real['colourized']['is']:.3f}" if real["available"]
+                                      else f"not available ({real['why']})"))
+
+
+@paper_eval_group.command(
+    "representation", short_help='Zhang §3.2: linear probes on frozen CIC features vs random vs VGG16.'
+)
+@_MODEL_ARG
+@_DATA_OPT
+@_OUT_OPT
+@click.option("--classes", type=click.IntRange(min=2), default=20, show_default=True, help="First N classes.")
+@click.option("--train-per-class", type=click.IntRange(min=1), default=30, show_default=True)
+@click.option("--test-per-class", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--size", type=int, default=64, show_default=True, help="Image side (a multiple of 8).")
+@click.option("--vgg", type=click.Choice(["imagenet", "random", "none"]), default="imagenet", show_default=True,
+              help="The VGG16 baseline's weights.")
+@_SEED_OPT
+def paper_eval_representation_cmd(model: Path, data_dir: Path, out_path: Path, classes: int, train_per_class: int,
+                                  test_per_class: int, size: int, vgg: str, seed: int) -> None:
+    """Zhang et al. §3.2: linear classifiers on frozen grey-image features of each block of a trained CIC net vs
+    the same net randomly initialised vs VGG16 (ImageNet)."""
+    from fewcolor.bench.paper_evals import representation_eval
+
+    r = _run_paper_eval(representation_eval, out_path, model=model, data_dir=data_dir, classes=classes,
+                        train_per_class=train_per_class, test_per_class=test_per_class, size=size, vgg=vgg,
+                        seed=seed)
+    for name, acc in r["accuracy"].items():
+        click.echo(f"{name:34s} {acc:.3f}")
+    click.echo(f"chance {r['chance']:.3f}, {r['test_images']} test images")
+
+
+def _retrieval_options(f: Any) -> Any:
+    for option in reversed([
+        click.option("--n-way", type=click.IntRange(min=2), default=5, show_default=True),
+        click.option("--k-shot", type=click.IntRange(min=1), default=1, show_default=True),
+        click.option("--n-query", type=click.IntRange(min=1), default=5, show_default=True, help="Queries per class."),
+        click.option("--episodes", type=click.IntRange(min=1), default=10, show_default=True),
+        click.option("--steps", type=click.IntRange(min=1), default=30, show_default=True,
+                     help="Passes over the support set (triplet step + memory update each)."),
+        click.option("--color-feature", type=click.Choice(["dist", "rgb"]), default="dist", show_default=True),
+        click.option("--size", type=int, default=64, show_default=True, help="Image side."),
+        _SEED_OPT,
+    ]):
+        f = option(f)
+    return f
+
+
+@paper_eval_group.command("retrieval", short_help='MemoPainter Table 2: top-1 memory retrieval accuracy.')
+@_DATA_OPT
+@_OUT_OPT
+@_retrieval_options
+@click.option("--threshold", type=float, default=None, help="δ (default: 5 for dist, 20 ΔE00 for rgb).")
+def paper_eval_retrieval_cmd(data_dir: Path, out_path: Path, n_way: int, k_shot: int, n_query: int, episodes: int,
+                             steps: int, color_feature: str, size: int, seed: int, threshold: float | None) -> None:
+    """MemoPainter Table 2: top-1 memory retrieval accuracy, unsupervised (threshold triplet loss) and
+    supervised (class labels), on N-way K-shot episodes."""
+    from fewcolor.bench.paper_evals import retrieval_eval
+
+    r = _run_paper_eval(retrieval_eval, out_path, data_dir=data_dir, size=size, seed=seed, n_way=n_way,
+                        k_shot=k_shot, n_query=n_query, episodes=episodes, steps=steps, color_feature=color_feature,
+                        threshold=threshold)
+    click.echo(f"top-1 retrieval: unsupervised {r['unsupervised']['accuracy']:.3f}, supervised "
+               f"{r['supervised']['accuracy']:.3f}, chance {r['chance']:.3f}")
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated numbers, got {text!r}") from None
+
+
+@paper_eval_group.command(
+    "memory-sweep", short_help='MemoPainter Fig. 9: retrieval accuracy over memory sizes × thresholds.'
+)
+@_DATA_OPT
+@_OUT_OPT
+@_retrieval_options
+@click.option("--memory-scales", default="0.25,0.5,1.2,2", show_default=True,
+              help="Memory sizes as multiples of the support-set size, comma-separated.")
+@click.option("--thresholds", default="1,2.5,5,10", show_default=True, help="Thresholds δ, comma-separated.")
+def paper_eval_memory_sweep_cmd(data_dir: Path, out_path: Path, n_way: int, k_shot: int, n_query: int,
+                                episodes: int, steps: int, color_feature: str, size: int, seed: int,
+                                memory_scales: str, thresholds: str) -> None:
+    """MemoPainter Fig. 9's study: unsupervised top-1 retrieval accuracy over memory sizes × thresholds δ."""
+    from fewcolor.bench.paper_evals import memory_sweep
+
+    r = _run_paper_eval(memory_sweep, out_path, data_dir=data_dir, memory_scales=_floats(memory_scales),
+                        thresholds=_floats(thresholds), size=size, seed=seed, n_way=n_way, k_shot=k_shot,
+                        n_query=n_query, episodes=episodes, steps=steps, color_feature=color_feature)
+    for row in r["rows"]:
+        click.echo(f"memory ×{row['memory_scale']:g}  δ {row['threshold']:g}: {row['accuracy']:.3f}")
+
+
 if __name__ == "__main__":
     main()
