@@ -128,7 +128,8 @@ def inception_score_eval(model: str | Path, data_dir: str | Path, per_class: int
 def _real_inception_score(sets: dict[str, list[torch.Tensor]], weights: str | Path | None,
                           splits: int) -> dict[str, Any]:
     from fewcolor.backbones.weights import WeightsNotFoundError
-    from fewcolor.metrics.fid import InceptionFeatures, batched_features, inception_score
+    from fewcolor.metrics.fid import FID_SIZE, InceptionFeatures, inception_score
+    from fewcolor.metrics.semantic import classifier_logits
 
     if weights is None:
         return {"available": False, "why": "no --inception-weights with the 1008-way Inception head given"}
@@ -141,7 +142,7 @@ def _real_inception_score(sets: dict[str, list[torch.Tensor]], weights: str | Pa
                                            "pt_inception-2015-12-05-6726825d.pth has them)"}
     out: dict[str, Any] = {"available": True}
     for name, images in sets.items():
-        mean, std = inception_score(batched_features(net.logits, images), splits)
+        mean, std = inception_score(classifier_logits(net.logits, images, size=FID_SIZE), splits)
         out[name] = {"is": mean, "is_std": std}
     return out
 

@@ -23,7 +23,7 @@ weights), and :func:`classifier_inception_score` is always reported under its ow
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -76,12 +76,14 @@ class ImageNetClassifier(nn.Module):
         return self.net((x - self.mean) / self.std)
 
 
-def classifier_logits(classifier: nn.Module, images: Iterable[torch.Tensor], batch_size: int = 32) -> torch.Tensor:
-    """Logits ``(N, classes)`` of a sequence of ``(3, H, W)`` images (sizes may differ) in batches."""
+def classifier_logits(classifier: Callable[[torch.Tensor], torch.Tensor], images: Iterable[torch.Tensor],
+                      batch_size: int = 32, size: int = CLASSIFIER_SIZE) -> torch.Tensor:
+    """Logits ``(N, classes)`` of a sequence of ``(3, H, W)`` images (sizes may differ), each resized to
+    ``size``² (the classifier's input side: 224 here, 299 for Inception) and classified in batches."""
     out: list[torch.Tensor] = []
     batch: list[torch.Tensor] = []
     for img in images:
-        batch.append(F.interpolate(img[None].float(), size=(CLASSIFIER_SIZE, CLASSIFIER_SIZE), mode="bilinear",
+        batch.append(F.interpolate(img[None].float(), size=(size, size), mode="bilinear",
                                    align_corners=False, antialias=True)[0])
         if len(batch) == batch_size:
             out.append(classifier(torch.stack(batch)))
