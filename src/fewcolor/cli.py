@@ -149,7 +149,13 @@ def info_cmd(checkpoint: Path) -> None:
     metavar="KEY=VALUE",
     help="Override a config field (repeatable), e.g. --set lr=1e-4; `fewcolor methods NAME` lists the fields.",
 )
-@click.option("--steps", type=int, default=None, help="Optimisation steps (default: 1000 unless --epochs).")
+@click.option(
+    "--steps",
+    type=int,
+    default=None,
+    help="Optimisation steps (default: the method's own run length when its config sets one, e.g. MetalGAN's "
+    "meta_epochs, else 1000; or give --epochs).",
+)
 @click.option("--epochs", type=float, default=None, help="Epochs over the data instead of --steps.")
 @click.option(
     "--batch-size",
@@ -220,7 +226,7 @@ def train_cmd(
         data_dir, split_file=split_file, transform=method.train_transform(crop, flip=not no_flip), seed=seed
     )
     if steps is None and epochs is None:
-        steps = 1000
+        steps = method.suggested_steps(len(dataset), batch_size) or 1000
     opts = TrainOptions(
         out_dir=out_dir,
         steps=steps,
@@ -605,7 +611,8 @@ def bench_cmd(
     "--backbone",
     default="auto",
     show_default=True,
-    help="auto (ResNet50 layer4.0 if its weights resolve, else VGG16 features.29) or name:layer.",
+    help="auto (ResNet50 layer4.0 if its weights resolve, else the MAC of VGG16 features.15,22,29 concatenated) "
+    "or name:layer[,layer...].",
 )
 @click.option("--pca-dim", type=int, default=512, show_default=True, help="PCA dimensions before K-means.")
 @click.option("--feature-size", type=int, default=224, show_default=True, help="Image side for the descriptors.")

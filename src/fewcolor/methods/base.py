@@ -92,6 +92,12 @@ class Method(nn.Module):
         whose paper crops from larger images (Iizuka: 224 crops of 256 images) overrides it."""
         return train_transform(size, flip=flip)
 
+    def suggested_steps(self, num_images: int, batch_size: int) -> int | None:
+        """The run length the paper's recipe implies for ``num_images`` training images (e.g. MetalGAN's
+        epochs of query sets), used by ``fewcolor train`` when given neither ``--steps`` nor ``--epochs``;
+        None (the default): no suggestion."""
+        return None
+
     def learning_rates(self, step: int, total_steps: int) -> dict[str, float]:
         """Learning rate per optimiser name for ``step`` of ``total_steps`` (a step schedule); the loop sets
         it on every parameter group before the step. Empty (the default): the optimisers' own rates, constant.

@@ -47,6 +47,7 @@ class CGANConfig:
     d_base: int = 64  #: discriminator width of the first layer
     d_layers: int = 3  #: PatchGAN stride-2 layers (3 = 70×70) / auto-encoder depth
     d_norm: str = "auto"  #: "batch", "instance", "none"; auto = batch, instance for wgan-gp
+    d_activation: str = "leaky"  #: DCGAN-style D blocks: "leaky" (LeakyReLU 0.2) or "relu" (MetalGAN's)
     gan_loss: str = field(default="vanilla", metadata={"choices": GAN_KINDS})  #: the adversarial loss
     gan_weight: float = 1.0
     l1_weight: float = 100.0  #: pix2pix λ
@@ -74,9 +75,9 @@ class ConditionalGAN(Method):
                  "cic_widths": (4, 8, 16, 16, 16, 16, 16, 8), "lr": 1e-3},
         # MetalGAN's networks and hyper-parameters without clusters or Reptile (its comparison baseline):
         # U-Net G, DCGAN-style D, vanilla GAN + 100·L1, λ_G = λ_D = 1e-4 (see methods/metalgan.py presets).
-        "metalgan": {"discriminator": "dcgan", "lr": 1e-4},
+        "metalgan": {"discriminator": "dcgan", "d_activation": "relu", "lr": 1e-4},
         "metalgan-cpu": {"image_size": 64, "base_channels": 32, "depth": 6, "discriminator": "dcgan", "d_base": 32,
-                         "lr": 1e-4},
+                         "d_activation": "relu", "lr": 1e-4},
         # Fabbri & Islam: the CIC network as generator (noise = dropout); "-g": the generator alone, no D.
         "fabbri": {"generator": "cic"},
         "fabbri-g": {"generator": "cic", "discriminator": "none", "gan_weight": 0.0},
@@ -117,7 +118,8 @@ class ConditionalGAN(Method):
         if not self.generator_only:
             d_norm = c.d_norm if c.d_norm != "auto" else ("batch" if self.gan.batchnorm_ok else "instance")
             self.discriminator = build_discriminator(
-                c.discriminator, 3, c.image_size, base=c.d_base, norm=d_norm, n_layers=c.d_layers
+                c.discriminator, 3, c.image_size, base=c.d_base, norm=d_norm, n_layers=c.d_layers,
+                activation=c.d_activation,
             )
 
     @property
