@@ -159,7 +159,7 @@ class MetalGAN(Method):
     task_assignments: torch.Tensor  # registered buffer
 
     name = "metalgan"
-    summary = "cGAN meta-trained with Reptile over K-means tasks of MAC descriptors; adapts to each query's cluster"
+    summary = "cGAN meta-trained with Reptile over K-means tasks of MAC descriptors (+ our test-time cluster tuning)"
     Config = MetalGANConfig
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         # Algorithm 1 draws one query per iteration: meta-batch 1 whatever the loop's batch size.
