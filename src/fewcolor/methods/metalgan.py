@@ -128,7 +128,7 @@ class MetalGANConfig:
     pca_dim: int = 512
     backbone: str = "auto"  #: "auto" (ResNet50 layer4.0, else VGG16 conv3_3+4_3+5_3 MAC) or "name:layer[,layer]"
     feature_size: int = 224  #: side the images are resized to for the descriptors
-    adapt_steps: int = 0  #: test-time adaptation steps on the query's cluster (our extension; 0 = the paper: meta-trained G)
+    adapt_steps: int = 0  #: test-time steps on the query's cluster (our extension; 0 = the paper's meta-trained G)
     adapt_cache_size: int = 8  #: adapted generators kept in memory
     seed: int = 0
 
