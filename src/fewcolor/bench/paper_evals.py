@@ -211,8 +211,8 @@ def representation_eval(model: str | Path, data_dir: str | Path, classes: int = 
             for layer in VGG16_STAGES:
                 extractors[layer] = FeatureExtractor("vgg16", layer, pooling="avg", pretrained=vgg == "imagenet")
 
-    def features(indices: list[int]) -> dict[str, list[torch.Tensor]]:
-        out: dict[str, list[list[torch.Tensor]]] = {}
+    def features(indices: list[int]) -> dict[str, torch.Tensor]:
+        out: dict[str, list[torch.Tensor]] = {}
         for start in tqdm(range(0, len(indices), batch_size), desc="features", unit="batch", leave=False,
                           disable=len(indices) < 200):
             l = torch.stack([data[i]["l"] for i in indices[start:start + batch_size]])

@@ -129,7 +129,8 @@ class ConditionalGAN(Method):
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         c = self.config
         betas = (c.beta1, c.beta2)
-        opts = {"generator": torch.optim.Adam(self.generator.parameters(), lr=c.lr, betas=betas)}
+        opts: dict[str, torch.optim.Optimizer] = {
+            "generator": torch.optim.Adam(self.generator.parameters(), lr=c.lr, betas=betas)}
         if self.discriminator is not None:
             opts["discriminator"] = torch.optim.Adam(self.discriminator.parameters(), lr=c.lr, betas=betas)
         return opts

@@ -387,6 +387,7 @@ class MetalGAN(Method):
             pick = self._task_batch_indices(members, c.inner_batch_size, g)
             chunks = [pick]
         out = []
+        assert self._dataset is not None  # training_step checked it
         with torch.no_grad(), _seeded_global_rng(_mix(seed, 2), self.device):
             for chunk in chunks:
                 real = self._collate(self._dataset, chunk)

@@ -58,6 +58,9 @@ class ImageNetClassifier(nn.Module):
     preprocessing ``(x − 127) / 128`` on 0–255; returns the 1000 ImageNet logits. ``pretrained=False``
     builds random weights (tests)."""
 
+    mean: torch.Tensor  # registered buffer
+    std: torch.Tensor  # registered buffer
+
     def __init__(self, pretrained: bool = True) -> None:
         super().__init__()
         from fewcolor.backbones.registry import backbone_info, load_backbone
