@@ -864,8 +864,10 @@ def paper_eval_is_cmd(model: Path, data_dir: Path, out_path: Path, per_class: in
 @_DATA_OPT
 @_OUT_OPT
 @click.option("--classes", type=click.IntRange(min=2), default=20, show_default=True, help="First N classes.")
-@click.option("--train-per-class", type=click.IntRange(min=1), default=30, show_default=True)
-@click.option("--test-per-class", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--train-per-class", type=click.IntRange(min=1), default=30, show_default=True,
+              help="Images per class the linear classifiers are trained on.")
+@click.option("--test-per-class", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Held-out images per class the accuracy is measured on.")
 @click.option("--size", type=int, default=64, show_default=True, help="Image side (a multiple of 8).")
 @click.option("--vgg", type=click.Choice(["imagenet", "random", "none"]), default="imagenet", show_default=True,
               help="The VGG16 baseline's weights.")
@@ -886,13 +888,17 @@ def paper_eval_representation_cmd(model: Path, data_dir: Path, out_path: Path, c
 
 def _retrieval_options(f: Any) -> Any:
     for option in reversed([
-        click.option("--n-way", type=click.IntRange(min=2), default=5, show_default=True),
-        click.option("--k-shot", type=click.IntRange(min=1), default=1, show_default=True),
+        click.option("--n-way", type=click.IntRange(min=2), default=5, show_default=True,
+                     help="Classes per episode."),
+        click.option("--k-shot", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="Support images per class (what the memory stores)."),
         click.option("--n-query", type=click.IntRange(min=1), default=5, show_default=True, help="Queries per class."),
-        click.option("--episodes", type=click.IntRange(min=1), default=10, show_default=True),
+        click.option("--episodes", type=click.IntRange(min=1), default=10, show_default=True,
+                     help="Episodes (a fresh query head and memory each)."),
         click.option("--steps", type=click.IntRange(min=1), default=30, show_default=True,
                      help="Passes over the support set (triplet step + memory update each)."),
-        click.option("--color-feature", type=click.Choice(["dist", "rgb"]), default="dist", show_default=True),
+        click.option("--color-feature", type=click.Choice(["dist", "rgb"]), default="dist", show_default=True,
+                     help="Colour feature: dist (313-bin ab distribution) or rgb (10 dominant colours)."),
         click.option("--size", type=int, default=64, show_default=True, help="Image side."),
         _SEED_OPT,
     ]):
