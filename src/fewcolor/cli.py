@@ -84,7 +84,8 @@ def _describe_method(cls: Any) -> str:
     lines += ["", "presets (train --preset NAME):"]
     for preset, values in sorted(cls.presets.items()):
         shown = ", ".join(f"{k}={v!r}" for k, v in values.items()) or "the defaults"
-        lines.append(f"  {preset}: {shown}")
+        batch = cls.preset_batch_sizes.get(preset)
+        lines.append(f"  {preset}: {shown}" + (f" (batch size {batch})" if batch else ""))
     lines += ["", "inference options (colorize --OPTION):"]
     for opt in cls.inference_options:
         default = "" if opt.default is None else f", default {opt.default}"
