@@ -81,7 +81,6 @@ from fewcolor.backbones.clustering import build_extractor, cluster_dataset
 from fewcolor.data.protocol import Dataset
 from fewcolor.data.reopen import ImagesUnreachable, reopen_images
 from fewcolor.data.tasks import ClusterTasks
-from fewcolor.data.transforms import train_transform
 from fewcolor.losses.gan import GanLoss
 from fewcolor.meta import distributed as dist_utils
 from fewcolor.meta.lru import LRU
@@ -491,7 +490,7 @@ class MetalGAN(Method):
             return self._dataset, members
         paths = None if self.data_paths is None else [self.data_paths[i] for i in members]
         try:
-            ds = reopen_images(self.data_root, paths, train_transform(self.config.image_size), self.config.seed)
+            ds = reopen_images(self.data_root, paths, self.train_transform(self.config.image_size), self.config.seed)
         except ImagesUnreachable as exc:
             self._warn_once("data", "metalgan: %s; colorizing with the meta-trained G, unadapted (pass "
                             "adapt_steps=0 to silence this)", exc)
@@ -604,7 +603,7 @@ def adapt_checkpoint(model: str | os.PathLike[str], data_dir: str | os.PathLike[
     method = load_method(model, device=device or "cpu")
     if not isinstance(method, MetalGAN):
         raise ValueError(f"{model} is a {method.name!r} checkpoint; `fewcolor adapt` needs a metalgan model")
-    data = ImageFolderDataset(data_dir, transform=train_transform(method.config.image_size), seed=seed)
+    data = ImageFolderDataset(data_dir, transform=method.train_transform(method.config.image_size), seed=seed)
     if len(data) > 10:
         log.info("adapting to %d images (the few-shot setting is 1-10)", len(data))
     n = method.config.inner_steps if steps is None else int(steps)
