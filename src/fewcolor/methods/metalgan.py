@@ -1,7 +1,7 @@
 """MetalGAN (Fontanini, Iotti, Donati & Prati, "MetalGAN: a cluster-based adaptive training for
 few-shot adversarial colorization", ICIAP 2019): a pix2pix-style cGAN whose generator is meta-trained
-with Reptile over tasks made by clustering the training images, then adapted at test time to the
-cluster of each query image.
+with Reptile over tasks made by clustering the training images. (Adapting it at test time to each query's
+cluster is this project's extension; see "Test time" below.)
 
 Tasks (§3.1): MAC descriptors of a pretrained backbone (ResNet50 ``activation_43`` = ``layer4.0``, 2048-d,
 when its weights resolve; else the MAC of VGG16's conv3_3, conv4_3 and conv5_3 concatenated, 1280-d, so that
@@ -118,7 +118,7 @@ class MetalGANConfig:
     meta_lr_end: float | None = None  #: anneal λ_ML linearly to this over ``meta_anneal_steps`` (None: constant)
     meta_anneal_steps: int = 0
     meta_optimizer: str = "sgd"  #: "sgd" (exactly the plain Reptile update) or "adam"
-    #: tasks per meta-step; None = one per query of the loop's batch. Algorithm 1 draws one query per
+    #: tasks (queries) per meta-step; None = the loop's batch size. Algorithm 1 draws one query per
     #: iteration (1); a larger meta-batch averages more tasks but makes fewer outer steps for the same budget.
     meta_batch_size: int | None = None
     query_fraction: float = 0.1  #: share of the training images drawn as queries Q in each epoch (Algorithm 1)
