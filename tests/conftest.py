@@ -10,7 +10,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
-SHARED = REPO.parent / "shared"
+SHARED = Path(os.environ.get("FEWCOLOR_SHARED", REPO.parent / "shared"))  # override: worktrees elsewhere
 
 # Two pytest-xdist workers on two cores: one thread each avoids oversubscription.
 torch.set_num_threads(int(os.environ.get("FEWCOLOR_TEST_THREADS", "1")))

@@ -140,18 +140,32 @@ def test_feature_extractor_random_init():
     avg = FeatureExtractor("resnet18", "avgpool", "avg", pretrained=False)
     assert avg.out_dim == 512 and avg(l_norm).shape == (2, 512)
     # MAC = per-channel spatial max of the tapped map, then L2-normalised; avg = spatial mean.
-    fmap = fe.layer_map(l_norm)
+    (fmap,) = fe.layer_maps(l_norm)
     assert fmap.shape[:2] == (2, 2048)
     mac = fmap.amax(dim=(2, 3))
     assert torch.allclose(out, mac / mac.norm(dim=1, keepdim=True), atol=1e-6)
     tapped = FeatureExtractor("resnet18", "layer3", "avg", pretrained=False)
-    assert torch.allclose(tapped(l_norm), tapped.layer_map(l_norm).mean(dim=(2, 3)), atol=1e-6)
+    assert torch.allclose(tapped(l_norm), tapped.layer_maps(l_norm)[0].mean(dim=(2, 3)), atol=1e-6)
     # The grey input is (L_norm + 1) / 2 in all three channels.
     seen = {}
     tapped.net.conv1.register_forward_pre_hook(lambda m, i: seen.update(x=i[0]))
     tapped(l_norm)
     grey = (seen["x"] * tapped.std + tapped.mean)
     assert torch.allclose(grey, ((l_norm + 1) / 2).expand(-1, 3, -1, -1), atol=1e-5)
+
+
+def test_feature_extractor_concatenates_the_mac_of_several_layers():
+    # MetalGAN's VGG16 fallback descriptor: conv3_3, conv4_3, conv5_3 MACs (256 + 512 + 512 = 1280-d), each
+    # L2-normalised, concatenated and normalised again — so a PCA to 512 reduces something.
+    torch.manual_seed(0)
+    multi = FeatureExtractor("vgg16", "features.15,features.22,features.29", "mac", pretrained=False)
+    assert multi.out_dim == 1280
+    l_norm = torch.rand(2, 1, 64, 64) * 2 - 1
+    maps = multi.layer_maps(l_norm)
+    assert [m.shape[1] for m in maps] == [256, 512, 512]
+    parts = [torch.nn.functional.normalize(m.amax(dim=(2, 3)), dim=1) for m in maps]
+    expected = torch.cat(parts, dim=1) / 3**0.5
+    torch.testing.assert_close(multi(l_norm), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_feature_extractor_errors():

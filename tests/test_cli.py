@@ -120,3 +120,17 @@ def test_train_without_preset_on_cpu_uses_the_cpu_preset(tmp_path, emoji_dir):
 
     config = read_metadata(tmp_path / "r" / "model.safetensors")["config"]
     assert config["base_channels"] == build_method("unet", "cpu").config.base_channels
+
+
+def test_train_takes_the_presets_batch_size(tmp_path, emoji_dir):
+    # fabbri-g carries Fabbri & Islam's batch 32 (no --batch-size given); --batch-size still wins.
+    import json
+
+    common = ["train", "--method", "cgan", "--preset", "fabbri-g", "--set", "cic_widths=[4,8,8,8,8,8,8,4]",
+              "--size", "32", "--data", str(emoji_dir), "--steps", "1", "--sample-every", "0"]
+    res = CliRunner().invoke(main, [*common, "-o", str(tmp_path / "a")])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "a" / "run.json").read_text())["options"]["batch_size"] == 32
+    res = CliRunner().invoke(main, [*common, "-o", str(tmp_path / "b"), "--batch-size", "2"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "b" / "run.json").read_text())["options"]["batch_size"] == 2

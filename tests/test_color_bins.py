@@ -2,17 +2,39 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import kornia.color
+import numpy as np
+import pytest
 import torch
 
-from fewcolor.color.bins import (
-    GRID_SIZE,
-    Q,
-    ab_bin_centers,
-    compute_ab_bin_centers,
-    nearest_bin,
-    nearest_bins,
-    srgb_gamut_ab,
-)
+from fewcolor.color.bins import GRID_SIZE, Q, ab_bin_centers, bins_id, nearest_bin, nearest_bins
+
+
+def srgb_gamut_ab(samples: int) -> torch.Tensor:
+    """ab (N, 2), float64, of a ``samples²`` grid on each face of the sRGB cube (the ab projection of the
+    solid is bounded by that of its surface)."""
+    g = torch.linspace(0.0, 1.0, samples, dtype=torch.float64)
+    u, v = (t.reshape(-1) for t in torch.meshgrid(g, g, indexing="ij"))
+    faces = []
+    for axis in range(3):
+        for value in (0.0, 1.0):
+            others = [i for i in range(3) if i != axis]
+            channels = [u, u, u]
+            channels[axis] = torch.full_like(u, value)
+            channels[others[0]], channels[others[1]] = u, v
+            faces.append(torch.stack(channels))
+    lab = kornia.color.rgb_to_lab(torch.cat(faces, dim=1).reshape(1, 3, -1, 1))
+    return lab[0, 1:, :, 0].T.contiguous()
+
+
+def test_bins_are_zhangs_released_list(shared_dir: Path) -> None:
+    oracle = shared_dir / "fixtures" / "cic" / "pts_in_hull.npy"
+    if not oracle.is_file():
+        pytest.skip(f"{oracle} is absent")
+    expected = torch.from_numpy(np.load(oracle).astype(np.float32))
+    assert torch.equal(ab_bin_centers(), expected)  # same points in the same order: indices are compatible
 
 
 def test_there_are_313_bins_on_the_grid() -> None:
@@ -28,10 +50,18 @@ def test_there_are_313_bins_on_the_grid() -> None:
     assert centers[:2].tolist() == [[-90.0, 50.0], [-90.0, 60.0]]
 
 
-def test_bins_are_deterministic_and_converged() -> None:
-    assert torch.equal(ab_bin_centers(), ab_bin_centers())
-    coarse = compute_ab_bin_centers(samples=48).float()
-    assert torch.equal(coarse, ab_bin_centers())
+def test_bins_differ_from_the_old_gamut_margin_rule_in_three_bins() -> None:
+    # The rule this module used before (grid points within 10·√2 of an sRGB ab value) also gives 313
+    # points, but not Zhang's: docs/COLOR.md records the difference, checked here.
+    axis = torch.arange(-110.0, 111.0, GRID_SIZE, dtype=torch.float64)
+    grid = torch.cartesian_prod(axis, axis)
+    near = torch.cdist(grid, srgb_gamut_ab(64)).min(dim=1).values < GRID_SIZE * 2**0.5
+    old = {tuple(p) for p in grid[near].int().tolist()}
+    ours = {tuple(p) for p in ab_bin_centers().int().tolist()}
+    assert len(old) == Q
+    assert sorted(ours - old) == [(40, 90), (100, -90), (100, 0)]
+    assert sorted(old - ours) == [(-60, 100), (80, 80), (110, -60)]
+    assert torch.equal(ab_bin_centers(), ab_bin_centers()) and len(bins_id()) == 12
 
 
 def test_callers_cannot_corrupt_the_cache() -> None:
@@ -44,7 +74,7 @@ def test_callers_cannot_corrupt_the_cache() -> None:
 def test_every_srgb_colour_is_near_a_bin() -> None:
     gamut = srgb_gamut_ab(24).float()
     dist = torch.cdist(gamut, ab_bin_centers()).min(dim=1).values
-    # every sRGB colour lies inside a kept cell: within half a cell diagonal of a bin centre
+    # every sRGB colour lies inside a kept cell: within half a cell diagonal of a bin centre (max 7.03 here)
     assert dist.max() <= GRID_SIZE * 2**0.5 / 2 + 1e-4
 
 

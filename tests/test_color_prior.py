@@ -114,3 +114,21 @@ def test_default_cache_dir_follows_fewcolor_home(monkeypatch: pytest.MonkeyPatch
     assert (tmp_path / "priors" / "x.safetensors").is_file()
     with pytest.raises(ValueError, match="invalid prior"):
         load_or_compute_prior("y", lambda: torch.ones(5))
+
+
+def test_a_prior_cached_over_another_bin_list_is_recomputed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fewcolor.data.cache as cache_module
+
+    calls = []
+
+    def compute() -> torch.Tensor:
+        calls.append(1)
+        return _skewed_prior(3)
+
+    load_or_compute_prior("k", compute, cache_dir=tmp_path)
+    monkeypatch.setattr(cache_module, "bins_id", lambda: "another-list")
+    load_or_compute_prior("k", compute, cache_dir=tmp_path)
+    load_or_compute_prior("k", compute, cache_dir=tmp_path)
+    assert len(calls) == 2

@@ -28,9 +28,21 @@ def test_true_bin_weight_is_the_argmax_bins_weight() -> None:
 def test_unweighted_value_is_soft_cross_entropy() -> None:
     target = _two_pixel_targets()
     logits = torch.randn(1, Q, 1, 2)
-    expected = -(target * torch.log_softmax(logits, 1)).sum(1).mean()
-    torch.testing.assert_close(rebalanced_cross_entropy(logits, target), expected)
-    torch.testing.assert_close(rebalanced_cross_entropy(logits, target, torch.ones(Q)), expected)
+    per_pixel = -(target * torch.log_softmax(logits, 1)).sum(1)
+    torch.testing.assert_close(rebalanced_cross_entropy(logits, target), per_pixel.sum())
+    torch.testing.assert_close(rebalanced_cross_entropy(logits, target, torch.ones(Q)), per_pixel.sum())
+    torch.testing.assert_close(rebalanced_cross_entropy(logits, target, reduction="mean"), per_pixel.mean())
+
+
+def test_eq2_sums_over_pixels_and_averages_over_images() -> None:
+    # Zhang's Eq. 2 is a sum over (h, w): an image of 2 pixels weighs twice one of 1 pixel. Averaging over
+    # pixels (the old behaviour) would give the same value for a batch of two copies and for one image.
+    target = _two_pixel_targets().repeat(3, 1, 1, 1)
+    logits = torch.randn(3, Q, 1, 2, generator=torch.Generator().manual_seed(4))
+    per_image = -(target * torch.log_softmax(logits, 1)).sum(dim=(1, 2, 3))
+    torch.testing.assert_close(rebalanced_cross_entropy(logits, target), per_image.mean())
+    with pytest.raises(ValueError, match="reduction"):
+        rebalanced_cross_entropy(logits, target, reduction="none")
 
 
 def test_a_rare_bin_pixel_contributes_more() -> None:

@@ -47,7 +47,8 @@ def test_meta_step_moves_theta_by_lambda_times_mean_task_delta(emoji32) -> None:
     c = m.config
     opts = m.configure_optimizers()
     m.train()
-    queries, step = [0, 17], 5
+    step = 5
+    queries = m.query_indices(step, 2)  # Algorithm 1's query stream, not the loop's batch
     theta = [p.detach().clone() for p in m.generator.parameters()]
     bufs = {k: v.clone() for k, v in m.generator.named_buffers()}
     d_before = state(m.discriminator)
@@ -55,7 +56,7 @@ def test_meta_step_moves_theta_by_lambda_times_mean_task_delta(emoji32) -> None:
     fasts = [m.inner_loop(emoji32, m.tasks.task_indices(int(m.task_assignments[q])), c.inner_steps,
                           _mix(c.seed, step, slot))[0] for slot, q in enumerate(queries)]
     assert all(torch.equal(a, b) for a, b in zip(theta, m.generator.parameters(), strict=True))  # θ untouched
-    phases = m.training_step(default_collate([emoji32[q] for q in queries]), step)
+    phases = m.training_step(default_collate([emoji32[i] for i in (1, 2)]), step)
     meta = next(phases)
     assert meta.optimizer == "meta" and meta.loss is None
     opts["meta"].step()
@@ -68,7 +69,8 @@ def test_meta_step_moves_theta_by_lambda_times_mean_task_delta(emoji32) -> None:
     for k, v in m.discriminator.state_dict().items():
         assert torch.equal(v, d_before[k]), k
     d_phase = next(phases)
-    assert d_phase.optimizer == "discriminator" and torch.isfinite(d_phase.loss)
+    assert d_phase.optimizer == "discriminator" and d_phase.loss is None  # ε_D written into .grad
+    assert all(torch.isfinite(p.grad).all() for p in m.discriminator.parameters())
     # G's BN statistics follow θ by the same Reptile interpolation
     fb = [dict(f.named_buffers()) for f in fasts]
     for k, v in m.generator.named_buffers():
@@ -82,11 +84,12 @@ def test_meta_batch_size_one_uses_only_the_first_query_of_the_batch(emoji32) -> 
     c = m.config
     opts = m.configure_optimizers()
     m.train()
-    queries, step = [3, 20], 2
+    step = 2
+    (query,) = m.query_indices(step, 1)
     theta = [p.detach().clone() for p in m.generator.parameters()]
-    fast = m.inner_loop(emoji32, m.tasks.task_indices(int(m.task_assignments[queries[0]])), c.inner_steps,
+    fast = m.inner_loop(emoji32, m.tasks.task_indices(int(m.task_assignments[query])), c.inner_steps,
                         _mix(c.seed, step, 0))[0]
-    phases = m.training_step(default_collate([emoji32[q] for q in queries]), step)
+    phases = m.training_step(default_collate([emoji32[i] for i in (3, 20)]), step)
     next(phases)
     opts["meta"].step()
     for p, t, f in zip(m.generator.parameters(), theta, fast.parameters(), strict=True):
@@ -202,3 +205,125 @@ def test_cgan_metalgan_preset_has_the_same_networks_and_hyper_parameters() -> No
     assert (cg.config.gan_weight, cg.config.l1_weight, cg.config.gan_loss) == (mg.config.gan_weight,
                                                                                mg.config.l1_weight, "vanilla")
     assert cg.config.image_size == mg.config.image_size and cg.config.dropout == mg.config.dropout
+
+
+# ----- paper fidelity (issue 14): Algorithm 1's SGD inner loop, §3.4's discriminator step, query sets --------
+class _TwoParams(torch.nn.Module):
+    """A 2-parameter "generator": ab = (w·L + b, w·L − b)."""
+
+    size_multiple = 1
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.tensor(0.3))
+        self.b = torch.nn.Parameter(torch.tensor(-0.2))
+
+    def forward(self, l: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.w * l + self.b, self.w * l - self.b], dim=1)
+
+
+def _one_task_method(n: int = 4, **kw):
+    """MetalGAN (tiny) on n smooth images forming ONE task, its generator replaced by _TwoParams."""
+    from fewcolor.data.tasks import ClusterTasks
+    from helpers import TensorColourDataset, smooth_colour_images
+
+    ds = TensorColourDataset(smooth_colour_images(n, 16, seed=2))
+    tasks = ClusterTasks(torch.zeros(1, 3), torch.zeros(3), torch.zeros(3, 3), torch.zeros(n, dtype=torch.long),
+                         {"backbone": "alexnet", "layer": "features.11", "pretrained": False, "feature_size": 64})
+    torch.manual_seed(0)
+    m = build_method("metalgan", "tiny", {"image_size": 16, "inner_batch_size": n, "meta_batch_size": 1, **kw})
+    m.set_tasks(tasks, ds)
+    m.generator = _TwoParams()
+    return m, ds
+
+
+def test_meta_step_is_a_hand_written_reptile_step_with_an_sgd_inner_loop() -> None:
+    # Algorithm 1: θ̃ ← θ̃ − λ_G ∇(w_L1·L1) (SGD) N times, then θ ← θ + λ_ML(θ̃ − θ). The task is the whole
+    # batch (4 images, inner_batch_size 4), so every inner batch is those 4 images (the mean is order-free).
+    # With the old fresh-Adam inner loop the parameters land elsewhere.
+    m, ds = _one_task_method(gan_weight=0.0, l1_weight=100.0, inner_lr=1e-3, inner_steps=3, meta_lr=0.5,
+                             inner_optimizer="sgd")
+    batch = default_collate([ds[i] for i in range(4)])
+    w, b = 0.3, -0.2
+    wt, bt = torch.tensor(w, requires_grad=True), torch.tensor(b, requires_grad=True)
+    for _ in range(3):
+        loss = 100 * (torch.cat([wt * batch["l"] + bt, wt * batch["l"] - bt], 1) - batch["ab"]).abs().mean()
+        gw, gb = torch.autograd.grad(loss, [wt, bt])
+        wt, bt = (wt - 1e-3 * gw).detach().requires_grad_(), (bt - 1e-3 * gb).detach().requires_grad_()
+    expected = (w + 0.5 * (float(wt.detach()) - w), b + 0.5 * (float(bt.detach()) - b))
+    opts = m.configure_optimizers()
+    phases = m.training_step(batch, 0)
+    assert next(phases).optimizer == "meta"
+    opts["meta"].step()
+    assert (m.generator.w.item(), m.generator.b.item()) == pytest.approx(expected, rel=1e-5, abs=1e-7)
+    assert (w, b) != pytest.approx(expected, abs=1e-4)  # the step moved θ
+    adam, _ = _one_task_method(gan_weight=0.0, inner_lr=1e-3, inner_steps=3, meta_lr=0.5, inner_optimizer="adam")
+    adam_opts = adam.configure_optimizers()
+    next(adam.training_step(batch, 0))
+    adam_opts["meta"].step()
+    assert (adam.generator.w.item(), adam.generator.b.item()) != pytest.approx(expected, rel=1e-3)
+
+
+def test_inner_loss_weights_and_discriminator_step_over_every_image_of_the_task() -> None:
+    # Inner loss = w_adv·(−log D(L, G(L))) + w_L1·|G(L) − ab|; §3.4: ε_D sums ∇_θD L_adv over EVERY image of
+    # τ (6 here, with inner batches of 2; the old step used one inner batch, averaged) against θ̃_G's fakes.
+    import torch.nn.functional as F
+
+    m, ds = _one_task_method(6, inner_batch_size=2, inner_steps=2, d_chunk=6, gan_weight=0.7, l1_weight=30.0)
+    batch = default_collate([ds[i] for i in range(6)])
+    fake = m.generator(batch["l"])
+    d_out = m.discriminator(torch.cat([batch["l"], fake], 1))
+    loss, logs = m._generator_loss(m.generator, batch)
+    expected = 0.7 * F.binary_cross_entropy_with_logits(d_out, torch.ones_like(d_out)) + 30 * (
+        fake - batch["ab"]).abs().mean()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert logs["l1"] == pytest.approx((fake - batch["ab"]).abs().mean().item(), rel=1e-5)
+
+    m.configure_optimizers()
+    d0 = state(m.discriminator)
+    seed = _mix(m.config.seed, 0, 0)
+    fast, _ = m.inner_loop(ds, list(range(6)), 2, seed)
+    phases = m.training_step(batch, 0)
+    next(phases)
+    d_phase = next(phases)
+    got = [p.grad.clone() for p in m.discriminator.parameters()]
+    assert d_phase.loss is None and d_phase.logs["d/images"] == 6
+    ref = build_method("metalgan", "tiny", {"image_size": 16}).discriminator
+    ref.load_state_dict(d0)
+    with torch.no_grad():
+        fakes = fast(batch["l"])
+    real_out = ref(torch.cat([batch["l"], batch["ab"]], 1))
+    fake_out = ref(torch.cat([batch["l"], fakes], 1))
+    total = 6 * (F.binary_cross_entropy_with_logits(real_out, torch.ones_like(real_out))
+                 + F.binary_cross_entropy_with_logits(fake_out, torch.zeros_like(fake_out)))
+    want = torch.autograd.grad(total, list(ref.parameters()))
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-6)
+    assert d_phase.logs["loss/d"] == pytest.approx(total.item(), rel=1e-4)
+
+
+def test_query_sets_are_a_random_tenth_per_epoch_and_set_the_run_length(emoji32) -> None:
+    m = make(emoji32, query_fraction=0.1, meta_epochs=5, meta_batch_size=1)
+    assert m.queries_per_epoch(30) == 3
+    epoch0 = [q for s in range(3) for q in m.query_indices(s, 1)]
+    epoch1 = [q for s in range(3, 6) for q in m.query_indices(s, 1)]
+    assert len(set(epoch0)) == 3 and epoch0 != epoch1  # distinct queries within an epoch, a new draw after
+    assert m.query_indices(4, 1) == m.query_indices(4, 1)  # a pure function of the step: resumable
+    # two ranks with one query each ≡ one process with two queries per step
+    assert m.query_indices(3, 2) == m.query_indices(3, 1, rank=0, world=2) + m.query_indices(3, 1, rank=1, world=2)
+    assert m.suggested_steps(30, batch_size=8) == 15  # 5 epochs × 3 queries, one per step
+    assert make(emoji32).suggested_steps(30, 8) is None  # meta_epochs = 0: the CLI's --steps decide
+    with pytest.raises(ValueError, match="query_fraction"):
+        build_method("metalgan", "tiny", {"query_fraction": 0.0})
+
+
+def test_discriminator_modules_are_conv_bn_relu() -> None:
+    m = build_method("metalgan", "paper")
+    acts = {type(x) for x in m.discriminator.modules() if isinstance(x, (torch.nn.ReLU, torch.nn.LeakyReLU))}
+    assert acts == {torch.nn.ReLU}  # §3.4 (the old D was LeakyReLU)
+    assert m.config.inner_optimizer == "sgd" and m.config.d_images == "task"
+    old = build_method("metalgan", "paper", {"d_activation": "leaky"})
+    assert {type(x) for x in old.discriminator.modules() if isinstance(x, torch.nn.LeakyReLU)} == {torch.nn.LeakyReLU}
+    cg = build_method("cgan", "metalgan")  # the comparison baseline has the same D
+    assert {type(x) for x in cg.discriminator.modules() if isinstance(x, (torch.nn.ReLU, torch.nn.LeakyReLU))} == {
+        torch.nn.ReLU}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fewcolor.losses.gan import GAN_KINDS
+from fewcolor.losses.gan import GAN_KINDS, gradient_penalty
 from fewcolor.methods.registry import build_method
 from fewcolor.nets.discriminators import AutoEncoderDiscriminator, DCGANDiscriminator, PatchDiscriminator
 from method_checks import (
@@ -49,11 +49,53 @@ def batch() -> dict:
     return batch_of(TensorColourDataset(rgb))
 
 
+def _params(module: torch.nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in module.parameters()]
+
+
+def _changed(before: list[torch.Tensor], module: torch.nn.Module) -> bool:
+    return any(not torch.equal(a, p) for a, p in zip(before, module.parameters(), strict=True))
+
+
 @pytest.mark.parametrize("kind", GAN_KINDS)
 def test_every_gan_loss_trains_one_step(kind: str, batch: dict) -> None:
+    # Each phase's loss is the GAN kind's formula on the current nets, and each optimiser moves only its net:
+    # the D phases leave G untouched (G's output is detached), the G phase's loss sees the updated D.
     disc = "autoencoder" if kind == "ebgan" else "patch"
     m = _tiny(gan_loss=kind, discriminator=disc, d_steps=2)
-    assert _step_once(m, batch) == ["discriminator", "discriminator", "generator"]
+    opts = m.configure_optimizers()
+    g0, d0 = _params(m.generator), _params(m.discriminator)
+    real = torch.cat([batch["l"], batch["ab"]], 1)
+    phases = m.training_step(batch, 0)
+    for k in range(2):
+        phase = next(phases)
+        assert phase.optimizer == "discriminator"
+        with torch.no_grad():
+            fake = torch.cat([batch["l"], m.generator(batch["l"])], 1)
+        expected = m.gan.d_loss(m.discriminator(real), m.discriminator(fake))
+        if kind == "wgan-gp":
+            g = torch.Generator().manual_seed((0 * 1_000_003 + 0) * 16 + k)
+            expected = expected + gradient_penalty(m.discriminator, real, fake, m.config.gp_weight, generator=g)
+        assert phase.loss.item() == pytest.approx(expected.item(), rel=1e-4, abs=1e-5)
+        opts["discriminator"].zero_grad(set_to_none=True)
+        opts["generator"].zero_grad(set_to_none=True)
+        phase.loss.backward()
+        assert all(p.grad is None for p in m.generator.parameters())
+        opts["discriminator"].step()
+        if phase.after_step:
+            phase.after_step()
+    assert _changed(d0, m.discriminator) and not _changed(g0, m.generator)
+    phase = next(phases)
+    assert phase.optimizer == "generator"
+    out = m.generator(batch["l"])
+    expected = m.gan.g_loss(m.discriminator(torch.cat([batch["l"], out], 1))) + m.pixel(out, batch["ab"])[0]
+    assert phase.loss.item() == pytest.approx(expected.item(), rel=1e-4, abs=1e-5)
+    d1 = _params(m.discriminator)
+    opts["generator"].zero_grad(set_to_none=True)
+    phase.loss.backward()
+    opts["generator"].step()
+    assert _changed(g0, m.generator) and not _changed(d1, m.discriminator)
+    assert next(phases, None) is None
 
 
 def test_wgan_clips_the_critic_after_its_step(batch: dict) -> None:
@@ -62,12 +104,49 @@ def test_wgan_clips_the_critic_after_its_step(batch: dict) -> None:
     assert max(p.abs().max().item() for p in m.discriminator.parameters()) <= 0.02 + 1e-7
 
 
-def test_wgan_gp_logs_penalty_and_uses_instance_norm(batch: dict) -> None:
-    m = _tiny(gan_loss="wgan-gp")
+def test_wgan_gp_adds_the_seeded_penalty_and_uses_instance_norm(batch: dict) -> None:
+    m = _tiny(gan_loss="wgan-gp", seed=3)
     assert not any(isinstance(x, torch.nn.BatchNorm2d) for x in m.discriminator.modules())
-    phases = m.training_step(batch, 0)
-    first = next(phases)
-    assert first.logs["loss/gp"] >= 0
+    first = next(m.training_step(batch, 5))
+    real = torch.cat([batch["l"], batch["ab"]], 1)
+    with torch.no_grad():
+        fake = torch.cat([batch["l"], m.generator(batch["l"])], 1)
+    g = torch.Generator().manual_seed((3 * 1_000_003 + 5) * 16)
+    gp = gradient_penalty(m.discriminator, real, fake, 10.0, generator=g)
+    assert gp.item() > 0.1  # an untrained critic's gradient norm is far from 1
+    assert first.logs["loss/gp"] == pytest.approx(gp.item(), rel=1e-4)
+    critic = m.discriminator(fake).mean() - m.discriminator(real).mean()
+    assert first.loss.item() == pytest.approx((critic + gp).item(), rel=1e-4, abs=1e-5)
+
+
+def test_fabbri_presets_generator_alone_has_no_discriminator(batch: dict) -> None:
+    # "Col.Col.(G)": the CIC generator trained as a regressor alone — D is not even built, no D phase runs.
+    # (The old way, gan_weight=0, still built and trained a discriminator.)
+    m = build_method("cgan", "fabbri-g-cpu", {"image_size": 32, "cic_widths": (4, 8, 16, 16, 16, 16, 16, 8)})
+    assert m.discriminator is None and list(m.configure_optimizers()) == ["generator"]
+    assert not any("discriminator" in k for k in m.state_dict())
+    torch.manual_seed(0)  # the same dropout masks for the phase and the check
+    phases = list(m.training_step(batch, 0))
+    assert [p.optimizer for p in phases] == ["generator"]
+    torch.manual_seed(0)
+    expected = 100 * (m.generator(batch["l"]) - batch["ab"]).abs().mean()  # λ_L1 = 100, no adversarial term
+    assert phases[0].loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    with pytest.raises(ValueError, match="gan_weight=0"):
+        build_method("cgan", "fabbri-g", {"gan_weight": 1.0})
+    cls = type(m)
+    assert cls.default_batch_size("fabbri", 8) == 32 and cls.default_batch_size("fabbri-g", 8) == 32
+
+
+def test_cic_generator_noise_is_dropout() -> None:
+    # Fabbri & Islam: the generator's noise is dropout (the old CIC generator had none): train mode is random,
+    # eval mode deterministic.
+    m = build_method("cgan", "fabbri-cpu", {"image_size": 32, "cic_widths": (4, 8, 16, 16, 16, 16, 16, 8)})
+    assert sum(isinstance(x, torch.nn.Dropout) for x in m.generator.modules()) == 3
+    l = torch.rand(1, 1, 32, 32) * 2 - 1
+    m.train()
+    assert not torch.equal(m.generator(l), m.generator(l))
+    m.eval()
+    assert torch.equal(m.generator(l), m.generator(l))
 
 
 def test_discriminator_choices_and_generator_choices(batch: dict) -> None:

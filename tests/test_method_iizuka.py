@@ -30,13 +30,13 @@ def test_overfits_four_fixture_images_with_folder_labels(emoji_dir, tmp_path) ->
     torch.manual_seed(0)
     m = _tiny()
     before = psnr_rgb(m, b)
-    start, end = overfit(m, ds, tmp_path, 200, "loss/mse")
+    start, end = overfit(m, ds, tmp_path, 200, "loss/color")
     after = psnr_rgb(m, b)
-    print(f"iizuka mse {start:.4f} -> {end:.4f}; PSNR {before:.2f} -> {after:.2f} dB (grey {grey_psnr(b):.2f})")
+    print(f"iizuka colour loss {start:.4f} -> {end:.4f}; PSNR {before:.2f} -> {after:.2f} dB (grey {grey_psnr(b):.2f})")
     assert m.extra_metadata()["label_source"] == "folders"
     assert m.net.num_classes == 6  # the fixture's six class folders
     assert end < 0.3 * start
-    assert after > 20.0 and after > grey_psnr(b) + 2.0  # measured 23.2 dB (eval-mode BN)
+    assert after > 20.0 and after > grey_psnr(b) + 2.0  # measured 21.6 dB (eval-mode BN; 23.2 with the old mean loss)
 
 
 def test_cluster_labels_when_no_folders(tmp_path) -> None:
@@ -81,8 +81,39 @@ def test_classification_loss_weight_is_alpha() -> None:
     m.setup(ds)
     assert m.extra_metadata()["label_source"] == "folders"
     phase = next(m.training_step(batch_of(ds), 0))
-    expected = phase.logs["loss/mse"] + phase.logs["loss/class"] / 300
+    expected = phase.logs["loss/color"] + phase.logs["loss/class"] / 300
     assert phase.loss.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_colour_loss_is_the_papers_frobenius_norm_on_unit_chrominance(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Eq. 2: ‖y − y*‖²_FRO over the colorization net's output (2 × H/2 × W/2, chrominance in [0, 1]). A net that
+    # outputs 0.5 everywhere against a target ab/110 = 0.6 (chrominance 0.8) costs 0.3² per output value:
+    # 0.09 · 2·16·16 = 46.08 per 32×32 image. The old loss (mean MSE on [−1, 1]) gave 0.36 for the same error.
+    m = _tiny(labels="none")
+    monkeypatch.setattr(m.net, "chrominance", lambda l, g=None: (torch.full((l.shape[0], 2, 16, 16), 0.5), None))
+    monkeypatch.setattr(m.net, "forward", lambda l, g=None: (torch.zeros(l.shape[0], 2, 32, 32), None))
+    batch = {"l": torch.zeros(3, 1, 32, 32), "ab": torch.full((3, 2, 32, 32), 0.6)}
+    assert next(m.training_step(batch, 0)).loss.item() == pytest.approx(46.08, rel=1e-5)
+    old = _tiny(labels="none", color_loss="mse")
+    monkeypatch.setattr(old.net, "forward", lambda l, g=None: (torch.zeros(l.shape[0], 2, 32, 32), None))
+    assert next(old.training_step(batch, 0)).loss.item() == pytest.approx(0.36, rel=1e-5)
+    with pytest.raises(ValueError, match="color_loss"):
+        _tiny(color_loss="l1")
+
+
+def test_training_crops_224_of_256_and_the_paper_batch() -> None:
+    # §4.1: random 224 crops of images resized to 256 — two draws on a square image differ (the old transform
+    # resized to the crop size, so a square image had one possible crop).
+    from fewcolor.data.transforms import generator_for
+
+    m = _tiny()
+    t = m.train_transform(224, flip=False)
+    img = torch.rand(3, 300, 300, generator=torch.Generator().manual_seed(0))
+    crops = [t(img, generator_for(0, 0, i)) for i in range(4)]
+    assert all(c.shape == (3, 224, 224) for c in crops)
+    assert any(not torch.equal(crops[0], c) for c in crops[1:])
+    assert repr(t) == "Compose([Resize(256), RandomCrop((224, 224))])"
+    assert type(m).default_batch_size(None, 8) == 128 and type(m).default_batch_size("cpu", 8) == 8
 
 
 def test_global_from_changes_the_output_and_is_validated(tmp_path) -> None:

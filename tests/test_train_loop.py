@@ -163,3 +163,25 @@ def test_bf16_autocast_trains_and_saves_float32_weights(tmp_path):
     losses = [h["loss/l1"] for h in result.history]
     assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0]
     assert all(p.dtype == torch.float32 for p in load_method(result.checkpoint).parameters())
+
+
+def test_the_loop_follows_the_methods_learning_rate_schedule(tmp_path):
+    # CIC's §3 schedule: lr 3e-3 (tiny) × 1, 1/3, 1/10 from 4/9 and 5/6 of the run; the loop sets it each step.
+    m = build_method("cic", "tiny", {"lr": 3e-3, "prior_cache": False})
+    seen: list[float] = []
+    step_fn = m.training_step
+
+    def spy(batch, step):
+        seen.append(m._spy_opt.param_groups[0]["lr"])
+        yield from step_fn(batch, step)
+
+    make_opts = m.configure_optimizers
+
+    def keep():
+        opts = make_opts()
+        m._spy_opt = opts["net"]
+        return opts
+
+    m.training_step, m.configure_optimizers = spy, keep
+    train(m, _dataset(4, 16), _opts(tmp_path, steps=9, batch_size=2))
+    assert seen == pytest.approx([3e-3] * 4 + [1e-3] * 4 + [3e-4])  # drops at steps 4 (4/9·9) and 8 (≥ 7.5)

@@ -190,7 +190,8 @@ def _describe_method(cls: Any) -> str:
     lines += ["", "presets (train --preset NAME):"]
     for preset, values in sorted(cls.presets.items()):
         shown = ", ".join(f"{k}={v!r}" for k, v in values.items()) or "the defaults"
-        lines.append(f"  {preset}: {shown}")
+        batch = cls.preset_batch_sizes.get(preset)
+        lines.append(f"  {preset}: {shown}" + (f" (batch size {batch})" if batch else ""))
     lines += ["", "inference options (colorize --OPTION):"]
     for opt in cls.inference_options:
         default = "" if opt.default is None else f", default {opt.default}"
@@ -255,12 +256,22 @@ def info_cmd(checkpoint: Path) -> None:
     metavar="KEY=VALUE",
     help="Override a config field (repeatable), e.g. --set lr=1e-4; `fewcolor methods NAME` lists the fields.",
 )
-@click.option("--steps", type=click.IntRange(min=1), default=None,
-              help="Optimisation steps (default: 1000 unless --epochs).")
+@click.option(
+    "--steps",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Optimisation steps (default: the method's own run length when its config sets one, e.g. MetalGAN's "
+    "meta_epochs, else 1000; or give --epochs).",
+)
 @click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Epochs over the data instead of --steps.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
-              help="Images per step (per process).")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Images per step (per process); default: the preset's batch size where the paper gives one "
+    "(iizuka paper 128, cic paper 40, cgan fabbri 32), else 8.",
+)
 @click.option(
     "--size",
     type=RESOLUTION,
@@ -289,7 +300,7 @@ def train_cmd(
     overrides: tuple[str, ...],
     steps: int | None,
     epochs: float | None,
-    batch_size: int,
+    batch_size: int | None,
     size: int | None,
     seed: int,
     resume: bool,
@@ -310,7 +321,6 @@ def train_cmd(
     import torch
 
     from fewcolor.data.folder import ImageFolderDataset
-    from fewcolor.data.transforms import train_transform
     from fewcolor.methods.registry import build_method, get_method_class
     from fewcolor.train.loop import TrainOptions, train
 
@@ -330,11 +340,13 @@ def train_cmd(
         raise click.BadParameter(f"{crop} is not a multiple of {multiple}, which {method_name} needs "
                                  f"(e.g. {max(multiple, crop // multiple * multiple)})",
                                  param_hint="--size" if size else "--set image_size")
+    if batch_size is None:
+        batch_size = method.default_batch_size(preset, 8)
     dataset = ImageFolderDataset(
-        data_dir, split_file=split_file, transform=train_transform(crop, flip=not no_flip), seed=seed
+        data_dir, split_file=split_file, transform=method.train_transform(crop, flip=not no_flip), seed=seed
     )
     if steps is None and epochs is None:
-        steps = 1000
+        steps = method.suggested_steps(len(dataset), batch_size) or 1000
     opts = TrainOptions(
         out_dir=out_dir,
         steps=steps,
@@ -849,7 +861,8 @@ def _check_backbone(spec: str) -> str:
     default="auto",
     show_default=True,
     callback=lambda ctx, param, value: _check_backbone(value),
-    help="auto (ResNet50 layer4.0 if its weights resolve, else VGG16 features.29) or name:layer.",
+    help="auto (ResNet50 layer4.0 if its weights resolve, else the MAC of VGG16 features.15,22,29 concatenated) "
+    "or name:layer[,layer...].",
 )
 @click.option("--pca-dim", type=click.IntRange(min=1), default=512, show_default=True,
               help="PCA dimensions before K-means.")
@@ -1011,6 +1024,185 @@ def evaluate_cmd(model: Path | None, pred_dir: Path | None, truth_dir: Path | No
         parts.append(f"FID {fid:.4g}")
     click.echo(f"{len(result['per_image'])} images scored, {len(result['skipped'])} skipped: " + ", ".join(parts))
     click.echo(f"wrote {out_dir / 'metrics.json'} and {out_dir / 'report.html'}")
+
+
+# ----------------------------------------------------------------------------------------------
+@main.group("paper-eval")
+def paper_eval_group() -> None:
+    """The evaluations the papers report, with offline stand-ins named as such (docs/RESULTS.md)."""
+
+
+_MODEL_ARG = click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+_DATA_OPT = click.option("--data", "data_dir", required=True,
+                         type=click.Path(exists=True, file_okay=False, path_type=Path),
+                         help="Labelled folder root/<class>/<image> (class folders named by wnid for ImageNet sets).")
+_OUT_OPT = click.option("-o", "--out", "out_path", required=True, type=click.Path(path_type=Path),
+                        help="Result JSON file (or a folder that gets result.json).")
+_SEED_OPT = click.option("--seed", type=int, default=0, show_default=True, help="Seed of the image draw and probes.")
+
+
+def _run_paper_eval(fn: Any, out_path: Path, **kwargs: Any) -> dict[str, Any]:
+    from fewcolor.backbones.weights import WeightsNotFoundError
+    from fewcolor.bench.paper_evals import write_json
+    from fewcolor.io.checkpoint import CheckpointError
+
+    try:
+        result = fn(**kwargs)
+    except (WeightsNotFoundError, FileNotFoundError, ValueError, KeyError, CheckpointError) as exc:
+        raise click.ClickException(str(exc).splitlines()[0]) from exc
+    click.echo(f"wrote {write_json(result, out_path)}")
+    return result
+
+
+@paper_eval_group.command(
+    "semantic", short_help='Zhang §3.1: classifier accuracy on colourized vs grey vs original images.'
+)
+@_MODEL_ARG
+@_DATA_OPT
+@_OUT_OPT
+@click.option("--per-class", type=click.IntRange(min=1), default=10, show_default=True, help="Images per class.")
+@click.option("--size", type=int, default=224, show_default=True, help="Images are resized/centre-cropped to this.")
+@click.option("--label-map", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="JSON {class folder name: ImageNet-1k index}; default: Imagenette's wnids (others: agreement only).")
+@_SEED_OPT
+@click.option("--device", default=None, help="cpu, cuda ... (default: CUDA when present).")
+def paper_eval_semantic_cmd(model: Path, data_dir: Path, out_path: Path, per_class: int, size: int,
+                            label_map: Path | None, seed: int, device: str | None) -> None:
+    """Zhang et al. §3.1 semantic interpretability: EfficientNet-Lite0 top-1 accuracy (and agreement with the
+    originals' top-1) on colourized vs grey vs original images."""
+    from fewcolor.bench.paper_evals import semantic_eval
+
+    mapping = {str(k): int(v) for k, v in json.loads(label_map.read_text()).items()} if label_map else None
+    r = _run_paper_eval(semantic_eval, out_path, model=model, data_dir=data_dir, per_class=per_class, size=size,
+                        label_map=mapping, seed=seed, device=device)
+    for kind in ("colourized", "grey", "original"):
+        acc = r[f"top1_{kind}_efficientnet_lite0"]
+        click.echo(f"{kind:11s} top-1 {'n/a' if acc is None else f'{acc:.3f}'}, "
+                   f"agreement {r[f'agreement_{kind}_efficientnet_lite0']:.3f} ({r['n']} images)")
+
+
+@paper_eval_group.command(
+    "inception-score", short_help='MetalGAN Table 1: "IS (EfficientNet-Lite0)", and the real IS given weights.'
+)
+@_MODEL_ARG
+@_DATA_OPT
+@_OUT_OPT
+@click.option("--per-class", type=click.IntRange(min=1), default=10, show_default=True, help="Images per class.")
+@click.option("--size", type=int, default=64, show_default=True, help="Image side (MetalGAN: 64 px Tiny-ImageNet).")
+@click.option("--inception-weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Inception weights with the 1008-way head (pytorch-fid's file) for the real IS.")
+@click.option("--splits", type=click.IntRange(min=1), default=10, show_default=True, help="IS splits.")
+@_SEED_OPT
+@click.option("--device", default=None, help="cpu, cuda ... (default: CUDA when present).")
+def paper_eval_is_cmd(model: Path, data_dir: Path, out_path: Path, per_class: int, size: int,
+                      inception_weights: Path | None, splits: int, seed: int, device: str | None) -> None:
+    """MetalGAN Table 1: "IS (EfficientNet-Lite0)" (a stand-in) of colourized, grey and original images, and the
+    real Inception Score when --inception-weights carry the 1008-way head."""
+    from fewcolor.bench.paper_evals import inception_score_eval
+
+    r = _run_paper_eval(inception_score_eval, out_path, model=model, data_dir=data_dir, per_class=per_class,
+                        size=size, inception_weights=inception_weights, splits=splits, seed=seed, device=device)
+    for kind in ("colourized", "grey", "original"):
+        click.echo(f"{kind:11s} IS (EfficientNet-Lite0) {r[kind]['is_efficientnet_lite0']:.3f}")
+    real = r["inception_score"]
+    click.echo("Inception Score: " + (f"colourized {real['colourized']['is']:.3f}" if real["available"]
+                                      else f"not available ({real['why']})"))
+
+
+@paper_eval_group.command(
+    "representation", short_help='Zhang §3.2: linear probes on frozen CIC features vs random vs VGG16.'
+)
+@_MODEL_ARG
+@_DATA_OPT
+@_OUT_OPT
+@click.option("--classes", type=click.IntRange(min=2), default=20, show_default=True, help="First N classes.")
+@click.option("--train-per-class", type=click.IntRange(min=1), default=30, show_default=True,
+              help="Images per class the linear classifiers are trained on.")
+@click.option("--test-per-class", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Held-out images per class the accuracy is measured on.")
+@click.option("--size", type=int, default=64, show_default=True, help="Image side (a multiple of 8).")
+@click.option("--vgg", type=click.Choice(["imagenet", "random", "none"]), default="imagenet", show_default=True,
+              help="The VGG16 baseline's weights.")
+@_SEED_OPT
+def paper_eval_representation_cmd(model: Path, data_dir: Path, out_path: Path, classes: int, train_per_class: int,
+                                  test_per_class: int, size: int, vgg: str, seed: int) -> None:
+    """Zhang et al. §3.2: linear classifiers on frozen grey-image features of each block of a trained CIC net vs
+    the same net randomly initialised vs VGG16 (ImageNet)."""
+    from fewcolor.bench.paper_evals import representation_eval
+
+    r = _run_paper_eval(representation_eval, out_path, model=model, data_dir=data_dir, classes=classes,
+                        train_per_class=train_per_class, test_per_class=test_per_class, size=size, vgg=vgg,
+                        seed=seed)
+    for name, acc in r["accuracy"].items():
+        click.echo(f"{name:34s} {acc:.3f}")
+    click.echo(f"chance {r['chance']:.3f}, {r['test_images']} test images")
+
+
+def _retrieval_options(f: Any) -> Any:
+    for option in reversed([
+        click.option("--n-way", type=click.IntRange(min=2), default=5, show_default=True,
+                     help="Classes per episode."),
+        click.option("--k-shot", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="Support images per class (what the memory stores)."),
+        click.option("--n-query", type=click.IntRange(min=1), default=5, show_default=True, help="Queries per class."),
+        click.option("--episodes", type=click.IntRange(min=1), default=10, show_default=True,
+                     help="Episodes (a fresh query head and memory each)."),
+        click.option("--steps", type=click.IntRange(min=1), default=30, show_default=True,
+                     help="Passes over the support set (triplet step + memory update each)."),
+        click.option("--color-feature", type=click.Choice(["dist", "rgb"]), default="dist", show_default=True,
+                     help="Colour feature: dist (313-bin ab distribution) or rgb (10 dominant colours)."),
+        click.option("--size", type=int, default=64, show_default=True, help="Image side."),
+        _SEED_OPT,
+    ]):
+        f = option(f)
+    return f
+
+
+@paper_eval_group.command("retrieval", short_help='MemoPainter Table 2: top-1 memory retrieval accuracy.')
+@_DATA_OPT
+@_OUT_OPT
+@_retrieval_options
+@click.option("--threshold", type=float, default=None, help="δ (default: 5 for dist, 20 ΔE00 for rgb).")
+def paper_eval_retrieval_cmd(data_dir: Path, out_path: Path, n_way: int, k_shot: int, n_query: int, episodes: int,
+                             steps: int, color_feature: str, size: int, seed: int, threshold: float | None) -> None:
+    """MemoPainter Table 2: top-1 memory retrieval accuracy, unsupervised (threshold triplet loss) and
+    supervised (class labels), on N-way K-shot episodes."""
+    from fewcolor.bench.paper_evals import retrieval_eval
+
+    r = _run_paper_eval(retrieval_eval, out_path, data_dir=data_dir, size=size, seed=seed, n_way=n_way,
+                        k_shot=k_shot, n_query=n_query, episodes=episodes, steps=steps, color_feature=color_feature,
+                        threshold=threshold)
+    click.echo(f"top-1 retrieval: unsupervised {r['unsupervised']['accuracy']:.3f}, supervised "
+               f"{r['supervised']['accuracy']:.3f}, chance {r['chance']:.3f}")
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated numbers, got {text!r}") from None
+
+
+@paper_eval_group.command(
+    "memory-sweep", short_help='MemoPainter Fig. 9: retrieval accuracy over memory sizes × thresholds.'
+)
+@_DATA_OPT
+@_OUT_OPT
+@_retrieval_options
+@click.option("--memory-scales", default="0.25,0.5,1.2,2", show_default=True,
+              help="Memory sizes as multiples of the support-set size, comma-separated.")
+@click.option("--thresholds", default="1,2.5,5,10", show_default=True, help="Thresholds δ, comma-separated.")
+def paper_eval_memory_sweep_cmd(data_dir: Path, out_path: Path, n_way: int, k_shot: int, n_query: int,
+                                episodes: int, steps: int, color_feature: str, size: int, seed: int,
+                                memory_scales: str, thresholds: str) -> None:
+    """MemoPainter Fig. 9's study: unsupervised top-1 retrieval accuracy over memory sizes × thresholds δ."""
+    from fewcolor.bench.paper_evals import memory_sweep
+
+    r = _run_paper_eval(memory_sweep, out_path, data_dir=data_dir, memory_scales=_floats(memory_scales),
+                        thresholds=_floats(thresholds), size=size, seed=seed, n_way=n_way, k_shot=k_shot,
+                        n_query=n_query, episodes=episodes, steps=steps, color_feature=color_feature)
+    for row in r["rows"]:
+        click.echo(f"memory ×{row['memory_scale']:g}  δ {row['threshold']:g}: {row['accuracy']:.3f}")
 
 
 if __name__ == "__main__":

@@ -61,7 +61,6 @@ def run_demo(
 
     from fewcolor.color.lab import grey_rgb_from_l, rgb_to_l
     from fewcolor.data.folder import ImageFolderDataset
-    from fewcolor.data.transforms import train_transform
     from fewcolor.io.html import ImageCell, Page
     from fewcolor.io.image import read_rgb
     from fewcolor.methods.registry import build_method
@@ -74,7 +73,7 @@ def run_demo(
     out_dir = Path(out_dir)
     method = build_method(method_name, preset)
     size = method.config.image_size
-    full = ImageFolderDataset(data_dir, transform=train_transform(size), seed=seed, cache=True)
+    full = ImageFolderDataset(data_dir, transform=method.train_transform(size), seed=seed, cache=True)
     train_idx, held_idx = holdout_split([str(p) for p in full.paths], list(full.labels))
     steps = calibrate_steps(method, Subset(full, train_idx), seconds, batch_size=8)
     torch.manual_seed(seed)

@@ -30,9 +30,11 @@ from fewcolor.data.tasks import ClusterTasks, fit_tasks
 
 log = logging.getLogger(__name__)
 
-#: descriptor backbones in order of preference: MetalGAN's ResNet50 ``activation_43`` (= ``layer4.0``),
-#: else VGG16 conv5 (``features.29``, the layer MAC was defined on)
-PREFERRED_BACKBONES: list[tuple[str, str]] = [("resnet50", "layer4.0"), ("vgg16", "features.29")]
+#: descriptor backbones in order of preference: MetalGAN's ResNet50 ``activation_43`` (= ``layer4.0``, 2048-d),
+#: else the MAC of VGG16's conv3_3, conv4_3 and conv5_3 concatenated (1280-d). VGG16 conv5 alone is 512-d,
+#: which would make MetalGAN's PCA to 512 a rotation that reduces nothing.
+VGG16_MULTI_MAC = "features.15,features.22,features.29"
+PREFERRED_BACKBONES: list[tuple[str, str]] = [("resnet50", "layer4.0"), ("vgg16", VGG16_MULTI_MAC)]
 
 
 def resolve_backbone(spec: str, pretrained: bool = True) -> tuple[str, str, bool]:
@@ -54,7 +56,7 @@ def resolve_backbone(spec: str, pretrained: bool = True) -> tuple[str, str, bool
     except WeightsNotFoundError as exc:
         log.warning("no pretrained backbone for the cluster descriptors (%s); using randomly initialised "
                     "VGG16: the clusters will be much less meaningful", str(exc).splitlines()[0])
-        return "vgg16", "features.29", False
+        return "vgg16", VGG16_MULTI_MAC, False
 
 
 def build_extractor(name: str, layer: str, pretrained: bool, seed: int = 0) -> nn.Module:

@@ -3,12 +3,15 @@
 The L channel is shown to the network as a grey RGB image, ``(L_norm + 1) / 2`` replicated to three
 channels, normalised like the network's training data (ImageNet mean/std for the torchvision networks).
 Pooling: "mac" = maximum activation of convolutions (Tolias et al., ICLR 2016, eq. 1: spatial max per
-channel) then L2 normalisation; "avg" = global average pooling.
+channel) then L2 normalisation; "avg" = global average pooling. Several layers, comma-separated
+(``"features.15,features.22,features.29"``), give the concatenation of each layer's pooled vector (each
+L2-normalised for "mac", then the whole normalised again): a richer descriptor than the last layer alone.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 
@@ -46,16 +49,19 @@ class FeatureExtractor(nn.Module):
             raise ValueError(f"pooling must be 'mac' or 'avg', got {pooling!r}")
         self.backbone_name = backbone
         self.layer = layer
+        self.layers = [name.strip() for name in layer.split(",")]
         self.pooling = pooling
         self.info = backbone_info(backbone)
         self.net = load_backbone(backbone, weights=weights, allow_download=allow_download,
                                  pretrained=pretrained)
         modules = dict(self.net.named_modules())
-        if layer not in modules or layer == "":
-            sample = ", ".join(n for n in list(modules)[1:40] if n)
-            raise KeyError(f"{backbone} has no layer {layer!r}; module paths include: {sample}, ...")
-        self._tapped: torch.Tensor | None = None
-        modules[layer].register_forward_hook(self._hook)
+        for name in self.layers:
+            if name not in modules or name == "":
+                sample = ", ".join(n for n in list(modules)[1:40] if n)
+                raise KeyError(f"{backbone} has no layer {name!r}; module paths include: {sample}, ...")
+        self._tapped: dict[str, torch.Tensor] = {}
+        for name in self.layers:
+            modules[name].register_forward_hook(functools.partial(self._hook, name))
         self.register_buffer("mean", torch.tensor(self.info.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(self.info.std).view(1, 3, 1, 1), persistent=False)
         for p in self.net.parameters():
@@ -65,16 +71,17 @@ class FeatureExtractor(nn.Module):
             side = max(64, self.info.min_size)
             self.out_dim = int(self(torch.zeros(1, 1, side, side)).shape[1])
 
-    def _hook(self, module: nn.Module, inputs: object, output: torch.Tensor) -> None:
-        self._tapped = output
-        raise _Stop
+    def _hook(self, name: str, module: nn.Module, inputs: object, output: torch.Tensor) -> None:
+        self._tapped[name] = output
+        if len(self._tapped) == len(self.layers):  # every tapped layer reached: skip the rest
+            raise _Stop
 
     def train(self, mode: bool = True) -> FeatureExtractor:
         # Always frozen: BatchNorm statistics must never update.
         return super().train(False)
 
-    def layer_map(self, l_norm: torch.Tensor) -> torch.Tensor:
-        """The raw activation of the tapped layer for normalised L ``(B,1,H,W)``."""
+    def layer_maps(self, l_norm: torch.Tensor) -> list[torch.Tensor]:
+        """The raw activations of the tapped layers, in the given order, for normalised L ``(B,1,H,W)``."""
         if l_norm.ndim != 4 or l_norm.shape[1] != 1:
             raise ValueError(f"expected normalised L shaped (B,1,H,W), got {tuple(l_norm.shape)}")
         grey = ((l_norm + 1.0) / 2.0).clamp(0.0, 1.0).expand(-1, 3, -1, -1)
@@ -85,25 +92,30 @@ class FeatureExtractor(nn.Module):
                     max(self.info.min_size, round(grey.shape[-1] * scale)))
             grey = F.interpolate(grey, size=size, mode="bilinear", align_corners=False)
         x = (grey - self.mean) / self.std
-        self._tapped = None
-        with contextlib.suppress(_Stop):  # the hook stops the forward pass after the tapped layer
+        self._tapped = {}
+        with contextlib.suppress(_Stop):  # the hook stops the forward pass after the last tapped layer
             self.net(x)
-        out, self._tapped = self._tapped, None
-        if out is None:
-            raise RuntimeError(f"layer {self.layer} of {self.backbone_name} was not reached in forward()")
-        return out
+        tapped, self._tapped = self._tapped, {}
+        missing = [name for name in self.layers if name not in tapped]
+        if missing:
+            raise RuntimeError(f"layer(s) {missing} of {self.backbone_name} were not reached in forward()")
+        return [tapped[name] for name in self.layers]
 
-    def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
-        fmap = self.layer_map(l_norm)
+    def _pool(self, fmap: torch.Tensor) -> torch.Tensor:
         if fmap.ndim == 2:
             vec = fmap
         elif self.pooling == "mac":
             vec = fmap.flatten(2).amax(dim=2)
         else:
             vec = fmap.flatten(2).mean(dim=2)
-        if self.pooling == "mac":
-            vec = F.normalize(vec, dim=1)
-        return vec
+        return F.normalize(vec, dim=1) if self.pooling == "mac" else vec
+
+    def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
+        vecs = [self._pool(fmap) for fmap in self.layer_maps(l_norm)]
+        if len(vecs) == 1:
+            return vecs[0]
+        vec = torch.cat(vecs, dim=1)
+        return F.normalize(vec, dim=1) if self.pooling == "mac" else vec
 
 
 def choose_backbone(preferred: list[tuple[str, str]]) -> tuple[str, str]:

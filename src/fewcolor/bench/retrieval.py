@@ -56,12 +56,16 @@ def retrieval_accuracy(
     margin: float = 0.1,
     key_dim: int = 512,
     lr: float = 1e-3,
+    memory_scale: float = 1.2,
     seed: int = 0,
     progress: bool = True,
 ) -> RetrievalResult:
     """Top-1 retrieval accuracy over ``episodes`` N-way K-shot episodes of a labelled ``dataset`` (sample
     dicts with ``"l"``, ``"rgb"``, ``"label"``). ``steps`` passes over the support set train the query head
-    and fill the memory (one triplet-loss step then one memory update per pass, like a MemoPainter step)."""
+    and fill the memory (one triplet-loss step then one memory update per pass, like a MemoPainter step).
+    The memory has ``ceil(memory_scale × N·K)`` slots (1.2: the default of MemoPainter's unofficial code)."""
+    if memory_scale <= 0:
+        raise ValueError(f"memory_scale must be positive, got {memory_scale}")
     from fewcolor.backbones import FeatureExtractor, choose_backbone
     from fewcolor.color.feature_kinds import colour_distance, colour_feature
     from fewcolor.methods.memopainter import BACKBONES, DEFAULT_THRESHOLDS
@@ -109,7 +113,7 @@ def retrieval_accuracy(
             bound = 1 / math.sqrt(xs.shape[1])
             head.weight.uniform_(-bound, bound, generator=g)
             head.bias.uniform_(-bound, bound, generator=g)
-        memory = ColorMemory(max(1, math.ceil(1.2 * len(support))), key_dim, cs.shape[1],
+        memory = ColorMemory(max(1, math.ceil(memory_scale * len(support))), key_dim, cs.shape[1],
                              colour_distance(color_feature), delta, seed=seed + ep)
         opt = torch.optim.Adam(head.parameters(), lr=lr)
         for _ in range(steps):

@@ -39,8 +39,9 @@ def eval_image(path: Path, size: int) -> torch.Tensor:
     return eval_transform(size)(read_rgb(path))
 
 
-def _paths_dataset(paths: Sequence[Path], size: int, seed: int, skip_grey: bool) -> Any:
-    """A training-transform dataset over absolute paths (training splits and support sets).
+def _paths_dataset(paths: Sequence[Path], size: int, seed: int, skip_grey: bool, transform: Any = None) -> Any:
+    """A training-transform dataset over absolute paths (training splits and support sets); ``transform``
+    defaults to ``train_transform(size)`` (a method's own: ``method.train_transform(size)``).
 
     ``skip_grey`` drops grey-looking images from a training split; a support set keeps them (the
     protocol chose them: a black-and-white Pokémon's support is its real colours).
@@ -52,7 +53,7 @@ def _paths_dataset(paths: Sequence[Path], size: int, seed: int, skip_grey: bool)
 
     root = Path(os.path.commonpath([str(p.parent) for p in paths]))
     return ImageFolderDataset(
-        root, paths=[str(p) for p in paths], transform=train_transform(size), seed=seed, cache=True,
+        root, paths=[str(p) for p in paths], transform=transform or train_transform(size), seed=seed, cache=True,
         skip_grey=skip_grey,
     )
 
@@ -93,7 +94,8 @@ def _train_or_reuse(
             log.info("reusing finished run %s", run_dir)
             return reused, steps, 0.0
     split = train_split(protocol.dataset, fold, smoke=smoke)
-    dataset = _paths_dataset(split.paths, protocol.image_size, seed, skip_grey=True)
+    dataset = _paths_dataset(split.paths, protocol.image_size, seed, skip_grey=True,
+                             transform=method.train_transform(protocol.image_size))
     resume = (run_dir / "checkpoints" / "last.safetensors").exists()
     opts = TrainOptions(
         out_dir=run_dir,

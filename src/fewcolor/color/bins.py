@@ -1,28 +1,23 @@
 """The quantised ab output space of Zhang, Isola & Efros, "Colorful Image Colorization" (ECCV 2016), §2.1.
 
-Zhang et al. quantise the ab plane with a grid of size 10 and keep the ``Q = 313`` grid points that are
-"in gamut". Their list (``pts_in_hull.npy``) is not downloaded here: it is recomputed from the sRGB gamut.
+Zhang et al. quantise the ab plane with a grid of size 10 and keep ``Q = 313`` "in-gamut" grid points. This
+module ships their exact list (``resources/pts_in_hull.npy`` of the released code, richzhang/colorization,
+BSD-2-Clause, © 2016 Richard Zhang, Phillip Isola, Alexei A. Efros): for every a, the kept b values form one
+contiguous run, so the list is the 20 rows of :data:`ZHANG_AB_ROWS` ``(a, first b, last b)``. A network
+trained against these indices is compatible with Zhang's released models and priors.
 
-Construction (deterministic, ~0.5 s on one core, cached per process):
-
-1. sample the six faces of the sRGB cube densely (the projection of a solid onto the ab plane is bounded by
-   the projection of its surface, so the faces suffice) and convert them to Lab (D65, kornia, float64);
-2. keep every grid point ``(a, b)`` with ``a, b ∈ {-110, -100, …, 110}`` whose Euclidean distance to the
-   nearest sRGB ab value (at any L) is below one cell diagonal, ``10·√2``.
-
-This gives exactly 313 points, and its first entries, in (a, b) lexicographic order, are (-90, 50),
-(-90, 60), … like Zhang's file. Plain rounding of sRGB colours to the nearest grid point (the cells that
-contain an in-gamut colour) gives only 262 points: Zhang's set is a margin wider than the sRGB gamut, so that
-soft-encoding (5 neighbours, σ = 5) of a colour on the gamut border still finds neighbours around it.
-docs/COLOR.md records the counts of the other constructions that were measured.
+An earlier version of this module recomputed the set from the sRGB gamut (grid points within 10·√2 of an
+sRGB ab value): that rule also gives 313 points, but three of them differ from Zhang's list (docs/COLOR.md),
+so the bins are not recomputed any more. ``tests/test_color_bins.py`` checks the list against the released
+file when ``../shared/fixtures/cic/pts_in_hull.npy`` is present.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 
-import kornia.color
 import torch
 
 GRID_SIZE = 10.0
@@ -34,59 +29,40 @@ AB_LIMIT = 110.0
 Q = 313
 """Number of in-gamut ab bins."""
 
-_FACE_SAMPLES = 64  # samples per side of each cube face; 48 already gives the same set (see tests)
+ZHANG_AB_ROWS: tuple[tuple[int, int, int], ...] = (
+    (-90, 50, 90), (-80, 20, 90), (-70, 0, 90), (-60, -20, 90), (-50, -30, 100),
+    (-40, -40, 100), (-30, -50, 100), (-20, -50, 100), (-10, -60, 100), (0, -70, 100),
+    (10, -80, 90), (20, -80, 90), (30, -90, 90), (40, -100, 90), (50, -100, 80),
+    (60, -110, 80), (70, -110, 80), (80, -110, 70), (90, -110, 70), (100, -90, 0),
+)
+"""Zhang et al.'s ``pts_in_hull.npy`` as rows ``(a, first b, last b)``: the bins ``(a, b)`` for b from first to
+last in steps of 10, rows in increasing a (so the list is in (a, b) lexicographic order, like the file)."""
 
 # Pixels per chunk in nearest-bin / soft-encode searches: 16384 × 313 float32 distances ≈ 20 MB.
 CHUNK_PIXELS = 16384
 
 
-def srgb_gamut_ab(samples: int = _FACE_SAMPLES) -> torch.Tensor:
-    """ab values (N, 2), float64, of a ``samples × samples`` grid on each face of the sRGB cube."""
-    g = torch.linspace(0.0, 1.0, samples, dtype=torch.float64)
-    u, v = (t.reshape(-1) for t in torch.meshgrid(g, g, indexing="ij"))
-    faces = []
-    for axis in range(3):
-        others = [i for i in range(3) if i != axis]
-        for value in (0.0, 1.0):
-            channels = [u, u, u]
-            channels[axis] = torch.full_like(u, value)
-            channels[others[0]], channels[others[1]] = u, v
-            faces.append(torch.stack(channels))
-    rgb = torch.cat(faces, dim=1).reshape(1, 3, -1, 1)
-    lab = kornia.color.rgb_to_lab(rgb)
-    return lab[0, 1:, :, 0].T.contiguous()
-
-
-def compute_ab_bin_centers(samples: int = _FACE_SAMPLES, margin: float = GRID_SIZE * math.sqrt(2.0)) -> torch.Tensor:
-    """Recompute the in-gamut grid points (float64, (a, b) lexicographic order); see the module docstring."""
-    steps = round(2 * AB_LIMIT / GRID_SIZE) + 1
-    axis = torch.linspace(-AB_LIMIT, AB_LIMIT, steps, dtype=torch.float64)
-    grid = torch.cartesian_prod(axis, axis)  # (a, b) lexicographic, a major
-    gamut = srgb_gamut_ab(samples)
-    nearest = torch.full((grid.shape[0],), math.inf, dtype=torch.float64)
-    for chunk in gamut.split(65536):
-        nearest = torch.minimum(nearest, torch.cdist(grid, chunk).min(dim=1).values)
-    return grid[nearest < margin]
-
-
 @functools.lru_cache(maxsize=1)
 def _centers() -> torch.Tensor:
-    centers = compute_ab_bin_centers().float()
-    if centers.shape != (Q, 2):
-        raise RuntimeError(
-            f"fewcolor/color/bins.py: the recomputed ab gamut has {centers.shape[0]} bins, expected {Q}; "
-            "the Lab conversion (kornia) changed: check compute_ab_bin_centers against docs/COLOR.md"
-        )
+    rows = [(a, b) for a, first, last in ZHANG_AB_ROWS for b in range(first, last + 1, int(GRID_SIZE))]
+    centers = torch.tensor(rows, dtype=torch.float32)
+    if centers.shape != (Q, 2):  # guards an edit of the table above
+        raise RuntimeError(f"fewcolor/color/bins.py: ZHANG_AB_ROWS gives {centers.shape[0]} bins, expected {Q}")
     return centers
 
 
 def ab_bin_centers(device: torch.device | str | None = None) -> torch.Tensor:
     """The ``Q = 313`` bin centres, shape (313, 2), float32, in ab units, (a, b) lexicographic order.
 
-    A fresh copy each call (callers may modify it); the computation itself is cached.
+    A fresh copy each call (callers may modify it).
     """
     centers = _centers()
     return centers.to(device if device is not None else centers.device, copy=True)
+
+
+def bins_id() -> str:
+    """A short digest of the bin list: caches of per-bin data (priors) record it and are rebuilt when it differs."""
+    return hashlib.sha256(_centers().numpy().tobytes()).hexdigest()[:12]
 
 
 def exact_cdist(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

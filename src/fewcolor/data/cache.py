@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from fewcolor.color.bins import Q
+from fewcolor.color.bins import Q, bins_id
 from fewcolor.data.protocol import Dataset
 from fewcolor.home import fewcolor_home
 from fewcolor.io.atomic import write_text_atomic
@@ -154,7 +154,8 @@ def load_or_compute_prior(
     """The cached ab-bin prior (Q,) float64 for ``key``, or ``compute_fn()`` normalised and stored.
 
     ``key`` identifies the data and settings (CIC builds it from :func:`data_fingerprint`). A corrupt or
-    mismatching cache file is recomputed and replaced.
+    mismatching cache file is recomputed and replaced; so is a prior over another bin list (the entry records
+    :func:`fewcolor.color.bins.bins_id`, e.g. priors made before the switch to Zhang's released bins).
     """
 
     def compute() -> dict[str, torch.Tensor]:
@@ -164,7 +165,8 @@ def load_or_compute_prior(
                              f"{tuple(prior.shape)}")
         return {"prior": prior / prior.sum()}
 
-    return cached_tensors(prior_cache_path(key, cache_dir), key, compute, refresh=refresh)["prior"].double()
+    entry_key = {"prior": key, "bins": bins_id()}
+    return cached_tensors(prior_cache_path(key, cache_dir), entry_key, compute, refresh=refresh)["prior"].double()
 
 
 # ------------------------------------------------------------------------------------- folder scans

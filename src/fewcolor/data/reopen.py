@@ -1,5 +1,5 @@
 """Finding a model's training images again from the root and relative paths its checkpoint recorded
-(MetalGAN adapts to a query's cluster at test time, so it needs them after training)."""
+(MetalGAN adapts to a query's cluster at test time — this project's extension — so it needs them after training)."""
 
 from __future__ import annotations
 

@@ -189,9 +189,14 @@ def _fits(size: tuple[int, int], h: int, w: int, who: str) -> tuple[int, int]:
     return size
 
 
-def train_transform(size: int, flip: bool = True) -> Compose:
-    """Shorter side → ``size``, random ``size × size`` crop, random horizontal flip (p = 0.5)."""
-    steps: list[Transform] = [Resize(size), RandomCrop(size)]
+def train_transform(size: int, flip: bool = True, resize: int | None = None) -> Compose:
+    """Shorter side → ``resize`` (default ``size``), random ``size × size`` crop, random horizontal flip (p = 0.5).
+
+    ``resize > size`` gives crop jitter on every image, e.g. Iizuka et al.'s random 224 crops of 256 images.
+    """
+    if resize is not None and resize < size:
+        raise ValueError(f"train_transform: resize ({resize}) must be at least the crop size ({size})")
+    steps: list[Transform] = [Resize(resize or size), RandomCrop(size)]
     if flip:
         steps.append(RandomHorizontalFlip(0.5))
     return Compose(steps)

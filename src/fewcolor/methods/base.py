@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from fewcolor.data.protocol import Dataset
+from fewcolor.data.transforms import Transform, train_transform
 from fewcolor.methods.options import InferenceOption, InferenceOptionError, check_config_values
 
 __all__ = ["InferenceOption", "InferenceOptionError", "Method", "Phase"]
@@ -57,6 +58,8 @@ class Method(nn.Module):
     #: typed keyword options ``predict_ab`` accepts; the CLI, the pipeline and ``fewcolor methods``
     #: are generated from them (see :class:`fewcolor.methods.options.InferenceOption`)
     inference_options: ClassVar[tuple[InferenceOption, ...]] = ()
+    #: the paper's batch size per preset: ``fewcolor train`` uses it when ``--batch-size`` is not given
+    preset_batch_sizes: ClassVar[dict[str, int]] = {}
 
     def __init__(self, config: Any) -> None:
         super().__init__()
@@ -80,7 +83,29 @@ class Method(nn.Module):
         check_config_values(cls.Config, values, cls.name)
         return cls.Config(**values)
 
+    @classmethod
+    def default_batch_size(cls, preset: str | None, fallback: int) -> int:
+        """The batch size ``preset`` carries (``None`` = the paper's defaults, i.e. ``paper``), else ``fallback``."""
+        return int(cls.preset_batch_sizes.get(preset or "paper", fallback))
+
     # ----- training -----------------------------------------------------------------------
+    def train_transform(self, size: int, flip: bool = True) -> Transform:
+        """The training images' transform (shorter side → ``size``, random ``size²`` crop, flip); a method
+        whose paper crops from larger images (Iizuka: 224 crops of 256 images) overrides it."""
+        return train_transform(size, flip=flip)
+
+    def suggested_steps(self, num_images: int, batch_size: int) -> int | None:
+        """The run length the paper's recipe implies for ``num_images`` training images (e.g. MetalGAN's
+        epochs of query sets), used by ``fewcolor train`` when given neither ``--steps`` nor ``--epochs``;
+        None (the default): no suggestion."""
+        return None
+
+    def learning_rates(self, step: int, total_steps: int) -> dict[str, float]:
+        """Learning rate per optimiser name for ``step`` of ``total_steps`` (a step schedule); the loop sets
+        it on every parameter group before the step. Empty (the default): the optimisers' own rates, constant.
+        A pure function of the step, so resuming continues the schedule exactly."""
+        return {}
+
     def setup(self, train_data: Dataset) -> None:
         """Data-dependent set-up before training (colour prior, clusters, memory size...)."""
 

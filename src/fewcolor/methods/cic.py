@@ -13,7 +13,13 @@ Colorization as classification over Q = 313 quantised ab bins (grid 10, in the s
 - inference (Eq. 5): logits up-sampled bilinearly to the input size, annealed mean with temperature T
   (0.38; ``predict_ab(l, temperature=T)``).
 
-Optimiser (§3): Adam, lr 3·10⁻⁵, β = (0.9, 0.99), weight decay 10⁻³.
+Loss scale (Eq. 2): summed over the pixels of an image (``loss_reduction="sum"``), averaged over the batch,
+so Adam's coupled weight decay 10⁻³ weighs against the data term as in the paper (a per-pixel mean makes the
+decay H·W = 4,096 times stronger at 256×256; ``loss_reduction="mean"`` keeps that old behaviour).
+
+Optimiser (§3): Adam, lr 3·10⁻⁵, β = (0.9, 0.99), weight decay 10⁻³, batch 40; the paper drops the rate to
+10⁻⁵ and 3·10⁻⁶ at 200k and 375k of its ~450k iterations: here ``lr_drops`` multiply ``lr`` at those fractions
+(``lr_milestones``) of the run's steps (:meth:`learning_rates`), so any run length follows the same schedule.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from fewcolor.color.prior import bin_prior, rebalance_weights
 from fewcolor.color.soft_encode import soft_encode_ab_normalized
 from fewcolor.data.cache import data_fingerprint, load_or_compute_prior
 from fewcolor.data.protocol import Dataset
-from fewcolor.losses.cic import rebalanced_cross_entropy
+from fewcolor.losses.cic import REDUCTIONS, rebalanced_cross_entropy
 from fewcolor.methods.base import InferenceOption, InferenceOptionError, Method, Phase
 from fewcolor.methods.registry import register_method
 from fewcolor.nets.cic import PAPER_WIDTHS, CICNet, CICRegressor
@@ -54,10 +60,13 @@ class CICConfig:
     encode_sigma: float = 5.0  #: soft-encoding Gaussian σ
     temperature: float = 0.38  #: annealed-mean T (Eq. 5)
     prior_cache: bool = True  #: cache the training-set prior under FEWCOLOR_HOME/priors
+    loss_reduction: str = "sum"  #: "sum" over an image's pixels (Eq. 2) or "mean" over pixels (the old scale)
     lr: float = 3e-5
     beta1: float = 0.9
     beta2: float = 0.99
-    weight_decay: float = 1e-3
+    weight_decay: float = 1e-3  #: coupled L2 (added to the gradient, as Caffe's), weighed against the summed loss
+    lr_milestones: tuple[float, ...] = (200 / 450, 375 / 450)  #: fractions of the run (paper: 200k, 375k of 450k)
+    lr_drops: tuple[float, ...] = (1 / 3, 1 / 10)  #: lr multipliers from each milestone (3e-5 → 1e-5 → 3e-6)
 
 
 @register_method
@@ -73,6 +82,7 @@ class ColorfulColorization(Method):
         "cpu": {"image_size": 64, "widths": (16, 32, 64, 64, 64, 64, 64, 32), "lr": 1e-3, "weight_decay": 0.0},
         "tiny": {"image_size": 32, "widths": (8, 16, 32, 32, 32, 32, 32, 16), "lr": 3e-3, "weight_decay": 0.0},
     }
+    preset_batch_sizes: ClassVar[dict[str, int]] = {"paper": 40}  # §3: "batch size of 40"
     size_multiple = 8
     inference_options = (
         InferenceOption("temperature", "float", "annealed-mean temperature T (→0: the mode, 1: the mean; §3.2)",
@@ -82,6 +92,11 @@ class ColorfulColorization(Method):
     def __init__(self, config: CICConfig) -> None:
         super().__init__(config)
         c = config
+        if c.loss_reduction not in REDUCTIONS:
+            raise ValueError(f"cic: loss_reduction must be one of {REDUCTIONS}, got {c.loss_reduction!r}")
+        if len(c.lr_milestones) != len(c.lr_drops) or list(c.lr_milestones) != sorted(c.lr_milestones):
+            raise ValueError("cic: lr_milestones must be increasing fractions of the run, one per lr_drops entry; "
+                             f"got {c.lr_milestones} and {c.lr_drops}")
         if c.loss == "classification":
             self.net: torch.nn.Module = CICNet(1, Q, c.widths)
         elif c.loss == "regression":
@@ -120,6 +135,15 @@ class ColorfulColorization(Method):
         return {"net": torch.optim.Adam(self.net.parameters(), lr=c.lr, betas=(c.beta1, c.beta2),
                                         weight_decay=c.weight_decay)}
 
+    def learning_rates(self, step: int, total_steps: int) -> dict[str, float]:
+        """§3's step schedule: ``lr`` times the drop of the last milestone (a fraction of the run) passed."""
+        c = self.config
+        factor = 1.0
+        for milestone, drop in zip(c.lr_milestones, c.lr_drops, strict=True):
+            if step >= milestone * total_steps:
+                factor = drop
+        return {"net": c.lr * factor}
+
     # ----- training ------------------------------------------------------------------------
     def targets(self, ab: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """Soft-encoded ground truth ``(B,Q,h,w)`` at the logits' size from normalised ab."""
@@ -129,12 +153,14 @@ class ColorfulColorization(Method):
     def training_step(self, batch: dict[str, Any], step: int) -> Iterator[Phase]:
         l, ab = batch["l"], batch["ab"]
         if self.config.loss == "regression":
-            loss = F.mse_loss(self.net(l).float(), ab.float())
+            err = (self.net(l).float() - ab.float()).square()
+            # Eq. 1: ½ Σ_{h,w} ‖Y − Ŷ‖² per image (in normalised ab units), or the old per-element mean
+            loss = err.mean() if self.config.loss_reduction == "mean" else 0.5 * err.sum(dim=(1, 2, 3)).mean()
             yield Phase("net", loss, {"loss/l2": loss.item()})
             return
         logits = self.net(l)
         target = self.targets(ab, tuple(logits.shape[-2:])).to(logits.device)
-        loss = rebalanced_cross_entropy(logits, target, self.bin_weights)
+        loss = rebalanced_cross_entropy(logits, target, self.bin_weights, self.config.loss_reduction)
         yield Phase("net", loss, {"loss/ce": loss.item()})
 
     # ----- inference -----------------------------------------------------------------------

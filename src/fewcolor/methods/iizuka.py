@@ -4,7 +4,14 @@ Local Image Priors for Automatic Image Colorization with Simultaneous Classifica
 Network: :class:`fewcolor.nets.iizuka.IizukaNet` (low-level features shared by a local path at the
 image's own size and a global path on a 224×224 resize, fusion layer, colorization net).
 
-Loss (§3.6, Eq. 3): ``MSE(ab, ab*) + α · CE(class logits, label)`` with α = 1/300. The labels are the
+Loss (Eq. 2 and 3): ``‖y_color − y*_color‖²_FRO + α · CE(class logits, label)`` with α = 1/300, where
+``y_color`` is the colorization network's sigmoid output (chrominance in [0, 1], at H/2×W/2) and the target is
+the ground-truth ab "globally normalised" to [0, 1] and scaled to that size (§3.6); per image, averaged over
+the batch (``color_loss="frobenius"``). The old per-element mean squared error on [−1, 1] ab at the input size
+(``color_loss="mse"``) weighs the classification term (H/2)·(W/2)·2/4 ≈ 6,300 times (224×224) more than the
+paper (×4 from the [−1, 1] range, ÷ the 112·112·2 summed outputs).
+Training images are resized to a shorter side of 256 and randomly cropped to 224 (``crop_resize = 256/224``;
+§4.1), with the paper's batch 128 in the ``paper`` preset. The labels are the
 dataset's class folders when every training image has one (and there are at least two classes);
 otherwise cluster ids: MetalGAN's clustering (MAC descriptors (Tolias et al. 2016) of the grey training
 images from resnet50 layer4.0 or vgg16 relu5_3, whichever has weights, random weights with a warning when
@@ -27,6 +34,7 @@ import torch.nn.functional as F
 
 from fewcolor.backbones.clustering import cluster_dataset
 from fewcolor.data.protocol import Dataset
+from fewcolor.data.transforms import Transform, train_transform
 from fewcolor.methods.base import InferenceOption, InferenceOptionError, Method, Phase
 from fewcolor.methods.registry import register_method
 from fewcolor.nets.iizuka import IizukaNet
@@ -34,6 +42,7 @@ from fewcolor.nets.iizuka import IizukaNet
 log = logging.getLogger(__name__)
 
 LABEL_MODES = ("auto", "folders", "clusters", "none")
+COLOR_LOSSES = ("frobenius", "mse")
 
 
 @dataclass
@@ -45,6 +54,8 @@ class IizukaConfig:
     global_features: bool = True  #: False: the ablation without the global path (no side loss, no style transfer)
     batch_norm: bool = True
     alpha: float = 1 / 300  #: weight of the classification loss (Eq. 3)
+    color_loss: str = "frobenius"  #: "frobenius" (Eq. 2: summed on [0,1] chrominance) or "mse" (old: mean, [-1,1])
+    crop_resize: float = 256 / 224  #: training images' shorter side → crop_resize·size, then a random size² crop
     labels: str = "auto"  #: "auto" (folders, else clusters), "folders", "clusters", "none"
     num_clusters: int = 16  #: K of K-means when labels are cluster ids (capped at the image count)
     cluster_backbone: str = "auto"  #: "auto" or "backbone:layer" for the MAC descriptors
@@ -66,6 +77,7 @@ class Iizuka(Method):
         "cpu": {"image_size": 64, "width": 0.25, "global_size": 64, "optimizer": "adam", "lr": 1e-3},
         "tiny": {"image_size": 32, "width": 1 / 8, "global_size": 32, "optimizer": "adam", "lr": 3e-3},
     }
+    preset_batch_sizes: ClassVar[dict[str, int]] = {"paper": 128}  # §4.1
     size_multiple = 8
     inference_options = (
         InferenceOption("global_from", "image-l", "take the global (scene) features from this image's L instead "
@@ -77,6 +89,10 @@ class Iizuka(Method):
         c = config
         if c.labels not in LABEL_MODES:
             raise ValueError(f"iizuka: labels must be one of {LABEL_MODES}, got {c.labels!r}")
+        if c.color_loss not in COLOR_LOSSES:
+            raise ValueError(f"iizuka: color_loss must be one of {COLOR_LOSSES}, got {c.color_loss!r}")
+        if c.crop_resize < 1:
+            raise ValueError(f"iizuka: crop_resize must be >= 1 (crops come from larger images), got {c.crop_resize}")
         if c.optimizer not in ("adadelta", "adam"):
             raise ValueError(f"iizuka: optimizer must be 'adadelta' or 'adam', got {c.optimizer!r}")
         self.net = IizukaNet(c.width, c.global_size, c.fusion_activation, 0, c.batch_norm, c.global_features)
@@ -125,6 +141,22 @@ class Iizuka(Method):
         self.train_labels = torch.zeros(int(meta.get("num_train_labels", 0)), dtype=torch.long)
 
     # ----- training ------------------------------------------------------------------------
+    def train_transform(self, size: int, flip: bool = True) -> Transform:
+        """§4.1: random ``size`` crops of images whose shorter side is ``crop_resize · size`` (224 of 256)."""
+        return train_transform(size, flip=flip, resize=round(size * self.config.crop_resize))
+
+    def color_loss(self, l: torch.Tensor, ab: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The colour term of Eq. 3 and the class logits: ``Σ (y − y*)²`` over the colorization network's
+        output (chrominance in [0, 1] at H/2×W/2, target scaled to it), averaged over images; or the old
+        per-element mean on normalised ab at the input size (``color_loss="mse"``)."""
+        if self.config.color_loss == "mse":
+            pred, logits = self.net(l)
+            return F.mse_loss(pred, ab), logits
+        chroma, logits = self.net.chrominance(l)
+        target = F.interpolate(ab.float(), size=chroma.shape[-2:], mode="bilinear", align_corners=False,
+                               antialias=True)
+        return ((chroma.float() - (target + 1) / 2) ** 2).sum(dim=(1, 2, 3)).mean(), logits
+
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         c = self.config
         if c.optimizer == "adadelta":
@@ -138,14 +170,13 @@ class Iizuka(Method):
         return self.train_labels[index].to(self.device)
 
     def training_step(self, batch: dict[str, Any], step: int) -> Iterator[Phase]:
-        ab, logits = self.net(batch["l"])
-        mse = F.mse_loss(ab, batch["ab"])
-        logs = {"loss/mse": mse.item()}
-        loss = mse
+        color, logits = self.color_loss(batch["l"], batch["ab"])
+        logs = {"loss/color": color.item()}
+        loss = color
         if logits is not None and self.config.alpha > 0:
             # -1 labels (an image without a class folder) are ignored.
             ce = F.cross_entropy(logits.float(), self._labels(batch), ignore_index=-1)
-            loss = mse + self.config.alpha * ce
+            loss = color + self.config.alpha * ce
             logs["loss/class"] = ce.item()
         logs["loss/total"] = loss.item()
         yield Phase("net", loss, logs)

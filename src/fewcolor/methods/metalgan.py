@@ -1,28 +1,39 @@
 """MetalGAN (Fontanini, Iotti, Donati & Prati, "MetalGAN: a cluster-based adaptive training for
 few-shot adversarial colorization", ICIAP 2019): a pix2pix-style cGAN whose generator is meta-trained
-with Reptile over tasks made by clustering the training images, then adapted at test time to the
-cluster of each query image.
+with Reptile over tasks made by clustering the training images. (Adapting it at test time to each query's
+cluster is this project's extension; see "Test time" below.)
 
-Tasks (§3.1): MAC descriptors of a pretrained backbone (ResNet50 ``activation_43`` = ``layer4.0`` when
-its weights resolve, else VGG16 conv5 ``features.29``) → PCA to 512 → K-means, k = 64
+Tasks (§3.1): MAC descriptors of a pretrained backbone (ResNet50 ``activation_43`` = ``layer4.0``, 2048-d,
+when its weights resolve; else the MAC of VGG16's conv3_3, conv4_3 and conv5_3 concatenated, 1280-d, so that
+the PCA still reduces something) → PCA to 512 → K-means, k = 64
 (:func:`fewcolor.backbones.clustering.cluster_dataset`, cached). Meta-training is Algorithm 1 (§3.2)::
 
     Algorithm 1  MetalGAN meta-training
-    for each epoch:
-        Q ← a random 10 % of the training images                      (the queries)
+    for each epoch:                                                     (meta_epochs)
+        Q ← a random 10 % of the training images                        (query_fraction: the queries)
         for q_i in Q:
-            τ ← K(q_i)                                                 (the query's cluster is its task)
-            θ̃_G ← θ_G                                                  (fast weights)
-            for j = 1 … N_meta-iter:                                    (N_meta-iter = 100)
+            τ ← K(q_i)                                                   (the query's cluster is its task)
+            θ̃_G ← θ_G                                                    (fast weights)
+            for j = 1 … N_meta-iter:                                      (N_meta-iter = 100)
                 x ← a batch of τ
-                θ̃_G ← θ̃_G − λ_G ∇ [w_adv·L_adv(x) + w_L1·L_L1(x)]     (Adam, λ_G = 1e-4, w = 1, 100)
-            θ_G ← θ_G + λ_ML·(θ̃_G − θ_G)                               (Reptile, λ_ML = 1e-3)
-            θ_D ← θ_D − λ_D ∇ L_D(τ)                                    (λ_D = 1e-4)
+                θ̃_G ← θ̃_G − λ_G ∇ [w_adv·L_adv(x) + w_L1·L_L1(x)]       (SGD, λ_G = 1e-4, w = 1, 100)
+            θ_G ← θ_G + λ_ML·(θ̃_G − θ_G)                                 (Reptile, λ_ML = 1e-3)
+            ε_D ← Σ_{x ∈ τ} ∇_θD [L_adv(x) + L_L1(x)]                      (§3.4: every image of τ)
+            θ_D ← θ_D − λ_D ε_D                                           (λ_D = 1e-4)
 
-:meth:`MetalGAN.training_step` is ONE pass of the inner ``for q_i`` body for each query of the loop's
-batch (the meta-batch), or for its first ``meta_batch_size`` queries (the presets use 1, as Algorithm 1).
-The loop walks seeded permutations of the data, so the queries are a seeded random sample of the training
-images, as Algorithm 1's random 10 % query sets Q are.
+:meth:`MetalGAN.training_step` is ONE pass of the inner ``for q_i`` body for each of ``meta_batch_size``
+queries (the presets use 1, as Algorithm 1). The queries are drawn by the method itself
+(:meth:`MetalGAN.query_indices`): epoch e of Algorithm 1 is a seeded random ``query_fraction`` of the
+training images, walked in order; a run of ``meta_epochs`` epochs is
+``meta_epochs · ⌈query_fraction · N⌉ / meta_batch_size`` loop steps (:meth:`MetalGAN.suggested_steps`,
+what ``fewcolor train`` runs when given neither ``--steps`` nor ``--epochs``).
+
+The inner loop is plain SGD with λ_G, as Algorithm 1 writes it (``inner_optimizer="sgd"``);
+``inner_optimizer="adam"`` (a fresh Adam per task, this project's earlier choice) is kept as an option.
+The discriminator's step (§3.4) accumulates, over *every* image of τ, the gradients of its adversarial and
+L1 terms into ε_D; the L1 term does not depend on θ_D, so ε_D is the summed adversarial gradient
+(``d_images="task"``; ``"batch"`` = the earlier ``inner_batch_size`` images, averaged). D's modules are
+Conv-BN-ReLU (``d_activation="relu"``; ``"leaky"`` = LeakyReLU(0.2), pix2pix's).
 
 Choices the paper leaves open, fixed here:
 
@@ -30,20 +41,21 @@ Choices the paper leaves open, fixed here:
   meta-batch, and by the loop over torchrun ranks: batched Reptile) and ``SGD(lr=λ_ML)`` — exactly the
   plain update. ``meta_optimizer="adam"`` uses Adam on the same pseudo-gradient; ``meta_lr_end`` with
   ``meta_anneal_steps`` anneals λ_ML linearly (as the Reptile paper does).
-- BatchNorm and optimiser state across tasks: the fast generator is a deep copy of G *including* its BN
-  running statistics; the inner Adam starts fresh for every task (its moments belong to one task); G's
-  BN statistics follow θ by the same Reptile interpolation, ``buf ← buf + λ_ML·mean(buf̃ − buf)``.
+- BatchNorm across tasks: the fast generator is a deep copy of G *including* its BN running statistics;
+  G's BN statistics follow θ by the same Reptile interpolation, ``buf ← buf + λ_ML·mean(buf̃ − buf)``.
   D is frozen during the inner loop (no gradients, its BN statistics restored afterwards).
-- D's step sees real images of τ against fakes of the *adapted* generator θ̃_G — what G produces at
-  test time — computed per task (so a meta-batch of B equals B ranks of one task each).
+- D's step sees real images of τ against fakes of the *adapted* generator θ̃_G, per task, with
+  Adam(λ_D, β = (0.5, 0.999)) applying ε_D (averaged over the meta-batch, so B tasks ≡ B ranks).
 - Task batches and dropout are drawn from generators seeded by (seed, step, global slot), where the
   global slot of query i on rank r is ``r·B + i``: rank r of a 2-process run with meta-batch 1 runs the
   same task, batches and dropout masks as slot r of a single process with meta-batch 2.
 
-Test time (§3.3): embed the query, find its nearest centroid, adapt a copy of G for ``adapt_steps``
-steps on that cluster's training images (the same loss), colorize. Adapted generators are cached per
+Test time — **this project's extension, not the paper's**: the paper's §3.3 does not adapt the generator to
+a test image's cluster. Here: embed the query, find its nearest centroid, adapt a copy of G for ``adapt_steps``
+steps on that cluster's training images (the inner loop), colorize. Adapted generators are cached per
 (cluster, steps) in memory until θ changes. The training images are found again through the root and
 paths stored in the checkpoint; when they are not reachable the meta-trained G is used, with a warning.
+``adapt_steps=0`` colorizes with the meta-trained G alone.
 """
 
 from __future__ import annotations
@@ -52,6 +64,7 @@ import contextlib
 import copy
 import dataclasses
 import logging
+import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -68,7 +81,6 @@ from fewcolor.backbones.clustering import build_extractor, cluster_dataset
 from fewcolor.data.protocol import Dataset
 from fewcolor.data.reopen import ImagesUnreachable, reopen_images
 from fewcolor.data.tasks import ClusterTasks
-from fewcolor.data.transforms import train_transform
 from fewcolor.losses.gan import GanLoss
 from fewcolor.meta import distributed as dist_utils
 from fewcolor.meta.lru import LRU
@@ -93,23 +105,29 @@ class MetalGANConfig:
     l1_weight: float = 100.0  #: w_L1
     inner_steps: int = 100  #: N_meta-iter
     inner_batch_size: int = 4  #: images of τ per inner step (not stated in the paper)
-    inner_lr: float = 1e-4  #: λ_G (inner Adam)
+    inner_lr: float = 1e-4  #: λ_G
+    inner_optimizer: str = "sgd"  #: "sgd" (Algorithm 1: θ̃ ← θ̃ − λ_G∇) or "adam" (a fresh Adam per task)
     d_lr: float = 1e-4  #: λ_D
     d_steps: int = 1  #: discriminator updates per meta-step
+    d_images: str = "task"  #: "task" (§3.4: ε_D summed over every image of τ) or "batch" (inner_batch_size, mean)
+    d_chunk: int = 32  #: images per discriminator forward when summing over a task (memory only)
+    d_activation: str = "relu"  #: D blocks Conv-BN-ReLU (§3.4) or "leaky" (LeakyReLU 0.2, pix2pix's)
     beta1: float = 0.5
     beta2: float = 0.999
     meta_lr: float = 1e-3  #: λ_ML
     meta_lr_end: float | None = None  #: anneal λ_ML linearly to this over ``meta_anneal_steps`` (None: constant)
     meta_anneal_steps: int = 0
     meta_optimizer: str = "sgd"  #: "sgd" (exactly the plain Reptile update) or "adam"
-    #: tasks per meta-step; None = one per query of the loop's batch. Algorithm 1 draws one query per
+    #: tasks (queries) per meta-step; None = the loop's batch size. Algorithm 1 draws one query per
     #: iteration (1); a larger meta-batch averages more tasks but makes fewer outer steps for the same budget.
     meta_batch_size: int | None = None
+    query_fraction: float = 0.1  #: share of the training images drawn as queries Q in each epoch (Algorithm 1)
+    meta_epochs: int = 0  #: Algorithm 1's epochs: sets the run length when train gets no --steps/--epochs (0: no)
     n_clusters: int = 64  #: k
     pca_dim: int = 512
-    backbone: str = "auto"  #: "auto" (ResNet50 layer4.0, else VGG16 features.29) or "name:layer"
+    backbone: str = "auto"  #: "auto" (ResNet50 layer4.0, else VGG16 conv3_3+4_3+5_3 MAC) or "name:layer[,layer]"
     feature_size: int = 224  #: side the images are resized to for the descriptors
-    adapt_steps: int = 100  #: test-time adaptation steps (0: use the meta-trained G as is)
+    adapt_steps: int = 0  #: test-time steps on the query's cluster (our extension; 0 = the paper's meta-trained G)
     adapt_cache_size: int = 8  #: adapted generators kept in memory
     seed: int = 0
 
@@ -140,20 +158,24 @@ class MetalGAN(Method):
     task_assignments: torch.Tensor  # registered buffer
 
     name = "metalgan"
-    summary = "cGAN meta-trained with Reptile over K-means tasks of MAC descriptors; adapts to each query's cluster"
+    summary = "cGAN meta-trained with Reptile over K-means tasks of MAC descriptors (+ our test-time cluster tuning)"
     Config = MetalGANConfig
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         # Algorithm 1 draws one query per iteration: meta-batch 1 whatever the loop's batch size.
         "paper": {"meta_batch_size": 1},
+        # cpu: 8 inner steps instead of 100, so the inner loop keeps the fresh Adam the benchmarks used
+        # (SGD with λ_G = 1e-4 moves G little in 8 steps; not measured on the benchmark yet)
         "cpu": {"image_size": 64, "base_channels": 32, "depth": 6, "d_base": 32, "n_clusters": 12,
-                "inner_steps": 8, "adapt_steps": 8, "feature_size": 112, "meta_batch_size": 1},
+                "inner_steps": 8, "adapt_steps": 8, "feature_size": 112, "meta_batch_size": 1,
+                "inner_optimizer": "adam"},
         "tiny": {"image_size": 32, "base_channels": 8, "depth": 4, "dropout": 0.0, "d_base": 8, "n_clusters": 4,
                  "inner_steps": 3, "inner_batch_size": 2, "adapt_steps": 3, "inner_lr": 1e-3, "d_lr": 1e-3,
-                 "meta_lr": 0.1, "feature_size": 64},
+                 "meta_lr": 0.1, "feature_size": 64, "inner_optimizer": "adam"},
     }
     inference_options = (
-        InferenceOption("adapt_steps", "int", "test-time adaptation steps on the query's cluster (0: the "
-                        "meta-trained G as is)", default="the config's adapt_steps", minimum=0),
+        InferenceOption("adapt_steps", "int", "test-time adaptation steps on the query's cluster (this "
+                        "project's extension, not the paper's; 0: the meta-trained G as is)",
+                        default="the config's adapt_steps", minimum=0),
     )
 
     def __init__(self, config: MetalGANConfig) -> None:
@@ -165,9 +187,17 @@ class MetalGAN(Method):
             raise ValueError("metalgan: inner_steps, inner_batch_size and d_steps must be >= 1")
         if c.meta_batch_size is not None and c.meta_batch_size < 1:
             raise ValueError(f"metalgan: meta_batch_size must be >= 1 or None, got {c.meta_batch_size}")
+        for key, value, allowed in (("inner_optimizer", c.inner_optimizer, ("sgd", "adam")),
+                                    ("d_images", c.d_images, ("task", "batch")),
+                                    ("d_activation", c.d_activation, ("relu", "leaky"))):
+            if value not in allowed:
+                raise ValueError(f"metalgan: {key} must be one of {allowed}, got {value!r}")
+        if not 0 < c.query_fraction <= 1 or c.meta_epochs < 0 or c.d_chunk < 1:
+            raise ValueError("metalgan: query_fraction must be in (0, 1], meta_epochs >= 0 and d_chunk >= 1; got "
+                             f"{c.query_fraction}, {c.meta_epochs}, {c.d_chunk}")
         self.generator = UNetGenerator(base=c.base_channels, depth=c.depth, dropout=c.dropout)
         self.discriminator = build_discriminator(c.discriminator, 3, c.image_size, base=c.d_base, norm="batch",
-                                                 n_layers=c.d_layers)
+                                                 n_layers=c.d_layers, activation=c.d_activation)
         self.gan = GanLoss("vanilla")
         # The tasks, kept in the checkpoint; empty until setup() or load_extra_metadata().
         self._set_task_buffers(torch.zeros(0, 0), torch.zeros(0), torch.zeros(0, 0), torch.zeros(0, dtype=torch.long))
@@ -230,6 +260,31 @@ class MetalGAN(Method):
         log.info("metalgan: %d tasks, sizes %s", tasks.k, tasks.counts())
 
     # ----- training ------------------------------------------------------------------------------
+    def queries_per_epoch(self, num_images: int) -> int:
+        """|Q| = ⌈query_fraction · N⌉ (Algorithm 1: a random 10 % of the training images per epoch)."""
+        return max(1, math.ceil(self.config.query_fraction * num_images - 1e-9))
+
+    def query_indices(self, step: int, count: int, rank: int = 0, world: int = 1) -> list[int]:
+        """The ``count`` queries of loop step ``step`` on ``rank``: positions ``(step·world + rank)·count + i``
+        of the stream of epochs, epoch e being a seeded random ``query_fraction`` of the images (a pure
+        function of its arguments, so resuming and N ranks ≡ one process with meta-batch N hold)."""
+        n = len(self.task_assignments)
+        per_epoch = self.queries_per_epoch(n)
+        out = []
+        for i in range(count):
+            epoch, offset = divmod((step * world + rank) * count + i, per_epoch)
+            g = torch.Generator().manual_seed(_mix(self.config.seed, epoch, -7))
+            out.append(int(torch.randperm(n, generator=g)[offset]))
+        return out
+
+    def suggested_steps(self, num_images: int, batch_size: int) -> int | None:
+        """``meta_epochs`` of Algorithm 1 in loop steps (None when ``meta_epochs`` is 0)."""
+        c = self.config
+        if c.meta_epochs <= 0:
+            return None
+        per_step = batch_size if c.meta_batch_size is None else c.meta_batch_size
+        return max(1, -(-c.meta_epochs * self.queries_per_epoch(num_images) // per_step))
+
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         c = self.config
         if c.meta_optimizer == "sgd":
@@ -244,15 +299,22 @@ class MetalGAN(Method):
         c = self.config
         return meta_step_size(step, c.meta_anneal_steps, c.meta_lr, c.meta_lr_end)
 
-    def _task_batch(self, dataset: Dataset, members: Sequence[int], size: int, g: torch.Generator) -> dict[str, Any]:
-        """``size`` images of a task (without replacement when it has enough, else with)."""
+    @staticmethod
+    def _task_batch_indices(members: Sequence[int], size: int, g: torch.Generator) -> list[int]:
+        """``size`` members of a task (without replacement when it has enough, else with)."""
         if len(members) >= size:
             pick = torch.randperm(len(members), generator=g)[:size].tolist()
         else:
             pick = torch.randint(len(members), (size,), generator=g).tolist()
-        batch = default_collate([dataset[members[j]] for j in pick])
-        dev = self.device
-        return {k: v.to(dev) if torch.is_tensor(v) else v for k, v in batch.items()}
+        return [members[j] for j in pick]
+
+    def _collate(self, dataset: Dataset, indices: Sequence[int]) -> dict[str, Any]:
+        batch = default_collate([dataset[i] for i in indices])
+        return {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+    def _task_batch(self, dataset: Dataset, members: Sequence[int], size: int, g: torch.Generator) -> dict[str, Any]:
+        """``size`` images of a task, collated on the method's device."""
+        return self._collate(dataset, self._task_batch_indices(members, size, g))
 
     def _generator_loss(self, gen: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         """L = w_adv·L_adv + w_L1·L_L1 (Algorithm 1's inner loss; D conditioned on L as in pix2pix)."""
@@ -286,14 +348,19 @@ class MetalGAN(Method):
     def inner_loop(self, dataset: Dataset, members: Sequence[int], steps: int, seed: int,
                    progress: bool = False) -> tuple[UNetGenerator, list[dict[str, float]]]:
         """Fast weights θ̃_G: a copy of G (with its BN statistics) trained ``steps`` times on batches of
-        the task ``members`` of ``dataset`` with a fresh Adam(λ_G). θ_G and D are left unchanged."""
+        the task ``members`` of ``dataset`` by SGD(λ_G) (Algorithm 1), or a fresh Adam(λ_G) with
+        ``inner_optimizer="adam"``. θ_G and D are left unchanged."""
         c = self.config
         fast = copy.deepcopy(self.generator)
         fast.train()
         for p in fast.parameters():
             p.grad = None
             p.requires_grad_(True)
-        opt = torch.optim.Adam(fast.parameters(), lr=c.inner_lr, betas=(c.beta1, c.beta2))
+        opt: torch.optim.Optimizer
+        if c.inner_optimizer == "sgd":
+            opt = torch.optim.SGD(fast.parameters(), lr=c.inner_lr)
+        else:
+            opt = torch.optim.Adam(fast.parameters(), lr=c.inner_lr, betas=(c.beta1, c.beta2))
         g = torch.Generator().manual_seed(seed)
         history = []
         with torch.enable_grad(), self._frozen_discriminator(), _seeded_global_rng(seed, self.device):
@@ -308,22 +375,63 @@ class MetalGAN(Method):
             p.grad = None
         return fast, history
 
+    def _task_fakes(self, fast: nn.Module, members: Sequence[int], seed: int
+                    ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """(L, ab, θ̃_G(L)) chunks of D's images for one task: every member (§3.4) or one inner batch."""
+        c = self.config
+        if c.d_images == "task":
+            chunks = [list(members[i:i + c.d_chunk]) for i in range(0, len(members), c.d_chunk)]
+        else:
+            g = torch.Generator().manual_seed(_mix(seed, 1))
+            pick = self._task_batch_indices(members, c.inner_batch_size, g)
+            chunks = [pick]
+        out = []
+        assert self._dataset is not None  # training_step checked it
+        with torch.no_grad(), _seeded_global_rng(_mix(seed, 2), self.device):
+            for chunk in chunks:
+                real = self._collate(self._dataset, chunk)
+                out.append((real["l"], real["ab"], fast(real["l"])))
+        return out
+
+    def _discriminator_phase(self, tasks: list[list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]]) -> Phase:
+        """θ_D ← θ_D − λ_D ε_D. ``d_images="task"``: ε_D = Σ over every image of τ of ∇_θD L_adv (the L1 term
+        of §3.4 has no θ_D gradient), chunk by chunk into ``.grad``; ``"batch"``: the batch mean. Averaged over
+        the meta-batch (B tasks in one process ≡ B ranks)."""
+        c = self.config
+        self.discriminator.zero_grad(set_to_none=True)
+        n_q = len(tasks)
+        total = real_s = fake_s = 0.0
+        images = sum(int(l.shape[0]) for chunks in tasks for l, _, _ in chunks)
+        for chunks in tasks:
+            for l, ab, fake in chunks:
+                d_real = self.discriminator(torch.cat([l, ab], dim=1))
+                d_fake = self.discriminator(torch.cat([l, fake], dim=1))
+                loss = self.gan.d_loss(d_real, d_fake)  # mean over the chunk's images
+                if c.d_images == "task":
+                    loss = loss * l.shape[0]  # → the sum over them
+                (loss / n_q).backward()
+                total += float(loss.detach()) / n_q
+                real_s += float(d_real.detach().sum()) / images
+                fake_s += float(d_fake.detach().sum()) / images
+        return Phase("discriminator", None, {"loss/d": total, "d/real": real_s, "d/fake": fake_s,
+                                             "d/images": images / n_q})
+
     def training_step(self, batch: dict[str, Any], step: int) -> Iterator[Phase]:
-        """One iteration of Algorithm 1 (module docstring) for each query q_i of the loop's batch."""
+        """One iteration of Algorithm 1 (module docstring) for each of the step's queries q_i."""
         c = self.config
         tasks = self.tasks
         self._adapted.clear()  # θ is about to change: adapted copies are stale
         if self._dataset is None:
             raise RuntimeError("metalgan: training_step needs setup(train_data) first (the tasks' images)")
-        queries = [int(q) for q in batch["index"]][: c.meta_batch_size]  # the loop's batch is shuffled
-        n_q = len(queries)
+        n_q = c.meta_batch_size or len(batch["index"])
         rank = dist_utils.rank()
+        queries = self.query_indices(step, n_q, rank, dist_utils.world_size())
         lr_ml = self.current_meta_lr(step)
         if self._meta_opt is not None:
             for group in self._meta_opt.param_groups:
                 group["lr"] = lr_ml
         buf_delta: list[torch.Tensor] | None = None
-        d_batches = []
+        d_tasks = []
         first, last = [], []
         for i, q in enumerate(queries):
             slot = rank * n_q + i  # global slot: rank r with meta-batch 1 ≡ slot r of one process
@@ -335,12 +443,7 @@ class MetalGAN(Method):
             reptile_grad(self.generator.parameters(), fast.parameters(), scale=1.0 / n_q, accumulate=i > 0)
             deltas = buffer_deltas(self.generator, fast)
             buf_delta = deltas if buf_delta is None else [a + b for a, b in zip(buf_delta, deltas, strict=True)]
-            # Real images of τ against fakes of the adapted generator, for D's step.
-            g = torch.Generator().manual_seed(_mix(seed, 1))
-            real = self._task_batch(self._dataset, members, c.inner_batch_size, g)
-            with torch.no_grad(), _seeded_global_rng(_mix(seed, 2), self.device):
-                fake = fast(real["l"])
-            d_batches.append((real["l"], real["ab"], fake))
+            d_tasks.append(self._task_fakes(fast, members, seed))  # real images of τ vs θ̃_G's fakes, for D
             first.append(hist[0])
             last.append(hist[-1])
         logs = {"meta/lr": lr_ml,
@@ -351,17 +454,8 @@ class MetalGAN(Method):
         yield Phase("meta", None, logs)
         assert buf_delta is not None
         apply_buffer_deltas_(self.generator, [d / n_q for d in buf_delta], lr_ml)
-        # θ_D ← θ_D − λ_D ∇ L_D(τ): per task (so B tasks in one process ≡ B ranks), averaged.
         for _ in range(c.d_steps):
-            total = torch.zeros((), device=self.device)
-            real_s = fake_s = 0.0
-            for l, ab, fake in d_batches:
-                d_real = self.discriminator(torch.cat([l, ab], dim=1))
-                d_fake = self.discriminator(torch.cat([l, fake], dim=1))
-                total = total + self.gan.d_loss(d_real, d_fake) / n_q
-                real_s += float(d_real.detach().mean()) / n_q
-                fake_s += float(d_fake.detach().mean()) / n_q
-            yield Phase("discriminator", total, {"loss/d": float(total.detach()), "d/real": real_s, "d/fake": fake_s})
+            yield self._discriminator_phase(d_tasks)
 
     # ----- test time -----------------------------------------------------------------------------
     def _warn_once(self, key: str, msg: str, *args: Any) -> None:
@@ -396,7 +490,7 @@ class MetalGAN(Method):
             return self._dataset, members
         paths = None if self.data_paths is None else [self.data_paths[i] for i in members]
         try:
-            ds = reopen_images(self.data_root, paths, train_transform(self.config.image_size), self.config.seed)
+            ds = reopen_images(self.data_root, paths, self.train_transform(self.config.image_size), self.config.seed)
         except ImagesUnreachable as exc:
             self._warn_once("data", "metalgan: %s; colorizing with the meta-trained G, unadapted (pass "
                             "adapt_steps=0 to silence this)", exc)
@@ -518,7 +612,7 @@ def adapt_checkpoint(model: str | os.PathLike[str], data_dir: str | os.PathLike[
     method = load_method(model, device=device or "cpu")
     if not isinstance(method, MetalGAN):
         raise ValueError(f"{model} is a {method.name!r} checkpoint; `fewcolor adapt` needs a metalgan model")
-    data = ImageFolderDataset(data_dir, transform=train_transform(method.config.image_size), seed=seed)
+    data = ImageFolderDataset(data_dir, transform=method.train_transform(method.config.image_size), seed=seed)
     if len(data) > 10:
         log.info("adapting to %d images (the few-shot setting is 1-10)", len(data))
     n = method.config.inner_steps if steps is None else int(steps)

@@ -42,8 +42,11 @@ class CICNet(nn.Module):
     size_multiple = 8
 
     def __init__(
-        self, in_channels: int = 1, out_channels: int = 313, widths: Sequence[int] = PAPER_WIDTHS
+        self, in_channels: int = 1, out_channels: int = 313, widths: Sequence[int] = PAPER_WIDTHS,
+        dropout: float = 0.0,
     ) -> None:
+        """``dropout > 0`` adds dropout after blocks conv6–conv8 (the generator's noise in Fabbri & Islam's
+        CIC-generator cGAN; the placement, mirroring pix2pix's innermost decoder layers, is ours)."""
         super().__init__()
         widths = tuple(int(w) for w in widths)
         if len(widths) != 8:
@@ -59,11 +62,15 @@ class CICNet(nn.Module):
                 layers += [nn.Conv2d(cin, widths[b], 3, stride=stride, padding=d, dilation=d), nn.ReLU(True)]
                 cin = widths[b]
             layers.append(nn.BatchNorm2d(cin))
+            if dropout > 0 and b >= 5:
+                layers.append(nn.Dropout(dropout))
             blocks.append(nn.Sequential(*layers))
         # conv8: up-sample ×2 with a 4×4 transposed conv, then 3×3 convs (no BN, as released).
         layers = [nn.ConvTranspose2d(cin, widths[7], 4, stride=2, padding=1), nn.ReLU(True)]
         for _ in range(_CONVS[7]):
             layers += [nn.Conv2d(widths[7], widths[7], 3, padding=1), nn.ReLU(True)]
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
         blocks.append(nn.Sequential(*layers))
         self.body = nn.Sequential(*blocks)
         self.head = nn.Conv2d(widths[7], out_channels, 1)
@@ -86,9 +93,9 @@ class CICRegressor(nn.Module):
 
     size_multiple = 8
 
-    def __init__(self, in_channels: int = 1, widths: Sequence[int] = PAPER_WIDTHS) -> None:
+    def __init__(self, in_channels: int = 1, widths: Sequence[int] = PAPER_WIDTHS, dropout: float = 0.0) -> None:
         super().__init__()
-        self.net = CICNet(in_channels, 2, widths)
+        self.net = CICNet(in_channels, 2, widths, dropout)
 
     def forward(self, l: torch.Tensor) -> torch.Tensor:
         ab = self.net(l)

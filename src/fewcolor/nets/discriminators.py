@@ -16,14 +16,16 @@ from torch import nn
 
 from fewcolor.nets.norm import make_norm
 
+ACTIVATIONS = ("leaky", "relu")
 
-def _conv_block(cin: int, cout: int, stride: int, norm: str, first: bool) -> list[nn.Module]:
+
+def _conv_block(cin: int, cout: int, stride: int, norm: str, first: bool, activation: str = "leaky") -> list[nn.Module]:
     # pix2pix / DCGAN: no normalisation on the first layer; a norm layer makes the conv bias redundant.
     use_norm = not first and norm != "none"
     layers: list[nn.Module] = [nn.Conv2d(cin, cout, 4, stride=stride, padding=1, bias=not use_norm)]
     if use_norm:
         layers.append(make_norm(norm, cout))
-    layers.append(nn.LeakyReLU(0.2, inplace=True))
+    layers.append(nn.LeakyReLU(0.2, inplace=True) if activation == "leaky" else nn.ReLU(inplace=True))
     return layers
 
 
@@ -68,6 +70,7 @@ class PatchDiscriminator(nn.Module):
 class DCGANDiscriminator(nn.Module):
     """DCGAN-style discriminator (Radford et al. 2016, §3): strided 4×4 Conv-BN-LeakyReLU(0.2) blocks
     halve the image until it is 4×4 (or smaller), then one conv over the whole map gives one logit.
+    ``activation="relu"``: Conv-BN-ReLU blocks, MetalGAN's discriminator modules (Fontanini et al. 2019, §3.4).
 
     Works for any ``image_size`` (the number of blocks is ``ceil(log2(size/4))``); it needs inputs of
     exactly that size. Output ``(B,)``.
@@ -80,8 +83,11 @@ class DCGANDiscriminator(nn.Module):
         base: int = 64,
         norm: str = "batch",
         max_channels: int = 512,
+        activation: str = "leaky",
     ) -> None:
         super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"DCGANDiscriminator activation must be one of {ACTIVATIONS}, got {activation!r}")
         if image_size < 4:
             raise ValueError(f"DCGANDiscriminator needs image_size >= 4, got {image_size}")
         blocks = max(1, math.ceil(math.log2(image_size / 4)))
@@ -89,7 +95,7 @@ class DCGANDiscriminator(nn.Module):
         cin, size = in_channels, image_size
         for i in range(blocks):
             cout = min(base * 2**i, max_channels)
-            layers += _conv_block(cin, cout, 2, norm, first=i == 0)
+            layers += _conv_block(cin, cout, 2, norm, first=i == 0, activation=activation)
             cin, size = cout, size // 2
         layers.append(nn.Conv2d(cin, 1, size, stride=1, padding=0))  # the whole remaining map -> 1 logit
         self.net = nn.Sequential(*layers)
@@ -161,13 +167,15 @@ class ConditionalPatchDiscriminator(nn.Module):
 
 
 def build_discriminator(
-    kind: str, in_channels: int, image_size: int, base: int = 64, norm: str = "batch", n_layers: int = 3
+    kind: str, in_channels: int, image_size: int, base: int = 64, norm: str = "batch", n_layers: int = 3,
+    activation: str = "leaky",
 ) -> nn.Module:
-    """A discriminator by name: ``patch`` (PatchGAN), ``dcgan`` or ``autoencoder`` (EBGAN)."""
+    """A discriminator by name: ``patch`` (PatchGAN), ``dcgan`` or ``autoencoder`` (EBGAN). ``activation``
+    ("leaky" or "relu") applies to the DCGAN-style blocks."""
     if kind == "patch":
         return PatchDiscriminator(in_channels, base=base, n_layers=n_layers, norm=norm)
     if kind == "dcgan":
-        return DCGANDiscriminator(in_channels, image_size=image_size, base=base, norm=norm)
+        return DCGANDiscriminator(in_channels, image_size=image_size, base=base, norm=norm, activation=activation)
     if kind == "autoencoder":
         return AutoEncoderDiscriminator(in_channels, base=base, depth=n_layers, norm=norm)
     raise ValueError(f"unknown discriminator {kind!r}; use patch, dcgan or autoencoder")

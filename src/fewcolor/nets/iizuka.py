@@ -134,6 +134,16 @@ class IizukaNet(nn.Module):
         """Normalised L ``(B,1,H,W)`` → normalised ab ``(B,2,H,W)`` and class logits of ``l``'s global
         features (None without a classifier). ``global_from`` (B or 1 images, any size) supplies the
         global features instead of ``l`` — the paper's style transfer (§5.3)."""
+        chroma, logits = self.chrominance(l, global_from)
+        ab = F.interpolate(chroma, size=l.shape[-2:], mode="bilinear", align_corners=False)
+        return ab * 2 - 1, logits
+
+    def chrominance(
+        self, l: torch.Tensor, global_from: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The colorization network's own output (§3.4): chrominance in ``[0, 1]`` (the sigmoid's range; ab
+        "globally normalised" as ``(ab/110 + 1)/2``) at H/2×W/2, and the class logits; :meth:`forward`
+        up-samples it to the input size."""
         m = self.size_multiple
         if l.shape[-1] % m or l.shape[-2] % m:
             raise ValueError(f"IizukaNet needs sides divisible by {m}, got {tuple(l.shape[-2:])}")
@@ -152,9 +162,8 @@ class IizukaNet(nn.Module):
             glob = mid.new_zeros(mid.shape[0], self.fusion.in_channels - mid.shape[1], *mid.shape[-2:])
         fused = self.fusion(torch.cat([glob, mid], dim=1))
         fused = torch.relu(fused) if self.fusion_activation == "relu" else torch.sigmoid(fused)
-        ab = torch.sigmoid(self.colorize(fused))
-        ab = F.interpolate(ab, size=l.shape[-2:], mode="bilinear", align_corners=False)
+        chroma = torch.sigmoid(self.colorize(fused))
         logits = None
         if self.classifier is not None and h512 is not None and global_from is None:
             logits = self.classifier(h512)
-        return ab * 2 - 1, logits
+        return chroma, logits

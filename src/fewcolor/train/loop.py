@@ -1,7 +1,8 @@
 """The one training loop every method uses.
 
 Per step it draws a batch (a deterministic function of seed and step, so ``resume`` continues
-exactly), iterates the method's :class:`~fewcolor.methods.base.Phase` objects, and for each: checks
+exactly), sets the method's scheduled learning rates (``Method.learning_rates(step, total)``), iterates
+the method's :class:`~fewcolor.methods.base.Phase` objects, and for each: checks
 the loss is finite, back-propagates (bf16 autocast where the hardware has it, see
 :mod:`fewcolor.train.hardware`), averages gradients across ranks, checks the gradients are finite,
 steps the optimiser and runs ``after_step``. It writes atomic checkpoints, CSV + TensorBoard logs and
@@ -388,6 +389,9 @@ def _train(method: Method, dataset: Dataset, opts: TrainOptions, stop: list[int]
         batch = _to_device(collate_samples(dataset, idx, epoch_of(n, step, opts.batch_size, world)), device)
         logs: dict[str, float] = {}
         ok = True
+        for name, lr in method.learning_rates(step, total).items():
+            for group in optimizers[name].param_groups:
+                group["lr"] = lr
         phases = method.training_step(batch, step)
         while True:
             with torch.autocast(autocast_device, dtype=torch.bfloat16, enabled=precision.bf16):
