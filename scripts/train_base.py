@@ -26,16 +26,6 @@ from fewcolor.methods.registry import build_method
 from fewcolor.train.loop import TrainOptions, train
 
 
-def native_bf16(device: str) -> bool:
-    if device.startswith("cuda"):
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-o", "--out", type=Path, default=Path("runs/base"), help="run folder")
@@ -65,12 +55,10 @@ def main() -> int:
     jitter = round(args.size * 9 / 8)  # Iizuka-style crop jitter: 224 crops of 256 images, same ratio
     transform = Compose([Resize(jitter), RandomCrop(args.size), RandomHorizontalFlip(0.5)])
     dataset = ImageFolderDataset(args.data, transform=transform, seed=args.seed)
-    bf16 = native_bf16(args.device)
-    print(f"{len(dataset)} training images; precision {'bf16' if bf16 else 'fp32'}; device {args.device}",
-          flush=True)
+    print(f"{len(dataset)} training images; device {args.device}", flush=True)
     resume = (args.out / "checkpoints" / "last.safetensors").exists()
     opts = TrainOptions(out_dir=args.out, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
-                        checkpoint_every=250, sample_every=500, bf16=bf16, device=args.device, resume=resume,
+                        checkpoint_every=250, sample_every=500, precision="auto", device=args.device, resume=resume,
                         max_seconds=None if args.minutes is None else args.minutes * 60)
     result = train(method, dataset, opts)
     print(f"step {result.step} after {result.wall_seconds / 60:.1f} min this run: {result.checkpoint}", flush=True)

@@ -281,6 +281,9 @@ def info_cmd(checkpoint: Path) -> None:
 )
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed for init, data order and augmentation.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
+@click.option("--init", "init", default=None, metavar="MODEL|base",
+              help="Start from this checkpoint's weights wherever names and shapes match (`base`: the bundled base "
+              "model, e.g. for --set encoder=efficientnet-lite0); the log says which tensors were loaded.")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default=None,
               help="auto (default): bf16 autocast where the hardware computes bf16 natively (CUDA, CPUs with "
               "AVX-512-BF16/AMX), else fp32; bf16 on a CPU that would emulate it falls back to fp32 with a warning.")
@@ -304,6 +307,7 @@ def train_cmd(
     size: int | None,
     seed: int,
     resume: bool,
+    init: str | None,
     precision: str | None,
     bf16: bool,
     device: str | None,
@@ -342,6 +346,13 @@ def train_cmd(
                                  param_hint="--size" if size else "--set image_size")
     if batch_size is None:
         batch_size = method.default_batch_size(preset, 8)
+    if init is not None:
+        if resume:
+            raise click.BadParameter("--init starts a new run; --resume continues one from its own weights",
+                                     param_hint="--init")
+        from fewcolor.io.warm_start import warm_start
+
+        click.echo(warm_start(method, resolve_model_arg(init, "--init")).summary(), err=True)
     dataset = ImageFolderDataset(
         data_dir, split_file=split_file, transform=method.train_transform(crop, flip=not no_flip), seed=seed
     )
@@ -362,6 +373,23 @@ def train_cmd(
     result = train(method, dataset, opts)
     if result.checkpoint is not None:
         click.echo(f"trained {method_name} for {result.step} steps in {result.wall_seconds:.0f} s: {result.checkpoint}")
+
+
+def resolve_model_arg(value: str | Path, option: str) -> Path:
+    """A model argument: a checkpoint path, or ``base`` for the bundled base model."""
+    from fewcolor.pretrained import bundled_model_path
+
+    if str(value) == "base":
+        bundled = bundled_model_path()
+        if bundled is None:
+            raise click.BadParameter("this install ships no bundled base model; give a checkpoint path",
+                                     param_hint=option)
+        return bundled
+    path = Path(value)
+    if not path.is_file():
+        raise click.BadParameter(f"{path} is not a checkpoint file (or `base` for the bundled model)",
+                                 param_hint=option)
+    return path
 
 
 def _default_preset(presets: dict[str, Any], device: str | None) -> str | None:

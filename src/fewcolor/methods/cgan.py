@@ -32,6 +32,8 @@ from fewcolor.methods.base import Method, Phase
 from fewcolor.methods.registry import register_method
 from fewcolor.nets.cic import PAPER_WIDTHS, CICRegressor
 from fewcolor.nets.discriminators import build_discriminator
+from fewcolor.nets.encoder_decoder import EncoderGenerator
+from fewcolor.nets.generators import ENCODER_CHOICES, l_to_ab_generator
 from fewcolor.nets.unet import UNetGenerator
 
 
@@ -43,6 +45,9 @@ class CGANConfig:
     depth: int = 8  #: U-Net down-samplings (8 = pix2pix 256×256)
     dropout: float = 0.5  #: generator dropout, the noise z (pix2pix U-Net decoder; CIC generator conv6–conv8)
     cic_widths: tuple[int, ...] = PAPER_WIDTHS  #: CIC generator block widths
+    #: U-Net generator: none = pix2pix's; else an ImageNet encoder + the base colorizer's decoder (nets/generators.py)
+    encoder: str = field(default="none", metadata={"choices": ENCODER_CHOICES})
+    freeze_encoder: bool = True  #: keep the pretrained encoder's weights fixed (with encoder != none)
     discriminator: str = "patch"  #: "patch" (70×70 PatchGAN), "dcgan", "autoencoder" (ebgan), "none" (G alone)
     d_base: int = 64  #: discriminator width of the first layer
     d_layers: int = 3  #: PatchGAN stride-2 layers (3 = 70×70) / auto-encoder depth
@@ -107,8 +112,8 @@ class ConditionalGAN(Method):
             raise ValueError(f"cgan: d_steps must be >= 1, got {c.d_steps}")
         self.pixel = PixelLoss(c.l1_weight, c.l2_weight)
         if c.generator == "unet":
-            self.generator: UNetGenerator | CICRegressor = UNetGenerator(
-                base=c.base_channels, depth=c.depth, dropout=c.dropout
+            self.generator: UNetGenerator | EncoderGenerator | CICRegressor = l_to_ab_generator(
+                c.encoder, c.base_channels, c.depth, c.dropout, c.freeze_encoder
             )
         elif c.generator == "cic":
             self.generator = CICRegressor(1, c.cic_widths, c.dropout)

@@ -67,7 +67,7 @@ import logging
 import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -88,6 +88,8 @@ from fewcolor.meta.reptile import apply_buffer_deltas_, buffer_deltas, meta_step
 from fewcolor.methods.base import InferenceOption, InferenceOptionError, Method, Phase
 from fewcolor.methods.registry import register_method
 from fewcolor.nets.discriminators import build_discriminator
+from fewcolor.nets.encoder_decoder import EncoderGenerator
+from fewcolor.nets.generators import ENCODER_CHOICES, l_to_ab_generator
 from fewcolor.nets.unet import UNetGenerator
 
 log = logging.getLogger(__name__)
@@ -98,6 +100,9 @@ class MetalGANConfig:
     base_channels: int = 64  #: U-Net width
     depth: int = 8  #: U-Net down-samplings (8 = pix2pix 256×256)
     dropout: float = 0.5
+    #: none = the paper's U-Net; else an ImageNet encoder + the base colorizer's decoder (nets/generators.py)
+    encoder: str = field(default="none", metadata={"choices": ENCODER_CHOICES})
+    freeze_encoder: bool = True  #: keep the pretrained encoder's weights fixed (with encoder != none)
     discriminator: str = "dcgan"  #: "dcgan" (one logit) or "patch"
     d_base: int = 64
     d_layers: int = 3  #: PatchGAN layers (unused by dcgan)
@@ -195,7 +200,7 @@ class MetalGAN(Method):
         if not 0 < c.query_fraction <= 1 or c.meta_epochs < 0 or c.d_chunk < 1:
             raise ValueError("metalgan: query_fraction must be in (0, 1], meta_epochs >= 0 and d_chunk >= 1; got "
                              f"{c.query_fraction}, {c.meta_epochs}, {c.d_chunk}")
-        self.generator = UNetGenerator(base=c.base_channels, depth=c.depth, dropout=c.dropout)
+        self.generator = l_to_ab_generator(c.encoder, c.base_channels, c.depth, c.dropout, c.freeze_encoder)
         self.discriminator = build_discriminator(c.discriminator, 3, c.image_size, base=c.d_base, norm="batch",
                                                  n_layers=c.d_layers, activation=c.d_activation)
         self.gan = GanLoss("vanilla")
@@ -346,7 +351,7 @@ class MetalGAN(Method):
                     b.copy_(saved[n])
 
     def inner_loop(self, dataset: Dataset, members: Sequence[int], steps: int, seed: int,
-                   progress: bool = False) -> tuple[UNetGenerator, list[dict[str, float]]]:
+                   progress: bool = False) -> tuple[UNetGenerator | EncoderGenerator, list[dict[str, float]]]:
         """Fast weights θ̃_G: a copy of G (with its BN statistics) trained ``steps`` times on batches of
         the task ``members`` of ``dataset`` by SGD(λ_G) (Algorithm 1), or a fresh Adam(λ_G) with
         ``inner_optimizer="adam"``. θ_G and D are left unchanged."""

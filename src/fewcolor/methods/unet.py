@@ -7,7 +7,7 @@ colorize), and it is the "no adversary" baseline of the cGAN family.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from fewcolor.methods.base import Method, Phase
 from fewcolor.methods.registry import register_method
-from fewcolor.nets.unet import UNetGenerator
+from fewcolor.nets.generators import ENCODER_CHOICES, l_to_ab_generator
 
 
 @dataclass
@@ -24,6 +24,9 @@ class UNetConfig:
     base_channels: int = 64
     depth: int = 8  #: pix2pix 256×256 generator
     dropout: float = 0.5
+    #: none = the paper's U-Net; else an ImageNet encoder + the base colorizer's decoder (nets/generators.py)
+    encoder: str = field(default="none", metadata={"choices": ENCODER_CHOICES})
+    freeze_encoder: bool = True  #: keep the pretrained encoder's weights fixed (with encoder != none)
     lr: float = 2e-4
     beta1: float = 0.5
 
@@ -41,7 +44,8 @@ class UNetRegression(Method):
 
     def __init__(self, config: UNetConfig) -> None:
         super().__init__(config)
-        self.generator = UNetGenerator(base=config.base_channels, depth=config.depth, dropout=config.dropout)
+        self.generator = l_to_ab_generator(config.encoder, config.base_channels, config.depth, config.dropout,
+                                           config.freeze_encoder)
 
     @property
     def size_multiple(self) -> int:  # type: ignore[override]

@@ -1,0 +1,60 @@
+"""`train --init`: a U-Net-family method with a pretrained encoder starts from the base colorizer."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from fewcolor.cli import main
+from fewcolor.methods.registry import build_method, load_method, save_method
+
+pytestmark = pytest.mark.weights
+
+
+@pytest.fixture(scope="module")
+def base_checkpoint(tmp_path_factory) -> str:
+    torch.manual_seed(0)
+    base = build_method("base", "cpu", {"prior_images": 4})
+    return str(save_method(base, tmp_path_factory.mktemp("base") / "base.safetensors"))
+
+
+@pytest.mark.parametrize("method", ["unet", "cgan"])
+def test_encoder_generator_starts_from_the_base_model(method, base_checkpoint, emoji_dir, tmp_path) -> None:
+    out = tmp_path / "run"
+    res = CliRunner().invoke(main, [
+        "train", "--method", method, "--preset", "tiny", "--set", "encoder=efficientnet-lite0", "--data",
+        str(emoji_dir), "-o", str(out), "--steps", "1", "--size", "32", "--init", base_checkpoint,
+        "--sample-every", "0",
+    ])
+    assert res.exit_code == 0, res.output
+    assert f"--init {base_checkpoint}: loaded" in res.output
+    base = load_method(base_checkpoint).state_dict()
+    trained = load_method(out / "model.safetensors").state_dict()
+    # the frozen encoder keeps the base model's weights; every generator tensor had a match
+    key = "generator.net.encoder.net._blocks.3._project_conv.weight"
+    assert torch.equal(trained[key], base[key])
+    loaded = int(res.output.split(": loaded ")[1].split(" of ")[0])
+    assert loaded >= sum(1 for k in base if k.startswith("generator."))
+
+
+def test_init_refuses_a_checkpoint_of_another_architecture(emoji_dir, tmp_path) -> None:
+    other = save_method(build_method("unet", "tiny"), tmp_path / "unet.safetensors")
+    res = CliRunner().invoke(main, [
+        "train", "--method", "base", "--preset", "tiny", "--data", str(emoji_dir), "-o", str(tmp_path / "run"),
+        "--steps", "1", "--init", str(other),
+    ])
+    assert res.exit_code != 0
+    assert "shares no tensor" in res.output and "Traceback" not in res.output
+
+
+def test_encoder_none_keeps_the_paper_unet_bit_for_bit() -> None:
+    from fewcolor.nets.unet import UNetGenerator
+
+    c = build_method("unet", "tiny").config
+    torch.manual_seed(3)
+    a = build_method("unet", "tiny").state_dict()
+    torch.manual_seed(3)
+    b = UNetGenerator(base=c.base_channels, depth=c.depth, dropout=c.dropout).state_dict()
+    assert [k.removeprefix("generator.") for k in a] == list(b)
+    assert all(torch.equal(a[f"generator.{k}"], v) for k, v in b.items())
