@@ -45,7 +45,7 @@ from fewcolor.color.guided_filter import guided_filter
 from fewcolor.color.lab import rgb_to_lab
 from fewcolor.color.luminance_lut import apply_luminance_lut, luminance_lut
 from fewcolor.color.normalize import normalize_ab, normalize_l
-from fewcolor.methods.base import InferenceOptionError, Method, Phase
+from fewcolor.methods.base import InferenceOption, InferenceOptionError, Method, Phase
 from fewcolor.methods.registry import register_method
 from fewcolor.nets.correspondence import Match, Pyramid, match
 
@@ -61,11 +61,11 @@ class ExemplarConfig:
     feature_size: int = 192  #: longer side of the grey image the backbone sees (queries and supports)
     backbone: str = "vgg16"
     layers: tuple[str, ...] = VGG16_PYRAMID  #: shallow to deep; matching ends at the first
-    layer_weights: tuple[float, ...] = (1.0, 1.0, 1.0)  #: w_j of each layer's cosine similarity
+    layer_weights: tuple[float, ...] = (1.0, 1.0, 0.5)  #: w_j of each layer's cosine similarity
     coarse_layer: int = 1  #: index into ``layers`` of the exhaustive search (relu4_3, stride 8)
-    lum_weight: float = 0.5  #: λ of the luminance-statistics term (normalised L units)
-    sim_low: float = 0.45  #: similarity with confidence 0 (ramp start)
-    sim_high: float = 0.8  #: similarity with confidence 1 (ramp end)
+    lum_weight: float = 0.2  #: λ of the luminance-statistics term (normalised L units)
+    sim_low: float = 0.3  #: similarity with confidence 0 (ramp start)
+    sim_high: float = 0.6  #: similarity with confidence 1 (ramp end)
     inconsistent_factor: float = 0.5  #: confidence factor of a match that fails the cycle check
     filter_radius: float = 0.02  #: guided-filter radius as a fraction of the longer side
     filter_eps: float = 1e-3  #: guided-filter ε in normalised-L units squared
@@ -140,7 +140,12 @@ class Exemplar(Method):
         "tiny": {"image_size": 64, "feature_size": 64},
     }
     size_multiple = 1
-    inference_options = ("reference", "fallback")
+    inference_options = (
+        InferenceOption("reference", "image-rgb", "colour from this RGB image instead of the stored supports"),
+        InferenceOption("fallback", "str", "where nothing matches, colour from this model checkpoint, 'bundled' "
+                        "(the bundled base colorizer, else 'stats') or 'stats' (the supports' colour per lightness)",
+                        default="the config's fallback"),
+    )
 
     def __init__(self, config: ExemplarConfig) -> None:
         super().__init__(config)
