@@ -80,9 +80,9 @@ class Colorizer:
         self.method.check_options(prepared)
         return prepared
 
-    @torch.no_grad()
-    def predict_ab_full(self, rgb: torch.Tensor, **options: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        """(L at full size, predicted ab at full size), both in Lab units, for a (3,H,W) image."""
+    def working_l(self, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(L (1,1,H,W) in Lab units at full size, normalised L (1,1,h,w) at the working resolution on the
+        device) of a (3,H,W) or (1,H,W) image."""
         if rgb.dim() != 3 or rgb.shape[0] not in (1, 3):
             raise ValueError(f"expected an image tensor (3,H,W) or (1,H,W), got shape {tuple(rgb.shape)}")
         if rgb.shape[0] == 1:
@@ -90,14 +90,23 @@ class Colorizer:
         height, width = rgb.shape[-2:]
         if min(height, width) < MIN_SIDE:
             raise ValueError(f"image is {width}×{height}; fewcolor needs at least {MIN_SIDE}×{MIN_SIDE} pixels")
-        lab_full = rgb_to_lab(rgb[None].float())
-        l_full = lab_full[:, :1]
+        l_full = rgb_to_lab(rgb[None].float())[:, :1]
         h, w = working_size(height, width, self.size, self.method.size_multiple)
         small = F.interpolate(rgb[None].float(), size=(h, w), mode="bilinear", antialias=True, align_corners=False)
-        l_small = normalize_l(rgb_to_lab(small)[:, :1]).to(self.device)
-        ab_small = self.method.predict_ab(l_small, **self._prepare_options(options)).float().cpu()
-        ab_full = F.interpolate(ab_small, size=(height, width), mode="bilinear", align_corners=False)
-        return l_full[0], denormalize_ab(ab_full)[0]
+        return l_full, normalize_l(rgb_to_lab(small)[:, :1]).to(self.device)
+
+    @staticmethod
+    def full_size_ab(ab_small: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        """Normalised ab (1,2,h,w) at the working resolution -> ab (2,H,W) in Lab units (bilinear)."""
+        ab = F.interpolate(ab_small.float().cpu(), size=(height, width), mode="bilinear", align_corners=False)
+        return denormalize_ab(ab)[0]
+
+    @torch.no_grad()
+    def predict_ab_full(self, rgb: torch.Tensor, **options: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """(L at full size, predicted ab at full size), both in Lab units, for a (3,H,W) image."""
+        l_full, l_small = self.working_l(rgb)
+        ab_small = self.method.predict_ab(l_small, **self._prepare_options(options))
+        return l_full[0], self.full_size_ab(ab_small, *l_full.shape[-2:])
 
     def colorize(self, image: torch.Tensor, **options: Any) -> torch.Tensor:
         """Colorize an RGB or grey image tensor (3,H,W)/(1,H,W) in [0,1]; returns (3,H,W) RGB in [0,1]."""

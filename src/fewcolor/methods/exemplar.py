@@ -208,20 +208,21 @@ class Exemplar(Method):
             self.__dict__["_backbone"] = net
         return net.to(self.device)
 
-    def pyramid_of(self, l: torch.Tensor, prior: torch.Tensor | None = None) -> Pyramid:
+    def pyramid_of(self, l: torch.Tensor) -> Pyramid:
         """Feature pyramid of one normalised L (1,1,H,W) (any size; seen by the backbone at ``feature_size``)."""
         lf = _resize(l.float(), self.config.feature_size, multiple=16)
-        pf = None if prior is None else F.interpolate(prior.float(), size=lf.shape[-2:], mode="bilinear",
-                                                      align_corners=False)
-        return Pyramid.of_image(self.backbone()(lf), lf, pf)
+        return Pyramid.of_image(self.backbone()(lf), lf)
 
-    def encode(self, l: torch.Tensor, ab: torch.Tensor, prior: torch.Tensor | None = None) -> Supports:
+    def encode(self, l: torch.Tensor, ab: torch.Tensor, prior: torch.Tensor | None = None,
+               pyramid: Pyramid | None = None) -> Supports:
         """One colour image as a support: normalised L (1,1,H,W), normalised ab (1,2,H,W) at working
-        resolution, optional prior confidence (1,1,H,W) in [0, 1] (default 1)."""
+        resolution, optional prior confidence (1,1,H,W) in [0, 1] (default 1), and its pyramid when
+        already computed (``pyramid_of(l)``)."""
         conf = torch.ones_like(l) if prior is None else prior.to(l)
         pixels = torch.cat([l, ab, conf], dim=1)[0].flatten(1).t()
         sizes = torch.tensor([list(l.shape[-2:])], dtype=torch.long, device=l.device)
-        return Supports(self.pyramid_of(l, None if prior is None else conf), pixels.float(), sizes)
+        pyr = self.pyramid_of(l) if pyramid is None else pyramid
+        return Supports(pyr if prior is None else pyr.with_prior(conf), pixels.float(), sizes)
 
     def encode_rgb(self, rgb: torch.Tensor) -> Supports:
         """An sRGB image (3,H,W) or (1,3,H,W) in [0, 1], resized to the working resolution, as a support."""
@@ -317,12 +318,15 @@ class Exemplar(Method):
         rows = supports.starts[img] + sy * size[:, 1] + sx
         return supports.pixels[rows].t().reshape(1, 4, height, width)
 
-    def transfer(self, l: torch.Tensor, supports: Supports, fallback: str | None = None
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Steps 1–6 of the module docstring for one query L (1,1,H,W): (ab (1,2,H,W), confidence (1,1,H,W))."""
+    def transfer(self, l: torch.Tensor, supports: Supports, fallback: str | None = None,
+                 pyramid: Pyramid | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Steps 1–6 of the module docstring for one query L (1,1,H,W): (ab (1,2,H,W), confidence (1,1,H,W)).
+
+        ``pyramid``: the query's ``pyramid_of(l)`` when the caller already has it."""
         c = self.config
         height, width = l.shape[-2:]
-        m = match(self.pyramid_of(l), supports.pyramid, tuple(c.layer_weights), c.lum_weight, c.coarse_layer)
+        query = self.pyramid_of(l) if pyramid is None else pyramid
+        m = match(query, supports.pyramid, tuple(c.layer_weights), c.lum_weight, c.coarse_layer)
         h, w = m.shape
         consistent = torch.where(m.consistent, 1.0, c.inconsistent_factor)
         cell_conf = (_ramp(m.similarity, c.sim_low, c.sim_high) * consistent * m.prior).view(1, 1, h, w)

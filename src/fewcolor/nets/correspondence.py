@@ -59,22 +59,30 @@ class Pyramid:
         return len(self.feats)
 
     @staticmethod
-    def of_image(maps: list[torch.Tensor], l_norm: torch.Tensor, prior: torch.Tensor | None = None) -> Pyramid:
-        """The pyramid of one image: backbone maps ``(1,C_k,h_k,w_k)`` of L ``(1,1,H,W)`` (the backbone's
-        input), and an optional prior confidence ``(1,1,H,W)`` (default 1)."""
+    def of_image(maps: list[torch.Tensor], l_norm: torch.Tensor) -> Pyramid:
+        """The pyramid of one image from backbone maps ``(1,C_k,h_k,w_k)`` of its L ``(1,1,H,W)`` (the
+        backbone's input); prior confidence 1 everywhere."""
         feats, shapes, lum, priors = [], [], [], []
-        conf = torch.ones_like(l_norm) if prior is None else prior.to(l_norm)
         for fmap in maps:
             h, w = fmap.shape[-2:]
             feats.append(F.normalize(fmap[0].flatten(1).t().float(), dim=1))
-            shapes.append(torch.tensor([[h, w]], dtype=torch.long))
+            shapes.append(torch.tensor([[h, w]], dtype=torch.long, device=fmap.device))
             mean = F.adaptive_avg_pool2d(l_norm, (h, w))
             std = (F.adaptive_avg_pool2d(l_norm * l_norm, (h, w)) - mean * mean).clamp_min(0).sqrt()
             lum.append(torch.cat([mean, std], dim=1)[0].flatten(1).t())
-            priors.append(F.adaptive_avg_pool2d(conf, (h, w)).flatten())
+            priors.append(torch.ones(h * w, device=fmap.device))
         l_stats = torch.stack([l_norm.mean(), l_norm.std(unbiased=False)])[None]
-        starts = [torch.zeros(1, dtype=torch.long) for _ in maps]
+        starts = [torch.zeros(1, dtype=torch.long, device=l_norm.device) for _ in maps]
         return Pyramid(feats, shapes, starts, lum, priors, l_stats)
+
+    def with_prior(self, prior: torch.Tensor) -> Pyramid:
+        """This one-image pyramid with the prior confidence ``(1,1,H,W)`` (any size, same extent) averaged
+        over each layer's cells."""
+        if self.num_images != 1:
+            raise ValueError("with_prior applies to a one-image pyramid")
+        priors = [F.adaptive_avg_pool2d(prior.float(), tuple(int(v) for v in shape[0])).flatten().clamp(0, 1)
+                  for shape in self.shapes]
+        return Pyramid(self.feats, self.shapes, self.starts, self.lum, priors, self.l_stats)
 
     @staticmethod
     def concat(pyramids: list[Pyramid]) -> Pyramid:
