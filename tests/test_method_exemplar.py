@@ -152,3 +152,18 @@ def test_fallback_checkpoint_of_another_method_is_used(tmp_path):
         ab = method.predict_ab(l)
         want = load_method(path).predict_ab(l)
     assert torch.allclose(ab, want, atol=1e-5)
+
+
+def test_bundled_fallback_is_the_bundled_checkpoint_when_present(tmp_path, monkeypatch):
+    import fewcolor.pretrained as pretrained
+
+    monkeypatch.setattr(pretrained, "BUNDLED_MODEL", tmp_path / "weights" / "base.safetensors")
+    assert pretrained.bundled_model_path() is None
+    method = adapted(photo("astronaut"), sim_low=2.0, sim_high=3.0, fallback="bundled")
+    l = normalize_l(rgb_to_lab(photo("coffee"))[:, :1])
+    with torch.no_grad():
+        stats = method.fallback_ab(l, method.stored_supports(), "stats")
+        assert torch.allclose(method.predict_ab(l), stats)  # no bundled model: the supports' statistics
+        path = save_method(build_method("unet", "tiny").eval(), tmp_path / "weights" / "base.safetensors")
+        assert pretrained.bundled_model_path() == path
+        assert torch.allclose(method.predict_ab(l), load_method(path).predict_ab(l), atol=1e-5)
