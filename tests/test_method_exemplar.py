@@ -167,3 +167,14 @@ def test_bundled_fallback_is_the_bundled_checkpoint_when_present(tmp_path, monke
         path = save_method(build_method("unet", "tiny").eval(), tmp_path / "weights" / "base.safetensors")
         assert pretrained.bundled_model_path() == path
         assert torch.allclose(method.predict_ab(l), load_method(path).predict_ab(l), atol=1e-5)
+
+
+def test_training_with_the_loop_stores_the_training_images(tmp_path, emoji_dir):
+    from method_checks import four_emoji, opts
+
+    from fewcolor.train.loop import train
+
+    method = build_method("exemplar", "tiny", {"fallback": "stats", "max_supports": 3})
+    result = train(method, four_emoji(emoji_dir), opts(tmp_path / "run", steps=1))
+    loaded = load_method(result.checkpoint)
+    assert loaded.num_supports == 3 and len(set(loaded.support_names)) == 3

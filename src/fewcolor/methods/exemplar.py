@@ -259,7 +259,7 @@ class Exemplar(Method):
         return {}
 
     def training_step(self, batch: dict[str, Any], step: int) -> Iterator[Phase]:
-        return iter(())  # nothing is learnt: set-up stored the supports
+        yield from ()  # nothing is learnt: set-up stored the supports
 
     # ----- inference ---------------------------------------------------------------------------
     def _fallback_method(self, path: str) -> Method:
