@@ -72,8 +72,7 @@ class ExemplarConfig:
     max_supports: int = 16  #: at most this many supports are stored (a seeded choice when more are given)
     lut_bins: int = 20  #: lightness bands of the luminance-matched fallback colour
     fallback: str = FALLBACK_BUNDLED  #: "stats", "bundled" (the bundled base colorizer, else stats), or a path
-    pretrained: bool = True  #: pretrained backbone weights (False: random weights from ``seed``, for tests)
-    seed: int = 0
+    seed: int = 0  #: seed of the choice of supports when more than ``max_supports`` are given
 
 
 @dataclass
@@ -202,9 +201,7 @@ class Exemplar(Method):
     def backbone(self) -> GreyFeaturePyramid:
         net = self.__dict__.get("_backbone")
         if net is None:
-            with torch.random.fork_rng(devices=[]):  # random weights (pretrained=False) are a function of seed
-                torch.manual_seed(self.config.seed)
-                net = GreyFeaturePyramid(self.config.backbone, tuple(self.config.layers), self.config.pretrained)
+            net = GreyFeaturePyramid(self.config.backbone, tuple(self.config.layers))
             self.__dict__["_backbone"] = net
         return net.to(self.device)
 
