@@ -30,7 +30,7 @@ def test_deepest_tap_equals_the_backbone_run_to_that_layer():
 
 
 def test_bad_layers_are_named():
-    with pytest.raises(KeyError, match="features.<i>"):
+    with pytest.raises(KeyError, match=r"features\.<i>"):
         GreyFeaturePyramid("vgg16", ("layer4",), pretrained=False)
     with pytest.raises(ValueError, match="shallow to deep"):
         GreyFeaturePyramid("vgg16", ("features.22", "features.15"), pretrained=False)

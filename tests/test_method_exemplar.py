@@ -170,9 +170,8 @@ def test_bundled_fallback_is_the_bundled_checkpoint_when_present(tmp_path, monke
 
 
 def test_training_with_the_loop_stores_the_training_images(tmp_path, emoji_dir):
-    from method_checks import four_emoji, opts
-
     from fewcolor.train.loop import train
+    from method_checks import four_emoji, opts
 
     method = build_method("exemplar", "tiny", {"fallback": "stats", "max_supports": 3})
     result = train(method, four_emoji(emoji_dir), opts(tmp_path / "run", steps=1))
