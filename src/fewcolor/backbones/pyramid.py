@@ -27,6 +27,9 @@ class GreyFeaturePyramid(nn.Module):
     the forward pass stops after the deepest one. ``strides`` gives each map's stride w.r.t. the input.
     """
 
+    mean: torch.Tensor  # registered buffer
+    std: torch.Tensor  # registered buffer
+
     def __init__(self, backbone: str = "vgg16", layers: tuple[str, ...] = VGG16_PYRAMID, pretrained: bool = True,
                  weights: str | os.PathLike[str] | None = None) -> None:
         super().__init__()
@@ -43,8 +46,9 @@ class GreyFeaturePyramid(nn.Module):
             self.indices.append(int(index))
         if self.indices != sorted(set(self.indices)):
             raise ValueError(f"layers must be distinct and ordered shallow to deep, got {layers}")
-        self.features = features[: self.indices[-1] + 1]
-        self.strides = [2 ** sum(isinstance(m, nn.MaxPool2d) for m in features[: i + 1]) for i in self.indices]
+        modules = list(features.children())
+        self.features = nn.Sequential(*modules[: self.indices[-1] + 1])
+        self.strides = [2 ** sum(isinstance(m, nn.MaxPool2d) for m in modules[: i + 1]) for i in self.indices]
         self.register_buffer("mean", torch.tensor(self.info.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(self.info.std).view(1, 3, 1, 1), persistent=False)
         for p in self.parameters():
@@ -59,7 +63,7 @@ class GreyFeaturePyramid(nn.Module):
         x = network_input(l_norm.float(), self.mean, self.std, self.info.min_size)
         out: list[torch.Tensor] = []
         wanted = set(self.indices)
-        for i, module in enumerate(self.features):
+        for i, module in enumerate(self.features.children()):
             x = module(x)
             if i in wanted:
                 out.append(x)

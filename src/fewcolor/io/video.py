@@ -66,7 +66,8 @@ def read_clip(path: str | os.PathLike[str], max_frames: int | None = None) -> Cl
     """The frames of a video file, an animated image or a folder of frames (see the module docstring)."""
     p = Path(path)
     if p.is_dir():
-        frames, skipped = [], []
+        frames: list[torch.Tensor] = []
+        skipped: list[str] = []
         for f in list_images(p, recursive=False):
             if max_frames is not None and len(frames) >= max_frames:
                 break

@@ -45,6 +45,7 @@ from fewcolor.color.guided_filter import guided_filter
 from fewcolor.color.lab import rgb_to_lab
 from fewcolor.color.luminance_lut import apply_luminance_lut, luminance_lut
 from fewcolor.color.normalize import normalize_ab, normalize_l
+from fewcolor.data.protocol import Dataset
 from fewcolor.methods.base import InferenceOption, InferenceOptionError, Method, Phase
 from fewcolor.methods.registry import register_method
 from fewcolor.nets.correspondence import Match, Pyramid, match
@@ -230,7 +231,7 @@ class Exemplar(Method):
         return self.encode(normalize_l(lab[:, :1]), normalize_ab(lab[:, 1:]))
 
     # ----- training-free "training" and adaptation -----------------------------------------------
-    def adapt(self, support_data: Any, steps: int, seed: int = 0) -> bool:
+    def adapt(self, support_data: Dataset, steps: int, seed: int = 0) -> bool:
         """Store (up to ``max_supports``, a seeded choice) the support images and their features; no steps."""
         n = len(support_data)
         if n == 0:
@@ -248,7 +249,7 @@ class Exemplar(Method):
         self.support_names = [str(item.get("path", "")) for item in items]
         return True
 
-    def setup(self, train_data: Any) -> None:
+    def setup(self, train_data: Dataset) -> None:
         """``fewcolor train --method exemplar`` stores a bounded, seeded subset of the training images."""
         self.adapt(train_data, steps=0, seed=self.config.seed)
 
@@ -327,9 +328,8 @@ class Exemplar(Method):
         h, w = m.shape
         consistent = torch.where(m.consistent, 1.0, c.inconsistent_factor)
         cell_conf = (_ramp(m.similarity, c.sim_low, c.sim_high) * consistent * m.prior).view(1, 1, h, w)
-        up = {"size": (height, width), "mode": "bilinear", "align_corners": False}
-        conf = F.interpolate(cell_conf, **up).clamp(0, 1)
-        keep = conf * F.interpolate(_coherence(m), **up)
+        conf = F.interpolate(cell_conf, size=(height, width), mode="bilinear", align_corners=False).clamp(0, 1)
+        keep = conf * F.interpolate(_coherence(m), size=(height, width), mode="bilinear", align_corners=False)
         ab_warped = self.warp(m, supports, height, width)[:, 1:3]
         radius = max(1, round(c.filter_radius * max(height, width)))
         ab_filtered = guided_filter(l, ab_warped, radius, c.filter_eps, weight=conf)

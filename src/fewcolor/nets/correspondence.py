@@ -80,7 +80,7 @@ class Pyramid:
         over each layer's cells."""
         if self.num_images != 1:
             raise ValueError("with_prior applies to a one-image pyramid")
-        priors = [F.adaptive_avg_pool2d(prior.float(), tuple(int(v) for v in shape[0])).flatten().clamp(0, 1)
+        priors = [F.adaptive_avg_pool2d(prior.float(), (int(shape[0, 0]), int(shape[0, 1]))).flatten().clamp(0, 1)
                   for shape in self.shapes]
         return Pyramid(self.feats, self.shapes, self.starts, self.lum, priors, self.l_stats)
 
