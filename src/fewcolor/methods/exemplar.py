@@ -48,7 +48,7 @@ from fewcolor.color.normalize import normalize_ab, normalize_l
 from fewcolor.data.protocol import Dataset
 from fewcolor.methods.base import InferenceOption, InferenceOptionError, Method, Phase
 from fewcolor.methods.registry import register_method
-from fewcolor.nets.correspondence import Match, Pyramid, match
+from fewcolor.nets.correspondence import Match, Pyramid, first_rows, match
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +90,7 @@ class Supports:
 
     @property
     def starts(self) -> torch.Tensor:
-        sizes = self.sizes.prod(dim=1)
-        return torch.cat([torch.zeros(1, dtype=torch.long, device=sizes.device), sizes.cumsum(0)[:-1]])
+        return first_rows(self.sizes.prod(dim=1))
 
     @staticmethod
     def concat(items: list[Supports]) -> Supports:
@@ -191,8 +190,7 @@ class Exemplar(Method):
                 "(fewcolor adapt exemplar --data FOLDER -o model.safetensors) or pass a reference image")
         n = len(self.config.layers)
         shapes = [getattr(self, f"support_shapes_{k}") for k in range(n)]
-        starts = [torch.cat([torch.zeros(1, dtype=torch.long, device=s.device), s.prod(dim=1).cumsum(0)[:-1]])
-                  for s in shapes]
+        starts = [first_rows(s.prod(dim=1)) for s in shapes]
         pyramid = Pyramid([getattr(self, f"support_feats_{k}") for k in range(n)], shapes, starts,
                           [getattr(self, f"support_lum_{k}") for k in range(n)],
                           [getattr(self, f"support_prior_{k}") for k in range(n)], self.support_l_stats)

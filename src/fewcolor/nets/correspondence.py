@@ -34,6 +34,11 @@ import torch.nn.functional as F
 _EPS = 1e-6
 
 
+def first_rows(counts: torch.Tensor) -> torch.Tensor:
+    """Exclusive cumulative sum: the first row of each block when blocks of ``counts`` rows are stacked."""
+    return torch.cat([torch.zeros(1, dtype=counts.dtype, device=counts.device), counts.cumsum(0)[:-1]])
+
+
 @dataclass
 class Pyramid:
     """Flattened multi-layer features of ``S`` images; every list has one entry per layer (shallow first).
@@ -90,10 +95,7 @@ class Pyramid:
         if not pyramids:
             raise ValueError("Pyramid.concat needs at least one pyramid")
         layers = range(pyramids[0].num_layers)
-        starts = []
-        for k in layers:
-            sizes = torch.cat([p.shapes[k].prod(dim=1) for p in pyramids])
-            starts.append(torch.cat([torch.zeros(1, dtype=torch.long), sizes.cumsum(0)[:-1]]))
+        starts = [first_rows(torch.cat([p.shapes[k].prod(dim=1) for p in pyramids])) for k in layers]
         return Pyramid(
             feats=[torch.cat([p.feats[k] for p in pyramids]) for k in layers],
             shapes=[torch.cat([p.shapes[k] for p in pyramids]) for k in layers],
@@ -106,8 +108,8 @@ class Pyramid:
     def cells(self, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(image, y, x) of every row of layer ``k``."""
         sizes = self.shapes[k].prod(dim=1)
-        image = torch.repeat_interleave(torch.arange(self.num_images), sizes)
-        local = torch.arange(int(sizes.sum())) - self.starts[k][image]
+        image = torch.repeat_interleave(torch.arange(self.num_images, device=sizes.device), sizes)
+        local = torch.arange(int(sizes.sum()), device=sizes.device) - self.starts[k][image]
         width = self.shapes[k][image, 1]
         return image, local // width, local % width
 
@@ -196,7 +198,8 @@ class _Similarity:
         q_img, q_y, q_x = q.cells(k)
         s_img, s_y, s_x = s.cells(k)
         rows = torch.arange(len(q_img), device=q_img.device)
-        sim = self.cosine(k, rows[:, None], s_img[None], s_y[None], s_x[None], torch.arange(len(s_img))[None])
+        s_rows = torch.arange(len(s_img), device=s_img.device)
+        sim = self.cosine(k, rows[:, None], s_img[None], s_y[None], s_x[None], s_rows[None])
         score = sim - self.lum_weight * torch.cdist(q.lum[k], self.lum[k], p=1) - (1.0 - s.prior[k])[None]
         best = score.argmax(dim=1)
         back = score.argmax(dim=0)[best]  # q -> p -> q'
