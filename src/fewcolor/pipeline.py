@@ -21,17 +21,11 @@ import torch.nn.functional as F
 
 from fewcolor.color.lab import merge_l_ab, rgb_to_lab
 from fewcolor.color.normalize import denormalize_ab, normalize_l
+from fewcolor.data.transforms import working_size
 from fewcolor.methods.base import Method
 
 #: smallest side the pipeline accepts; below it there is nothing to colorize meaningfully
 MIN_SIDE = 8
-
-def working_size(height: int, width: int, target: int, multiple: int) -> tuple[int, int]:
-    """Scale so the longer side is about ``target``, keep the aspect, round sides to ``multiple``."""
-    scale = target / max(height, width)
-    h = max(multiple, round(height * scale / multiple) * multiple)
-    w = max(multiple, round(width * scale / multiple) * multiple)
-    return h, w
 
 
 class Colorizer:

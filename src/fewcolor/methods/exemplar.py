@@ -46,6 +46,7 @@ from fewcolor.color.lab import rgb_to_lab
 from fewcolor.color.luminance_lut import apply_luminance_lut, luminance_lut
 from fewcolor.color.normalize import normalize_ab, normalize_l
 from fewcolor.data.protocol import Dataset
+from fewcolor.data.transforms import working_size
 from fewcolor.methods.base import InferenceOption, InferenceOptionError, Method, Phase
 from fewcolor.methods.registry import register_method
 from fewcolor.nets.correspondence import Match, Pyramid, first_rows, match
@@ -101,9 +102,7 @@ class Supports:
 def _resize(x: torch.Tensor, longer: int, multiple: int = 1) -> torch.Tensor:
     """Resize (B,C,H,W) so the longer side is about ``longer``, aspect kept, sides rounded to ``multiple``."""
     h, w = x.shape[-2:]
-    scale = longer / max(h, w)
-    size = (max(multiple, round(h * scale / multiple) * multiple),
-            max(multiple, round(w * scale / multiple) * multiple))
+    size = working_size(h, w, longer, multiple)
     if size == (h, w):
         return x
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=size[0] < h)
