@@ -681,7 +681,8 @@ def cluster_cmd(
 @click.option(
     "-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="New checkpoint."
 )
-@click.option("--steps", type=int, default=None, help="Adaptation steps (default: the model's inner_steps).")
+@click.option("--steps", type=int, default=None,
+              help="MetalGAN adaptation steps (default: the model's inner_steps); exemplar takes no steps.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the task batches and dropout.")
 @click.option("--device", default=None, help="cpu, cuda ... (default: cpu).")
 @click.option("--preset", default=None, help="With a method name: its config preset (default: paper).")

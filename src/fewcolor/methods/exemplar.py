@@ -139,7 +139,8 @@ class Exemplar(Method):
     }
     size_multiple = 1
     inference_options = (
-        InferenceOption("reference", "image-rgb", "colour from this RGB image instead of the stored supports"),
+        InferenceOption("reference", "image-rgb", "colour from this RGB image instead of what the model stores "
+                        "(exemplar: the image is the only support)"),
         InferenceOption("fallback", "str", "where nothing matches, colour from this model checkpoint, 'bundled' "
                         "(the bundled base colorizer, else 'stats') or 'stats' (the supports' colour per lightness)",
                         default="the config's fallback"),
