@@ -4,7 +4,8 @@
   ``pip install 'fewcolor[video]'``); written as H.264 (``yuv420p`` when both sides are even, else
   ``yuv444p`` so the size is kept exactly; MPEG-4 Part 2 when the PyAV build has no libx264);
 * an animated image (``.gif``, animated ``.png``/``.webp``), read with Pillow
-  (:func:`fewcolor.io.image.read_frames`) and written as an animated GIF;
+  (:func:`fewcolor.io.image.read_frames`) and written as an animated GIF (Pillow merges identical
+  consecutive frames, adding their durations: timing kept, frame count possibly smaller);
 * a folder of frames in the order of their names (bad files are reported and skipped), written as
   ``frame_00000.png ...`` into a folder.
 
