@@ -477,8 +477,9 @@ class _RegistryCommand(click.Command):
     "--out",
     "out_dir",
     required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Output folder; relative paths of folder inputs are kept, outputs are PNG.",
+    type=click.Path(path_type=Path),
+    help="Output folder; relative paths of folder inputs are kept, outputs are PNG. For a clip: the output "
+         "clip (.mp4 .mov .mkv .avi, .gif, or a path without a suffix for a folder of PNG frames).",
 )
 @click.option("--size", type=RESOLUTION, default=None, help="Working resolution (longer side) of the network.")
 @_device_option()
@@ -487,11 +488,22 @@ class _RegistryCommand(click.Command):
               "are smaller than the file.")
 @click.option("--inside-input", is_flag=True,
               help="Allow -o inside an input folder (outputs still never replace an input file).")
+@click.option("--clip", "as_clip", is_flag=True,
+              help="Treat the one input folder as the frames of a clip (in name order). A video file or a GIF "
+                   "given alone is always a clip.")
+@click.option("--keyframe", "keyframes", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Clips, exemplar models: a coloured keyframe to colour from instead of the model's supports "
+                   "(repeatable).")
+@click.option("--per-frame", is_flag=True,
+              help="Clips, exemplar models: colour every frame on its own (default: each frame is also matched "
+                   "to the previous coloured frame, for stable colours).")
 def colorize_cmd(
     model: Path, inputs: tuple[Path, ...], out_dir: Path, size: int | None, device: str | None,
-    max_megapixels: float, inside_input: bool, **options: Any
+    max_megapixels: float, inside_input: bool, as_clip: bool, keyframes: tuple[Path, ...], per_frame: bool,
+    **options: Any
 ) -> None:
-    """Colorize image files or folders with a trained MODEL (any size; the full-resolution L is kept).
+    """Colorize image files or folders, or one clip, with a trained MODEL (any size; the full-resolution
+    L is kept).
 
     Bad files are reported and skipped; inputs are never overwritten, and inputs that share a name up
     to the extension (a.png, a.jpg) get distinct outputs (a_png.png, a_jpg.png). The method options
@@ -501,6 +513,7 @@ def colorize_cmd(
 
     from fewcolor.io.image import ImageReadError, image_size, reduction_factor
     from fewcolor.io.paths import OutputPathError, check_outside, output_paths
+    from fewcolor.io.video import is_clip
     from fewcolor.methods.options import InferenceOptionError
     from fewcolor.methods.registry import inference_option_table
     from fewcolor.pipeline import Colorizer
@@ -518,6 +531,16 @@ def colorize_cmd(
     for key in sweeps:
         options.pop(key, None)
     options = {k: v for k, v in options.items() if v is not None}
+    if as_clip or (len(inputs) == 1 and is_clip(inputs[0])):
+        if len(inputs) != 1 or sweep is not None:
+            raise click.UsageError("a clip is colorized alone: give one video, GIF or (with --clip) frame folder, "
+                                   "and no sweep option")
+        _colorize_clip(colorizer, inputs[0], out_dir, list(keyframes), not per_frame, options)
+        return
+    if keyframes or per_frame:
+        raise click.UsageError("--keyframe and --per-frame apply to clips only")
+    if out_dir.is_file():
+        raise click.UsageError(f"-o {out_dir} is a file; for images give an output folder")
     pairs = _collect_inputs(inputs)
     if not pairs:
         raise click.ClickException(f"no images found in {', '.join(map(str, inputs))}")
@@ -552,6 +575,28 @@ def colorize_cmd(
         click.echo(f"skipped {msg}", err=True)
     if done == 0:
         sys.exit(1)
+
+
+def _colorize_clip(colorizer: Any, src: Path, dst: Path, keyframes: list[Path], propagate: bool,
+                   options: dict[str, Any]) -> None:
+    """``colorize`` of one clip: read it, colour it (fewcolor.video), write it."""
+    from fewcolor.io.image import ImageReadError, read_rgb
+    from fewcolor.io.video import VideoError, read_clip, write_clip
+    from fewcolor.methods.base import InferenceOptionError
+    from fewcolor.video import colorize_clip
+
+    if dst.exists() and dst.resolve() == src.resolve():
+        raise click.ClickException(f"-o {dst} would overwrite the input; choose another output")
+    try:
+        clip = read_clip(src)
+        keys = [read_rgb(k) for k in keyframes]
+        frames = colorize_clip(colorizer, clip.frames, keys, propagate=propagate, **options)
+        write_clip(dst, frames, clip.fps)
+    except (InferenceOptionError, VideoError, ImageReadError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    for msg in clip.skipped:
+        click.echo(f"skipped {msg}", err=True)
+    click.echo(f"colorized {len(frames)} frames of {src} into {dst}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -916,7 +961,7 @@ def cluster_cmd(
 
 
 @main.command("adapt")
-@click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("model")
 @click.option(
     "--data",
     "data_dir",
@@ -928,20 +973,55 @@ def cluster_cmd(
     "-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="New checkpoint."
 )
 @click.option("--steps", type=click.IntRange(min=0), default=None,
-              help="Adaptation steps (default: the model's inner_steps).")
+              help="MetalGAN adaptation steps (default: the model's inner_steps); exemplar takes no steps.")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the task batches and dropout.")
 @_device_option("cpu")
-def adapt_cmd(model: Path, data_dir: Path, out_path: Path, steps: int | None, seed: int, device: str | None) -> None:
-    """Adapt a meta-trained MetalGAN MODEL to a few images; the result is a normal checkpoint for `colorize`."""
-    from fewcolor.methods.metalgan import adapt_checkpoint
+@click.option("--preset", default=None, help="With a method name: its config preset (default: paper).")
+def adapt_cmd(model: str, data_dir: Path, out_path: Path, steps: int | None, seed: int, device: str | None,
+              preset: str | None) -> None:
+    """Adapt MODEL to a few images; the result is a normal checkpoint for `colorize`.
 
-    if out_path.exists() and out_path.resolve() == model.resolve():
+    MODEL is a meta-trained MetalGAN checkpoint, or the name of a training-free method (exemplar), which
+    stores the images and their features in the new checkpoint.
+    """
+    from fewcolor.methods.metalgan import adapt_checkpoint
+    from fewcolor.methods.registry import available_methods
+
+    if not Path(model).is_file():
+        if model not in available_methods():
+            raise click.ClickException(f"{model}: neither a checkpoint file nor a method name "
+                                       f"({', '.join(available_methods())})")
+        _adapt_method(model, preset, data_dir, out_path, steps, seed)
+        return
+    if out_path.exists() and out_path.resolve() == Path(model).resolve():
         raise click.ClickException("refusing to overwrite the meta-trained model; choose another -o")
     path, info = adapt_checkpoint(model, data_dir, out_path, steps=steps, seed=seed, device=device)
     click.echo(
         f"adapted to {info['images']} images in {info['steps']} steps "
         f"(task L1 {info['l1_first']:.4f} -> {info['l1_last']:.4f}): {path}"
     )
+
+
+def _adapt_method(name: str, preset: str | None, data_dir: Path, out_path: Path, steps: int | None,
+                  seed: int) -> None:
+    """``adapt NAME``: a new model of a training-free method, adapted by its own mechanism to ``data_dir``."""
+    from fewcolor.data.folder import ImageFolderDataset
+    from fewcolor.methods.registry import build_method, save_method
+
+    try:
+        method = build_method(name, preset)
+    except KeyError as exc:
+        raise click.ClickException(str(exc.args[0])) from exc
+    data = ImageFolderDataset(data_dir, seed=seed)
+    for bad in data.bad_files:
+        click.echo(f"skipped {data_dir / bad}: {data.bad_reasons.get(bad, 'unreadable')}", err=True)
+    if len(data) == 0:
+        raise click.ClickException(f"{data_dir}: no usable colour images")
+    if not method.adapt(data, steps or 0, seed):
+        raise click.ClickException(f"{name} learns from data: train it (fewcolor train --method {name}) and "
+                                   f"adapt or fine-tune that checkpoint")
+    path = save_method(method, out_path)
+    click.echo(f"{name}: stored {getattr(method, 'num_supports', len(data))} of {len(data)} images: {path}")
 
 
 @main.group("memory")

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from fewcolor.color.lab import merge_l_ab, rgb_to_lab
 from fewcolor.color.normalize import denormalize_ab, normalize_l
+from fewcolor.data.transforms import working_size
 from fewcolor.io.image import DEFAULT_PIXEL_BUDGET
 from fewcolor.methods.base import Method
 
@@ -30,13 +31,6 @@ from fewcolor.methods.base import Method
 MIN_SIDE = 8
 #: pixels per band of the full-resolution Lab round trip in ``Colorizer.colorize``
 _BAND_PIXELS = 1_000_000
-
-def working_size(height: int, width: int, target: int, multiple: int) -> tuple[int, int]:
-    """Scale so the longer side is about ``target``, keep the aspect, round sides to ``multiple``."""
-    scale = target / max(height, width)
-    h = max(multiple, round(height * scale / multiple) * multiple)
-    w = max(multiple, round(width * scale / multiple) * multiple)
-    return h, w
 
 
 class Colorizer:
@@ -94,14 +88,33 @@ class Colorizer:
         self.method.check_options(prepared)
         return prepared
 
+    def working_l(self, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(L (1,1,H,W) in Lab units at full size, normalised L (1,1,h,w) at the working resolution on the
+        device) of a (3,H,W) or (1,H,W) image."""
+        if rgb.dim() != 3 or rgb.shape[0] not in (1, 3):
+            raise ValueError(f"expected an image tensor (3,H,W) or (1,H,W), got shape {tuple(rgb.shape)}")
+        if rgb.shape[0] == 1:
+            rgb = rgb.expand(3, -1, -1)
+        height, width = rgb.shape[-2:]
+        if min(height, width) < MIN_SIDE:
+            raise ValueError(f"image is {width}×{height}; fewcolor needs at least {MIN_SIDE}×{MIN_SIDE} pixels")
+        l_full = rgb_to_lab(rgb[None].float())[:, :1]
+        h, w = working_size(height, width, self.size, self.method.size_multiple)
+        small = F.interpolate(rgb[None].float(), size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+        return l_full, normalize_l(rgb_to_lab(small)[:, :1]).to(self.device)
+
+    @staticmethod
+    def full_size_ab(ab_small: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        """Normalised ab (1,2,h,w) at the working resolution -> ab (2,H,W) in Lab units (bilinear)."""
+        ab = F.interpolate(ab_small.float().cpu(), size=(height, width), mode="bilinear", align_corners=False)
+        return denormalize_ab(ab)[0]
+
     @torch.no_grad()
     def predict_ab_full(self, rgb: torch.Tensor, **options: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """(L at full size, predicted ab at full size), both in Lab units, for a (3,H,W) image."""
-        if rgb.dim() != 3 or rgb.shape[0] not in (1, 3):
-            raise ValueError(f"expected an image tensor (3,H,W) or (1,H,W), got shape {tuple(rgb.shape)}")
-        rgb = rgb.expand(3, -1, -1).float()
-        ab_full = self._predict_full([rgb], self._prepare_options(options), batch_size=1)[0]
-        return rgb_to_lab(rgb[None])[0, :1], ab_full
+        l_full, l_small = self.working_l(rgb)
+        ab_small = self.method.predict_ab(l_small, **self._prepare_options(options))
+        return l_full[0], self.full_size_ab(ab_small, *l_full.shape[-2:])
 
     def colorize(self, image: Any, batch_size: int = 16, **options: Any) -> Any:
         """Colorize one image or a list of them; each result has the form its input had.

@@ -25,6 +25,23 @@ from fewcolor.backbones.weights import WeightsNotFoundError, get_spec, missing_m
 log = logging.getLogger(__name__)
 
 
+def network_input(l_norm: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, min_size: int) -> torch.Tensor:
+    """Normalised L ``(B,1,H,W)`` -> the grey RGB input of a network, ``((L_norm+1)/2 - mean) / std``.
+
+    Inputs whose shorter side is below ``min_size`` are upsampled bilinearly (aspect kept) so the
+    network's valid convolutions still apply.
+    """
+    if l_norm.ndim != 4 or l_norm.shape[1] != 1:
+        raise ValueError(f"expected normalised L shaped (B,1,H,W), got {tuple(l_norm.shape)}")
+    grey = ((l_norm + 1.0) / 2.0).clamp(0.0, 1.0).expand(-1, 3, -1, -1)
+    side = min(grey.shape[-2:])
+    if side < min_size:
+        scale = min_size / side
+        size = (max(min_size, round(grey.shape[-2] * scale)), max(min_size, round(grey.shape[-1] * scale)))
+        grey = F.interpolate(grey, size=size, mode="bilinear", align_corners=False)
+    return (grey - mean) / std
+
+
 class _Stop(Exception):
     """Raised from a forward hook to skip the layers after the tapped one."""
 
@@ -82,16 +99,7 @@ class FeatureExtractor(nn.Module):
 
     def layer_maps(self, l_norm: torch.Tensor) -> list[torch.Tensor]:
         """The raw activations of the tapped layers, in the given order, for normalised L ``(B,1,H,W)``."""
-        if l_norm.ndim != 4 or l_norm.shape[1] != 1:
-            raise ValueError(f"expected normalised L shaped (B,1,H,W), got {tuple(l_norm.shape)}")
-        grey = ((l_norm + 1.0) / 2.0).clamp(0.0, 1.0).expand(-1, 3, -1, -1)
-        side = min(grey.shape[-2:])
-        if side < self.info.min_size:  # too small for the network's valid convolutions: upsample, keep aspect
-            scale = self.info.min_size / side
-            size = (max(self.info.min_size, round(grey.shape[-2] * scale)),
-                    max(self.info.min_size, round(grey.shape[-1] * scale)))
-            grey = F.interpolate(grey, size=size, mode="bilinear", align_corners=False)
-        x = (grey - self.mean) / self.std
+        x = network_input(l_norm, self.mean, self.std, self.info.min_size)
         self._tapped = {}
         with contextlib.suppress(_Stop):  # the hook stops the forward pass after the last tapped layer
             self.net(x)

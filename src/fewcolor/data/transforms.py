@@ -28,9 +28,18 @@ __all__ = [
     "generator_for",
     "pad_square_resize",
     "train_transform",
+    "working_size",
 ]
 
 Size = int | tuple[int, int]
+
+
+def working_size(height: int, width: int, target: int, multiple: int) -> tuple[int, int]:
+    """Scale so the longer side is about ``target``, keep the aspect, round sides to ``multiple``."""
+    scale = target / max(height, width)
+    h = max(multiple, round(height * scale / multiple) * multiple)
+    w = max(multiple, round(width * scale / multiple) * multiple)
+    return h, w
 
 
 def generator_for(seed: int, epoch: int, index: int) -> torch.Generator:

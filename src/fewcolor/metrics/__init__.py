@@ -21,6 +21,7 @@ from fewcolor.metrics.fid import (
 from fewcolor.metrics.lpips import LPIPS
 from fewcolor.metrics.pixel import psnr, ssim
 from fewcolor.metrics.stats import mean_ci95
+from fewcolor.metrics.temporal import temporal_ab_change
 
 __all__ = [
     "LPIPS",
@@ -38,4 +39,5 @@ __all__ = [
     "mean_delta_e2000",
     "psnr",
     "ssim",
+    "temporal_ab_change",
 ]
