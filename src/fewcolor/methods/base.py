@@ -21,7 +21,7 @@ from torch import nn
 from fewcolor.data.protocol import Dataset
 from fewcolor.methods.options import InferenceOption, InferenceOptionError
 
-__all__ = ["InferenceOption", "InferenceOptionError", "Method", "Phase"]
+__all__ = ["AdaptSettings", "InferenceOption", "InferenceOptionError", "Method", "Phase"]
 
 
 @dataclass
@@ -37,6 +37,18 @@ class Phase:
     loss: torch.Tensor | None
     logs: dict[str, float] = field(default_factory=dict)
     after_step: Callable[[], None] | None = None
+
+
+@dataclass(frozen=True)
+class AdaptSettings:
+    """A method's defaults for ``fewcolor adapt`` on 1–10 images (see docs/ADAPT.md for how they were chosen).
+
+    ``steps``: adaptation steps; ``lr_factor``: multiplies the learning rate of every optimiser of a
+    fine-tuning run (the fresh optimisers ``configure_optimizers`` builds from the config).
+    """
+
+    steps: int
+    lr_factor: float = 1.0
 
 
 class Method(nn.Module):
@@ -57,6 +69,8 @@ class Method(nn.Module):
     #: typed keyword options ``predict_ab`` accepts; the CLI, the pipeline and ``fewcolor methods``
     #: are generated from them (see :class:`fewcolor.methods.options.InferenceOption`)
     inference_options: ClassVar[tuple[InferenceOption, ...]] = ()
+    #: ``fewcolor adapt`` defaults (``adapt_settings()`` may derive them from the config instead)
+    adapt_defaults: ClassVar[AdaptSettings] = AdaptSettings(steps=100, lr_factor=1.0)
 
     def __init__(self, config: Any) -> None:
         super().__init__()
@@ -97,15 +111,24 @@ class Method(nn.Module):
         return batch_size
 
     # ----- test-time adaptation -----------------------------------------------------------
-    def adapt(self, support_data: Dataset, steps: int, seed: int = 0) -> bool:
+    def adapt(self, support_data: Dataset, steps: int, seed: int = 0, progress: bool = False) -> bool:
         """Adapt in place to a few support images with the method's own mechanism.
 
-        Return ``True`` when the method adapted itself (MetalGAN: inner-loop steps on the support
-        task; MemoPainter: write the support into memory, then its own steps). The default returns
-        ``False``: ``fewcolor.train.adapt.adapt`` then fine-tunes it with the training loop for
-        ``steps`` steps, so every method gets the same adaptation budget.
+        Return ``True`` when the method adapted itself (MetalGAN: inner-loop steps on the support task,
+        with a progress bar when ``progress``). The default returns ``False``:
+        ``fewcolor.train.adapt.adapt`` then calls :meth:`write_support` and fine-tunes the method with
+        the training loop for ``steps`` steps, so every method gets the same adaptation budget.
         """
         return False
+
+    def write_support(self, support_data: Dataset, seed: int = 0) -> bool:
+        """Use the support images without gradients before fine-tuning (MemoPainter writes them into its
+        memory). Return ``True`` when the method did something; the default does nothing."""
+        return False
+
+    def adapt_settings(self) -> AdaptSettings:
+        """Default steps and learning-rate factor of ``fewcolor adapt`` for this model."""
+        return self.adapt_defaults
 
     # ----- inference ----------------------------------------------------------------------
     def predict_ab(self, l: torch.Tensor, **options: Any) -> torch.Tensor:

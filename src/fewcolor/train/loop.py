@@ -62,6 +62,7 @@ class TrainOptions:
     tensorboard: bool = True
     num_samples: int = 8
     max_seconds: float | None = None  #: stop early (and save) after this wall time
+    lr_factor: float = 1.0  #: multiplies every optimiser's learning rate (fine-tuning on a few images)
 
 
 @dataclass
@@ -205,6 +206,10 @@ def train(method: Method, dataset: Dataset, opts: TrainOptions) -> TrainResult:
     method.to(device)
     dist_utils.broadcast_module(method)  # identical start on every rank
     optimizers = method.configure_optimizers()
+    if opts.lr_factor != 1.0:
+        for o in optimizers.values():
+            for group in o.param_groups:
+                group["lr"] *= opts.lr_factor
     opt_params = {name: [p for g in o.param_groups for p in g["params"]] for name, o in optimizers.items()}
 
     start_step = 0
