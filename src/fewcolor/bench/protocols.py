@@ -116,12 +116,13 @@ def folder_protocols(
     Its ``dataset`` names the training data, which keys the cached training runs: the folder's name and
     content digest plus K (the training set is the K-shot supports) or the training folder's digest.
     """
-    from fewcolor.data.user_folder import folder_digest
+    from fewcolor.data.user_folder import folder_digest, folder_episodes
 
     base = Path(root).resolve()
     train = Path(train_folder).resolve() if train_folder is not None else None
     out = []
     for k in shots:
+        folder_episodes(base, k)  # fails now, in one line, when no class has a query at this K
         data = f"folder-{base.name}-{folder_digest(base)}" + (
             f"-train-{train.name}-{folder_digest(train)}" if train is not None else f"-k{k}")
         trained_on = f"the images of {train}" if train is not None else "the support images of every class"
