@@ -69,6 +69,7 @@ from fewcolor.data.reopen import ImagesUnreachable, reopen_images
 from fewcolor.data.tasks import ClusterTasks
 from fewcolor.data.transforms import train_transform
 from fewcolor.losses.gan import GanLoss
+from fewcolor.meta import adapt_cache
 from fewcolor.meta import distributed as dist_utils
 from fewcolor.meta.lru import LRU
 from fewcolor.meta.reptile import apply_buffer_deltas_, buffer_deltas, meta_step_size, reptile_grad
@@ -413,7 +414,17 @@ class MetalGAN(Method):
             return self.generator
         dataset, members = source
         was_training = self.training
-        fast, _ = self.inner_loop(dataset, members, steps, _mix(self.config.seed, -1, k))
+        # on disk across calls (fewcolor.meta.adapt_cache): keyed by θ_G, D, config, cluster, steps, images
+        paths = getattr(dataset, "paths", None)
+        disk_key = adapt_cache.adaptation_key(self, cluster=int(k), steps=int(steps), config=self.config,
+                                              images=[paths[i] for i in members] if paths else len(members),
+                                              root=str(getattr(dataset, "root", "")))
+        fast = copy.deepcopy(self.generator)
+        if not adapt_cache.load_cached(disk_key, fast):
+            log.info("metalgan: adapting G to cluster %d (%d images, %d steps); the result is cached in %s",
+                     k, len(members), steps, adapt_cache.cache_path(disk_key))
+            fast, _ = self.inner_loop(dataset, members, steps, _mix(self.config.seed, -1, k), progress=True)
+            adapt_cache.store(disk_key, fast, {"cluster": int(k), "steps": int(steps)})
         fast.train(was_training)
         fast.requires_grad_(False)
         self._adapted.put(key, fast)
