@@ -33,42 +33,40 @@ TARGETS = ("heart", "plant-flower")
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--methods", default="unet,cgan,cic,iizuka,memopainter,res-cgan")
-    ap.add_argument("--steps", default="25,100,300")
-    ap.add_argument("--lr-factors", default="0.3,1,3")
+    ap.add_argument("--settings", default="30x1,100x1,300x1,100x0.3,100x3",
+                    help="comma-separated STEPSxLR_FACTOR")
     ap.add_argument("--train-steps", type=int, default=150)
     args = ap.parse_args()
     lpips = LPIPS("alex")
-    steps_list = [int(s) for s in args.steps.split(",")]
-    factors = [float(f) for f in args.lr_factors.split(",")]
-    print("| method | steps | lr factor | held-out LPIPS | held-out ΔE00 |")
-    print("|---|---|---|---|---|")
+    settings = [(int(a), float(b)) for a, b in (x.split("x") for x in args.settings.split(","))]
+    print("| method | steps | lr factor | held-out LPIPS | held-out ΔE00 |", flush=True)
+    print("|---|---|---|---|---|", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        scores: dict[tuple[str, int | None, float | None], list[dict[str, float | None]]] = {}
         for target in TARGETS:
             train_root = Path(tmp) / f"train-{target}"
             for sub in EMOJI.iterdir():
                 if sub.is_dir() and sub.name != target:
                     shutil.copytree(sub, train_root / sub.name)
-            images = sorted((EMOJI / target).glob("*.png"))
-            held = images[-1]
-            for name in args.methods.split(","):
+        for name in args.methods.split(","):
+            scores: dict[tuple[int, float], list[dict[str, float | None]]] = {}
+            for target in TARGETS:
+                images = sorted((EMOJI / target).glob("*.png"))
+                held = images[-1]
                 torch.manual_seed(0)
                 method = build_method(name, "tiny")
-                data = ImageFolderDataset(train_root, transform=train_transform(32), seed=0)
+                data = ImageFolderDataset(Path(tmp) / f"train-{target}", transform=train_transform(32), seed=0)
                 train(method, data, TrainOptions(out_dir=Path(tmp) / f"run-{name}-{target}", steps=args.train_steps,
                                                  batch_size=8, sample_every=0, progress=False, tensorboard=False))
-                scores.setdefault((name, 0, None), []).append(held_out_scores(method, held, "cpu", lpips))
+                scores.setdefault((0, 1.0), []).append(held_out_scores(method, held, "cpu", lpips))
                 support = ImageFolderDataset(EMOJI / target, paths=[p.name for p in images[:-1]],
                                              transform=few_shot_transform(32), seed=0, skip_grey=False)
-                for steps in steps_list:
-                    for factor in factors:
-                        adapted, _ = adapt(method, support, steps, batch_size=4, lr_factor=factor)
-                        scores.setdefault((name, steps, factor), []).append(
-                            held_out_scores(adapted, held, "cpu", lpips))
-        for (name, steps, factor), rows in scores.items():
-            lp = sum(float(r["lpips"] or 0) for r in rows) / len(rows)
-            de = sum(float(r["delta_e2000"] or 0) for r in rows) / len(rows)
-            print(f"| {name} | {steps} | {factor if factor is not None else '-'} | {lp:.3f} | {de:.2f} |")
+                for steps, factor in settings:
+                    adapted, _ = adapt(method, support, steps, batch_size=4, lr_factor=factor)
+                    scores.setdefault((steps, factor), []).append(held_out_scores(adapted, held, "cpu", lpips))
+            for (steps, factor), rows in scores.items():
+                lp = sum(float(r["lpips"] or 0) for r in rows) / len(rows)
+                de = sum(float(r["delta_e2000"] or 0) for r in rows) / len(rows)
+                print(f"| {name} | {steps} | {factor:g} | {lp:.3f} | {de:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

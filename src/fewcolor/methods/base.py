@@ -122,8 +122,9 @@ class Method(nn.Module):
         return False
 
     def write_support(self, support_data: Dataset, seed: int = 0) -> bool:
-        """Use the support images without gradients before fine-tuning (MemoPainter writes them into its
-        memory). Return ``True`` when the method did something; the default does nothing."""
+        """Prepare for fine-tuning on the support, without gradients (MemoPainter writes the support into
+        its memory; Iizuka drops its class term, whose labels name training classes). Return ``True``
+        when the support was written into the model; the default does nothing."""
         return False
 
     def adapt_settings(self) -> AdaptSettings:

@@ -84,6 +84,7 @@ class Iizuka(Method):
         self.label_backbone = ""
         # Cluster id of each training image (by dataset index); empty unless label_source == "clusters".
         self.register_buffer("train_labels", torch.zeros(0, dtype=torch.long))
+        self.class_term = True  #: off while fine-tuning on a support set (see write_support)
 
     # ----- set-up --------------------------------------------------------------------------
     def setup(self, train_data: Dataset) -> None:
@@ -142,13 +143,22 @@ class Iizuka(Method):
         mse = F.mse_loss(ab, batch["ab"])
         logs = {"loss/mse": mse.item()}
         loss = mse
-        if logits is not None and self.config.alpha > 0:
+        labels = self._labels(batch) if logits is not None and self.config.alpha > 0 and self.class_term else None
+        if labels is not None and bool((labels >= 0).any()):  # all -1: no class term (CE would be NaN)
             # -1 labels (an image without a class folder) are ignored.
-            ce = F.cross_entropy(logits.float(), self._labels(batch), ignore_index=-1)
+            ce = F.cross_entropy(logits.float(), labels, ignore_index=-1)
             loss = mse + self.config.alpha * ce
             logs["loss/class"] = ce.item()
         logs["loss/total"] = loss.item()
         yield Phase("net", loss, logs)
+
+    def write_support(self, support_data: Any, seed: int = 0) -> bool:
+        """Before fine-tuning on a few support images: drop the class term. Its labels name the training
+        set's classes (folders) or images (cluster ids by training index), which support images are not
+        (a support image's folder label is −1, and its index would pick a training image's cluster).
+        Nothing is written into the model, so this returns False."""
+        self.class_term = False
+        return False
 
     # ----- inference -----------------------------------------------------------------------
     def predict_ab(self, l: torch.Tensor, **options: Any) -> torch.Tensor:
