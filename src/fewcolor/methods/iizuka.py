@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from fewcolor.backbones.clustering import cluster_dataset
 from fewcolor.data.protocol import Dataset
-from fewcolor.methods.base import InferenceOption, InferenceOptionError, Method, Phase
+from fewcolor.methods.base import AdaptSettings, InferenceOption, InferenceOptionError, Method, Phase
 from fewcolor.methods.registry import register_method
 from fewcolor.nets.iizuka import IizukaNet
 
@@ -61,6 +61,8 @@ class Iizuka(Method):
     name = "iizuka"
     summary = "Iizuka et al. 2016 global+local fusion network with a classification side loss"
     Config = IizukaConfig
+    #: `fewcolor adapt` defaults, measured on the emoji fixture (docs/ADAPT.md)
+    adapt_defaults = AdaptSettings(steps=30, lr_factor=1)
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "paper": {},
         "cpu": {"image_size": 64, "width": 0.25, "global_size": 64, "optimizer": "adam", "lr": 1e-3},

@@ -57,7 +57,7 @@ from fewcolor.color.feature_kinds import FEATURE_DIMS, colour_distance, colour_f
 from fewcolor.data.protocol import Dataset
 from fewcolor.losses.gan import GanLoss
 from fewcolor.losses.triplet import threshold_triplet_loss
-from fewcolor.methods.base import InferenceOption, InferenceOptionError, Method, Phase
+from fewcolor.methods.base import AdaptSettings, InferenceOption, InferenceOptionError, Method, Phase
 from fewcolor.methods.registry import register_method
 from fewcolor.nets.adain import AdaINUNet
 from fewcolor.nets.discriminators import ConditionalPatchDiscriminator
@@ -102,6 +102,8 @@ class MemoPainter(Method):
     name = "memopainter"
     summary = "MemoPainter: colour memory (threshold triplet loss) + AdaIN U-Net cGAN; variants, palette, reference"
     Config = MemoPainterConfig
+    #: `fewcolor adapt` defaults, measured on the emoji fixture (docs/ADAPT.md)
+    adapt_defaults = AdaptSettings(steps=100, lr_factor=3)
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "paper": {},
         "cpu": {"image_size": 64, "base_channels": 16, "depth": 4, "mlp_hidden": 64, "d_base": 16,
