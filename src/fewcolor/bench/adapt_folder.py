@@ -15,6 +15,7 @@ given, on :func:`~fewcolor.data.transforms.few_shot_transform` crops (scale jitt
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import time
@@ -121,7 +122,8 @@ def adapt_folder(
     factor = defaults.lr_factor if lr_factor is None else float(lr_factor)
     if n_steps < 0 or factor <= 0:
         raise ValueError(f"--steps must be >= 0 and --lr-factor > 0, got {n_steps} and {factor}")
-    kwargs = {"batch_size": batch_size, "seed": seed, "device": device, "lr_factor": factor, "progress": progress}
+    run = functools.partial(adapt, steps=n_steps, batch_size=batch_size, seed=seed, device=device,
+                            lr_factor=factor, progress=progress)
     t0 = time.time()
     report = AdaptReport(out_path, method.name, len(every), n_steps, factor, "")
     if holdout and len(every) >= MIN_IMAGES_FOR_HOLDOUT:
@@ -132,10 +134,10 @@ def adapt_folder(
             report.before = held_out_scores(method, root / held, device, lpips_model)
         except RuntimeError as exc:  # e.g. an untrained MemoPainter's empty memory
             log.warning("the unadapted model cannot colorize %s (%s); no 'before' score", held, exc)
-        check, _ = adapt(method, support([p for p in every.paths if p != held]), n_steps, **kwargs)
+        check, _ = run(method, support([p for p in every.paths if p != held]))
         report.after = held_out_scores(check, root / held, device, lpips_model)
         del check
-    adapted, report.how = adapt(method, every, n_steps, **kwargs)
+    adapted, report.how = run(method, every)
     report.seconds = time.time() - t0
     facts = {k: v for k, v in dataclasses.asdict(report).items() if k not in ("path", "seconds")}
     facts.update(model=str(source), data=str(root.resolve()), seed=seed)

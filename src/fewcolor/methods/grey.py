@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from fewcolor.data.protocol import Dataset
 from fewcolor.methods.base import AdaptSettings, Method, Phase
 from fewcolor.methods.registry import register_method
 
@@ -36,7 +37,7 @@ class Grey(Method):
     def training_step(self, batch: dict[str, Any], step: int) -> Iterator[Phase]:
         yield from ()
 
-    def adapt(self, support_data: Any, steps: int, seed: int = 0, progress: bool = False) -> bool:
+    def adapt(self, support_data: Dataset, steps: int, seed: int = 0, progress: bool = False) -> bool:
         return True  # nothing to adapt: the support is ignored
 
     def predict_ab(self, l: torch.Tensor, **options: Any) -> torch.Tensor:

@@ -154,7 +154,7 @@ class Iizuka(Method):
         logs["loss/total"] = loss.item()
         yield Phase("net", loss, logs)
 
-    def write_support(self, support_data: Any, seed: int = 0) -> bool:
+    def write_support(self, support_data: Dataset, seed: int = 0) -> bool:
         """Before fine-tuning on a few support images: drop the class term. Its labels name the training
         set's classes (folders) or images (cluster ids by training index), which support images are not
         (a support image's folder label is −1, and its index would pick a training image's cluster).

@@ -26,6 +26,7 @@ import torch
 
 from fewcolor.color.lab import rgb_to_lab
 from fewcolor.color.normalize import denormalize_ab, denormalize_l, normalize_ab
+from fewcolor.data.protocol import Dataset
 from fewcolor.methods.base import AdaptSettings, Method, Phase
 from fewcolor.methods.registry import register_method
 
@@ -57,6 +58,8 @@ class LUT(Method):
     presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": {}, "cpu": {"image_size": 64},
                                                     "tiny": {"image_size": 32, "bins": 20}}
     adapt_defaults = AdaptSettings(steps=1)  # one pass over the support, whatever the count
+    ab_sum: torch.Tensor  #: (bins, 2) float64 buffer: sum of a and b per L bin
+    count: torch.Tensor  #: (bins,) float64 buffer: pixels per L bin
 
     def __init__(self, config: LUTConfig) -> None:
         super().__init__(config)
@@ -93,7 +96,7 @@ class LUT(Method):
         self.accumulate(denormalize_l(batch["l"].float()), denormalize_ab(batch["ab"].float()))
         yield from ()
 
-    def adapt(self, support_data: Any, steps: int, seed: int = 0, progress: bool = False) -> bool:
+    def adapt(self, support_data: Dataset, steps: int, seed: int = 0, progress: bool = False) -> bool:
         """The table of the support images alone (the previous table is discarded)."""
         self.reset()
         for i in range(len(support_data)):

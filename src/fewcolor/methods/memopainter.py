@@ -240,7 +240,7 @@ class MemoPainter(Method):
 
     # ----- few-shot adaptation ------------------------------------------------------------------
     @torch.no_grad()
-    def write_support(self, support_data: Any, seed: int = 0) -> bool:
+    def write_support(self, support_data: Dataset, seed: int = 0) -> bool:
         """Write every support image into the memory — key ``q`` of its grey image, value its colour
         feature — in a random oldest slot (the write branch of the §3.1 update, forced, so that each
         support colouring is retrievable); fine-tuning steps follow (``fewcolor.train.adapt``), during
