@@ -10,8 +10,10 @@ from fewcolor.data.transforms import (
     Compose,
     RandomCrop,
     RandomHorizontalFlip,
+    RandomScale,
     Resize,
     eval_transform,
+    few_shot_transform,
     generator_for,
     train_transform,
 )
@@ -89,3 +91,23 @@ def test_factories() -> None:
     assert e.shape == (3, 16, 16) and torch.equal(e, CenterCrop(16)(Resize(16)(img)))
     assert not any(isinstance(s, RandomHorizontalFlip) for s in train_transform(16, flip=False).transforms)
     assert isinstance(t, Compose)
+
+
+def test_few_shot_transform_is_seeded_and_jitters_scale_crop_and_flip() -> None:
+    img = torch.rand(3, 40, 50)
+    t = few_shot_transform(32, max_scale=1.5)
+    outs = [t(img, generator_for(0, 0, i)) for i in range(12)]
+    assert all(o.shape == (3, 32, 32) for o in outs)
+    torch.testing.assert_close(t(img, generator_for(0, 0, 3)), outs[3])  # same generator, same crop
+    assert len({o.sum().item() for o in outs}) == len(outs)  # every draw a different view
+    # scale jitter: the shorter side is resized to 32..48 before the crop
+    scale = RandomScale(32, 1.5)
+    sides = {min(scale(img, generator_for(1, 0, i)).shape[-2:]) for i in range(20)}
+    assert min(sides) >= 32 and max(sides) <= 48 and len(sides) > 3
+    # a flip is among the draws: some view equals a mirrored crop of the scale-jittered image
+    no_flip = Compose([RandomScale(32, 1.5), RandomCrop(32)])
+    flipped = [not torch.equal(t(img, generator_for(0, 0, i)), no_flip(img, generator_for(0, 0, i)))
+               for i in range(12)]
+    assert any(flipped) and not all(flipped)
+    with pytest.raises(ValueError, match="max_scale"):
+        RandomScale(32, 0.9)

@@ -207,6 +207,34 @@ def test_cgan_metalgan_preset_has_the_same_networks_and_hyper_parameters() -> No
     assert cg.config.image_size == mg.config.image_size and cg.config.dropout == mg.config.dropout
 
 
+def test_cluster_adaptation_is_cached_on_disk_across_loads(emoji32, tmp_path, monkeypatch) -> None:
+    from fewcolor.home import fewcolor_home
+
+    path = save_method(make(emoji32).eval(), tmp_path / "m.safetensors")
+    l = default_collate([emoji32[i] for i in (3, 4)])["l"]
+    cache = fewcolor_home() / "adapted"
+    old = set(cache.glob("*.safetensors")) if cache.is_dir() else set()
+    first = load_method(path).predict_ab(l, adapt_steps=4)
+    new = set(cache.glob("*.safetensors")) - old
+    assert new  # one entry per cluster the queries fell into
+    real_inner_loop = MetalGAN.inner_loop
+    calls: list[int] = []
+
+    def counting(self, *args, **kwargs):
+        calls.append(1)
+        return real_inner_loop(self, *args, **kwargs)
+
+    monkeypatch.setattr(MetalGAN, "inner_loop", counting)
+    again = load_method(path)  # a new process would see exactly this: a fresh model, the same file
+    torch.testing.assert_close(again.predict_ab(l, adapt_steps=4), first)
+    assert calls == []  # read from disk, not adapted again
+    again.clear_adaptation_cache()
+    with torch.no_grad():
+        next(again.generator.parameters()).add_(0.01)  # other weights: another key
+    again.predict_ab(l, adapt_steps=4)
+    assert calls
+
+
 # ----- paper fidelity (issue 14): Algorithm 1's SGD inner loop, §3.4's discriminator step, query sets --------
 class _TwoParams(torch.nn.Module):
     """A 2-parameter "generator": ab = (w·L + b, w·L − b)."""

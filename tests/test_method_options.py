@@ -67,7 +67,7 @@ def test_registered_option_appears_in_colorize_help(toy) -> None:
     text = " ".join(res.output.split())
     assert "--toy-gain" in text and "[toy-options] multiplies the output" in text
     assert "--toy-guide FILE" in text
-    assert "--temperature" in text and "[cic]" in text  # real methods' options too
+    assert "--temperature" in text and "[base, cic]" in text  # real methods' options too, with who takes them
     unregister_method(toy.name)
     assert "--toy-gain" not in CliRunner().invoke(main, ["colorize", "--help"]).output
 

@@ -45,3 +45,27 @@ def test_evaluate_folder_pair(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["protocol"]["resolution"] == "32x32" and len(metrics["per_image"]) == 2
     assert (out / "report.html").is_file()
+
+
+@pytest.mark.weights
+def test_evaluate_allow_missing_scores_only_the_existing_pairs(tmp_path):
+    for name in ("alexnet", "lpips_alex_lin"):
+        if package_file(get_spec(name)) is None:
+            pytest.skip(missing_message(get_spec(name)))
+    g = torch.Generator().manual_seed(1)
+    for i in range(3):
+        img = torch.rand(3, 32, 32, generator=g)
+        write_rgb(tmp_path / "truth" / "sub" / f"{i}.png", img)
+        if i != 1:
+            write_rgb(tmp_path / "pred" / "sub" / f"{i}.png", img)
+    args = ["evaluate", "--pred", str(tmp_path / "pred"), "--truth", str(tmp_path / "truth"), "--no-fid"]
+    refused = CliRunner().invoke(main, [*args, "-o", str(tmp_path / "a")])
+    assert refused.exit_code == 1 and "1 truth images have no prediction" in refused.output
+    assert "--allow-missing" in refused.output
+    result = CliRunner().invoke(main, [*args, "-o", str(tmp_path / "b"), "--allow-missing"])
+    assert result.exit_code == 0, result.output
+    assert "2 images" in result.output and "1 of 3 truth images had no prediction" in result.output
+    metrics = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    assert [r["name"] for r in metrics["per_image"]] == ["sub/0", "sub/2"]
+    assert metrics["protocol"]["missing_predictions"] == 1 and metrics["protocol"]["missing"] == ["sub/1"]
+    assert metrics["aggregate"]["lpips"]["mean"] < 1e-3  # the two existing predictions are the truths

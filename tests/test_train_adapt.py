@@ -54,9 +54,39 @@ def test_one_shot_finetune_works_for_every_method(name):
     support = TensorColourDataset(smooth_colour_images(1, 32, seed=3))
     before = {k: v.clone() for k, v in method.state_dict().items() if v.is_floating_point()}
     adapted, how = adapt(method, support, steps=2, batch_size=16)
-    assert how == "finetune"
+    assert how == ("write+finetune" if name == "memopainter" else "finetune")
     after = adapted.state_dict()
     assert any(not torch.equal(after[k], v) for k, v in before.items())
     with torch.no_grad():
         ab = adapted.predict_ab(support[0]["l"][None])
     assert ab.shape == (1, 2, 32, 32) and torch.isfinite(ab).all()
+
+
+def test_finetune_lr_factor_scales_every_fresh_optimiser() -> None:
+    torch.manual_seed(0)
+    method = build_method("cgan", "tiny", {"image_size": 16, "depth": 3})
+    support = TensorColourDataset(smooth_colour_images(2, 16, seed=1))
+
+    def largest_change(factor: float) -> float:
+        adapted, _ = adapt(method, support, steps=2, batch_size=2, lr_factor=factor)
+        return max((adapted.state_dict()[k] - v).abs().max().item()
+                   for k, v in method.state_dict().items() if v.is_floating_point() and "running" not in k)
+
+    small, full = largest_change(1e-6), largest_change(1.0)
+    assert 0 < small < 1e-4 * full  # Adam's step is proportional to its learning rate
+
+
+def test_iizuka_fine_tunes_on_a_support_without_training_labels() -> None:
+    # folder labels at training; a support image has label -1: the class term must not turn the loss NaN
+    # (every step would be skipped and the model would never adapt)
+    torch.manual_seed(0)
+    method = build_method("iizuka", "tiny", {"image_size": 32, "labels": "folders"})
+    train_data = TensorColourDataset(smooth_colour_images(4, 32, seed=8), labels=[0, 1, 0, 1])
+    method.setup(train_data)
+    assert method.label_source == "folders"
+    support = TensorColourDataset(smooth_colour_images(2, 32, seed=9))
+    adapted, how = adapt(method, support, steps=3, batch_size=2)
+    assert how == "finetune" and not adapted.class_term and method.class_term
+    after = adapted.state_dict()
+    changed = [k for k, v in method.state_dict().items() if v.is_floating_point() and not torch.equal(after[k], v)]
+    assert changed and all(torch.isfinite(v).all() for v in after.values() if v.is_floating_point())

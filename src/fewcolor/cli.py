@@ -761,7 +761,15 @@ def data_prepare_cmd(
 
 # ----------------------------------------------------------------------------------------------
 @main.command("bench")
-@click.argument("protocol")
+@click.argument("protocol", required=False)
+@click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Your own folder instead of PROTOCOL: each first-level subfolder is a class; per class the "
+              "first K images by name are the support, the rest the queries.")
+@click.option("--shots", default="1,5", show_default=True, help="With --data: comma-separated support sizes K.")
+@click.option("--train-data", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="With --data: train the methods on this folder (default: on the support images of every class).")
+@click.option("--image-size", type=click.IntRange(min=16), default=64, show_default=True,
+              help="With --data: the side images are scored (and trained) at.")
 @click.option(
     "--methods",
     required=True,
@@ -825,7 +833,11 @@ def data_prepare_cmd(
               help="Config override for one method (repeatable), e.g. --set metalgan.feature_size=64.")
 @_device_option()
 def bench_cmd(
-    protocol: str,
+    protocol: str | None,
+    data_dir: Path | None,
+    shots: str,
+    train_data: Path | None,
+    image_size: int,
     methods: str,
     preset: str,
     size: str,
@@ -842,28 +854,43 @@ def bench_cmd(
     overrides: tuple[str, ...],
     device: str | None,
 ) -> None:
-    """Benchmark METHODS on PROTOCOL with equal training and adaptation budgets.
+    """Benchmark METHODS on PROTOCOL (or on your folder, --data) with equal training and adaptation budgets.
 
     Protocols: tinyimagenet-fs-k{1,5,10}, pokemon-frames, pokemon-frames-shiny, flowers12-k{1,5},
-    emoji-xstyle, or `all` (every protocol; meant for --smoke).
+    emoji-xstyle, or `all` (every protocol; meant for --smoke). Include the baselines `grey` and `lut`
+    in METHODS: a method that does not beat them has not helped.
     """
     import shlex
 
-    from fewcolor.bench.protocols import PROTOCOLS, get_budget, get_protocol
+    from fewcolor.bench.protocols import PROTOCOLS, folder_protocols, get_budget, get_protocol
     from fewcolor.bench.runner import run_benchmark
     from fewcolor.methods.registry import get_method_class
 
     size = "smoke" if smoke else size
-    names = list(PROTOCOLS) if protocol == "all" else [protocol]
-    protocols = [get_protocol(n) for n in names]
-    budget = get_budget(
-        size,
-        train_images=train_images,
-        adapt_steps=adapt_steps,
-        batch_size=batch_size,
-        max_episodes=max_episodes,
-        max_queries=max_queries,
-    )
+    if (protocol is None) == (data_dir is None):
+        raise click.UsageError("give a PROTOCOL or --data FOLDER (not both)")
+    try:
+        if data_dir is not None:
+            try:
+                ks = [int(k) for k in shots.split(",") if k.strip()]
+            except ValueError:
+                raise click.BadParameter(f"expected comma-separated integers, got {shots!r}",
+                                         param_hint="--shots") from None
+            protocols = folder_protocols(data_dir, ks, image_size, train_data)
+        else:
+            assert protocol is not None
+            names = list(PROTOCOLS) if protocol == "all" else [protocol]
+            protocols = [get_protocol(n) for n in names]
+        budget = get_budget(
+            size,
+            train_images=train_images,
+            adapt_steps=adapt_steps,
+            batch_size=batch_size,
+            max_episodes=max_episodes,
+            max_queries=max_queries,
+        )
+    except (KeyError, FileNotFoundError, ValueError) as exc:
+        raise click.ClickException(str(exc.args[0])) from exc
     labels = [m.strip() for m in methods.split(",") if m.strip()]
     if not labels:
         raise click.BadParameter("give at least one method name", param_hint="--methods")
@@ -961,45 +988,68 @@ def cluster_cmd(
 
 
 @main.command("adapt")
-@click.argument("model")
+@click.argument("model", required=False)
 @click.option(
     "--data",
     "data_dir",
     required=True,
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Folder with your own 1-10 colour images: they become one new task.",
+    help="Folder with your own 1-10 colour images (subfolders included).",
 )
 @click.option(
     "-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="New checkpoint."
 )
 @click.option("--steps", type=click.IntRange(min=0), default=None,
-              help="MetalGAN adaptation steps (default: the model's inner_steps); exemplar takes no steps.")
-@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the task batches and dropout.")
+              help="Adaptation steps (default: the method's own, see docs/ADAPT.md).")
+@click.option("--lr-factor", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Multiply the fine-tuning learning rates (default: the method's own).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Images per fine-tuning step (at most the number of images).")
+@click.option("--no-holdout", is_flag=True,
+              help="Skip the check that holds the last image out and scores it before and after (>= 3 images).")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the crops, flips, batches and dropout.")
 @_device_option("cpu")
-@click.option("--preset", default=None, help="With a method name: its config preset (default: paper).")
-def adapt_cmd(model: str, data_dir: Path, out_path: Path, steps: int | None, seed: int, device: str | None,
-              preset: str | None) -> None:
-    """Adapt MODEL to a few images; the result is a normal checkpoint for `colorize`.
+@click.option("--preset", default=None,
+              help="With a method NAME instead of a checkpoint: its config preset (default: paper).")
+def adapt_cmd(model: str | None, data_dir: Path, out_path: Path, steps: int | None, lr_factor: float | None,
+              batch_size: int, no_holdout: bool, seed: int, device: str | None, preset: str | None) -> None:
+    """Adapt MODEL (any method; default: the bundled base model) to a few of your own colour images.
 
-    MODEL is a meta-trained MetalGAN checkpoint, or the name of a training-free method (exemplar), which
-    stores the images and their features in the new checkpoint.
+    The method's own mechanism where it has one (MetalGAN's inner loop; LUT rebuilds its table;
+    MemoPainter writes the images into its memory, then fine-tunes), else fine-tuning with fresh
+    optimisers on seeded crops and flips. With 3 or more images the last one is first held out and
+    scored (LPIPS, ΔE00) before and after; the saved model is adapted to all of them.
+
+    MODEL may also be the name of a training-free method (exemplar): a new model of it stores the images
+    (and their features) in the new checkpoint.
     """
-    from fewcolor.methods.metalgan import adapt_checkpoint
+    from fewcolor.bench.adapt_folder import adapt_folder
+    from fewcolor.io.checkpoint import CheckpointError
     from fewcolor.methods.registry import available_methods
 
-    if not Path(model).is_file():
+    if model is not None and not Path(model).is_file():
         if model not in available_methods():
-            raise click.ClickException(f"{model}: neither a checkpoint file nor a method name "
-                                       f"({', '.join(available_methods())})")
+            raise click.BadParameter(f"{model}: neither a checkpoint file nor a method name "
+                                     f"({', '.join(available_methods())})", param_hint="MODEL")
         _adapt_method(model, preset, data_dir, out_path, steps, seed)
         return
-    if out_path.exists() and out_path.resolve() == Path(model).resolve():
-        raise click.ClickException("refusing to overwrite the meta-trained model; choose another -o")
-    path, info = adapt_checkpoint(model, data_dir, out_path, steps=steps, seed=seed, device=device)
-    click.echo(
-        f"adapted to {info['images']} images in {info['steps']} steps "
-        f"(task L1 {info['l1_first']:.4f} -> {info['l1_last']:.4f}): {path}"
-    )
+
+    try:
+        r = adapt_folder(model, data_dir, out_path, steps=steps, lr_factor=lr_factor, seed=seed,
+                         batch_size=batch_size, holdout=not no_holdout, device=device)
+    except (CheckpointError, FileNotFoundError, FileExistsError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if r.held_out is not None and r.after is not None:
+        def fmt(scores: dict[str, float | None] | None) -> str:
+            if scores is None:
+                return "n/a"
+            lp = scores.get("lpips")
+            return (f"LPIPS {lp:.3f}, " if lp is not None else "") + f"ΔE00 {scores['delta_e2000']:.2f}"
+
+        click.echo(f"held-out {r.held_out}: before {fmt(r.before)} -> after {fmt(r.after)} "
+                   f"(adapted to the other {r.images - 1} images)")
+    click.echo(f"{r.method}: adapted ({r.how}) to {r.images} images in {r.steps} steps, lr x{r.lr_factor:g}, "
+               f"{r.seconds:.0f} s: {r.path}")
 
 
 def _adapt_method(name: str, preset: str | None, data_dir: Path, out_path: Path, steps: int | None,
@@ -1084,6 +1134,9 @@ def weights_cmd(as_json: bool) -> None:
 @click.option("--lpips", "lpips_net", type=click.Choice(["alex", "vgg"]), default="alex", show_default=True,
               help="LPIPS v0.1 backbone.")
 @click.option("--no-fid", is_flag=True, help="Skip FID/KID/IS (the Inception pass is the slow part on CPU).")
+@click.option("--allow-missing", is_flag=True,
+              help="With --pred/--truth: score the truths that have a prediction and report how many had none "
+              "(default: refuse a partial folder).")
 @click.option("--inception-weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="pytorch-fid's pt_inception-2015-12-05-6726825d.pth: the same features plus the 1008-way "
                    "logits that the Inception Score needs.")
@@ -1095,7 +1148,7 @@ def weights_cmd(as_json: bool) -> None:
 @_device_option("cpu")
 def evaluate_cmd(model: Path | None, pred_dir: Path | None, truth_dir: Path | None, data_dir: Path | None,
                  out_dir: Path, size: int | None, work_size: int | None, lpips_net: str, no_fid: bool,
-                 inception_weights: Path | None, allow_download: bool, batch_size: int, seed: int,
+                 allow_missing: bool, inception_weights: Path | None, allow_download: bool, batch_size: int, seed: int,
                  device: str | None) -> None:
     """Score colorizations: `evaluate --pred DIR --truth DIR` or `evaluate MODEL --data DIR`.
 
@@ -1120,7 +1173,7 @@ def evaluate_cmd(model: Path | None, pred_dir: Path | None, truth_dir: Path | No
         else:
             if not (pred_dir and truth_dir) or data_dir:
                 raise click.UsageError("give --pred DIR and --truth DIR, or MODEL --data DIR")
-            result = evaluate_folders(pred_dir, truth_dir, out_dir, cfg)
+            result = evaluate_folders(pred_dir, truth_dir, out_dir, cfg, allow_missing=allow_missing)
     except WeightsNotFoundError as exc:
         raise click.ClickException(_one_line(exc)) from exc
     for item in result["skipped"]:
@@ -1131,6 +1184,10 @@ def evaluate_cmd(model: Path | None, pred_dir: Path | None, truth_dir: Path | No
     if fid is not None:
         parts.append(f"FID {fid:.4g}")
     click.echo(f"{len(result['per_image'])} images scored, {len(result['skipped'])} skipped: " + ", ".join(parts))
+    missing = result.get("missing") or []
+    if missing:
+        click.echo(f"{len(missing)} of {len(missing) + len(result['per_image'])} truth images had no prediction "
+                   f"and were not scored, e.g. {', '.join(missing[:3])} (all listed in metrics.json)")
     click.echo(f"wrote {out_dir / 'metrics.json'} and {out_dir / 'report.html'}")
 
 

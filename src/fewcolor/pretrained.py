@@ -1,16 +1,17 @@
-"""The pretrained base colorizer that ships inside the package, when this build has one.
+"""The bundled base model: the checkpoint ``fewcolor adapt`` and the API start from when no model is named.
 
-Imports nothing from fewcolor, so every layer may use it.
+It ships inside the package as ``fewcolor/weights/base.safetensors``. Imports nothing from fewcolor, so
+every layer may use it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-#: where a build of fewcolor puts its bundled base colorizer checkpoint
+#: where the bundled base model lives inside the installed package
 BUNDLED_MODEL = Path(__file__).resolve().parent / "weights" / "base.safetensors"
 
 
 def bundled_model_path() -> Path | None:
-    """``src/fewcolor/weights/base.safetensors`` when it exists in this installation, else ``None``."""
+    """The bundled base model's path, or ``None`` when this installation has none."""
     return BUNDLED_MODEL if BUNDLED_MODEL.is_file() else None

@@ -6,7 +6,10 @@ meta-learner whose one step runs an inner loop gets no more updates than a plain
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,8 @@ class Protocol:
     folds: tuple[int | None, ...] = (None,)
     control: bool = False
     description: str = ""
+    folder: str | None = None  #: a user's folder (``bench --data``): episodes from its subfolders
+    train_folder: str | None = None  #: with ``folder``: train on this folder instead of the supports
 
 
 PROTOCOLS: dict[str, Protocol] = {
@@ -98,3 +103,55 @@ def get_budget(size: str, **overrides: int | None) -> Budget:
     if size not in SIZES:
         raise KeyError(f"unknown benchmark size {size!r}; choose one of: {', '.join(SIZES)}")
     return replace(SIZES[size], **{k: v for k, v in overrides.items() if v is not None})
+
+
+def folder_protocols(
+    root: str | os.PathLike[str],
+    shots: list[int],
+    image_size: int = 64,
+    train_folder: str | os.PathLike[str] | None = None,
+) -> list[Protocol]:
+    """One protocol per support size K on a user's folder (:mod:`fewcolor.data.user_folder`).
+
+    Its ``dataset`` names the training data, which keys the cached training runs: the folder's name and
+    content digest plus K (the training set is the K-shot supports) or the training folder's digest.
+    """
+    from fewcolor.data.user_folder import folder_digest, folder_episodes
+
+    base = Path(root).resolve()
+    train = Path(train_folder).resolve() if train_folder is not None else None
+    out = []
+    for k in shots:
+        folder_episodes(base, k)  # fails now, in one line, when no class has a query at this K
+        data = f"folder-{base.name}-{folder_digest(base)}" + (
+            f"-train-{train.name}-{folder_digest(train)}" if train is not None else f"-k{k}")
+        trained_on = f"the images of {train}" if train is not None else "the support images of every class"
+        out.append(Protocol(f"folder-{base.name}-k{k}", data, k, image_size,
+                            description=f"your folder {base}: per subfolder, the first {k} images by name as "
+                                        f"support, the rest as queries; methods trained on {trained_on}",
+                            folder=str(base), train_folder=str(train) if train is not None else None))
+    return out
+
+
+def protocol_episodes(protocol: Protocol, fold: int | None, seed: int, smoke: bool) -> list[Any]:
+    """The protocol's test episodes (:func:`fewcolor.data.episodes.episodes`, or a user folder's)."""
+    if protocol.folder is not None:
+        from fewcolor.data.user_folder import folder_episodes
+
+        return folder_episodes(protocol.folder, protocol.k_shot)
+    from fewcolor.data.episodes import episodes
+
+    return episodes(protocol.dataset, protocol.k_shot, fold=fold, seed=seed, control=protocol.control, smoke=smoke)
+
+
+def protocol_train_paths(protocol: Protocol, fold: int | None, smoke: bool) -> list[Path]:
+    """The images every method of the protocol trains on (absolute paths)."""
+    if protocol.folder is not None:
+        if protocol.train_folder is not None:
+            from fewcolor.io.image import list_images
+
+            return list_images(protocol.train_folder)
+        return [p for ep in protocol_episodes(protocol, fold, 0, smoke) for p in ep.support]
+    from fewcolor.data.episodes import train_split
+
+    return train_split(protocol.dataset, fold, smoke=smoke).paths

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from fewcolor.bench.protocols import SIZES, Budget, Protocol
+from fewcolor.bench.protocols import SIZES, Budget, Protocol, protocol_episodes, protocol_train_paths
 from fewcolor.bench.report import append_results, markdown_table, write_gallery
 from fewcolor.bench.results import MethodResult, SeedResult, mean_of, summarize
 from fewcolor.color.lab import grey_rgb_from_l, rgb_to_l
@@ -82,7 +82,6 @@ def _train_or_reuse(
     smoke: bool,
     device: str | None,
 ) -> tuple[Any, int, float]:
-    from fewcolor.data.episodes import train_split
     from fewcolor.methods.registry import load_method
     from fewcolor.train.loop import TrainOptions, train
 
@@ -93,8 +92,7 @@ def _train_or_reuse(
         if getattr(reused, "checkpoint_step", -1) == steps:
             log.info("reusing finished run %s", run_dir)
             return reused, steps, 0.0
-    split = train_split(protocol.dataset, fold, smoke=smoke)
-    dataset = _paths_dataset(split.paths, protocol.image_size, seed, skip_grey=True,
+    dataset = _paths_dataset(protocol_train_paths(protocol, fold, smoke), protocol.image_size, seed, skip_grey=True,
                              transform=method.train_transform(protocol.image_size))
     resume = (run_dir / "checkpoints" / "last.safetensors").exists()
     opts = TrainOptions(
@@ -122,11 +120,10 @@ def _query_pairs(
     adaptation: list[str],
     gallery: list[tuple[str, torch.Tensor, torch.Tensor, torch.Tensor]],
 ) -> Iterator[tuple[str, torch.Tensor, torch.Tensor]]:
-    from fewcolor.data.episodes import episodes
     from fewcolor.pipeline import Colorizer
     from fewcolor.train.adapt import adapt
 
-    eps = episodes(protocol.dataset, protocol.k_shot, fold=fold, seed=seed, control=protocol.control, smoke=smoke)
+    eps = protocol_episodes(protocol, fold, seed, smoke)
     if budget.max_episodes is not None:
         # an even spread over the episode list, not its alphabetical head
         stride = max(1, len(eps) // budget.max_episodes)
@@ -242,8 +239,8 @@ def run_benchmark(
     """
     from fewcolor.data.recipes import is_prepared, prepare
 
-    smoke = size == "smoke"
-    if not is_prepared(protocol.dataset, smoke=smoke):
+    smoke = size == "smoke" and protocol.folder is None  # a user's folder has no smoke subset
+    if protocol.folder is None and not is_prepared(protocol.dataset, smoke=smoke):
         log.info("preparing dataset %s%s", protocol.dataset, " (smoke)" if smoke else "")
         prepare(protocol.dataset, smoke=smoke)
     out_dir = Path(out_root) / (protocol.name + ("-smoke" if smoke else ""))

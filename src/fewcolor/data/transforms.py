@@ -22,9 +22,11 @@ __all__ = [
     "Compose",
     "RandomCrop",
     "RandomHorizontalFlip",
+    "RandomScale",
     "Resize",
     "Transform",
     "eval_transform",
+    "few_shot_transform",
     "generator_for",
     "pad_square_resize",
     "train_transform",
@@ -114,6 +116,29 @@ class Resize(Transform):
 
     def __repr__(self) -> str:
         return f"Resize({self.size[0] if self.shorter else self.size})"
+
+
+class RandomScale(Transform):
+    """Scale jitter: the shorter side becomes ``round(size · s)``, ``s`` uniform in ``[1, max_scale]``
+    (one draw from the generator), aspect kept; a following ``RandomCrop(size)`` then cuts a window of
+    between ``1/max_scale`` and all of the shorter side."""
+
+    random = True
+
+    def __init__(self, size: int, max_scale: float) -> None:
+        if size <= 0 or max_scale < 1.0:
+            raise ValueError(f"RandomScale: need size > 0 and max_scale >= 1, got {size}, {max_scale}")
+        self.size = int(size)
+        self.max_scale = float(max_scale)
+
+    def __call__(self, img: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        _check(img, "RandomScale")
+        g = self._need(generator, "RandomScale")
+        s = 1.0 + float(torch.rand(1, generator=g)) * (self.max_scale - 1.0)
+        return Resize(max(self.size, round(self.size * s)))(img)
+
+    def __repr__(self) -> str:
+        return f"RandomScale({self.size}, max_scale={self.max_scale})"
 
 
 class CenterCrop(Transform):
@@ -209,6 +234,13 @@ def train_transform(size: int, flip: bool = True, resize: int | None = None) -> 
     if flip:
         steps.append(RandomHorizontalFlip(0.5))
     return Compose(steps)
+
+
+def few_shot_transform(size: int, max_scale: float = 1.25) -> Compose:
+    """Augmentation for adapting to 1–10 images: scale jitter (shorter side ``size``·[1, ``max_scale``]),
+    random ``size × size`` crop, random horizontal flip — each support image is seen as many slightly
+    different crops, none of which leaves the image's own content or colours."""
+    return Compose([RandomScale(size, max_scale), RandomCrop(size), RandomHorizontalFlip(0.5)])
 
 
 def eval_transform(size: int) -> Compose:

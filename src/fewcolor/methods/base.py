@@ -22,7 +22,7 @@ from fewcolor.data.protocol import Dataset
 from fewcolor.data.transforms import Transform, train_transform
 from fewcolor.methods.options import InferenceOption, InferenceOptionError, check_config_values
 
-__all__ = ["InferenceOption", "InferenceOptionError", "Method", "Phase"]
+__all__ = ["AdaptSettings", "InferenceOption", "InferenceOptionError", "Method", "Phase"]
 
 
 @dataclass
@@ -38,6 +38,18 @@ class Phase:
     loss: torch.Tensor | None
     logs: dict[str, float] = field(default_factory=dict)
     after_step: Callable[[], None] | None = None
+
+
+@dataclass(frozen=True)
+class AdaptSettings:
+    """A method's defaults for ``fewcolor adapt`` on 1–10 images (see docs/ADAPT.md for how they were chosen).
+
+    ``steps``: adaptation steps; ``lr_factor``: multiplies the learning rate of every optimiser of a
+    fine-tuning run (the fresh optimisers ``configure_optimizers`` builds from the config).
+    """
+
+    steps: int
+    lr_factor: float = 1.0
 
 
 class Method(nn.Module):
@@ -60,6 +72,8 @@ class Method(nn.Module):
     inference_options: ClassVar[tuple[InferenceOption, ...]] = ()
     #: the paper's batch size per preset: ``fewcolor train`` uses it when ``--batch-size`` is not given
     preset_batch_sizes: ClassVar[dict[str, int]] = {}
+    #: ``fewcolor adapt`` defaults (``adapt_settings()`` may derive them from the config instead)
+    adapt_defaults: ClassVar[AdaptSettings] = AdaptSettings(steps=100, lr_factor=1.0)
 
     def __init__(self, config: Any) -> None:
         super().__init__()
@@ -124,15 +138,25 @@ class Method(nn.Module):
         return batch_size
 
     # ----- test-time adaptation -----------------------------------------------------------
-    def adapt(self, support_data: Dataset, steps: int, seed: int = 0) -> bool:
+    def adapt(self, support_data: Dataset, steps: int, seed: int = 0, progress: bool = False) -> bool:
         """Adapt in place to a few support images with the method's own mechanism.
 
-        Return ``True`` when the method adapted itself (MetalGAN: inner-loop steps on the support
-        task; MemoPainter: write the support into memory, then its own steps). The default returns
-        ``False``: ``fewcolor.train.adapt.adapt`` then fine-tunes it with the training loop for
-        ``steps`` steps, so every method gets the same adaptation budget.
+        Return ``True`` when the method adapted itself (MetalGAN: inner-loop steps on the support task,
+        with a progress bar when ``progress``). The default returns ``False``:
+        ``fewcolor.train.adapt.adapt`` then calls :meth:`write_support` and fine-tunes the method with
+        the training loop for ``steps`` steps, so every method gets the same adaptation budget.
         """
         return False
+
+    def write_support(self, support_data: Dataset, seed: int = 0) -> bool:
+        """Prepare for fine-tuning on the support, without gradients (MemoPainter writes the support into
+        its memory; Iizuka drops its class term, whose labels name training classes). Return ``True``
+        when the support was written into the model; the default does nothing."""
+        return False
+
+    def adapt_settings(self) -> AdaptSettings:
+        """Default steps and learning-rate factor of ``fewcolor adapt`` for this model."""
+        return self.adapt_defaults
 
     # ----- inference ----------------------------------------------------------------------
     def predict_ab(self, l: torch.Tensor, **options: Any) -> torch.Tensor:

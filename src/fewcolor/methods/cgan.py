@@ -28,7 +28,7 @@ import torch
 
 from fewcolor.losses.gan import GAN_KINDS, GanLoss, gradient_penalty
 from fewcolor.losses.pixel import PixelLoss
-from fewcolor.methods.base import Method, Phase
+from fewcolor.methods.base import AdaptSettings, Method, Phase
 from fewcolor.methods.registry import register_method
 from fewcolor.nets.cic import PAPER_WIDTHS, CICRegressor
 from fewcolor.nets.discriminators import build_discriminator
@@ -72,6 +72,8 @@ class ConditionalGAN(Method):
     name = "cgan"
     summary = "pix2pix-style conditional GAN (U-Net or CIC generator; PatchGAN/DCGAN/EBGAN critic; 6 GAN losses)"
     Config = CGANConfig
+    #: `fewcolor adapt` defaults, measured on the emoji fixture (docs/ADAPT.md)
+    adapt_defaults = AdaptSettings(steps=300, lr_factor=1)
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "paper": {},
         "cpu": {"image_size": 64, "base_channels": 32, "depth": 6, "d_base": 32,

@@ -42,7 +42,7 @@ from fewcolor.color.soft_encode import soft_encode_ab_normalized
 from fewcolor.data.cache import data_fingerprint, load_or_compute_prior
 from fewcolor.data.protocol import Dataset
 from fewcolor.losses.cic import REDUCTIONS, rebalanced_cross_entropy
-from fewcolor.methods.base import InferenceOption, InferenceOptionError, Method, Phase
+from fewcolor.methods.base import AdaptSettings, InferenceOption, InferenceOptionError, Method, Phase
 from fewcolor.methods.registry import register_method
 from fewcolor.nets.cic import PAPER_WIDTHS, CICNet, CICRegressor
 
@@ -77,6 +77,8 @@ class ColorfulColorization(Method):
     name = "cic"
     summary = "Zhang et al. 2016 colorization as 313-bin classification with class rebalancing"
     Config = CICConfig
+    #: `fewcolor adapt` defaults, measured on the emoji fixture (docs/ADAPT.md)
+    adapt_defaults = AdaptSettings(steps=100, lr_factor=1)
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "paper": {},
         "cpu": {"image_size": 64, "widths": (16, 32, 64, 64, 64, 64, 64, 32), "lr": 1e-3, "weight_decay": 0.0},

@@ -229,7 +229,7 @@ class Exemplar(Method):
         return self.encode(normalize_l(lab[:, :1]), normalize_ab(lab[:, 1:]))
 
     # ----- training-free "training" and adaptation -----------------------------------------------
-    def adapt(self, support_data: Dataset, steps: int, seed: int = 0) -> bool:
+    def adapt(self, support_data: Dataset, steps: int, seed: int = 0, progress: bool = False) -> bool:
         """Store (up to ``max_supports``, a seeded choice) the support images and their features; no steps."""
         n = len(support_data)
         if n == 0:

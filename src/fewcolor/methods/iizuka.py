@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from fewcolor.backbones.clustering import cluster_dataset
 from fewcolor.data.protocol import Dataset
 from fewcolor.data.transforms import Transform, train_transform
-from fewcolor.methods.base import InferenceOption, InferenceOptionError, Method, Phase
+from fewcolor.methods.base import AdaptSettings, InferenceOption, InferenceOptionError, Method, Phase
 from fewcolor.methods.registry import register_method
 from fewcolor.nets.iizuka import IizukaNet
 
@@ -72,6 +72,8 @@ class Iizuka(Method):
     name = "iizuka"
     summary = "Iizuka et al. 2016 global+local fusion network with a classification side loss"
     Config = IizukaConfig
+    #: `fewcolor adapt` defaults, measured on the emoji fixture (docs/ADAPT.md)
+    adapt_defaults = AdaptSettings(steps=30, lr_factor=1)
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "paper": {},
         "cpu": {"image_size": 64, "width": 0.25, "global_size": 64, "optimizer": "adam", "lr": 1e-3},
@@ -100,6 +102,7 @@ class Iizuka(Method):
         self.label_backbone = ""
         # Cluster id of each training image (by dataset index); empty unless label_source == "clusters".
         self.register_buffer("train_labels", torch.zeros(0, dtype=torch.long))
+        self.class_term = True  #: off while fine-tuning on a support set (see write_support)
 
     # ----- set-up --------------------------------------------------------------------------
     def setup(self, train_data: Dataset) -> None:
@@ -173,13 +176,22 @@ class Iizuka(Method):
         color, logits = self.color_loss(batch["l"], batch["ab"])
         logs = {"loss/color": color.item()}
         loss = color
-        if logits is not None and self.config.alpha > 0:
+        labels = self._labels(batch) if logits is not None and self.config.alpha > 0 and self.class_term else None
+        if logits is not None and labels is not None and bool((labels >= 0).any()):  # all -1: no class term
             # -1 labels (an image without a class folder) are ignored.
-            ce = F.cross_entropy(logits.float(), self._labels(batch), ignore_index=-1)
+            ce = F.cross_entropy(logits.float(), labels, ignore_index=-1)
             loss = color + self.config.alpha * ce
             logs["loss/class"] = ce.item()
         logs["loss/total"] = loss.item()
         yield Phase("net", loss, logs)
+
+    def write_support(self, support_data: Dataset, seed: int = 0) -> bool:
+        """Before fine-tuning on a few support images: drop the class term. Its labels name the training
+        set's classes (folders) or images (cluster ids by training index), which support images are not
+        (a support image's folder label is −1, and its index would pick a training image's cluster).
+        Nothing is written into the model, so this returns False."""
+        self.class_term = False
+        return False
 
     # ----- inference -----------------------------------------------------------------------
     def predict_ab(self, l: torch.Tensor, **options: Any) -> torch.Tensor:

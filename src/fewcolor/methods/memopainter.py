@@ -57,7 +57,7 @@ from fewcolor.color.feature_kinds import FEATURE_DIMS, colour_distance, colour_f
 from fewcolor.data.protocol import Dataset
 from fewcolor.losses.gan import GanLoss
 from fewcolor.losses.triplet import threshold_triplet_loss
-from fewcolor.methods.base import InferenceOption, InferenceOptionError, Method, Phase
+from fewcolor.methods.base import AdaptSettings, InferenceOption, InferenceOptionError, Method, Phase
 from fewcolor.methods.registry import register_method
 from fewcolor.nets.adain import AdaINUNet
 from fewcolor.nets.discriminators import ConditionalPatchDiscriminator
@@ -102,6 +102,8 @@ class MemoPainter(Method):
     name = "memopainter"
     summary = "MemoPainter: colour memory (threshold triplet loss) + AdaIN U-Net cGAN; variants, palette, reference"
     Config = MemoPainterConfig
+    #: `fewcolor adapt` defaults, measured on the emoji fixture (docs/ADAPT.md)
+    adapt_defaults = AdaptSettings(steps=100, lr_factor=3)
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "paper": {},
         "cpu": {"image_size": 64, "base_channels": 16, "depth": 4, "mlp_hidden": 64, "d_base": 16,
@@ -235,6 +237,26 @@ class MemoPainter(Method):
         sl1 = F.smooth_l1_loss(fake, ab)
         loss_g = c.gan_weight * adv + c.sl1_weight * sl1
         yield Phase("generator", loss_g, {"loss/g": loss_g.item(), "loss/g_adv": adv.item(), "loss/sl1": sl1.item()})
+
+    # ----- few-shot adaptation ------------------------------------------------------------------
+    @torch.no_grad()
+    def write_support(self, support_data: Dataset, seed: int = 0) -> bool:
+        """Write every support image into the memory — key ``q`` of its grey image, value its colour
+        feature — in a random oldest slot (the write branch of the §3.1 update, forced, so that each
+        support colouring is retrievable); fine-tuning steps follow (``fewcolor.train.adapt``), during
+        which the §3.1 update rule keeps running. Res-cGAN has no memory: nothing to write."""
+        if not self.config.memory:
+            return False
+        from torch.utils.data import default_collate
+
+        batch = default_collate([support_data[i] for i in range(len(support_data))])
+        l, rgb = batch["l"].to(self.device), batch["rgb"].to(self.device)
+        q = self.query(self.spatial_features(l))
+        values = self.features_of(rgb)
+        g = torch.Generator().manual_seed(seed * 1_000_003 - 1)
+        for i in range(q.shape[0]):
+            self.memory.write_oldest(q[i], values[i], g)
+        return True
 
     # ----- inference --------------------------------------------------------------------------
     def retrieve(self, l: torch.Tensor, k: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

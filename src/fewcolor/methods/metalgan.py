@@ -65,7 +65,6 @@ import copy
 import dataclasses
 import logging
 import math
-import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,10 +81,11 @@ from fewcolor.data.protocol import Dataset
 from fewcolor.data.reopen import ImagesUnreachable, reopen_images
 from fewcolor.data.tasks import ClusterTasks
 from fewcolor.losses.gan import GanLoss
+from fewcolor.meta import adapt_cache
 from fewcolor.meta import distributed as dist_utils
 from fewcolor.meta.lru import LRU
 from fewcolor.meta.reptile import apply_buffer_deltas_, buffer_deltas, meta_step_size, reptile_grad
-from fewcolor.methods.base import InferenceOption, InferenceOptionError, Method, Phase
+from fewcolor.methods.base import AdaptSettings, InferenceOption, InferenceOptionError, Method, Phase
 from fewcolor.methods.registry import register_method
 from fewcolor.nets.discriminators import build_discriminator
 from fewcolor.nets.encoder_decoder import EncoderGenerator
@@ -513,7 +513,17 @@ class MetalGAN(Method):
             return self.generator
         dataset, members = source
         was_training = self.training
-        fast, _ = self.inner_loop(dataset, members, steps, _mix(self.config.seed, -1, k))
+        # on disk across calls (fewcolor.meta.adapt_cache): keyed by θ_G, D, config, cluster, steps, images
+        paths = getattr(dataset, "paths", None)
+        disk_key = adapt_cache.adaptation_key(self, cluster=int(k), steps=int(steps), config=self.config,
+                                              images=[paths[i] for i in members] if paths else len(members),
+                                              root=str(getattr(dataset, "root", "")))
+        fast = copy.deepcopy(self.generator)
+        if not adapt_cache.load_cached(disk_key, fast):
+            log.info("metalgan: adapting G to cluster %d (%d images, %d steps); the result is cached in %s",
+                     k, len(members), steps, adapt_cache.cache_path(disk_key))
+            fast, _ = self.inner_loop(dataset, members, steps, _mix(self.config.seed, -1, k), progress=True)
+            adapt_cache.store(disk_key, fast, {"cluster": int(k), "steps": int(steps)})
         fast.train(was_training)
         fast.requires_grad_(False)
         self._adapted.put(key, fast)
@@ -556,30 +566,25 @@ class MetalGAN(Method):
         tasks = batch_size if c.meta_batch_size is None else min(batch_size, c.meta_batch_size)
         return tasks * c.inner_steps * c.inner_batch_size
 
-    def adapt(self, support_data: Dataset, steps: int, seed: int = 0) -> bool:
-        """Test-time adaptation: the support set is the task; ``steps`` inner-loop updates of G (L_adv + L1)."""
-        fast, _ = self.inner_loop(support_data, list(range(len(support_data))), steps, _mix(seed, -2),
-                                  progress=False)
+    def adapt(self, support_data: Dataset, steps: int, seed: int = 0, progress: bool = False) -> bool:
+        """Test-time adaptation: the support set is the task; ``steps`` inner-loop updates of G (L_adv + L1).
+
+        Afterwards ``adapt_steps`` is 0 (colorize with the adapted G directly; the clusters are kept) and
+        ``adapted_to`` records the support and the task L1 before and after."""
+        fast, hist = self.inner_loop(support_data, list(range(len(support_data))), steps, _mix(seed, -2),
+                                     progress=progress)
         self.generator.load_state_dict(fast.state_dict())
         self.config = dataclasses.replace(self.config, adapt_steps=0)  # already adapted: no cluster adaptation
         self._adapted.clear()
+        root = getattr(support_data, "root", None)
+        self.adapted_to = {"root": str(root) if root is not None else None, "images": len(support_data),
+                           "steps": steps, "l1_first": hist[0]["l1"] if hist else None,
+                           "l1_last": hist[-1]["l1"] if hist else None}
         return True
 
-    def adapt_to(self, dataset: Dataset, steps: int, seed: int | None = None, progress: bool = True) -> MetalGAN:
-        """A new MetalGAN whose G is adapted for ``steps`` to ``dataset`` (a user's few images as one task).
-
-        Its ``adapt_steps`` is 0, so it colorizes with the adapted G directly; the clusters are kept.
-        """
-        seed = self.config.seed if seed is None else seed
-        fast, hist = self.inner_loop(dataset, list(range(len(dataset))), steps, _mix(seed, -2), progress=progress)
-        new = type(self)(dataclasses.replace(self.config, adapt_steps=0))
-        new.load_extra_metadata(self.extra_metadata())
-        new.load_state_dict(self.state_dict())
-        new.generator.load_state_dict(fast.state_dict())
-        root = getattr(dataset, "root", None)
-        new.adapted_to = {"root": str(root) if root is not None else None, "images": len(dataset), "steps": steps,
-                          "l1_first": hist[0]["l1"] if hist else None, "l1_last": hist[-1]["l1"] if hist else None}
-        return new.to(self.device)
+    def adapt_settings(self) -> AdaptSettings:
+        """Algorithm 1's inner loop is the adaptation: ``inner_steps`` steps at the inner λ_G."""
+        return AdaptSettings(steps=self.config.inner_steps, lr_factor=1.0)
 
     # ----- checkpoint ----------------------------------------------------------------------------
     def extra_metadata(self) -> dict[str, Any]:
@@ -605,22 +610,3 @@ class MetalGAN(Method):
         self._adapted.clear()
         self._aux.clear()
 
-
-def adapt_checkpoint(model: str | os.PathLike[str], data_dir: str | os.PathLike[str],
-                     out: str | os.PathLike[str], steps: int | None = None, seed: int = 0,
-                     device: str | None = None) -> tuple[Path, dict[str, Any]]:
-    """``fewcolor adapt``: adapt a MetalGAN checkpoint's G to the images in ``data_dir`` (one new task) and
-    save a normal checkpoint (same method, ``adapt_steps=0``). Returns (path, what ``adapted_to`` records)."""
-    from fewcolor.data.folder import ImageFolderDataset
-    from fewcolor.methods.registry import load_method, save_method
-
-    method = load_method(model, device=device or "cpu")
-    if not isinstance(method, MetalGAN):
-        raise ValueError(f"{model} is a {method.name!r} checkpoint; `fewcolor adapt` needs a metalgan model")
-    data = ImageFolderDataset(data_dir, transform=method.train_transform(method.config.image_size), seed=seed)
-    if len(data) > 10:
-        log.info("adapting to %d images (the few-shot setting is 1-10)", len(data))
-    n = method.config.inner_steps if steps is None else int(steps)
-    new = method.adapt_to(data, n, seed=seed)
-    path = save_method(new, out, step=getattr(method, "checkpoint_step", 0))
-    return path, dict(new.adapted_to or {})

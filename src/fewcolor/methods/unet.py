@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
-from fewcolor.methods.base import Method, Phase
+from fewcolor.methods.base import AdaptSettings, Method, Phase
 from fewcolor.methods.registry import register_method
 from fewcolor.nets.generators import ENCODER_CHOICES, l_to_ab_generator
 
@@ -36,6 +36,8 @@ class UNetRegression(Method):
     name = "unet"
     summary = "pix2pix U-Net generator trained with an L1 loss only (regression baseline)"
     Config = UNetConfig
+    #: `fewcolor adapt` defaults, measured on the emoji fixture (docs/ADAPT.md)
+    adapt_defaults = AdaptSettings(steps=100, lr_factor=3)
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "paper": {},
         "cpu": {"image_size": 64, "base_channels": 32, "depth": 6, "lr": 1e-3},

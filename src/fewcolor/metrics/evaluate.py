@@ -70,8 +70,10 @@ class EvalConfig:
             raise ValueError(f"evaluation batch_size must be at least 1, got {self.batch_size}")
 
 
-def pair_folders(pred_dir: Path, truth_dir: Path) -> list[tuple[str, Path, Path]]:
-    """(name, pred, truth) matched by relative path without suffix (a .png output may score a .jpg truth).
+def pair_folders(pred_dir: Path, truth_dir: Path, allow_missing: bool = False
+                 ) -> tuple[list[tuple[str, Path, Path]], list[str]]:
+    """``(pairs, missing)``: (name, pred, truth) matched by relative path without suffix (a .png output may
+    score a .jpg truth), and the truth names with no prediction — an error unless ``allow_missing``.
 
     A truth's name is the one ``colorize TRUTH -o PRED`` gives its output (:func:`output_paths`), so
     ``a.png`` and ``a.jpg`` in the truth are matched to ``a_png`` and ``a_jpg``, never to one file. Of two
@@ -91,14 +93,17 @@ def pair_folders(pred_dir: Path, truth_dir: Path) -> list[tuple[str, Path, Path]
     if not truths:
         raise FileNotFoundError(f"no images in the truth folder {truth_dir}")
     missing = sorted(set(truths) - set(preds))
-    if missing:
+    if missing and not allow_missing:
         raise FileNotFoundError(
             f"{len(missing)} truth images have no prediction in {pred_dir} (matched by relative path without "
-            f"suffix), e.g. {', '.join(missing[:5])}; colorize them or remove them from {truth_dir}")
+            f"suffix), e.g. {', '.join(missing[:5])}; colorize them, or pass --allow-missing to score the rest")
+    if len(missing) == len(truths):
+        raise FileNotFoundError(f"none of the {len(truths)} truth images has a prediction in {pred_dir} "
+                                "(matched by relative path without suffix)")
     extra = sorted(set(preds) - set(truths))
     if extra:
         log.warning("%d predictions have no truth and are ignored, e.g. %s", len(extra), ", ".join(extra[:3]))
-    return [(name, preds[name], truths[name]) for name in sorted(truths)]
+    return [(name, preds[name], truths[name]) for name in sorted(truths) if name in preds], missing
 
 
 def unscorable(pred: torch.Tensor, truth: torch.Tensor, size: int | None) -> str | None:
@@ -199,12 +204,16 @@ def _describe(paths: list[tuple[str, Path]]) -> dict[str, object]:
 
 
 def evaluate_folders(pred_dir: str | os.PathLike[str], truth_dir: str | os.PathLike[str],
-                     out_dir: str | os.PathLike[str], config: EvalConfig | None = None) -> dict[str, Any]:
-    """Score the images in ``pred_dir`` against those in ``truth_dir`` (matched by relative path)."""
+                     out_dir: str | os.PathLike[str], config: EvalConfig | None = None,
+                     allow_missing: bool = False) -> dict[str, Any]:
+    """Score the images in ``pred_dir`` against those in ``truth_dir`` (matched by relative path).
+
+    With ``allow_missing`` only the truths that have a prediction are scored; the result's ``missing``
+    (also in its protocol) lists the others."""
     pred_root, truth_root = Path(pred_dir), Path(truth_dir)
     cfg = config or EvalConfig()
     check_outside(out_dir, [truth_root, pred_root], option="-o")
-    matched = pair_folders(pred_root, truth_root)
+    matched, missing = pair_folders(pred_root, truth_root, allow_missing)
     skipped: list[dict[str, str]] = []
 
     def pairs() -> Iterator[tuple[str, torch.Tensor, torch.Tensor]]:
@@ -214,10 +223,14 @@ def evaluate_folders(pred_dir: str | os.PathLike[str], truth_dir: str | os.PathL
             except ImageReadError as exc:
                 skipped.append({"name": name, "reason": str(exc)})
 
-    return evaluate_pairs(pairs(), out_dir, cfg, total=len(matched),
-                          reference_description=_describe([(n, t) for n, _, t in matched]),
-                          extra_protocol={"pred_dir": str(pred_root), "truth_dir": str(truth_root)},
-                          skipped=skipped)
+    result = evaluate_pairs(pairs(), out_dir, cfg, total=len(matched),
+                            reference_description=_describe([(n, t) for n, _, t in matched]),
+                            extra_protocol={"pred_dir": str(pred_root), "truth_dir": str(truth_root),
+                                            "truth_images": len(matched) + len(missing),
+                                            "missing_predictions": len(missing), "missing": missing},
+                            skipped=skipped)
+    result["missing"] = missing
+    return result
 
 
 def evaluate_model(checkpoint: str | os.PathLike[str], data_dir: str | os.PathLike[str],

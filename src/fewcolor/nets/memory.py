@@ -148,6 +148,14 @@ class ColorMemory(nn.Module):
         self.sources[slot] = int(source)
         self.labels[slot] = int(label)
 
+    @torch.no_grad()
+    def write_oldest(self, key: torch.Tensor, value: torch.Tensor, generator: torch.Generator | None = None,
+                     source: int = -1, label: int = -1) -> int:
+        """Write ``(key, value)`` into a random oldest slot (empty slots first); returns the slot."""
+        slot = self._oldest_slot(generator)
+        self.write(slot, key, value, source, label)
+        return slot
+
     def _oldest_slot(self, generator: torch.Generator | None) -> int:
         # Empty slots first; otherwise one of the slots of maximal age, uniformly at random.
         empty = (~self.filled).nonzero().flatten()
@@ -197,8 +205,7 @@ class ColorMemory(nn.Module):
                 confirmed += 1
                 touched.append(n1)
             else:
-                slot = self._oldest_slot(generator)
-                self.write(slot, q[i], values[i], src[i], lab[i])
+                slot = self.write_oldest(q[i], values[i], generator, src[i], lab[i])
                 written += 1
                 touched.append(slot)
         return UpdateStats(confirmed, written, touched)

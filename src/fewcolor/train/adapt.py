@@ -1,7 +1,11 @@
-"""Test-time adaptation with an equal budget for every method.
+"""Test-time adaptation of any method to a few support images.
 
-A method with its own adaptation mechanism (``Method.adapt`` returns True) uses it; any other method
-is fine-tuned on the support images with the training loop for the same number of steps.
+A method with its own adaptation mechanism (``Method.adapt`` returns True: MetalGAN's inner loop) uses
+it. Any other method first gets the support without gradients where it has a use for it
+(``Method.write_support``: MemoPainter writes it into its colour memory), then is fine-tuned on it by
+the one training loop, from the model's weights with FRESH optimisers (no state carried over from
+training), the learning rates scaled by ``lr_factor``. The benchmark gives every method the same
+``steps``; ``fewcolor adapt`` uses each method's own defaults (``Method.adapt_settings``).
 """
 
 from __future__ import annotations
@@ -23,17 +27,22 @@ def adapt(
     seed: int = 0,
     out_dir: str | Path | None = None,
     device: str | None = None,
+    lr_factor: float = 1.0,
+    progress: bool = False,
 ) -> tuple[Method, str]:
     """A copy of ``method`` adapted to ``support``; returns ``(adapted, how)``.
 
-    ``how`` is ``"own"``, ``"finetune"`` or ``"none"`` (``steps == 0``), for the benchmark's tables.
-    The input method is never modified.
+    ``how`` is ``"own"``, ``"finetune"``, ``"write+finetune"`` (a support write, then fine-tuning),
+    ``"write"`` or ``"none"`` (``steps == 0``), for the benchmark's tables. The input method is never
+    modified. ``out_dir`` keeps the fine-tuning run (logs, samples) instead of a temporary folder.
     """
     adapted = copy.deepcopy(method)
     if steps <= 0:
-        return adapted.eval(), "none"
-    if adapted.adapt(support, steps, seed):
+        wrote = adapted.write_support(support, seed)
+        return adapted.eval(), "write" if wrote else "none"
+    if adapted.adapt(support, steps, seed, progress=progress):
         return adapted.eval(), "own"
+    wrote = adapted.write_support(support, seed)
     with tempfile.TemporaryDirectory(prefix="fewcolor-adapt-") as tmp:
         run = Path(out_dir) if out_dir is not None else Path(tmp) / "run"
         opts = TrainOptions(
@@ -44,9 +53,10 @@ def adapt(
             checkpoint_every=0,
             sample_every=0,
             run_setup=False,
-            progress=False,
+            progress=progress,
             tensorboard=False,
             device=device,
+            lr_factor=lr_factor,
         )
         train(adapted, support, opts)
-    return adapted.eval(), "finetune"
+    return adapted.eval(), "write+finetune" if wrote else "finetune"

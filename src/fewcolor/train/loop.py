@@ -75,6 +75,7 @@ class TrainOptions:
     num_samples: int = 8
     max_seconds: float | None = None  #: stop early (and save) after this wall time
     handle_signals: bool = True  #: SIGINT/SIGTERM save the state, then raise TrainingInterrupted
+    lr_factor: float = 1.0  #: multiplies every optimiser's learning rate (fine-tuning on a few images)
 
 
 class TrainingInterrupted(Exception):
@@ -329,6 +330,10 @@ def _train(method: Method, dataset: Dataset, opts: TrainOptions, stop: list[int]
     method.to(device)
     dist_utils.broadcast_module(method)  # identical start on every rank
     optimizers = method.configure_optimizers()
+    if opts.lr_factor != 1.0:
+        for o in optimizers.values():
+            for group in o.param_groups:
+                group["lr"] *= opts.lr_factor
     opt_params = {name: [p for g in o.param_groups for p in g["params"]] for name, o in optimizers.items()}
 
     start_step = 0
