@@ -148,7 +148,7 @@ def test_evaluate_matches_colliding_truth_names_like_colorize_names_them(tmp_pat
         _photo(truth / name)
     for name in ("a_png.png", "a_jpg.png", "b.png"):
         _photo(pred / name)
-    pairs = {name: (p.name, t.name) for name, p, t in pair_folders(pred, truth)}
+    pairs = {name: (p.name, t.name) for name, p, t in pair_folders(pred, truth)[0]}
     assert pairs == {"a_png": ("a_png.png", "a.png"), "a_jpg": ("a_jpg.png", "a.jpg"), "b": ("b.png", "b.jpg")}
 
 

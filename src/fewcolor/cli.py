@@ -869,28 +869,25 @@ def bench_cmd(
     size = "smoke" if smoke else size
     if (protocol is None) == (data_dir is None):
         raise click.UsageError("give a PROTOCOL or --data FOLDER (not both)")
-    try:
-        if data_dir is not None:
-            try:
-                ks = [int(k) for k in shots.split(",") if k.strip()]
-            except ValueError:
-                raise click.BadParameter(f"expected comma-separated integers, got {shots!r}",
-                                         param_hint="--shots") from None
-            protocols = folder_protocols(data_dir, ks, image_size, train_data)
-        else:
-            assert protocol is not None
-            names = list(PROTOCOLS) if protocol == "all" else [protocol]
-            protocols = [get_protocol(n) for n in names]
-        budget = get_budget(
-            size,
-            train_images=train_images,
-            adapt_steps=adapt_steps,
-            batch_size=batch_size,
-            max_episodes=max_episodes,
-            max_queries=max_queries,
-        )
-    except (KeyError, FileNotFoundError, ValueError) as exc:
-        raise click.ClickException(str(exc.args[0])) from exc
+    if data_dir is not None:
+        try:
+            ks = [int(k) for k in shots.split(",") if k.strip()]
+        except ValueError:
+            raise click.BadParameter(f"expected comma-separated integers, got {shots!r}",
+                                     param_hint="--shots") from None
+        protocols = folder_protocols(data_dir, ks, image_size, train_data)
+    else:
+        assert protocol is not None
+        names = list(PROTOCOLS) if protocol == "all" else [protocol]
+        protocols = [get_protocol(n) for n in names]
+    budget = get_budget(
+        size,
+        train_images=train_images,
+        adapt_steps=adapt_steps,
+        batch_size=batch_size,
+        max_episodes=max_episodes,
+        max_queries=max_queries,
+    )
     labels = [m.strip() for m in methods.split(",") if m.strip()]
     if not labels:
         raise click.BadParameter("give at least one method name", param_hint="--methods")
