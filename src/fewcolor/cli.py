@@ -470,8 +470,7 @@ class _RegistryCommand(click.Command):
 
 
 @main.command("colorize", cls=_RegistryCommand)
-@click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.argument("items", nargs=-1, required=True, metavar="[MODEL] INPUTS...")
 @click.option(
     "-o",
     "--out",
@@ -498,12 +497,14 @@ class _RegistryCommand(click.Command):
               help="Clips, exemplar models: colour every frame on its own (default: each frame is also matched "
                    "to the previous coloured frame, for stable colours).")
 def colorize_cmd(
-    model: Path, inputs: tuple[Path, ...], out_dir: Path, size: int | None, device: str | None,
+    items: tuple[str, ...], out_dir: Path, size: int | None, device: str | None,
     max_megapixels: float, inside_input: bool, as_clip: bool, keyframes: tuple[Path, ...], per_frame: bool,
     **options: Any
 ) -> None:
-    """Colorize image files or folders, or one clip, with a trained MODEL (any size; the full-resolution
-    L is kept).
+    """Colorize image files or folders, or one clip, with MODEL (any size; the full-resolution L is kept).
+
+    MODEL, a checkpoint (.safetensors) given first, is optional: without it the bundled base colorizer is
+    used (docs/MODEL_CARD.md).
 
     Bad files are reported and skipped; inputs are never overwritten, and inputs that share a name up
     to the extension (a.png, a.jpg) get distinct outputs (a_png.png, a_jpg.png). The method options
@@ -518,6 +519,7 @@ def colorize_cmd(
     from fewcolor.methods.registry import inference_option_table
     from fewcolor.pipeline import Colorizer
 
+    model, inputs = _split_model_and_inputs(items)
     if not inside_input:
         check_outside(out_dir, [i for i in inputs if i.is_dir()])
     budget = _megapixels(max_megapixels)
@@ -575,6 +577,22 @@ def colorize_cmd(
         click.echo(f"skipped {msg}", err=True)
     if done == 0:
         sys.exit(1)
+
+
+def _split_model_and_inputs(items: tuple[str, ...]) -> tuple[Path, tuple[Path, ...]]:
+    """``colorize [MODEL] INPUTS...``: the first item is the model when it is a .safetensors file (or
+    ``base``); otherwise every item is an input and the bundled base model colours them."""
+    first = Path(items[0])
+    if items[0] == "base" or (first.suffix == ".safetensors" and first.is_file()):
+        model, rest = resolve_model_arg(items[0], "MODEL"), items[1:]
+    else:
+        model, rest = resolve_model_arg("base", "MODEL"), items
+    if not rest:
+        raise click.UsageError("give the images, folders or clip to colorize after MODEL")
+    missing = [r for r in rest if not Path(r).exists()]
+    if missing:
+        raise click.BadParameter(f"{missing[0]} does not exist", param_hint="INPUTS")
+    return model, tuple(Path(r) for r in rest)
 
 
 def _colorize_clip(colorizer: Any, src: Path, dst: Path, keyframes: list[Path], propagate: bool,

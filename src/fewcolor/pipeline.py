@@ -56,6 +56,18 @@ class Colorizer:
 
         return cls(load_method(path, device="cpu"), device=device, size=size, pixel_budget=pixel_budget)
 
+    @classmethod
+    def pretrained(cls, device: str | torch.device | None = None, size: int | None = None,
+                   pixel_budget: int | None = DEFAULT_PIXEL_BUDGET) -> Colorizer:
+        """The bundled base colorizer (docs/MODEL_CARD.md): ``Colorizer.pretrained().colorize(image)``."""
+        from fewcolor.pretrained import BUNDLED_MODEL, bundled_model_path
+
+        path = bundled_model_path()
+        if path is None:
+            raise FileNotFoundError(f"this installation ships no bundled base model ({BUNDLED_MODEL}); "
+                                    "use Colorizer.from_checkpoint(PATH) with a trained model")
+        return cls.from_checkpoint(path, device=device, size=size, pixel_budget=pixel_budget)
+
     @property
     def name(self) -> str:
         return self.method.name
