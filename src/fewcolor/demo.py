@@ -8,9 +8,12 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from fewcolor.io.html import ImageCell
+
 if TYPE_CHECKING:
     from fewcolor.data.protocol import Dataset
     from fewcolor.methods.base import Method
+    from fewcolor.pipeline import Colorizer
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,30 @@ def calibrate_steps(method: Method, dataset: Dataset, seconds: float, batch_size
         times.append(time.perf_counter() - t0)
     per_step = min(times[1:])  # the first step pays one-off allocation costs
     return max(20, int(seconds / per_step))
+
+
+#: real photos shipped with scikit-image (public domain / CC0), shown first: the bundled model at work
+DEMO_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
+
+
+def photo_rows(colorizer: Colorizer) -> list[list[ImageCell | str | None]]:
+    """grey | truth | bundled model rows for :data:`DEMO_PHOTOS` at full resolution (none without skimage)."""
+    from fewcolor.color.lab import grey_rgb_from_l, rgb_to_l
+
+    try:
+        import skimage.data
+    except ImportError:
+        log.info("demo: scikit-image is not installed; no real photos on the page")
+        return []
+    rows: list[list[ImageCell | str | None]] = []
+    for name in DEMO_PHOTOS:
+        truth = torch.from_numpy(getattr(skimage.data, name)().copy()).permute(2, 0, 1).float() / 255
+        grey = grey_rgb_from_l(rgb_to_l(truth[None]))[0]
+        with torch.no_grad():
+            output = colorizer.colorize(grey)
+        rows.append([ImageCell(grey, f"{name}: grey input"), ImageCell(truth, "truth"),
+                     ImageCell(output, "bundled base model")])
+    return rows
 
 
 def run_demo(
@@ -109,7 +136,18 @@ def run_demo(
             output = colorizer.colorize(grey)
         rows.append([ImageCell(grey, "grey input"), ImageCell(truth, "truth"), ImageCell(output, method_name)])
         labels.append(str(full.paths[i]))
-    page = Page(out_dir / "index.html", "fewcolor demo: held-out images")
+    page = Page(out_dir / "index.html", "fewcolor demo")
+    from fewcolor.pretrained import bundled_model_path
+
+    bundled = bundled_model_path()
+    if bundled is not None:
+        page.heading("The bundled base colorizer on real photos (no training)")
+        page.paragraph("`fewcolor colorize PHOTOS -o OUT` with no model uses it; docs/MODEL_CARD.md says how it "
+                       "was trained and what it measures.")
+        rows_photos = photo_rows(Colorizer.pretrained(device="cpu"))
+        if rows_photos:
+            page.image_table(["grey", "truth", "output"], rows_photos, row_labels=list(DEMO_PHOTOS))
+    page.heading("Few-shot: a network trained in minutes on your images, held-out images coloured")
     page.paragraph(
         f"{method_name} ({preset} preset) trained for {result.step} steps "
         f"({result.wall_seconds:.0f} s) on {len(train_idx)} images of {data_dir}; "
