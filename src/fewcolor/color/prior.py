@@ -112,3 +112,10 @@ def rebalance_weights(prior: torch.Tensor, lam: float = LAMBDA) -> torch.Tensor:
     w = 1.0 / ((1.0 - lam) * p + lam / p.numel())
     w = w / (p * w).sum()
     return w.to(prior.dtype if prior.is_floating_point() else torch.float64)
+
+
+def prior_and_weights(prior: torch.Tensor, lam: float = LAMBDA) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(p̃, w)`` as float32 (Q,): ``prior`` normalised to sum 1 and its rebalancing weights (Eq. 4), the
+    pair a 313-bin classifier keeps as buffers."""
+    p = prior.double() / prior.double().sum()
+    return p.float(), rebalance_weights(p, lam).float()

@@ -33,8 +33,9 @@ import torch.nn.functional as F
 from fewcolor.color.bins import Q
 from fewcolor.color.decode import annealed_mean
 from fewcolor.color.normalize import normalize_ab
-from fewcolor.color.prior import bin_prior, rebalance_weights
+from fewcolor.color.prior import bin_prior, prior_and_weights
 from fewcolor.color.soft_encode import soft_encode_ab_normalized
+from fewcolor.data.protocol import Dataset
 from fewcolor.losses.cic import rebalanced_cross_entropy
 from fewcolor.methods.base import InferenceOption, InferenceOptionError, Method, Phase
 from fewcolor.methods.registry import register_method
@@ -103,7 +104,7 @@ class BaseColorizer(Method):
         return self.generator.net
 
     # ----- set-up --------------------------------------------------------------------------
-    def setup(self, train_data: Any) -> None:
+    def setup(self, train_data: Dataset) -> None:
         """The training set's smoothed ab-bin prior (on a seeded subset) and its rebalancing weights."""
         c = self.config
         n = len(train_data)
@@ -114,9 +115,9 @@ class BaseColorizer(Method):
         self.set_prior(prior)
 
     def set_prior(self, prior: torch.Tensor) -> None:
-        p = prior.double() / prior.double().sum()
-        self.prior.copy_(p.float())
-        self.bin_weights.copy_(rebalance_weights(p, self.config.lam).float())
+        p, w = prior_and_weights(prior, self.config.lam)
+        self.prior.copy_(p)
+        self.bin_weights.copy_(w)
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         c = self.config

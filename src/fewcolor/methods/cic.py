@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from fewcolor.color.bins import Q
 from fewcolor.color.decode import annealed_mean
 from fewcolor.color.normalize import normalize_ab
-from fewcolor.color.prior import bin_prior, rebalance_weights
+from fewcolor.color.prior import bin_prior, prior_and_weights
 from fewcolor.color.soft_encode import soft_encode_ab_normalized
 from fewcolor.data.cache import data_fingerprint, load_or_compute_prior
 from fewcolor.data.protocol import Dataset
@@ -128,9 +128,9 @@ class ColorfulColorization(Method):
 
     def set_prior(self, prior: torch.Tensor) -> None:
         """Use ``prior`` (Q,) as p̃ and derive the rebalancing weights (λ from the config)."""
-        p = prior.double() / prior.double().sum()
-        self.prior.copy_(p.float())
-        self.bin_weights.copy_(rebalance_weights(p, self.config.lam).float())
+        p, w = prior_and_weights(prior, self.config.lam)
+        self.prior.copy_(p)
+        self.bin_weights.copy_(w)
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         c = self.config
