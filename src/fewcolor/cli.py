@@ -1086,7 +1086,10 @@ def _adapt_method(name: str, preset: str | None, data_dir: Path, out_path: Path,
         raise click.ClickException(f"{name} learns from data: train it (fewcolor train --method {name}) and "
                                    f"adapt or fine-tune that checkpoint")
     path = save_method(method, out_path)
-    click.echo(f"{name}: stored {getattr(method, 'num_supports', len(data))} of {len(data)} images: {path}")
+    if hasattr(method, "num_supports"):
+        click.echo(f"{name}: stored {method.num_supports} of {len(data)} images: {path}")
+    else:
+        click.echo(f"{name}: adapted by its own mechanism to {len(data)} images: {path}")
 
 
 @main.group("memory")

@@ -1,0 +1,75 @@
+"""The natural-photo table: models on all Imagenette validation photos, next to the grey input.
+
+    python scripts/imagenette_val.py NAME=MODEL [NAME=MODEL ...] [--data VAL] [-o results/imagenette-val]
+
+For each model it runs ``fewcolor evaluate MODEL --data VAL`` (PSNR, SSIM, LPIPS, ΔE00, colourfulness and
+ΔCF, FID/KID against the originals) and ``fewcolor paper-eval semantic`` (EfficientNet-Lite0 top-1 on
+the colourized photos vs grey vs the originals), then prints one markdown table. Give the grey baseline
+as one of the models (``fewcolor adapt grey --data ANY -o grey.safetensors``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from fewcolor.home import fewcolor_home
+
+
+def run(args: list[str]) -> None:
+    print("$ fewcolor " + " ".join(args), flush=True)
+    subprocess.run([sys.executable, "-m", "fewcolor", *args], check=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("models", nargs="+", metavar="NAME=MODEL")
+    parser.add_argument("--data", type=Path, default=fewcolor_home() / "raw" / "imagenette-224" / "val")
+    parser.add_argument("-o", "--out", type=Path, default=Path("results/imagenette-val"))
+    parser.add_argument("--work-size", type=int, default=None, help="working resolution of every model")
+    parser.add_argument("--per-class", type=int, default=100, help="images per class for the classifier test")
+    parser.add_argument("--no-fid", action="store_true")
+    args = parser.parse_args()
+    rows = []
+    for item in args.models:
+        name, _, model = item.partition("=")
+        out = args.out / name
+        cmd = ["evaluate", model, "--data", str(args.data), "-o", str(out / "eval")]
+        if args.work_size:
+            cmd += ["--work-size", str(args.work_size)]
+        if args.no_fid:
+            cmd.append("--no-fid")
+        run(cmd)
+        run(["paper-eval", "semantic", model, "--data", str(args.data), "-o", str(out / "semantic.json"),
+             "--per-class", str(args.per_class)])
+        metrics = json.loads((out / "eval" / "metrics.json").read_text())
+        semantic = json.loads((out / "semantic.json").read_text())
+        rows.append((name, metrics, semantic))
+    print("\n| model | FID | LPIPS | PSNR | SSIM | ΔE00 | CF (pred / truth) | ΔCF | top-1: colour / grey / original |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, m, sem in rows:
+        agg, fid = m["aggregate"], m["set"].get("fid")
+
+        def mean(key: str, agg: dict = agg) -> float:
+            return float(agg[key]["mean"])
+
+        print(f"| {name} | {fid:.1f} | {mean('lpips'):.3f} | {mean('psnr'):.2f} | {mean('ssim'):.3f} | "
+              f"{mean('delta_e2000'):.2f} | {mean('cf_hs_pred'):.1f} / {mean('cf_hs_truth'):.1f} | "
+              f"{mean('delta_cf_hs'):.1f} | {_acc(sem)} |" if fid is not None else
+              f"| {name} | – | {mean('lpips'):.3f} | {mean('psnr'):.2f} | {mean('ssim'):.3f} | "
+              f"{mean('delta_e2000'):.2f} | {mean('cf_hs_pred'):.1f} / {mean('cf_hs_truth'):.1f} | "
+              f"{mean('delta_cf_hs'):.1f} | {_acc(sem)} |")
+    return 0
+
+
+def _acc(sem: dict) -> str:
+    """Top-1 accuracy on the colourized, grey and original photos, in percent."""
+    return " / ".join(f"{100 * float(sem[f'top1_{k}_efficientnet_lite0']):.1f} %"
+                      for k in ("colourized", "grey", "original"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
