@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -48,20 +49,23 @@ def main() -> int:
         metrics = json.loads((out / "eval" / "metrics.json").read_text())
         semantic = json.loads((out / "semantic.json").read_text())
         rows.append((name, metrics, semantic))
-    print("\n| model | FID | LPIPS | PSNR | SSIM | ΔE00 | CF (pred / truth) | ΔCF | top-1: colour / grey / original |")
+    print("\n| model | FID | LPIPS | PSNR (dB)* | SSIM | ΔE00 | colourfulness (truth) | ΔCF |"
+          " top-1: colourized / grey / original |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name, m, sem in rows:
         agg, fid = m["aggregate"], m["set"].get("fid")
+        finite = [r["psnr"] for r in m["per_image"] if math.isfinite(r["psnr"])]
+        exact = len(m["per_image"]) - len(finite)
 
         def mean(key: str, agg: dict = agg) -> float:
             return float(agg[key]["mean"])
 
-        print(f"| {name} | {fid:.1f} | {mean('lpips'):.3f} | {mean('psnr'):.2f} | {mean('ssim'):.3f} | "
-              f"{mean('delta_e2000'):.2f} | {mean('cf_hs_pred'):.1f} / {mean('cf_hs_truth'):.1f} | "
-              f"{mean('delta_cf_hs'):.1f} | {_acc(sem)} |" if fid is not None else
-              f"| {name} | – | {mean('lpips'):.3f} | {mean('psnr'):.2f} | {mean('ssim'):.3f} | "
-              f"{mean('delta_e2000'):.2f} | {mean('cf_hs_pred'):.1f} / {mean('cf_hs_truth'):.1f} | "
+        print(f"| {name} | {'–' if fid is None else f'{fid:.1f}'} | {mean('lpips'):.3f} | "
+              f"{sum(finite) / len(finite):.2f}{f' ({exact} exact)' if exact else ''} | {mean('ssim'):.3f} | "
+              f"{mean('delta_e2000'):.2f} | {mean('cf_hs_pred'):.1f} ({mean('cf_hs_truth'):.1f}) | "
               f"{mean('delta_cf_hs'):.1f} | {_acc(sem)} |")
+    print("\n*PSNR: mean over the images the prediction does not reproduce exactly (an exact copy, e.g. a grey "
+          "photo given back grey, has infinite PSNR; their count is in brackets).")
     return 0
 
 

@@ -27,11 +27,16 @@ class SameConv2d(nn.Conv2d):
     """Conv2d with TF "SAME" padding: output = ceil(input / stride), extra padding on the bottom/right."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        ih, iw = x.shape[-2:]
+        ih, iw = int(x.shape[-2]), int(x.shape[-1])
         kh, kw = self.kernel_size
         sh, sw = self.stride
-        ph = max((math.ceil(ih / sh) - 1) * sh + kh - ih, 0)
-        pw = max((math.ceil(iw / sw) - 1) * sw + kw - iw, 0)
+        if ih % sh == 0 and iw % sw == 0:
+            # sides divisible by the stride (every fewcolor network input): the padding is k − s whatever
+            # the size, so it is a constant of the layer (and an exported graph stays valid at any size)
+            ph, pw = max(kh - sh, 0), max(kw - sw, 0)
+        else:
+            ph = max((math.ceil(ih / sh) - 1) * sh + kh - ih, 0)
+            pw = max((math.ceil(iw / sw) - 1) * sw + kw - iw, 0)
         if ph or pw:
             x = F.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)

@@ -69,10 +69,14 @@ class EncoderDecoder(nn.Module):
         skips = taps[::-1][: len(self.up) + 1]
         h = self.bottleneck(skips[0])
         if self.global_features:
-            g = self.global_mlp(pooled)[:, :, None, None].expand(-1, -1, *h.shape[-2:])
-            h = self.fuse(torch.cat([h, g], dim=1))
+            # The 1×1 conv over [h; g replicated] written as W_h·h + W_g·g with g broadcast: the same
+            # numbers without materialising the replicated map, and no shape-dependent op (ONNX export).
+            weight: torch.Tensor = self.fuse[0].weight
+            g = self.global_mlp(pooled)[:, :, None, None]
+            width = h.shape[1]
+            h = self.fuse[1:](F.conv2d(h, weight[:, :width]) + F.conv2d(g, weight[:, width:]))
         for block, skip in zip(self.up, skips[1:], strict=True):
-            h = F.interpolate(h, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            h = F.interpolate(h, scale_factor=2.0, mode="bilinear", align_corners=False)  # taps double in size
             h = block(torch.cat([h, skip], dim=1))
         return self.head(h)
 
