@@ -71,7 +71,8 @@ class EncoderDecoder(nn.Module):
         if self.global_features:
             # The 1×1 conv over [h; g replicated] written as W_h·h + W_g·g with g broadcast: the same
             # numbers without materialising the replicated map, and no shape-dependent op (ONNX export).
-            weight: torch.Tensor = self.fuse[0].weight
+            conv: nn.Conv2d = self.fuse[0]  # type: ignore[assignment]  # nn.Sequential indexing is untyped
+            weight = conv.weight
             g = self.global_mlp(pooled)[:, :, None, None]
             width = h.shape[1]
             h = self.fuse[1:](F.conv2d(h, weight[:, :width]) + F.conv2d(g, weight[:, width:]))
