@@ -44,7 +44,7 @@ class Colorizer:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
         self.method = method.to(self.device).eval()
-        self.size = int(size) if size else int(getattr(method.config, "image_size", 256))
+        self.size = int(size) if size else method.working_resolution()
         self.pixel_budget = pixel_budget
 
     @classmethod

@@ -158,7 +158,11 @@ class Method(nn.Module):
         """Default steps and learning-rate factor of ``fewcolor adapt`` for this model."""
         return self.adapt_defaults
 
-    # ----- inference ----------------------------------------------------------------------
+    # ----- inference --------------------------------------------------------------------------
+    def working_resolution(self) -> int:
+        """The longer side the pipeline scales an image to by default: the config's ``image_size``."""
+        return int(getattr(self.config, "image_size", 256))
+
     def predict_ab(self, l: torch.Tensor, **options: Any) -> torch.Tensor:
         """Normalised L (B,1,H,W) -> normalised ab (B,2,H,W), H and W multiples of size_multiple."""
         raise NotImplementedError

@@ -45,7 +45,10 @@ from fewcolor.nets.encoders import PretrainedEncoder
 
 @dataclass
 class BaseColorizerConfig:
-    image_size: int = 128  #: training crop and default working resolution (longer side)
+    image_size: int = 128  #: training crop (and fine-tuning crop in `adapt`)
+    #: default working resolution at inference (longer side); 224 measured better than the 128 of training
+    #: on Imagenette val (docs/MODEL_CARD.md): the encoder sees more context
+    work_size: int = 224
     encoder: str = "efficientnet-lite0"  #: efficientnet-lite0 or vgg16 (ImageNet weights)
     encoder_pretrained: bool = True  #: False: random init of the same encoder (ablation)
     freeze_encoder: bool = True  #: keep the encoder's ImageNet weights fixed
@@ -150,6 +153,9 @@ class BaseColorizer(Method):
         yield Phase("net", loss, logs)
 
     # ----- inference -----------------------------------------------------------------------
+    def working_resolution(self) -> int:
+        return int(self.config.work_size)
+
     def predict_ab(self, l: torch.Tensor, **options: Any) -> torch.Tensor:
         self.check_options(options)
         t = options.get("temperature")
