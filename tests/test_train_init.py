@@ -58,3 +58,23 @@ def test_encoder_none_keeps_the_paper_unet_bit_for_bit() -> None:
     b = UNetGenerator(base=c.base_channels, depth=c.depth, dropout=c.dropout).state_dict()
     assert [k.removeprefix("generator.") for k in a] == list(b)
     assert all(torch.equal(a[f"generator.{k}"], v) for k, v in b.items())
+
+
+def test_bench_init_starts_matching_methods_from_the_checkpoint(base_checkpoint, emoji_dir, tmp_path) -> None:
+    import json
+    import shutil
+
+    data = tmp_path / "emoji2"
+    for cls in ("heart", "plant-flower"):
+        shutil.copytree(emoji_dir / cls, data / cls)
+    res = CliRunner().invoke(main, [
+        "bench", "--data", str(data), "--shots", "1", "--methods", "unet,lut", "--preset", "tiny",
+        "--set", "unet.encoder=efficientnet-lite0", "--image-size", "32", "--init", base_checkpoint,
+        "--size", "smoke", "--no-fid", "-o", str(tmp_path / "results"), "--results-md", str(tmp_path / "R.md"),
+    ])
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "results" / "folder-emoji2-k1"
+    assert json.loads((out / "unet+init.json").read_text())["method"] == "unet+init"
+    assert (out / "lut+init.json").is_file()  # lut shares no tensor: trained from scratch, said in the log
+    runs = [p.name for p in (tmp_path / "results" / "runs").rglob("unet-*")]
+    assert runs and all("-init" in name for name in runs)

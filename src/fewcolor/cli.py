@@ -849,6 +849,9 @@ def data_prepare_cmd(
 )
 @click.option("--set", "overrides", multiple=True, metavar="METHOD.KEY=VALUE",
               help="Config override for one method (repeatable), e.g. --set metalgan.feature_size=64.")
+@click.option("--init", "init", default=None, metavar="MODEL|base",
+              help="Every training run starts from this checkpoint where tensor names and shapes match (`base`: "
+              "the bundled base model; e.g. with --set unet.encoder=efficientnet-lite0); labels get +init.")
 @_device_option()
 def bench_cmd(
     protocol: str | None,
@@ -870,6 +873,7 @@ def bench_cmd(
     out_root: Path,
     results_md: Path,
     overrides: tuple[str, ...],
+    init: str | None,
     device: str | None,
 ) -> None:
     """Benchmark METHODS on PROTOCOL (or on your folder, --data) with equal training and adaptation budgets.
@@ -926,6 +930,7 @@ def bench_cmd(
         per_method.setdefault(method_name, {})[field_name] = value
     for method_name, values in per_method.items():
         get_method_class(method_name).make_config(None, values)  # bad keys and value types fail here, not hours in
+    init_path = resolve_model_arg(init, "--init") if init else None
     command = "fewcolor " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     for proto in protocols:
         result = run_benchmark(
@@ -941,6 +946,7 @@ def bench_cmd(
             device=device,
             fid=not no_fid,
             overrides=per_method,
+            init=init_path,
         )
         click.echo(result["table"])
         click.echo(f"gallery: {result['gallery']}")

@@ -14,6 +14,7 @@ Outputs (``OUT`` = ``results/<protocol>``)::
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import time
@@ -167,8 +168,10 @@ def run_method(
     overrides: dict[str, Any] | None = None,
     label: str | None = None,
     run_tag: str = "",
+    init: Path | None = None,
 ) -> MethodResult:
-    """``run_tag`` is appended to the training runs' folder name (a non-default batch size)."""
+    """``run_tag`` is appended to the training runs' folder name (a non-default batch size); ``init``: a
+    checkpoint every training run starts from where names and shapes match (``bench --init``)."""
     from fewcolor.metrics.evaluate import EvalConfig, evaluate_pairs
 
     result = MethodResult(label or method_name, preset)
@@ -180,6 +183,8 @@ def run_method(
         for fold in protocol.folds:
             fold_tag = "" if fold is None else f"/fold{fold}"
             method, result.preset = _build(method_name, preset, protocol.image_size, seed, overrides)
+            if init is not None:
+                _warm_start_or_say(method, init)
             # keyed by data and budget, not protocol: pokemon-frames and its shiny control share one run
             run_dir = (
                 out_dir.parent
@@ -219,6 +224,18 @@ def run_method(
     return result
 
 
+def _warm_start_or_say(method: Any, init: Path) -> None:
+    """``bench --init``: warm-start ``method``; a method that shares no tensor with it trains from scratch
+    (said in the log), so one command can list methods of several architectures."""
+    from fewcolor.io.checkpoint import CheckpointError
+    from fewcolor.io.warm_start import warm_start
+
+    try:
+        warm_start(method, init)
+    except CheckpointError as exc:
+        log.warning("%s: not initialised from %s, it shares no tensor with it (%s)", method.name, init, exc)
+
+
 def run_benchmark(
     protocol: Protocol,
     methods: Sequence[str],
@@ -232,10 +249,12 @@ def run_benchmark(
     device: str | None = None,
     fid: bool = True,
     overrides: dict[str, dict[str, Any]] | None = None,
+    init: Path | None = None,
 ) -> dict[str, Any]:
     """Run ``methods`` on ``protocol``; returns the summaries and the paths written.
 
-    ``overrides`` maps a method name to config overrides for it (``--set METHOD.KEY=VALUE``).
+    ``overrides`` maps a method name to config overrides for it (``--set METHOD.KEY=VALUE``). ``init``: every
+    training run starts from this checkpoint where tensors match (labels and run folders get ``+init``).
     """
     from fewcolor.data.recipes import is_prepared, prepare
 
@@ -249,19 +268,21 @@ def run_benchmark(
     results, summaries, files = [], [], []
     # the batch size changes what a run is (more, smaller updates): runs with another one are kept apart
     run_tag = "" if budget.batch_size == SIZES[size].batch_size else f"-b{budget.batch_size}"
+    if init is not None:
+        run_tag += "-init" + hashlib.sha256(Path(init).read_bytes()).hexdigest()[:8]
     for label in methods:
         # "cgan@metalgan-cpu": this method with its own preset (e.g. the same cGAN as MetalGAN's)
         name, _, own_preset = label.partition("@")
         res = run_method(
             name, protocol, budget, own_preset or preset, seeds, out_dir, smoke, device, fid,
-            (overrides or {}).get(name), label, run_tag,
+            (overrides or {}).get(name), label + ("+init" if init is not None else ""), run_tag, init,
         )
         results.append(res)
         summary = summarize(res)
         summary.update({"protocol": protocol.name, "size": size, "budget": dataclasses.asdict(budget)})
         summaries.append(summary)
-        write_text_atomic(out_dir / f"{label}.json", json.dumps(summary, indent=2))
-        files.append(out_dir / f"{label}.json")
+        write_text_atomic(out_dir / f"{res.method}.json", json.dumps(summary, indent=2))
+        files.append(out_dir / f"{res.method}.json")
     gallery = write_gallery(out_dir / "gallery.html", protocol, results)
     wall = time.time() - t0
     table = markdown_table(protocol, budget, summaries, command, wall, size)

@@ -18,10 +18,13 @@ from fewcolor.color.bins import Q
 from fewcolor.color.decode import annealed_mean
 from fewcolor.color.normalize import normalize_ab
 from fewcolor.nets.encoders import PretrainedEncoder
+from fewcolor.nets.norm import BatchNorm2dAnyBatch
 
 
 def _conv_bn_relu(cin: int, cout: int, kernel: int = 3) -> list[nn.Module]:
-    return [nn.Conv2d(cin, cout, kernel, padding=kernel // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+    # one support image at a small size has 1×1 deep features: that batch norm takes it (one-shot fine-tuning)
+    return [nn.Conv2d(cin, cout, kernel, padding=kernel // 2, bias=False), BatchNorm2dAnyBatch(cout),
+            nn.ReLU(inplace=True)]
 
 
 class EncoderDecoder(nn.Module):
