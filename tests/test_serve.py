@@ -40,7 +40,7 @@ def checkpoints(tmp_path_factory):
 
 
 def _client(checkpoints, **limits) -> tuple[TestClient, Service]:
-    service = Service(list(checkpoints), Limits(**limits), device="cpu")
+    service = Service(list(checkpoints), Limits(**limits), device="cpu", include_bundled=False)
     return TestClient(create_app(service)), service
 
 
@@ -158,3 +158,15 @@ def test_image_and_number_options_reach_the_method(tmp_path):
         assert warm.status_code == 200
         low = client.post("/api/colorize", data={"model": "m2", "opt.temperature": "-1"}, files=image)
         assert low.status_code == 422 and "temperature must be >= 0" in low.json()["error"]
+
+
+def test_the_bundled_model_is_offered_first(checkpoints):
+    from fewcolor.pretrained import bundled_model_path
+
+    if bundled_model_path() is None:
+        pytest.skip("this checkout ships no bundled base model")
+    service = Service(list(checkpoints), device="cpu")
+    with TestClient(create_app(service)) as client:
+        models = client.get("/api/models").json()["models"]
+    assert [m["id"] for m in models] == ["base", "m1", "m2"] and models[0]["method"] == "base"
+    assert [o["name"] for o in models[0]["options"]] == ["temperature"]

@@ -70,7 +70,7 @@ def test_upload_choose_variant_download(tmp_path):
     downloads = tmp_path / "downloads"
     downloads.mkdir()
     model = tiny_memopainter_checkpoint(tmp_path / "memo.safetensors")
-    service = Service([model], device="cpu")
+    service = Service([model], device="cpu", include_bundled=False)
     with running_server(service) as url:
         driver = _driver(downloads, tmp_path / "profile")
         try:

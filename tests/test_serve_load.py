@@ -56,7 +56,8 @@ def test_fifty_concurrent_uploads_get_no_5xx(tmp_path):
     if not Path("/proc/self/status").exists():
         pytest.skip("needs /proc to read the process memory")
     model = tiny_memopainter_checkpoint(tmp_path / "memo.safetensors")
-    service = Service([model], Limits(max_upload_bytes=512 * 1024, queue_size=8), device="cpu")
+    service = Service([model], Limits(max_upload_bytes=512 * 1024, queue_size=8), device="cpu",
+                      include_bundled=False)
     uploads = _uploads()
     peak = {"rss": _rss_mib()}
     done = threading.Event()

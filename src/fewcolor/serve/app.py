@@ -100,13 +100,14 @@ class Service:
     limits: Limits = field(default_factory=Limits)
     device: str | None = None
     size: int | None = None
+    include_bundled: bool = True  #: offer the bundled base model first, when this install has one
 
     def __post_init__(self) -> None:
         from fewcolor.io.checkpoint import CheckpointError
         from fewcolor.pretrained import bundled_model_path
 
         self.entries: OrderedDict[str, ModelEntry] = OrderedDict()
-        bundled = bundled_model_path()
+        bundled = bundled_model_path() if self.include_bundled else None
         if bundled is not None:
             self.entries["base"] = ModelEntry("base", "bundled base model", bundled)
         for i, path in enumerate(self.models, start=1):
