@@ -1,11 +1,10 @@
-"""Copy a trained base colorizer into the package as the bundled model, with half-precision weights.
+"""Copy a trained base colorizer into the package as the bundled model.
 
     python scripts/bundle_base.py runs/base/model.safetensors   # -> src/fewcolor/weights/base.safetensors
 
-Network weights are stored as float16 (half the size; loading casts them back to float32); the ab prior
-and its rebalancing weights stay float32 (the prior has entries far below float16's precision). The
-script checks that the bundled model's colours agree with the run's to within 1 ab unit on real
-photos (below a just-noticeable difference).
+Weights stay float32 (about 27 MiB): float16 weights, tried first, moved the annealed mean by up to 1.7 ab
+units on real photos, the encoder's alone as much (its features feed every decoder level). The
+script checks that the bundled model gives the run's colours on real photos.
 """
 
 from __future__ import annotations
@@ -20,8 +19,6 @@ from fewcolor.io.checkpoint import CHECKSUM_KEY, load_checkpoint, save_checkpoin
 from fewcolor.pipeline import Colorizer
 from fewcolor.pretrained import BUNDLED_MODEL
 
-KEEP_FLOAT32 = ("prior", "bin_weights")
-
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -29,11 +26,10 @@ def main() -> int:
     parser.add_argument("-o", "--out", type=Path, default=BUNDLED_MODEL)
     args = parser.parse_args()
     tensors, meta = load_checkpoint(args.model)
-    half = {k: v.half() if v.is_floating_point() and k not in KEEP_FLOAT32 else v for k, v in tensors.items()}
-    meta = {**meta, "bundled_from": str(args.model), "weights_dtype": "float16"}
+    meta = {**meta, "bundled_from": str(args.model)}
     meta.pop(CHECKSUM_KEY, None)  # recomputed for the new tensors
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(args.out, half, meta)
+    save_checkpoint(args.out, tensors, meta)
     import skimage.data
 
     full, small = Colorizer.from_checkpoint(args.model), Colorizer.from_checkpoint(args.out)
@@ -43,7 +39,7 @@ def main() -> int:
         worst = max(worst, float((full.predict_ab_full(rgb)[1] - small.predict_ab_full(rgb)[1]).abs().max()))
     size_mb = args.out.stat().st_size / 2**20
     print(f"{args.out}: {size_mb:.1f} MiB; max |Δab| vs the float32 model on 3 photos: {worst:.3f}")
-    return 0 if worst < 1.0 else 1
+    return 0 if worst < 1e-3 else 1
 
 
 if __name__ == "__main__":
