@@ -377,14 +377,13 @@ def train_cmd(
 
 def resolve_model_arg(value: str | Path, option: str) -> Path:
     """A model argument: a checkpoint path, or ``base`` for the bundled base model."""
-    from fewcolor.pretrained import bundled_model_path
+    from fewcolor.pretrained import require_bundled_model
 
     if str(value) == "base":
-        bundled = bundled_model_path()
-        if bundled is None:
-            raise click.BadParameter("this install ships no bundled base model; give a checkpoint path",
-                                     param_hint=option)
-        return bundled
+        try:
+            return require_bundled_model("give a checkpoint path")
+        except FileNotFoundError as exc:
+            raise click.BadParameter(str(exc), param_hint=option) from None
     path = Path(value)
     if not path.is_file():
         raise click.BadParameter(f"{path} is not a checkpoint file (or `base` for the bundled model)",

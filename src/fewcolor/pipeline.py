@@ -60,12 +60,9 @@ class Colorizer:
     def pretrained(cls, device: str | torch.device | None = None, size: int | None = None,
                    pixel_budget: int | None = DEFAULT_PIXEL_BUDGET) -> Colorizer:
         """The bundled base colorizer (docs/MODEL_CARD.md): ``Colorizer.pretrained().colorize(image)``."""
-        from fewcolor.pretrained import BUNDLED_MODEL, bundled_model_path
+        from fewcolor.pretrained import require_bundled_model
 
-        path = bundled_model_path()
-        if path is None:
-            raise FileNotFoundError(f"this installation ships no bundled base model ({BUNDLED_MODEL}); "
-                                    "use Colorizer.from_checkpoint(PATH) with a trained model")
+        path = require_bundled_model("use Colorizer.from_checkpoint(PATH) with a trained model")
         return cls.from_checkpoint(path, device=device, size=size, pixel_budget=pixel_budget)
 
     @property

@@ -15,3 +15,12 @@ BUNDLED_MODEL = Path(__file__).resolve().parent / "weights" / "base.safetensors"
 def bundled_model_path() -> Path | None:
     """The bundled base model's path, or ``None`` when this installation has none."""
     return BUNDLED_MODEL if BUNDLED_MODEL.is_file() else None
+
+
+def require_bundled_model(instead: str) -> Path:
+    """The bundled base model's path; without one, ``FileNotFoundError`` naming the file and ``instead``
+    (what the caller can do: e.g. "name a checkpoint: fewcolor adapt MODEL ...")."""
+    path = bundled_model_path()
+    if path is None:
+        raise FileNotFoundError(f"this installation has no bundled base model ({BUNDLED_MODEL}); {instead}")
+    return path

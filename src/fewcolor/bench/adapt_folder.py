@@ -47,15 +47,11 @@ class AdaptReport:
 
 def resolve_model(model: str | os.PathLike[str] | None) -> Path:
     """``model`` itself, or the bundled base model; one clear error when neither exists."""
-    from fewcolor.pretrained import BUNDLED_MODEL, bundled_model_path
+    from fewcolor.pretrained import require_bundled_model
 
     if model is not None:
         return Path(model)
-    bundled = bundled_model_path()
-    if bundled is None:
-        raise FileNotFoundError(f"no MODEL given and this installation has no bundled base model ({BUNDLED_MODEL}); "
-                                "name a checkpoint: fewcolor adapt MODEL --data FOLDER -o OUT")
-    return bundled
+    return require_bundled_model("no MODEL given: name a checkpoint, fewcolor adapt MODEL --data FOLDER -o OUT")
 
 
 def held_out_scores(method: Any, image: Path, device: str | None, lpips_model: Any) -> dict[str, float | None]:
