@@ -76,6 +76,8 @@ def test_bench_init_starts_matching_methods_from_the_checkpoint(base_checkpoint,
     assert res.exit_code == 0, res.output
     out = tmp_path / "results" / "folder-emoji2-k1"
     assert json.loads((out / "unet+init.json").read_text())["method"] == "unet+init"
-    assert (out / "lut+init.json").is_file()  # lut shares no tensor: trained from scratch, said in the log
+    # lut shares no tensor: trained from scratch, said in the log, and its label does not claim "+init"
+    assert json.loads((out / "lut.json").read_text())["method"] == "lut"
+    assert not (out / "lut+init.json").exists()
     runs = [p.name for p in (tmp_path / "results" / "runs").rglob("unet-*")]
     assert runs and all("-init" in name for name in runs)

@@ -183,8 +183,9 @@ def run_method(
         for fold in protocol.folds:
             fold_tag = "" if fold is None else f"/fold{fold}"
             method, result.preset = _build(method_name, preset, protocol.image_size, seed, overrides)
-            if init is not None:
-                _warm_start_or_say(method, init)
+            if init is not None and not _warm_start_or_say(method, init):
+                # nothing loaded (a baseline, a training-free method): the label must not claim "+init"
+                result.method = result.method.removesuffix("+init")
             # keyed by data and budget, not protocol: pokemon-frames and its shiny control share one run
             run_dir = (
                 out_dir.parent
@@ -224,9 +225,9 @@ def run_method(
     return result
 
 
-def _warm_start_or_say(method: Any, init: Path) -> None:
+def _warm_start_or_say(method: Any, init: Path) -> bool:
     """``bench --init``: warm-start ``method``; a method that shares no tensor with it trains from scratch
-    (said in the log), so one command can list methods of several architectures."""
+    (said in the log, and False returned), so one command can list methods of several architectures."""
     from fewcolor.io.checkpoint import CheckpointError
     from fewcolor.io.warm_start import warm_start
 
@@ -234,6 +235,8 @@ def _warm_start_or_say(method: Any, init: Path) -> None:
         warm_start(method, init)
     except CheckpointError as exc:
         log.warning("%s: not initialised from %s, it shares no tensor with it (%s)", method.name, init, exc)
+        return False
+    return True
 
 
 def run_benchmark(
