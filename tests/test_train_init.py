@@ -19,7 +19,7 @@ def base_checkpoint(tmp_path_factory) -> str:
     return str(save_method(base, tmp_path_factory.mktemp("base") / "base.safetensors"))
 
 
-@pytest.mark.parametrize("method", ["unet", "cgan"])
+@pytest.mark.parametrize("method", ["unet", "cgan", "memopainter", "res-cgan"])
 def test_encoder_generator_starts_from_the_base_model(method, base_checkpoint, emoji_dir, tmp_path) -> None:
     out = tmp_path / "run"
     res = CliRunner().invoke(main, [

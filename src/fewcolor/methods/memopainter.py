@@ -46,7 +46,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -59,8 +59,8 @@ from fewcolor.losses.gan import GanLoss
 from fewcolor.losses.triplet import threshold_triplet_loss
 from fewcolor.methods.base import AdaptSettings, InferenceOption, InferenceOptionError, Method, Phase
 from fewcolor.methods.registry import register_method
-from fewcolor.nets.adain import AdaINUNet
 from fewcolor.nets.discriminators import ConditionalPatchDiscriminator
+from fewcolor.nets.generators import ENCODER_CHOICES, conditioned_generator
 from fewcolor.nets.memory import ColorMemory
 
 log = logging.getLogger(__name__)
@@ -85,6 +85,9 @@ class MemoPainterConfig:
     base_channels: int = 64
     depth: int = 6  #: U-Net down-samplings (256 px -> 4×4)
     mlp_hidden: int = 256  #: width of the AdaIN parameter MLP
+    #: none = the paper's AdaIN U-Net; else an ImageNet encoder + the base colorizer's decoder, colour-conditioned
+    encoder: str = field(default="none", metadata={"choices": ENCODER_CHOICES})
+    freeze_encoder: bool = True  #: keep the pretrained encoder's weights fixed (with encoder != none)
     d_base: int = 64
     d_layers: int = 3  #: PatchGAN stride-2 layers (3 = 70×70)
     d_cond: int = 64  #: channels of the projected colour feature the discriminator sees
@@ -127,7 +130,8 @@ class MemoPainter(Method):
         self.value_dim = FEATURE_DIMS[c.color_feature]
         self.top_k = c.top_k or (256 if c.color_feature == "dist" else 32)
         self.threshold = c.threshold or DEFAULT_THRESHOLDS[c.color_feature]
-        self.generator = AdaINUNet(self.value_dim, base=c.base_channels, depth=c.depth, mlp_hidden=c.mlp_hidden)
+        self.generator = conditioned_generator(c.encoder, self.value_dim, c.base_channels, c.depth, c.mlp_hidden,
+                                               c.freeze_encoder)
         self.discriminator = ConditionalPatchDiscriminator(self.value_dim, c.d_cond, c.d_base, c.d_layers)
         self.gan = GanLoss("vanilla")
         self.backbone_choice: tuple[str, str] | None = None

@@ -17,6 +17,7 @@ from torch import nn
 from fewcolor.color.bins import Q
 from fewcolor.color.decode import annealed_mean
 from fewcolor.color.normalize import normalize_ab
+from fewcolor.nets.adain import AdaINParams
 from fewcolor.nets.encoders import PretrainedEncoder
 from fewcolor.nets.norm import BatchNorm2dAnyBatch
 
@@ -25,6 +26,12 @@ def _conv_bn_relu(cin: int, cout: int, kernel: int = 3) -> list[nn.Module]:
     # one support image at a small size has 1×1 deep features: that batch norm takes it (one-shot fine-tuning)
     return [nn.Conv2d(cin, cout, kernel, padding=kernel // 2, bias=False), BatchNorm2dAnyBatch(cout),
             nn.ReLU(inplace=True)]
+
+
+def _film(h: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    # FiLM (Perez et al. 2018), not AdaIN: the identity at γ = β = 0, so a decoder started from the base
+    # model keeps its outputs; instance normalisation would discard the statistics it was trained with
+    return h * (1 + gamma[:, :, None, None]) + beta[:, :, None, None]
 
 
 class EncoderDecoder(nn.Module):
@@ -50,6 +57,7 @@ class EncoderDecoder(nn.Module):
         if len(widths) != levels:
             raise ValueError(f"widths needs {levels} entries for out_stride {out_stride}, got {len(widths)}")
         self.encoder = encoder
+        self.widths = tuple(widths)
         self.out_stride = out_stride
         self.global_features = global_features
         channels = spec.channels[::-1][:levels]
@@ -67,7 +75,15 @@ class EncoderDecoder(nn.Module):
     def size_multiple(self) -> int:
         return self.encoder.size_multiple
 
-    def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
+    @property
+    def decoder_widths(self) -> list[int]:
+        """Channels after the fusion and after each up block: where ``styles`` modulate the decoder."""
+        return list(self.widths)
+
+    def forward(self, l_norm: torch.Tensor, styles: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+                ) -> torch.Tensor:
+        """``styles``: one (γ, β) pair of ``(B, width)`` per :attr:`decoder_widths` entry, applied as
+        ``h·(1 + γ) + β`` after the fusion and after each up block (MemoPainter's colour conditioning), or None."""
         taps, pooled = self.encoder(l_norm)
         skips = taps[::-1][: len(self.up) + 1]
         h = self.bottleneck(skips[0])
@@ -79,9 +95,15 @@ class EncoderDecoder(nn.Module):
             g = self.global_mlp(pooled)[:, :, None, None]
             width = h.shape[1]
             h = self.fuse[1:](F.conv2d(h, weight[:, :width]) + F.conv2d(g, weight[:, width:]))
-        for block, skip in zip(self.up, skips[1:], strict=True):
+        if styles is not None and len(styles) != len(self.widths):
+            raise ValueError(f"styles needs {len(self.widths)} (γ, β) pairs, got {len(styles)}")
+        if styles is not None:
+            h = _film(h, *styles[0])
+        for i, (block, skip) in enumerate(zip(self.up, skips[1:], strict=True)):
             h = F.interpolate(h, scale_factor=2.0, mode="bilinear", align_corners=False)  # taps double in size
             h = block(torch.cat([h, skip], dim=1))
+            if styles is not None:
+                h = _film(h, *styles[i + 1])
         return self.head(h)
 
 
@@ -108,4 +130,30 @@ class EncoderGenerator(nn.Module):
     def forward(self, l_norm: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
         t = self.temperature if temperature is None else temperature
         ab = normalize_ab(annealed_mean(self.net(l_norm).float(), t))
+        return F.interpolate(ab, size=l_norm.shape[-2:], mode="bilinear", align_corners=False).clamp(-1.0, 1.0)
+
+
+class ConditionedEncoderGenerator(EncoderGenerator):
+    """:class:`EncoderGenerator` whose decoder is conditioned on a colour feature ``(B, feature_dim)``:
+    MemoPainter's and Res-cGAN's generator with ``encoder != none`` (Yoo et al. 2019, §3.2).
+
+    The paper's MLP (:class:`~fewcolor.nets.adain.AdaINParams`, last layer zero) gives one (γ, β) per decoder
+    level; they modulate as FiLM, not AdaIN (see :func:`_film`): at initialisation the network is exactly
+    the unconditioned one, so ``--init base`` starts from the base colorizer's colours.
+    """
+
+    def __init__(self, encoder: PretrainedEncoder, feature_dim: int, widths: tuple[int, ...] = (256, 192, 128, 96),
+                 temperature: float = 0.38, global_features: bool = True, mlp_hidden: int = 256) -> None:
+        super().__init__(encoder, widths, temperature, global_features)
+        self.feature_dim = feature_dim
+        self.params = AdaINParams(feature_dim, self.net.decoder_widths, mlp_hidden)
+
+    def forward(self, l_norm: torch.Tensor, feature: torch.Tensor,  # type: ignore[override]
+                temperature: float | None = None) -> torch.Tensor:
+        if feature.shape != (l_norm.shape[0], self.feature_dim):
+            raise ValueError(f"colour feature must be ({l_norm.shape[0]}, {self.feature_dim}), "
+                             f"got {tuple(feature.shape)}")
+        t = self.temperature if temperature is None else temperature
+        logits = self.net(l_norm, self.params(feature.to(l_norm.dtype)))
+        ab = normalize_ab(annealed_mean(logits.float(), t))
         return F.interpolate(ab, size=l_norm.shape[-2:], mode="bilinear", align_corners=False).clamp(-1.0, 1.0)
