@@ -1166,7 +1166,7 @@ def weights_cmd(as_json: bool) -> None:
 @click.option("--allow-download", is_flag=True,
               help="Allow downloading missing weights from their official URLs (sha256-checked).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
-              help="Images per Inception batch.")
+              help="Image pairs per batch of the metrics (LPIPS, SSIM, ...) and of the Inception pass.")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the KID subsets.")
 @_device_option("cpu")
 def evaluate_cmd(model: Path | None, pred_dir: Path | None, truth_dir: Path | None, data_dir: Path | None,
