@@ -24,6 +24,7 @@ import math
 import os
 import stat
 import warnings
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -37,7 +38,8 @@ __all__ = [
     "DEFAULT_MAX_PIXELS",
     "DEFAULT_PIXEL_BUDGET",
     "IMAGE_EXTENSIONS",
-    "PNG_COMPRESS_LEVEL",
+    "PNG_FAST_LEVEL",
+    "PNG_FAST_STRATEGY",
     "ImageReadError",
     "decode_pil",
     "image_size",
@@ -56,9 +58,11 @@ DEFAULT_MAX_PIXELS = 100_000_000
 # for a budget (colorize, training, evaluation). Measured peaks are in docs/RELIABILITY.md.
 DEFAULT_PIXEL_BUDGET = 24_000_000
 
-# zlib level of written PNGs. Level 1 encodes a 1024x768 colorization 4-5x faster than Pillow's default 6
-# (about 50 vs 240 ms) for a file 10-16 % larger (docs/PERFORMANCE.md); PNG stays lossless at any level.
-PNG_COMPRESS_LEVEL = 1
+# How PNGs are compressed by default: zlib level 1 with the run-length strategy (Z_RLE). On photos and
+# colorizations it encodes 3-5x faster than Pillow's default (level 6, default strategy) for files within
+# about 1 % of that size; level 1 with the default strategy is as fast but 8-16 % larger (docs/PERFORMANCE.md).
+PNG_FAST_LEVEL = 1
+PNG_FAST_STRATEGY = zlib.Z_RLE
 
 log = logging.getLogger(__name__)
 
@@ -146,12 +150,14 @@ def write_rgb(
     image: torch.Tensor,
     quality: int = 95,
     overwrite: bool = True,
-    compress_level: int = PNG_COMPRESS_LEVEL,
+    compress_level: int | None = None,
 ) -> Path:
     """Write a ``(3, H, W)`` (or ``(1, H, W)`` grey) tensor in ``[0, 1]`` as an 8-bit image.
 
     The format comes from the suffix (.png, .jpg/.jpeg, .bmp, .tif/.tiff, .webp, .ppm); ``quality``
-    applies to JPEG and WebP, ``compress_level`` (zlib 0-9: speed against size, never quality) to PNG.
+    applies to JPEG and WebP, ``compress_level`` to PNG: ``None`` is the fast default (zlib level 1, RLE:
+    :data:`PNG_FAST_LEVEL`, :data:`PNG_FAST_STRATEGY`), 0-9 plain zlib at that level (speed against size,
+    never quality).
     Parent folders are created; the write is atomic (temporary file + rename), so a crash never leaves a
     half-written image. ``overwrite=False`` refuses an existing file.
     """
@@ -172,9 +178,11 @@ def write_rgb(
     options: dict[str, object] = {}
     if fmt in ("JPEG", "WEBP"):
         options["quality"] = int(quality)
-    if fmt == "PNG":
+    if fmt == "PNG" and compress_level is None:
+        options.update(compress_level=PNG_FAST_LEVEL, compress_type=PNG_FAST_STRATEGY)
+    elif fmt == "PNG":
         if not 0 <= compress_level <= 9:
-            raise ValueError(f"write_rgb({p}): compress_level must be 0-9 (zlib), got {compress_level}")
+            raise ValueError(f"write_rgb({p}): compress_level must be 0-9 (zlib) or None, got {compress_level}")
         options["compress_level"] = int(compress_level)
     with atomic_path(p) as tmp:
         pil.save(tmp, format=fmt, **options)
