@@ -29,8 +29,9 @@ from fewcolor.methods.base import Method
 
 #: smallest side the pipeline accepts; below it there is nothing to colorize meaningfully
 MIN_SIDE = 8
-#: pixels per band of the full-resolution Lab round trip in ``Colorizer.colorize``
-_BAND_PIXELS = 1_000_000
+#: pixels per band of the full-resolution Lab round trip in ``Colorizer.colorize``: bounds its temporaries, and
+#: bands that fit the CPU caches make it about 2x faster than 1 MP bands (docs/PERFORMANCE.md)
+_BAND_PIXELS = 262_144
 
 
 class Colorizer:
@@ -151,7 +152,8 @@ class Colorizer:
         """(3,H,W) RGB images in [0,1] to their colorizations (3,H,W).
 
         The full-resolution Lab round trip runs in bands of about ``_BAND_PIXELS`` pixels, so its
-        temporaries stay small however large the image (the conversions are per pixel: same result).
+        temporaries stay small (and in cache) however large the image (the conversions are per pixel: same
+        result).
         """
         prepared = self._prepare_options(options)
         outputs = []
