@@ -181,9 +181,10 @@ def write_rgb(
     if fmt == "PNG" and compress_level is None:
         options.update(compress_level=PNG_FAST_LEVEL, compress_type=PNG_FAST_STRATEGY)
     elif fmt == "PNG":
-        if not 0 <= compress_level <= 9:
+        level = int(compress_level or 0)
+        if not 0 <= level <= 9:
             raise ValueError(f"write_rgb({p}): compress_level must be 0-9 (zlib) or None, got {compress_level}")
-        options["compress_level"] = int(compress_level)
+        options["compress_level"] = level
     with atomic_path(p) as tmp:
         pil.save(tmp, format=fmt, **options)
     return p
