@@ -77,3 +77,13 @@ def test_merge_and_grey_helpers() -> None:
     # a grey image has equal channels and ab = 0
     assert (grey.max(dim=1).values - grey.min(dim=1).values).abs().max() < 1e-3
     assert rgb_to_lab(grey)[:, 1:].abs().max() < 0.1
+
+
+def test_rgb_to_l_equals_the_l_of_rgb_to_lab() -> None:
+    for shape in [(4, 3, 37, 53), (3, 64, 64), (2, 3, 1, 300)]:
+        rgb = torch.rand(*shape, generator=torch.Generator().manual_seed(len(shape))) * 1.2 - 0.1
+        l_only = rgb_to_l(rgb)
+        assert l_only.shape == (*shape[:-3], 1, *shape[-2:])
+        assert (l_only - rgb_to_lab(rgb)[..., :1, :, :]).abs().max() < 1e-4
+    with pytest.raises(ValueError, match="rgb_to_l expects"):
+        rgb_to_l(torch.rand(4, 8, 8))

@@ -190,6 +190,21 @@ def test_write_png_roundtrip_atomic_and_parents(tmp_path: Path) -> None:
     assert sorted(p.name for p in out.parent.iterdir()) == ["x.png"]  # no temporary file left
 
 
+def test_write_png_compression_is_lossless_at_every_setting(tmp_path: Path) -> None:
+    low = torch.rand(3, 6, 6, generator=torch.Generator().manual_seed(1))
+    t = torch.nn.functional.interpolate(low[None], size=(64, 64), mode="bicubic")[0]
+    t = t * 1.4 - 0.2  # some values outside [0, 1]: clamped on write
+    expected = (t.clamp(0, 1) * 255).round() / 255
+    sizes = {}
+    for level in (None, 0, 9):
+        out = write_rgb(tmp_path / f"{level}.png", t, compress_level=level)
+        assert torch.equal(read_rgb(out), expected)
+        sizes[level] = out.stat().st_size
+    assert sizes[0] > sizes[None]  # level 0 stores, the fast default compresses
+    with pytest.raises(ValueError, match="compress_level must be 0-9"):
+        write_rgb(tmp_path / "bad.png", t, compress_level=10)
+
+
 def test_write_jpeg_grey_and_quality(tmp_path: Path) -> None:
     t = torch.linspace(0, 1, 32).expand(3, 32, 32).clone()
     write_rgb(tmp_path / "hi.jpg", t, quality=95)

@@ -86,3 +86,11 @@ def test_mean_delta_e2000():
                                    skcolor.rgb2lab(b[0].permute(1, 2, 0).double().numpy())).mean()
     assert mean_delta_e2000(a, b).item() == pytest.approx(ref, rel=2e-3)
     assert mean_delta_e2000(a, b).item() > 1.0
+
+
+def test_auc_by_sorting_equals_the_threshold_comparison():
+    pred, truth = _images(3, n=3), _images(4, n=3)
+    err = (rgb_to_lab(pred)[:, 1:] - rgb_to_lab(truth)[:, 1:]).pow(2).sum(dim=1).sqrt().flatten(1)
+    thresholds = torch.linspace(0.0, 150.0, 151)
+    frac = (err[:, None, :] <= thresholds[None, :, None]).float().mean(dim=2)  # the definition, spelt out
+    assert torch.equal(auc_ab(pred, truth), torch.trapezoid(frac, thresholds, dim=1) / 150.0)

@@ -101,3 +101,25 @@ def test_missing_predictions_are_named(tmp_path):
     write_rgb(tmp_path / "pred" / "sub" / "im0.png", imgs[0])
     with pytest.raises(FileNotFoundError, match="sub/im1"):
         evaluate_folders(tmp_path / "pred", truth, tmp_path / "out", EvalConfig(fid=False))
+
+
+def test_mixed_sizes_are_batched_by_size_in_order(tmp_path):
+    _needs("alexnet", "lpips_alex_lin")
+    from fewcolor.io.image import read_rgb
+    from fewcolor.metrics.lpips import LPIPS
+    from fewcolor.metrics.scoring import score_pair
+
+    imgs = [*_photos(2, 48), _photos(1, 36)[0], _photos(3, 48)[2]]  # sizes 48, 48, 36, 48 (x +8 wide)
+    truth = _folder(tmp_path / "truth", imgs, ".png")
+    preds = [(im * 0.8 + 0.1) for im in imgs]
+    pred = _folder(tmp_path / "pred", preds, ".png")
+    result = evaluate_folders(pred, truth, tmp_path / "out", EvalConfig(fid=False, batch_size=2))
+    rows = result["per_image"]
+    assert [r["name"] for r in rows] == [f"sub/im{i}" for i in range(4)]
+    assert [r["height"] for r in rows] == [48, 48, 36, 48]
+    lpips = LPIPS("alex")
+    for i, row in enumerate(rows):
+        p, t = prepare_pair(read_rgb(pred / "sub" / f"im{i}.png"), read_rgb(truth / "sub" / f"im{i}.png"), None)
+        alone = score_pair(row["name"], p, t, lpips, torch.device("cpu"))
+        assert row["lpips"] == pytest.approx(alone["lpips"], rel=1e-5)
+        assert row["delta_e2000"] == alone["delta_e2000"] and row["psnr"] == alone["psnr"]

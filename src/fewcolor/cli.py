@@ -81,8 +81,6 @@ class _Main(click.Group):
     """The ``fewcolor`` group: runs every command inside the error boundary described in the module doc."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        from fewcolor.train.loop import TrainingInterrupted
-
         try:
             return super().invoke(ctx)
         except click.UsageError as exc:  # a sub-command's parse error: one line instead of click's usage block
@@ -90,13 +88,16 @@ class _Main(click.Group):
             raise UsageFailure(f"{exc.format_message()} (`{where} -h` explains every option)") from exc
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
-        except TrainingInterrupted as exc:
-            click.echo(str(exc), err=True)
-            ctx.exit(128 + exc.signum)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
         except Exception as exc:
+            # TrainingInterrupted is looked up, not imported: importing the training loop (and torch) here
+            # made every `fewcolor COMMAND --help` take seconds; an instance exists only once it is loaded.
+            loop = sys.modules.get("fewcolor.train.loop")
+            if loop is not None and isinstance(exc, loop.TrainingInterrupted):
+                click.echo(str(exc), err=True)
+                ctx.exit(128 + exc.signum)
             known = _known_error(exc)
             if known is None or ctx.params.get("verbose"):
                 raise
@@ -1166,7 +1167,7 @@ def weights_cmd(as_json: bool) -> None:
 @click.option("--allow-download", is_flag=True,
               help="Allow downloading missing weights from their official URLs (sha256-checked).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
-              help="Images per Inception batch.")
+              help="Image pairs per batch of the metrics (LPIPS, SSIM, ...) and of the Inception pass.")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the KID subsets.")
 @_device_option("cpu")
 def evaluate_cmd(model: Path | None, pred_dir: Path | None, truth_dir: Path | None, data_dir: Path | None,

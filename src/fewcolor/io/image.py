@@ -24,6 +24,7 @@ import math
 import os
 import stat
 import warnings
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -37,6 +38,8 @@ __all__ = [
     "DEFAULT_MAX_PIXELS",
     "DEFAULT_PIXEL_BUDGET",
     "IMAGE_EXTENSIONS",
+    "PNG_FAST_LEVEL",
+    "PNG_FAST_STRATEGY",
     "ImageReadError",
     "decode_pil",
     "image_size",
@@ -54,6 +57,12 @@ DEFAULT_MAX_PIXELS = 100_000_000
 # 24 megapixels (a 6000x4000 camera photo): images above it are reduced on decode where a caller asks
 # for a budget (colorize, training, evaluation). Measured peaks are in docs/RELIABILITY.md.
 DEFAULT_PIXEL_BUDGET = 24_000_000
+
+# How PNGs are compressed by default: zlib level 1 with the run-length strategy (Z_RLE). On photos and
+# colorizations it encodes 3-5x faster than Pillow's default (level 6, default strategy) for files within
+# about 1 % of that size; level 1 with the default strategy is as fast but 8-16 % larger (docs/PERFORMANCE.md).
+PNG_FAST_LEVEL = 1
+PNG_FAST_STRATEGY = zlib.Z_RLE
 
 log = logging.getLogger(__name__)
 
@@ -141,12 +150,16 @@ def write_rgb(
     image: torch.Tensor,
     quality: int = 95,
     overwrite: bool = True,
+    compress_level: int | None = None,
 ) -> Path:
     """Write a ``(3, H, W)`` (or ``(1, H, W)`` grey) tensor in ``[0, 1]`` as an 8-bit image.
 
     The format comes from the suffix (.png, .jpg/.jpeg, .bmp, .tif/.tiff, .webp, .ppm); ``quality``
-    applies to JPEG and WebP. Parent folders are created; the write is atomic (temporary file +
-    rename), so a crash never leaves a half-written image. ``overwrite=False`` refuses an existing file.
+    applies to JPEG and WebP, ``compress_level`` to PNG: ``None`` is the fast default (zlib level 1, RLE:
+    :data:`PNG_FAST_LEVEL`, :data:`PNG_FAST_STRATEGY`), 0-9 plain zlib at that level (speed against size,
+    never quality).
+    Parent folders are created; the write is atomic (temporary file + rename), so a crash never leaves a
+    half-written image. ``overwrite=False`` refuses an existing file.
     """
     p = Path(path)
     fmt = _WRITE_FORMATS.get(p.suffix.lower())
@@ -158,12 +171,20 @@ def write_rgb(
         raise ValueError(f"write_rgb({p}): expected a (3, H, W) or (1, H, W) tensor, got {shape}")
     if not overwrite and p.exists():
         raise FileExistsError(f"{p} exists and overwrite=False; choose another path or pass overwrite=True")
-    array = (image.detach().float().cpu().clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
+    # one new tensor, then in place: the same values as (clamp(0, 1) * 255).round() in fewer full-size passes
+    array = image.detach().cpu().float().mul(255.0).clamp_(0.0, 255.0).round_().to(torch.uint8)
     array_np = array.permute(1, 2, 0).numpy()
     pil = Image.fromarray(array_np[..., 0]) if array.shape[0] == 1 else Image.fromarray(array_np)
     options: dict[str, object] = {}
     if fmt in ("JPEG", "WEBP"):
         options["quality"] = int(quality)
+    if fmt == "PNG" and compress_level is None:
+        options.update(compress_level=PNG_FAST_LEVEL, compress_type=PNG_FAST_STRATEGY)
+    elif fmt == "PNG":
+        level = int(compress_level or 0)
+        if not 0 <= level <= 9:
+            raise ValueError(f"write_rgb({p}): compress_level must be 0-9 (zlib) or None, got {compress_level}")
+        options["compress_level"] = level
     with atomic_path(p) as tmp:
         pil.save(tmp, format=fmt, **options)
     return p

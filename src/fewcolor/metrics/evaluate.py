@@ -24,7 +24,7 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from tqdm import tqdm
@@ -35,9 +35,11 @@ from fewcolor.io.paths import check_outside, output_paths
 from fewcolor.metrics.lpips import LPIPS
 from fewcolor.metrics.pixel import SSIM_SIGMA, SSIM_WINDOW
 from fewcolor.metrics.report import ReportImages, json_safe, write_report
-from fewcolor.metrics.scoring import PER_IMAGE_METRICS, prepare_pair, score_pair
-from fewcolor.metrics.set_level import InceptionSet
+from fewcolor.metrics.scoring import PER_IMAGE_METRICS, prepare_pair, score_batch
 from fewcolor.metrics.stats import mean_ci95
+
+if TYPE_CHECKING:
+    from fewcolor.metrics.set_level import InceptionSet
 
 __all__ = ["MIN_EVAL_SIDE", "EvalConfig", "evaluate_folders", "evaluate_model", "evaluate_pairs", "pair_folders",
            "prepare_pair", "unscorable"]
@@ -55,7 +57,7 @@ class EvalConfig:
     fid: bool = True  #: FID/KID/IS (needs the Inception weights; slow on CPU)
     kid_subsets: int = 100
     kid_subset_size: int = 1000
-    batch_size: int = 16
+    batch_size: int = 16  #: pairs per metric batch (LPIPS, SSIM, ΔE00, ...) and per Inception batch
     device: str | None = None
     seed: int = 0  #: KID subset sampling
     grid_images: int = 24  #: images in the report's grey | truth | output grid
@@ -137,22 +139,41 @@ def evaluate_pairs(pairs: Iterable[tuple[str, torch.Tensor, torch.Tensor]], out_
     out.mkdir(parents=True, exist_ok=True)
     device = torch.device(cfg.device or "cpu")
     lpips_model = LPIPS(cfg.lpips_net).to(device)
-    inception = (InceptionSet(cfg.inception_weights, device, cfg.batch_size, cfg.size, reference_description)
-                 if cfg.fid else None)
+    inception: InceptionSet | None = None
+    if cfg.fid:
+        from fewcolor.metrics.set_level import InceptionSet  # the Inception stack is imported only for FID
+
+        inception = InceptionSet(cfg.inception_weights, device, cfg.batch_size, cfg.size, reference_description)
     images = ReportImages(cfg.grid_images, cfg.worst)
     per_image: list[dict[str, Any]] = []
+    batch: list[tuple[str, torch.Tensor, torch.Tensor]] = []
+
+    def score_pending() -> None:
+        """Score the pending pairs (all of one size) in one batch and hand each to the report and FID."""
+        if not batch:
+            return
+        names = [name for name, _, _ in batch]
+        preds, truths = torch.stack([p for _, p, _ in batch]), torch.stack([t for _, _, t in batch])
+        for row, (name, pred, truth) in zip(score_batch(names, preds, truths, lpips_model, device), batch,
+                                            strict=True):
+            images.add(len(per_image), name, pred, truth, float(row["lpips"]))
+            per_image.append(row)
+            if inception is not None:
+                inception.add(pred, truth)
+        batch.clear()
+
     for name, pred_raw, truth_raw in tqdm(pairs, total=total, desc="evaluate", unit="img"):
         reason = unscorable(pred_raw, truth_raw, cfg.size)
         if reason is not None:
             skipped.append({"name": name, "reason": reason})
             continue
-        index = len(per_image)
         pred, truth = prepare_pair(pred_raw, truth_raw, cfg.size)
-        row = score_pair(name, pred, truth, lpips_model, device)
-        per_image.append(row)
-        images.add(index, name, pred, truth, float(row["lpips"]))
-        if inception is not None:
-            inception.add(pred, truth)
+        if batch and batch[0][1].shape != pred.shape:
+            score_pending()
+        batch.append((name, pred, truth))
+        if len(batch) >= cfg.batch_size:
+            score_pending()
+    score_pending()
     if not per_image:
         why = "; ".join(f"{s['name']}: {s['reason']}" for s in skipped[:3])
         raise ValueError(f"nothing to evaluate: no image pairs could be scored{' (' + why + ')' if why else ''}")

@@ -49,11 +49,13 @@ class ReportImages:
         self._worst: list[tuple[float, int, str, torch.Tensor, torch.Tensor, torch.Tensor]] = []
 
     def add(self, index: int, name: str, pred: torch.Tensor, truth: torch.Tensor, lpips: float) -> None:
-        if len(self.grid) >= self.grid_size and self.worst_size <= 0:
+        in_grid = len(self.grid) < self.grid_size
+        in_worst = self.worst_size > 0 and (len(self._worst) < self.worst_size or lpips > self._worst[0][0])
+        if not (in_grid or in_worst):  # the thumbnails of an image that is not shown are never made
             return
         grey = grey_rgb_from_l(rgb_to_lab(truth[None])[:, :1])[0]
         g, t, o = thumbnail(grey), thumbnail(truth), thumbnail(pred)
-        if len(self.grid) < self.grid_size:
+        if in_grid:
             self.grid.append((name, g, t, o))
         item = (lpips, index, name, g, t, o)
         if len(self._worst) < self.worst_size:

@@ -1,5 +1,5 @@
 """Per-image scoring under the evaluation protocol (docs/METRICS.md): the resize + Lab round-trip that
-prediction and truth both go through, and the per-image metrics of one pair."""
+prediction and truth both go through, and the per-image metrics of a batch of pairs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from fewcolor.color.lab import lab_to_rgb, rgb_to_lab
-from fewcolor.metrics.color import auc_ab, colorfulness_abs, colorfulness_hs, mean_delta_e2000
+from fewcolor.metrics.color import auc_ab_lab, colorfulness_abs, colorfulness_hs, mean_delta_e2000_lab
 from fewcolor.metrics.lpips import LPIPS
 from fewcolor.metrics.pixel import SSIM_WINDOW, psnr, ssim
 
@@ -39,22 +39,33 @@ def prepare_pair(pred: torch.Tensor, truth: torch.Tensor, size: int | None
 
 
 @torch.no_grad()
-def score_pair(name: str, pred: torch.Tensor, truth: torch.Tensor, lpips_model: LPIPS,
-               device: torch.device) -> dict[str, Any]:
-    """The per-image metrics of a prepared (3,H,W) pair (see :func:`prepare_pair`)."""
-    p, t = pred[None].to(device), truth[None].to(device)
-    row: dict[str, Any] = {
-        "name": name,
-        "height": int(pred.shape[-2]),
-        "width": int(pred.shape[-1]),
-        "psnr": float(psnr(p, t)[0]),
-        "ssim": float(ssim(p, t)[0]) if min(pred.shape[-2:]) >= SSIM_WINDOW else float("nan"),
-        "lpips": float(lpips_model(p, t)[0]),
-        "delta_e2000": float(mean_delta_e2000(p, t)[0]),
-        "auc": float(auc_ab(p, t)[0]),
+def score_batch(names: list[str], preds: torch.Tensor, truths: torch.Tensor, lpips_model: LPIPS,
+                device: torch.device) -> list[dict[str, Any]]:
+    """The per-image metrics of prepared pairs (see :func:`prepare_pair`) stacked as ``(B,3,H,W)``, one
+    row per pair: every metric runs once over the batch, and the Lab of each side is computed once and
+    shared by ΔE00 and AuC. Per-image values equal :func:`score_pair`'s (float tolerance)."""
+    if preds.shape != truths.shape or preds.ndim != 4 or preds.shape[0] != len(names):
+        raise ValueError(f"score_batch needs {len(names)} pairs as two (B,3,H,W) tensors, got "
+                         f"{tuple(preds.shape)} and {tuple(truths.shape)}")
+    p, t = preds.to(device).float(), truths.to(device).float()
+    height, width = int(p.shape[-2]), int(p.shape[-1])
+    lab_p, lab_t = rgb_to_lab(p), rgb_to_lab(t)
+    values: dict[str, list[float]] = {
+        "psnr": psnr(p, t).tolist(),
+        "ssim": ssim(p, t).tolist() if min(height, width) >= SSIM_WINDOW else [float("nan")] * len(names),
+        "lpips": lpips_model(p, t).tolist(),
+        "delta_e2000": mean_delta_e2000_lab(lab_p, lab_t).tolist(),
+        "auc": auc_ab_lab(lab_p, lab_t).tolist(),
     }
     for variant, fn in (("hs", colorfulness_hs), ("abs", colorfulness_abs)):
-        cf_p, cf_t = float(fn(p)[0]), float(fn(t)[0])
-        row[f"cf_{variant}_pred"], row[f"cf_{variant}_truth"] = cf_p, cf_t
-        row[f"delta_cf_{variant}"] = abs(cf_p - cf_t)
-    return row
+        cf_p, cf_t = fn(p).tolist(), fn(t).tolist()
+        values[f"cf_{variant}_pred"], values[f"cf_{variant}_truth"] = cf_p, cf_t
+        values[f"delta_cf_{variant}"] = [abs(a - b) for a, b in zip(cf_p, cf_t, strict=True)]
+    return [{"name": name, "height": height, "width": width, **{k: v[i] for k, v in values.items()}}
+            for i, name in enumerate(names)]
+
+
+def score_pair(name: str, pred: torch.Tensor, truth: torch.Tensor, lpips_model: LPIPS,
+               device: torch.device) -> dict[str, Any]:
+    """The per-image metrics of one prepared (3,H,W) pair (a batch of one)."""
+    return score_batch([name], pred[None], truth[None], lpips_model, device)[0]
