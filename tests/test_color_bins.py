@@ -115,3 +115,21 @@ def test_fast_k_nearest_search_is_exact() -> None:
         assert torch.allclose(dist.double(), ref, atol=1e-4)
         assert torch.allclose(brute.gather(1, idx), ref, atol=1e-4)  # the indices are at those distances
     assert torch.equal(nearest_bins(points, 1)[1][:, 0], brute.argmin(dim=1))  # ties: lowest index
+
+
+def test_nearest_bin_shortcut_equals_the_distance_search() -> None:
+    """The rounding shortcut of nearest_bin gives nearest_bins' answer everywhere: inside cells, on cell
+    borders and corners (ties to the lower index), a hair off them, out of gamut, far away, NaN and inf."""
+    g = torch.Generator().manual_seed(2)
+    borders = torch.round((torch.rand(2000, 2, generator=g) - 0.5) * 260 / 5) * 5  # multiples of 5
+    points = torch.cat(
+        [
+            (torch.rand(20000, 2, generator=g) - 0.5) * 260,
+            borders,
+            borders + (torch.rand(2000, 2, generator=g) - 0.5) * 2e-4,
+            borders + (torch.rand(2000, 2, generator=g) - 0.5) * 2e-2,
+            (torch.rand(200, 2, generator=g) - 0.5) * 2000,
+            torch.tensor([[float("nan"), 0.0], [0.0, float("inf")], [-float("inf"), 5.0]]),
+        ]
+    )
+    assert torch.equal(nearest_bin(points, dim=-1), nearest_bins(points, 1)[1][:, 0])

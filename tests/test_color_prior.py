@@ -132,3 +132,32 @@ def test_a_prior_cached_over_another_bin_list_is_recomputed(
     load_or_compute_prior("k", compute, cache_dir=tmp_path)
     load_or_compute_prior("k", compute, cache_dir=tmp_path)
     assert len(calls) == 2
+
+
+def _old_bin_prior(batches: list[torch.Tensor], sigma: float = 5.0) -> torch.Tensor:
+    """The prior as computed before the vectorised pass: per batch, the distance search, one bincount."""
+    from fewcolor.color.bins import nearest_bins
+
+    counts = torch.zeros(Q, dtype=torch.float64)
+    for ab in batches:
+        points = ab.movedim(-3, -1).reshape(-1, 2)
+        counts += torch.bincount(nearest_bins(points, 1)[1][:, 0], minlength=Q).double()
+    return smooth_prior(counts, sigma)
+
+
+def test_vectorised_prior_equals_the_batch_by_batch_computation(
+    emoji_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On real images (and sizes that split the gathered pixels over several binning passes) the prior is
+    bit-identical to the old batch-by-batch computation."""
+    import fewcolor.color.prior as prior_module
+    from fewcolor.data.folder import ImageFolderDataset
+    from fewcolor.data.transforms import train_transform
+
+    data = ImageFolderDataset(emoji_dir, transform=train_transform(48))
+    samples = [data[i] for i in range(12)]
+    expected = _old_bin_prior([s["ab"] * 110.0 for s in samples])
+    monkeypatch.setattr(prior_module, "PRIOR_CHUNK_PIXELS", 5000)  # a pass every ~2 images
+    assert torch.equal(bin_prior(samples, progress=False), expected)
+    monkeypatch.setattr(prior_module, "PRIOR_CHUNK_PIXELS", 1 << 20)  # one pass for all
+    assert torch.equal(bin_prior(iter(samples), progress=False, total=12), expected)

@@ -111,3 +111,34 @@ def test_random_backbone_weights_still_cluster(emoji_dir) -> None:
     torch.testing.assert_close(feats.norm(dim=1), torch.ones(12))  # MAC is L2-normalised
     tasks = fit_tasks(feats, 3, seed=0)
     assert sorted(set(tasks.assignments.tolist())) == [0, 1, 2]
+
+
+def test_descriptors_do_not_depend_on_layout_or_batching(emoji_dir) -> None:
+    """The channels-last extractor gives the default layout's descriptors (to float rounding), whatever the
+    batch size; the cached clustering equals the uncached one."""
+    from fewcolor.backbones import clustering
+    from fewcolor.backbones.clustering import build_extractor, dataset_descriptors
+    from fewcolor.data.folder import ImageFolderDataset
+
+    ds = ImageFolderDataset(emoji_dir, paths=ImageFolderDataset(emoji_dir).paths[:10])
+    ext = build_extractor("alexnet", "features.11", pretrained=False, seed=5)
+    fast = dataset_descriptors(ds, ext, 64, batch_size=4)
+    plain = dataset_descriptors(ds, ext.to(memory_format=torch.contiguous_format), 64, batch_size=10)
+    torch.testing.assert_close(fast, plain, atol=1e-5, rtol=0)
+    spec = "alexnet:features.11"
+    uncached = clustering.cluster_dataset(ds, 3, backbone=spec, feature_size=64, pretrained=False, use_cache=False)
+    clustering.cluster_dataset(ds, 3, backbone=spec, feature_size=64, pretrained=False)  # fills the cache
+    cached = clustering.cluster_dataset(ds, 3, backbone=spec, feature_size=64, pretrained=False)
+    assert torch.equal(cached.assignments, uncached.assignments)
+    torch.testing.assert_close(cached.centroids, uncached.centroids)
+
+
+def test_cluster_command_states_the_default_input_size() -> None:
+    from click.testing import CliRunner
+
+    from fewcolor.backbones.clustering import DEFAULT_FEATURE_SIZE
+    from fewcolor.cli import main
+
+    result = CliRunner().invoke(main, ["cluster", "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    assert f"[default: {DEFAULT_FEATURE_SIZE}," in " ".join(result.output.split())

@@ -138,11 +138,31 @@ def nearest_bins(points: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tens
     return dist, idx
 
 
+#: half-width (grid units) of the band around a Voronoi cell border where :func:`nearest_bin` defers to the
+#: distance search: far wider than float32 rounding (~1e-6), so the shortcut never decides a near-tie.
+_BORDER_MARGIN = 1e-3
+
+
 def nearest_bin(ab: torch.Tensor, dim: int = -3) -> torch.Tensor:
     """Index (int64) of the nearest bin centre for every ab vector; ``ab`` is in ab units.
 
     ``dim`` is the axis holding (a, b): ``-3`` for images ``(2, H, W)`` / ``(B, 2, H, W)`` (result
     ``(H, W)`` / ``(B, H, W)``), ``-1`` for point lists ``(..., 2)``. This is Zhang's "hard" encoding.
+
+    The bins are grid points, so a point's nearest grid point, when it is a bin, is its nearest bin: that is
+    one rounding and one table look-up per point. Points within :data:`_BORDER_MARGIN` of a cell border
+    (possible ties), or whose nearest grid point is out of gamut, take :func:`nearest_bins`' distance search,
+    so the result equals that search's for every point (ties to the lower index included).
     """
     points, rest = _points_last(ab.float(), dim)
-    return nearest_bins(points, 1)[1][:, 0].reshape(rest)
+    table, _ = _grid_lookup(points.device)
+    side = table.shape[0] - 2 * _WINDOW
+    grid = points.add(AB_LIMIT).div_(GRID_SIZE)
+    cell = grid.round()
+    inside = grid.sub_(cell).abs_().amax(dim=1) < 0.5 - _BORDER_MARGIN
+    cell = cell.nan_to_num_(0.0).clamp_(0, side - 1).add_(_WINDOW).long()
+    idx = table.view(-1)[cell[:, 0] * table.shape[1] + cell[:, 1]]
+    hard = ~inside | (idx == Q)  # NaN points fail ``inside`` too
+    if hard.any():
+        idx[hard] = nearest_bins(points[hard], 1)[1][:, 0]
+    return idx.reshape(rest)

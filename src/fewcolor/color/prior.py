@@ -68,6 +68,10 @@ def _ab_of(batch: Any, key: str) -> torch.Tensor:
     return batch
 
 
+#: pixels gathered from consecutive batches before one binning pass (1M points: 8 MB of float32 ab)
+PRIOR_CHUNK_PIXELS = 1 << 20
+
+
 def bin_prior(
     batches: Iterable[Any],
     *,
@@ -77,27 +81,51 @@ def bin_prior(
     ab_key: str = "ab",
     max_batches: int | None = None,
     progress: bool = True,
+    total: int | None = None,
+    unit: str = "img",
 ) -> torch.Tensor:
     """Smoothed empirical bin distribution ``p̃`` (Q,), float64, summing to 1 (Zhang §2.2).
 
     ``batches`` yields ab tensors ``(2,H,W)`` / ``(B,2,H,W)``, or dataset samples / collated batches
     (dicts, whose ``ab_key`` entry is used; tuples, whose first item is used). ``normalized=True`` means the
     ab are in the network convention ``ab/110`` (dataset samples are); set False for ab units.
+
+    The ab of consecutive batches are gathered up to :data:`PRIOR_CHUNK_PIXELS` pixels and binned in one
+    vectorised pass (one :func:`~fewcolor.color.bins.nearest_bin` and one ``bincount``); the hard counts
+    are exactly those of batch-by-batch binning. ``total`` (the number of batches, when ``batches`` has
+    no length) gives the progress bar its ETA; ``unit`` names what a batch is on that bar.
     """
     counts = torch.zeros(Q, dtype=torch.float64)
-    total = len(batches) if hasattr(batches, "__len__") else None  # type: ignore[arg-type]
+    if total is None and hasattr(batches, "__len__"):
+        total = len(batches)  # type: ignore[arg-type]
     if max_batches is not None and total is not None:
         total = min(total, max_batches)
+    pending: list[torch.Tensor] = []
+    pending_pixels = 0
     seen = 0
-    for i, batch in enumerate(tqdm(batches, total=total, desc="ab prior", disable=not progress)):
+    for i, batch in enumerate(tqdm(batches, total=total, desc="ab prior", unit=unit, disable=not progress)):
         if max_batches is not None and i >= max_batches:
             break
-        ab = _ab_of(batch, ab_key).float()
-        counts += bin_counts(denormalize_ab(ab) if normalized else ab, soft=soft)
+        ab = _ab_of(batch, ab_key).detach().float()
+        points = (denormalize_ab(ab) if normalized else ab).movedim(-3, -1).reshape(-1, 2)
+        pending.append(points)
+        pending_pixels += points.shape[0]
         seen += 1
+        if pending_pixels >= PRIOR_CHUNK_PIXELS:
+            counts += _point_counts(torch.cat(pending), soft)
+            pending, pending_pixels = [], 0
+    if pending:
+        counts += _point_counts(torch.cat(pending), soft)
     if counts.sum() <= 0:
         raise ValueError(f"bin_prior: no pixels seen in {seen} batches; is the dataset empty?")
     return smooth_prior(counts, sigma)
+
+
+def _point_counts(points: torch.Tensor, soft: bool) -> torch.Tensor:
+    """Bin counts (Q,) float64 of (N, 2) ab points in ab units (hard, or soft-encoded)."""
+    if soft:
+        return soft_encode_sum(points).cpu()
+    return torch.bincount(nearest_bin(points, dim=-1).cpu(), minlength=Q).double()
 
 
 def rebalance_weights(prior: torch.Tensor, lam: float = LAMBDA) -> torch.Tensor:

@@ -114,7 +114,7 @@ class BaseColorizer(Method):
         g = torch.Generator().manual_seed(c.seed)
         order = torch.randperm(n, generator=g)[: min(n, c.prior_images)].tolist()
         prior = bin_prior((_quarter(train_data[i]["ab"]) for i in order), sigma=c.prior_sigma,
-                          progress=len(order) >= 200)
+                          progress=len(order) >= 200, total=len(order))
         self.set_prior(prior)
 
     def set_prior(self, prior: torch.Tensor) -> None:

@@ -120,7 +120,7 @@ class ColorfulColorization(Method):
         n = len(train_data)
 
         def compute() -> torch.Tensor:
-            return bin_prior((train_data[i] for i in range(n)), sigma=c.prior_sigma, progress=n >= 50)
+            return bin_prior((train_data[i] for i in range(n)), sigma=c.prior_sigma, progress=n >= 50, total=n)
 
         key = _dataset_key(train_data, c.prior_sigma)
         prior = load_or_compute_prior(key, compute) if (c.prior_cache and key) else compute()

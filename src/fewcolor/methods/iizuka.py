@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
-from fewcolor.backbones.clustering import cluster_dataset
+from fewcolor.backbones.clustering import DEFAULT_FEATURE_SIZE, cluster_dataset
 from fewcolor.data.protocol import Dataset
 from fewcolor.data.transforms import Transform, train_transform
 from fewcolor.methods.base import AdaptSettings, InferenceOption, InferenceOptionError, Method, Phase
@@ -218,7 +218,8 @@ def _dataset_labels(data: Dataset) -> list[int]:
 
 
 def cluster_labels(
-    data: Dataset, k: int, backbone: str = "auto", pretrained: bool = True, seed: int = 0, side: int = 224,
+    data: Dataset, k: int, backbone: str = "auto", pretrained: bool = True, seed: int = 0,
+    side: int = DEFAULT_FEATURE_SIZE,
 ) -> tuple[torch.Tensor, str]:
     """Seeded K-means cluster id per image of MAC descriptors of its grey version at ``side``² (the shared,
     cached :func:`fewcolor.backbones.clustering.cluster_dataset`, PCA to 512 first as MetalGAN does).
