@@ -11,7 +11,7 @@ import torch
 from fewcolor.methods.base import Phase
 from fewcolor.methods.registry import build_method, load_method
 from fewcolor.methods.unet import UNetRegression
-from fewcolor.train.loop import TrainOptions, batch_indices, train
+from fewcolor.train.loop import TrainOptions, TrainStep, batch_indices, train
 from helpers import TensorColourDataset, smooth_colour_images
 
 REPO = Path(__file__).resolve().parents[1]
@@ -185,3 +185,27 @@ def test_the_loop_follows_the_methods_learning_rate_schedule(tmp_path):
     m.training_step, m.configure_optimizers = spy, keep
     train(m, _dataset(4, 16), _opts(tmp_path, steps=9, batch_size=2))
     assert seen == pytest.approx([3e-3] * 4 + [1e-3] * 4 + [3e-4])  # drops at steps 4 (4/9·9) and 8 (≥ 7.5)
+
+
+def test_train_step_matches_a_plain_optimiser_step_exactly():
+    """The loop's multi-tensor optimiser kernels give bit-identical weights to PyTorch's per-tensor default."""
+    batch = {"l": torch.rand(4, 1, 16, 16) * 2 - 1, "ab": torch.rand(4, 2, 16, 16) * 2 - 1}
+    torch.manual_seed(0)
+    fast = build_method("unet", "tiny")
+    slow = build_method("unet", "tiny")
+    slow.load_state_dict(fast.state_dict())
+    start = [p.detach().clone() for p in fast.parameters()]
+    fast_opts, slow_opts = fast.configure_optimizers(), slow.configure_optimizers()
+    step = TrainStep(fast, fast_opts, bf16=False, device=torch.device("cpu"))
+    assert all(g["foreach"] for g in fast_opts["generator"].param_groups)
+    for i in range(3):
+        torch.manual_seed(i)
+        logs = step(batch, i, 3)
+        torch.manual_seed(i)
+        for phase in slow.training_step(batch, i):
+            slow_opts[phase.optimizer].zero_grad()
+            phase.loss.backward()
+            slow_opts[phase.optimizer].step()
+        assert logs is not None and set(logs) == {"loss/l1"}
+    assert all(torch.equal(a, b) for a, b in zip(fast.parameters(), slow.parameters(), strict=True))
+    assert not any(torch.equal(a, b) for a, b in zip(fast.parameters(), start, strict=True))

@@ -47,7 +47,7 @@ from fewcolor.data.protocol import Dataset
 from fewcolor.io.atomic import atomic_path, write_text_atomic
 from fewcolor.io.checkpoint import CheckpointError, read_metadata
 from fewcolor.meta import distributed as dist_utils
-from fewcolor.methods.base import Method
+from fewcolor.methods.base import Method, Phase
 from fewcolor.methods.registry import save_method
 from fewcolor.train.hardware import resolve_device, resolve_precision
 from fewcolor.train.state import load_training_state, save_training_state
@@ -120,7 +120,7 @@ def epoch_of(n: int, step: int, batch_size: int, world: int = 1) -> int:
     return (step * world * batch_size) // n
 
 
-def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
@@ -267,6 +267,74 @@ def _steps_for(opts: TrainOptions, n: int, world: int) -> int:
     raise ValueError("give TrainOptions.steps or TrainOptions.epochs")
 
 
+class TrainStep:
+    """One optimisation step of the loop, for a batch already on the device.
+
+    Sets the scheduled learning rates, runs the method's phases (each under bf16 autocast when
+    ``bf16``), and per phase checks the loss is finite, back-propagates, averages gradients across
+    ranks, checks the gradients are finite, steps the optimiser and runs ``after_step``. Returns the
+    phases' logs, or None when a loss or gradient was not finite (every gradient is then cleared).
+    The loop calls it once per step; ``fewcolor.bench.speed.training`` times the same object.
+
+    The optimisers run their multi-tensor (``foreach``) kernels, which give the same numbers as the
+    per-tensor loop PyTorch uses on the CPU by default in a fraction of the operator calls
+    (docs/PERFORMANCE.md); :meth:`use_multi_tensor_kernels` re-applies that after a state load.
+    """
+
+    def __init__(self, method: Method, optimizers: dict[str, torch.optim.Optimizer], bf16: bool,
+                 device: torch.device) -> None:
+        self.method, self.optimizers, self.bf16 = method, optimizers, bf16
+        self.autocast_device = "cuda" if device.type == "cuda" else "cpu"
+        self.params = {name: [p for g in o.param_groups for p in g["params"]] for name, o in optimizers.items()}
+        self.use_multi_tensor_kernels()
+
+    def use_multi_tensor_kernels(self) -> None:
+        """Switch every optimiser that has a ``foreach`` option and no fused kernel chosen to ``foreach``
+        (a loaded optimiser state brings back the setting it was saved with)."""
+        for o in self.optimizers.values():
+            for group in o.param_groups:
+                if "foreach" in group and not group.get("fused") and not group.get("differentiable"):
+                    group["foreach"] = True
+
+    def __call__(self, batch: dict[str, Any], step: int, total: int) -> dict[str, float] | None:
+        for name, lr in self.method.learning_rates(step, total).items():
+            for group in self.optimizers[name].param_groups:
+                group["lr"] = lr
+        logs: dict[str, float] = {}
+        phases = self.method.training_step(batch, step)
+        try:
+            while True:
+                with torch.autocast(self.autocast_device, dtype=torch.bfloat16, enabled=self.bf16):
+                    phase = next(phases, None)
+                if phase is None:
+                    return logs
+                if not self._apply(phase):
+                    for o in self.optimizers.values():
+                        o.zero_grad(set_to_none=True)
+                    return None
+                logs.update(phase.logs)
+        finally:
+            if isinstance(phases, Generator):
+                phases.close()
+
+    def _apply(self, phase: Phase) -> bool:
+        """Back-propagate and step one phase; False when its loss or gradients are not finite."""
+        opt = self.optimizers[phase.optimizer]
+        params = self.params[phase.optimizer]
+        if phase.loss is not None:
+            if not dist_utils.all_true(bool(torch.isfinite(phase.loss.detach()).all())):
+                return False
+            opt.zero_grad(set_to_none=True)
+            phase.loss.backward()
+        dist_utils.average_gradients(params)
+        if not dist_utils.all_true(_grads_finite(params)):
+            return False
+        opt.step()
+        if phase.after_step is not None:
+            phase.after_step()
+        return True
+
+
 def write_sample_grid(method: Method, batch: dict[str, Any], path: Path) -> None:
     """Rows of grey | truth | output for a fixed batch."""
     from fewcolor.color.lab import grey_rgb_from_l, merge_l_ab
@@ -334,7 +402,6 @@ def _train(method: Method, dataset: Dataset, opts: TrainOptions, stop: list[int]
         for o in optimizers.values():
             for group in o.param_groups:
                 group["lr"] *= opts.lr_factor
-    opt_params = {name: [p for g in o.param_groups for p in g["params"]] for name, o in optimizers.items()}
 
     start_step = 0
     if opts.resume:
@@ -373,9 +440,9 @@ def _train(method: Method, dataset: Dataset, opts: TrainOptions, stop: list[int]
 
     sample_batch = None
     if is_main and opts.sample_every:
-        sample_batch = _to_device(collate_samples(dataset, list(range(min(opts.num_samples, n))), 0), device)
+        sample_batch = to_device(collate_samples(dataset, list(range(min(opts.num_samples, n))), 0), device)
 
-    autocast_device = "cuda" if device.type == "cuda" else "cpu"
+    train_step = TrainStep(method, optimizers, precision.bf16, device)
     history: list[dict[str, float]] = []
     bad_streak = rollbacks = skipped = 0
     t0 = time.time()
@@ -391,46 +458,16 @@ def _train(method: Method, dataset: Dataset, opts: TrainOptions, stop: list[int]
     step = start_step
     while step < total:
         idx = batch_indices(n, step, opts.batch_size, opts.seed, rank, world)
-        batch = _to_device(collate_samples(dataset, idx, epoch_of(n, step, opts.batch_size, world)), device)
-        logs: dict[str, float] = {}
-        ok = True
-        for name, lr in method.learning_rates(step, total).items():
-            for group in optimizers[name].param_groups:
-                group["lr"] = lr
-        phases = method.training_step(batch, step)
-        while True:
-            with torch.autocast(autocast_device, dtype=torch.bfloat16, enabled=precision.bf16):
-                phase = next(phases, None)
-            if phase is None:
-                break
-            opt = optimizers[phase.optimizer]
-            params = opt_params[phase.optimizer]
-            if phase.loss is not None:
-                finite = dist_utils.all_true(bool(torch.isfinite(phase.loss.detach()).all()))
-                if not finite:
-                    ok = False
-                    break
-                opt.zero_grad(set_to_none=True)
-                phase.loss.backward()
-            dist_utils.average_gradients(params)
-            if not dist_utils.all_true(_grads_finite(params)):
-                ok = False
-                break
-            opt.step()
-            if phase.after_step is not None:
-                phase.after_step()
-            logs.update(phase.logs)
-        if isinstance(phases, Generator):
-            phases.close()
-        if not ok:
-            for o in optimizers.values():
-                o.zero_grad(set_to_none=True)
+        batch = to_device(collate_samples(dataset, idx, epoch_of(n, step, opts.batch_size, world)), device)
+        logs = train_step(batch, step, total)
+        if logs is None:
             bad_streak += 1
             skipped += 1
             log.warning("step %d: non-finite loss or gradient; step skipped (%d in a row)", step, bad_streak)
             if bad_streak >= opts.max_bad_steps:
                 dist_utils.barrier()
                 meta = load_training_state(last_ckpt, method, optimizers, restore_rng=False)
+                train_step.use_multi_tensor_kernels()
                 rollbacks += 1
                 bad_streak = 0
                 log.warning(
