@@ -44,6 +44,9 @@ def test_batch_indices_cover_each_epoch_and_split_ranks():
     r1 = batch_indices(n, 0, 2, seed=1, rank=1, world=2)
     assert not set(r0) & set(r1)
     assert batch_indices(n, 4, b, seed=1) == batch_indices(n, 4, b, seed=1)
+    perms: dict[int, list[int]] = {}  # the loop's per-run cache gives the same stream, one epoch held
+    assert [i for s in range(10) for i in batch_indices(n, s, b, seed=1, perms=perms)] == stream
+    assert list(perms) == [2] and len(perms[2]) == n
 
 
 def test_training_reduces_loss_and_writes_run(tmp_path):
