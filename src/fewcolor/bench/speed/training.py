@@ -30,7 +30,7 @@ from fewcolor.data.folder import ImageFolderDataset
 from fewcolor.io.image import write_rgb
 from fewcolor.methods.registry import build_method
 from fewcolor.train.hardware import resolve_precision
-from fewcolor.train.loop import TrainStep, batch_indices, collate_samples, epoch_of, to_device
+from fewcolor.train.loop import TrainStep, batch_indices, collate_samples, epoch_of, place_method, to_device
 
 __all__ = ["METHODS", "TARGET_RATIO", "MethodSpeed", "measure", "measure_method", "synthetic_folder"]
 
@@ -64,7 +64,8 @@ class MethodSpeed:
         self.device = torch.device("cpu")
         torch.manual_seed(seed)
         self.method.setup(self.dataset)
-        self.method.to(self.device).train()
+        place_method(self.method, self.device)
+        self.method.train()
         optimizers = self.method.configure_optimizers()
         self.steps = {p: TrainStep(self.method, optimizers, resolve_precision(p, self.device).bf16, self.device)
                       for p in ("fp32", "auto")}
