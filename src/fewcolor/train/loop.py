@@ -286,7 +286,7 @@ def place_method(method: Method, device: torch.device) -> None:
     (``Method.channels_last``: its convolutions measured faster so; results differ only by rounding)."""
     method.to(device)
     if method.channels_last and device.type == "cpu":
-        method.to(memory_format=torch.channels_last)
+        method.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # accepted, untyped
 
 
 def _match_layout(param: torch.Tensor, state: dict[str, Any]) -> None:
