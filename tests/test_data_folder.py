@@ -171,3 +171,26 @@ def test_scan_progress_bar_for_big_folders(tmp_path: Path, capsys: pytest.Captur
         _colour(root / f"{i:03d}.png", i, size=(4, 4))
     ImageFolderDataset(root, scan_cache=False)
     assert "scanning many" in capsys.readouterr().err
+
+
+def test_cache_holds_resized_copies_and_keeps_samples_identical(mixed: Path) -> None:
+    t = train_transform(8)
+    plain = ImageFolderDataset(mixed, transform=t, seed=3, scan_cache=False)
+    cached = ImageFolderDataset(mixed, transform=t, seed=3, cache=True, scan_cache=False)
+    for epoch in (0, 1, 0):  # the second pass over epoch 0 comes from the cache
+        plain.set_epoch(epoch)
+        cached.set_epoch(epoch)
+        for i in range(len(plain)):
+            a, b = plain[i], cached[i]
+            assert torch.equal(a["rgb"], b["rgb"]) and torch.equal(a["ab"], b["ab"])
+    # the 12×16 images are held at the Resize's 8×11, and read() still gives the full decode
+    assert {tuple(x.shape) for x in cached._memory.values()} == {(3, 8, 11)}
+    assert cached.read(0).shape == (3, 12, 16)
+
+
+def test_cache_budget_stops_caching_not_reading(mixed: Path) -> None:
+    one = 3 * 8 * 11 * 4  # bytes of one cached 8×11 float image
+    ds = ImageFolderDataset(mixed, transform=train_transform(8), cache=True, cache_bytes=2 * one, scan_cache=False)
+    samples = [ds[i]["rgb"] for i in range(len(ds))]
+    assert len(ds._memory) == 2
+    assert all(torch.equal(ds[i]["rgb"], s) for i, s in enumerate(samples))

@@ -111,3 +111,17 @@ def test_few_shot_transform_is_seeded_and_jitters_scale_crop_and_flip() -> None:
     assert any(flipped) and not all(flipped)
     with pytest.raises(ValueError, match="max_scale"):
         RandomScale(32, 0.9)
+
+
+def test_split_deterministic_reproduces_the_transform() -> None:
+    from fewcolor.data.transforms import Compose, RandomCrop, Resize, generator_for, split_deterministic
+
+    img = torch.rand(3, 20, 30)
+    t = train_transform(12)
+    head, tail = split_deterministic(t)
+    assert isinstance(head, Compose) and [type(x) for x in head.transforms] == [Resize]
+    assert tail is not None and tail.random
+    assert torch.equal(tail(head(img), generator_for(0, 1, 2)), t(img, generator_for(0, 1, 2)))
+    assert split_deterministic(RandomCrop(4))[0] is None
+    assert split_deterministic(eval_transform(8))[1] is None
+    assert split_deterministic(None) == (None, None)

@@ -11,7 +11,7 @@ import torch
 from fewcolor.methods.base import Phase
 from fewcolor.methods.registry import build_method, load_method
 from fewcolor.methods.unet import UNetRegression
-from fewcolor.train.loop import TrainOptions, batch_indices, train
+from fewcolor.train.loop import TrainOptions, TrainStep, batch_indices, train
 from helpers import TensorColourDataset, smooth_colour_images
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,6 +44,9 @@ def test_batch_indices_cover_each_epoch_and_split_ranks():
     r1 = batch_indices(n, 0, 2, seed=1, rank=1, world=2)
     assert not set(r0) & set(r1)
     assert batch_indices(n, 4, b, seed=1) == batch_indices(n, 4, b, seed=1)
+    perms: dict[int, list[int]] = {}  # the loop's per-run cache gives the same stream, one epoch held
+    assert [i for s in range(10) for i in batch_indices(n, s, b, seed=1, perms=perms)] == stream
+    assert list(perms) == [2] and len(perms[2]) == n
 
 
 def test_training_reduces_loss_and_writes_run(tmp_path):
@@ -185,3 +188,41 @@ def test_the_loop_follows_the_methods_learning_rate_schedule(tmp_path):
     m.training_step, m.configure_optimizers = spy, keep
     train(m, _dataset(4, 16), _opts(tmp_path, steps=9, batch_size=2))
     assert seen == pytest.approx([3e-3] * 4 + [1e-3] * 4 + [3e-4])  # drops at steps 4 (4/9·9) and 8 (≥ 7.5)
+
+
+def test_train_step_matches_a_plain_optimiser_step():
+    """The loop's fused Adam gives the weights of PyTorch's per-tensor default up to rounding."""
+    batch = {"l": torch.rand(4, 1, 16, 16) * 2 - 1, "ab": torch.rand(4, 2, 16, 16) * 2 - 1}
+    torch.manual_seed(0)
+    fast = build_method("unet", "tiny")
+    slow = build_method("unet", "tiny")
+    slow.load_state_dict(fast.state_dict())
+    start = [p.detach().clone() for p in fast.parameters()]
+    fast_opts, slow_opts = fast.configure_optimizers(), slow.configure_optimizers()
+    step = TrainStep(fast, fast_opts, bf16=False, device=torch.device("cpu"))
+    assert all(g["fused"] and not g["foreach"] for g in fast_opts["generator"].param_groups)
+    for i in range(3):
+        torch.manual_seed(i)
+        logs = step(batch, i, 3)
+        torch.manual_seed(i)
+        for phase in slow.training_step(batch, i):
+            slow_opts[phase.optimizer].zero_grad()
+            phase.loss.backward()
+            slow_opts[phase.optimizer].step()
+        assert logs is not None and set(logs) == {"loss/l1"}
+    for a, b in zip(fast.parameters(), slow.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+    assert not any(torch.equal(a, b) for a, b in zip(fast.parameters(), start, strict=True))
+
+
+def test_grads_finite_is_exact_even_when_a_sum_overflows():
+    from fewcolor.train.loop import _grads_finite
+
+    p, q = torch.nn.Parameter(torch.zeros(4)), torch.nn.Parameter(torch.zeros(3))
+    p.grad, q.grad = torch.ones(4), torch.full((3,), 3e38)  # finite, but their sum overflows
+    assert _grads_finite([p, q])
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        q.grad = torch.tensor([1.0, bad, 2.0])
+        assert not _grads_finite([p, q])
+    q.grad = None
+    assert _grads_finite([p, q]) and _grads_finite([q])

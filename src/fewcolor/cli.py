@@ -354,8 +354,9 @@ def train_cmd(
         from fewcolor.io.warm_start import warm_start
 
         click.echo(warm_start(method, resolve_model_arg(init, "--init")).summary(), err=True)
-    dataset = ImageFolderDataset(
-        data_dir, split_file=split_file, transform=method.train_transform(crop, flip=not no_flip), seed=seed
+    dataset = ImageFolderDataset(  # cache: each image decoded and resized once (docs/PERFORMANCE.md)
+        data_dir, split_file=split_file, transform=method.train_transform(crop, flip=not no_flip), seed=seed,
+        cache=True,
     )
     if steps is None and epochs is None:
         steps = method.suggested_steps(len(dataset), batch_size) or 1000

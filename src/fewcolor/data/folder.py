@@ -35,13 +35,15 @@ from fewcolor.color.normalize import normalize_ab, normalize_l
 from fewcolor.data.cache import load_scan_cache, save_scan_cache
 from fewcolor.data.grey import is_grey
 from fewcolor.data.splits import read_split, validate_split_path
-from fewcolor.data.transforms import generator_for
+from fewcolor.data.transforms import generator_for, split_deterministic
 from fewcolor.io.image import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, ImageReadError, list_images, read_rgb
 
-__all__ = ["MAX_ASPECT", "TRAIN_PIXEL_BUDGET", "ImageFolderDataset", "scan_images", "shape_problem"]
+__all__ = ["CACHE_BYTES", "MAX_ASPECT", "TRAIN_PIXEL_BUDGET", "ImageFolderDataset", "scan_images", "shape_problem"]
 
 #: images above this many pixels are reduced on decode (2000×2000: far above any training crop)
 TRAIN_PIXEL_BUDGET = 4_000_000
+#: default memory budget of ``ImageFolderDataset(cache=True)`` (2 GiB: about 40,000 images of 64×64 in float32)
+CACHE_BYTES = 2 * 2**30
 #: longer side / shorter side above this is skipped (memory grows with the strip's length)
 MAX_ASPECT = 20.0
 
@@ -130,8 +132,12 @@ class ImageFolderDataset(Dataset):
             three; any other callable is called as ``transform(rgb)``.
         skip_grey: drop images that :func:`~fewcolor.data.grey.is_grey` calls grey (counted in ``num_grey``).
         seed: base seed of the transform randomness; ``set_epoch`` changes it per epoch.
-        cache: keep each decoded (pre-transform) RGB tensor in memory after its first read
-            (per process: each DataLoader worker holds its own copy).
+        cache: keep each image in memory after its first read, decoded and passed through the
+            transform's deterministic leading steps (``train_transform``'s Resize: a crop-sized copy, not
+            the full-size decode), so later epochs skip decoding and resizing; samples are unchanged.
+            Up to ``cache_bytes`` (later images are decoded on each read); per process: each DataLoader
+            worker holds its own copy.
+        cache_bytes: memory budget of ``cache``.
         background: RGB in [0, 1] that transparent pixels are composited on.
         max_pixels: decompression-bomb limit passed to :func:`~fewcolor.io.image.read_rgb`.
         scan_cache: reuse / update the on-disk scan cache under ``FEWCOLOR_HOME``.
@@ -151,6 +157,7 @@ class ImageFolderDataset(Dataset):
         skip_grey: bool = True,
         seed: int = 0,
         cache: bool = False,
+        cache_bytes: int = CACHE_BYTES,
         background: Sequence[float] = (1.0, 1.0, 1.0),
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         scan_cache: bool = True,
@@ -169,6 +176,8 @@ class ImageFolderDataset(Dataset):
         self.max_pixels = max_pixels
         self.pixel_budget = pixel_budget
         self._memory: dict[int, torch.Tensor] | None = {} if cache else None
+        self.cache_bytes, self._cached_bytes = int(cache_bytes), 0
+        self._head, self._tail = split_deterministic(transform)
 
         source = "the folder"
         if split_file is not None:
@@ -211,12 +220,12 @@ class ImageFolderDataset(Dataset):
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} images in {self.root}")
         index = index % len(self)
-        rgb = self.read(index)
-        if self.transform is not None:
-            if getattr(self.transform, "random", False):
-                rgb = self.transform(rgb, generator_for(self.seed, self.epoch, index))
+        rgb = self._prepared(index)
+        if self._tail is not None:
+            if getattr(self._tail, "random", False):
+                rgb = self._tail(rgb, generator_for(self.seed, self.epoch, index))
             else:
-                rgb = self.transform(rgb)
+                rgb = self._tail(rgb)
         rgb = rgb.contiguous()
         lab = rgb_to_lab(rgb)
         return {
@@ -229,13 +238,23 @@ class ImageFolderDataset(Dataset):
         }
 
     def read(self, index: int) -> torch.Tensor:
-        """The decoded, untransformed RGB of image ``index`` (from the memory cache when enabled)."""
+        """The decoded, untransformed RGB of image ``index`` (from the memory cache when it holds that)."""
+        if self._head is None:
+            return self._prepared(index)
+        return read_rgb(self.root / self.paths[index], background=self.background, max_pixels=self.max_pixels,
+                        pixel_budget=self.pixel_budget)
+
+    def _prepared(self, index: int) -> torch.Tensor:
+        """Image ``index`` decoded and through the transform's deterministic leading steps (cached)."""
         if self._memory is not None and index in self._memory:
             return self._memory[index]
         rgb = read_rgb(self.root / self.paths[index], background=self.background, max_pixels=self.max_pixels,
                        pixel_budget=self.pixel_budget)
-        if self._memory is not None:
+        if self._head is not None:
+            rgb = self._head(rgb)
+        if self._memory is not None and self._cached_bytes + rgb.nbytes <= self.cache_bytes:
             self._memory[index] = rgb
+            self._cached_bytes += rgb.nbytes
         return rgb
 
     def set_epoch(self, epoch: int) -> None:

@@ -12,7 +12,7 @@ returns exactly the same sample for the same triple, in any process, on any work
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +29,7 @@ __all__ = [
     "few_shot_transform",
     "generator_for",
     "pad_square_resize",
+    "split_deterministic",
     "train_transform",
     "working_size",
 ]
@@ -214,6 +215,22 @@ class Compose(Transform):
 
     def __repr__(self) -> str:
         return f"Compose([{', '.join(map(repr, self.transforms))}])"
+
+
+def split_deterministic(transform: Callable[..., torch.Tensor] | None
+                        ) -> tuple[Transform | None, Callable[..., torch.Tensor] | None]:
+    """``transform`` as (its leading deterministic steps, the rest); either may be None.
+
+    Applying the first, then the second (with the same generator) gives exactly ``transform``'s output,
+    so a dataset can cache the first part's result per image (e.g. ``train_transform``'s Resize).
+    """
+    if isinstance(transform, Compose):
+        k = next((i for i, t in enumerate(transform.transforms) if t.random), len(transform.transforms))
+        head, tail = transform.transforms[:k], transform.transforms[k:]
+        return (Compose(head) if head else None), (Compose(tail) if tail else None)
+    if isinstance(transform, Transform) and not transform.random:
+        return transform, None
+    return None, transform
 
 
 def _fits(size: tuple[int, int], h: int, w: int, who: str) -> tuple[int, int]:

@@ -65,6 +65,9 @@ class Method(nn.Module):
     presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": {}}
     #: the network's working-resolution sides are rounded to a multiple of this
     size_multiple: ClassVar[int] = 1
+    #: train on the CPU with 4-d weights in channels-last memory format (set where it measured faster:
+    #: docs/PERFORMANCE.md); the training loop converts the module, checkpoints are stored contiguous
+    channels_last: ClassVar[bool] = False
     #: the training step of a loaded checkpoint (set by ``load_method``)
     checkpoint_step: int = 0
     #: typed keyword options ``predict_ab`` accepts; the CLI, the pipeline and ``fewcolor methods``

@@ -76,6 +76,7 @@ class BaseColorizer(Method):
     name = "base"
     summary = "fewcolor's base colorizer: pretrained encoder + U-Net decoder, 313-bin classification + L1"
     Config = BaseColorizerConfig
+    channels_last = True  #: measured faster on the CPU (docs/PERFORMANCE.md)
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "paper": {},
         "cpu": {},

@@ -72,6 +72,7 @@ class ConditionalGAN(Method):
     name = "cgan"
     summary = "pix2pix-style conditional GAN (U-Net or CIC generator; PatchGAN/DCGAN/EBGAN critic; 6 GAN losses)"
     Config = CGANConfig
+    channels_last = True  #: measured faster on the CPU (docs/PERFORMANCE.md)
     #: `fewcolor adapt` defaults, measured on the emoji fixture (docs/ADAPT.md)
     adapt_defaults = AdaptSettings(steps=300, lr_factor=1)
     presets: ClassVar[dict[str, dict[str, Any]]] = {

@@ -77,6 +77,7 @@ class ColorfulColorization(Method):
     name = "cic"
     summary = "Zhang et al. 2016 colorization as 313-bin classification with class rebalancing"
     Config = CICConfig
+    channels_last = True  #: measured faster on the CPU (docs/PERFORMANCE.md)
     #: `fewcolor adapt` defaults, measured on the emoji fixture (docs/ADAPT.md)
     adapt_defaults = AdaptSettings(steps=100, lr_factor=1)
     presets: ClassVar[dict[str, dict[str, Any]]] = {

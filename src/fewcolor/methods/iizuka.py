@@ -72,6 +72,7 @@ class Iizuka(Method):
     name = "iizuka"
     summary = "Iizuka et al. 2016 global+local fusion network with a classification side loss"
     Config = IizukaConfig
+    channels_last = True  #: measured faster on the CPU (docs/PERFORMANCE.md)
     #: `fewcolor adapt` defaults, measured on the emoji fixture (docs/ADAPT.md)
     adapt_defaults = AdaptSettings(steps=30, lr_factor=1)
     presets: ClassVar[dict[str, dict[str, Any]]] = {
