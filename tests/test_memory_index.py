@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -150,3 +152,21 @@ def test_int8_scores_are_close_to_fp32():
     q = queries(6, 72)
     approx = Int8Keys(keys).scores(q).float()
     assert (approx - q @ keys.t()).abs().max().item() < 5e-3
+
+
+@needs_kernel
+def test_broadcast_of_the_buffers_marks_the_index_stale(tmp_path: Path):
+    # Collectives write without bumping the in-place version counter; broadcast_buffers bumps it.
+    import torch.distributed as dist
+
+    from fewcolor.meta.distributed import broadcast_buffers
+
+    mem = filled(500)
+    mem.topk(queries(2), 4)
+    assert mem._index is not None and mem._index.matches(mem.keys)
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        broadcast_buffers(mem)
+    finally:
+        dist.destroy_process_group()
+    assert not mem._index.matches(mem.keys)
