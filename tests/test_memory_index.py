@@ -170,3 +170,12 @@ def test_broadcast_of_the_buffers_marks_the_index_stale(tmp_path: Path):
     finally:
         dist.destroy_process_group()
     assert not mem._index.matches(mem.keys)
+
+
+def test_a_memory_made_in_inference_mode_searches_exactly():
+    with torch.inference_mode():  # its keys cannot tell the index about in-place writes
+        mem = filled(300)
+        q = queries(2)
+        assert not mem.indexed
+        _, idx = mem.topk(q, 10)
+        assert torch.equal(idx, mem.similarities(q).topk(10, dim=1).indices)

@@ -139,8 +139,10 @@ class ColorMemory(nn.Module):
 
     @property
     def indexed(self) -> bool:
-        """Whether queries go through the int8 index (large memory, vectorised int8 kernel here)."""
-        return self.slots >= self.index_min_slots and int8_scan_available(self.keys.device)
+        """Whether queries go through the int8 index: a large memory, a vectorised int8 kernel here, and keys
+        that track in-place changes (tensors made under ``torch.inference_mode`` do not: exact search)."""
+        return (self.slots >= self.index_min_slots and int8_scan_available(self.keys.device)
+                and not self.keys.is_inference())
 
     def _current_index(self) -> Int8Keys:
         if self._index is None or not self._index.matches(self.keys):
