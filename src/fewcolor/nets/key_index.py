@@ -4,7 +4,7 @@ Each key row ``K[i]`` is stored as int8 codes ``c[i]`` and one scale ``s[i]`` (s
 ``s[i] = max|K[i]| / 127`` rounded to bf16, ``c[i] = round(K[i] / s[i])``), a quarter of the fp32 bytes.
 Scoring a batch of queries against all rows is ATen's fused int8-weight kernel
 (``torch.ops.aten._weight_int8pack_mm``: bf16 activations × int8 rows × per-row scale), which is
-vectorised for the AVX2 and AVX512 CPU capabilities. The scores are approximate (about ±1e-3 on a unit
+vectorised for the AVX2 and AVX512 CPU capabilities. The scores are approximate (about ±2e-3 on a unit
 dot product): :class:`fewcolor.nets.memory.ColorMemory` uses them only to pick candidates, then
 re-ranks those exactly in fp32.
 
