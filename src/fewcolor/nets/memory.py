@@ -38,7 +38,8 @@ from torch import nn
 
 from fewcolor.nets.key_index import Int8Keys, int8_scan_available
 
-#: memories with at least this many slots use the int8 index (below it exact search is as fast; measured)
+#: memories with at least this many slots use the int8 index (below it, exact search of a batch of 16
+#: queries is faster: measured in docs/MEMOPAINTER.md)
 INDEX_MIN_SLOTS = 32_768
 #: extra candidates re-ranked exactly beyond k: max(this, k // 2)
 RERANK_MARGIN = 64
@@ -124,9 +125,12 @@ class ColorMemory(nn.Module):
     def similarities(self, q: torch.Tensor, exclude_sources: torch.Tensor | None = None) -> torch.Tensor:
         """Cosine similarity ``q·K`` (B, m) of unit queries to every key; empty slots get −inf, and so do
         slots written by ``exclude_sources[b]`` (B,) when given (leave-one-out retrieval)."""
+        self._check_queries(q)
+        return self._mask(q @ self.keys.to(q.dtype).t(), exclude_sources)
+
+    def _check_queries(self, q: torch.Tensor) -> None:
         if q.ndim != 2 or q.shape[1] != self.key_dim:
             raise ValueError(f"queries must be (B, {self.key_dim}), got {tuple(q.shape)}")
-        return self._mask(q @ self.keys.to(q.dtype).t(), exclude_sources)
 
     def _mask(self, s: torch.Tensor, exclude_sources: torch.Tensor | None) -> torch.Tensor:
         """``s`` (B, m) with empty slots, and slots written by ``exclude_sources[b]``, set to −inf."""
@@ -151,8 +155,7 @@ class ColorMemory(nn.Module):
 
     def _indexed_topk(self, q: torch.Tensor, k: int, exclude_sources: torch.Tensor | None
                       ) -> tuple[torch.Tensor, torch.Tensor]:
-        if q.ndim != 2 or q.shape[1] != self.key_dim:
-            raise ValueError(f"queries must be (B, {self.key_dim}), got {tuple(q.shape)}")
+        self._check_queries(q)
         with torch.no_grad():
             approx = self._mask(self._current_index().scores(q), exclude_sources)
             approx_top, cand = approx.topk(min(self.slots, k + max(RERANK_MARGIN, k // 2)), dim=1)
