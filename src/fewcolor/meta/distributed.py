@@ -41,16 +41,22 @@ def broadcast_module(module: torch.nn.Module, src: int = 0) -> None:
     if not is_distributed():
         return
     with torch.no_grad():
-        for t in [*module.parameters(), *module.buffers()]:
+        tensors = [*module.parameters(), *module.buffers()]
+        for t in tensors:
             dist.broadcast(t.data, src)
+        # Collectives bypass the in-place version counter; bump it so caches derived from a tensor
+        # (the colour memory's int8 key index) see the change.
+        torch.autograd.graph.increment_version(tensors)
 
 
 def broadcast_buffers(module: torch.nn.Module, src: int = 0) -> None:
     if not is_distributed():
         return
     with torch.no_grad():
-        for b in module.buffers():
+        buffers = list(module.buffers())
+        for b in buffers:
             dist.broadcast(b.data, src)
+        torch.autograd.graph.increment_version(buffers)
 
 
 def average_gradients(params: Iterable[torch.nn.Parameter]) -> None:

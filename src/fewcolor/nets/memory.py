@@ -14,6 +14,15 @@ The update rule (paper §3.1, "Memory update"): for a query ``q`` with true colo
 and ``A[n1] ← 0``; otherwise ``(q, v)`` is written into a slot chosen at random among the oldest (empty
 slots first) and that slot's age is reset. Every other slot ages by one per update call.
 
+Large memories (``slots >= index_min_slots``, 32,768 by default, on a CPU whose int8 kernel is vectorised)
+search in two stages: an int8 copy of the keys (:class:`fewcolor.nets.key_index.Int8Keys`) scores every
+slot approximately, and the best ``k + max(64, k/2)`` candidates are re-ranked exactly in fp32, so the
+returned similarities are exact (and differentiable in ``q``) and the top-k equals exact search unless a
+true neighbour falls outside the candidates (recall@256 = 1.0 measured on random unit keys, m = 100k). The
+int8 copy is a cache, never saved: built on the first large query, re-quantised row by row when this
+module writes a key, rebuilt when the keys change any other way. Smaller memories (the usual few thousand
+training slots) search exactly, as before. Measurements: docs/MEMOPAINTER.md, "Retrieval at scale".
+
 "Within δ" is decided by a colour distance (symmetric KL for C_dist, CIEDE2000 for C_RGB; see
 :mod:`fewcolor.methods.memopainter`) or, for the supervised upper bound of Table 2, by label equality.
 """
@@ -26,6 +35,14 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from fewcolor.nets.key_index import Int8Keys, int8_scan_available
+
+#: memories with at least this many slots use the int8 index (below it, exact search of a batch of 16
+#: queries is faster: measured in docs/MEMOPAINTER.md)
+INDEX_MIN_SLOTS = 32_768
+#: extra candidates re-ranked exactly beyond k: max(this, k // 2)
+RERANK_MARGIN = 64
 
 #: ``distance(a, b)``: colour-feature distance, broadcasting over leading dims: (..., D), (..., D) -> (...)
 ValueDistance = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -63,6 +80,7 @@ class ColorMemory(nn.Module):
         distance: ValueDistance,
         threshold: float,
         seed: int = 0,
+        index_min_slots: int = INDEX_MIN_SLOTS,
     ) -> None:
         super().__init__()
         if slots < 1 or key_dim < 1 or value_dim < 1:
@@ -73,6 +91,8 @@ class ColorMemory(nn.Module):
         self.distance = distance
         self.threshold = float(threshold)
         self.seed = int(seed)
+        self.index_min_slots = int(index_min_slots)
+        self._index: Int8Keys | None = None  # derived cache of `keys`, not state: see the module docstring
         self._allocate(int(slots))
 
     def _allocate(self, slots: int, device: torch.device | None = None) -> None:
@@ -85,6 +105,7 @@ class ColorMemory(nn.Module):
         self.register_buffer("filled", torch.zeros(slots, dtype=torch.bool, device=device))
         self.register_buffer("sources", torch.full((slots,), -1, dtype=torch.long, device=device))
         self.register_buffer("labels", torch.full((slots,), -1, dtype=torch.long, device=device))
+        self._index = None
 
     @property
     def slots(self) -> int:
@@ -104,24 +125,63 @@ class ColorMemory(nn.Module):
     def similarities(self, q: torch.Tensor, exclude_sources: torch.Tensor | None = None) -> torch.Tensor:
         """Cosine similarity ``q·K`` (B, m) of unit queries to every key; empty slots get −inf, and so do
         slots written by ``exclude_sources[b]`` (B,) when given (leave-one-out retrieval)."""
+        self._check_queries(q)
+        return self._mask(q @ self.keys.to(q.dtype).t(), exclude_sources)
+
+    def _check_queries(self, q: torch.Tensor) -> None:
         if q.ndim != 2 or q.shape[1] != self.key_dim:
             raise ValueError(f"queries must be (B, {self.key_dim}), got {tuple(q.shape)}")
-        s = q @ self.keys.to(q.dtype).t()
-        s = s.masked_fill(~self.filled, float("-inf"))
+
+    def _mask(self, s: torch.Tensor, exclude_sources: torch.Tensor | None) -> torch.Tensor:
+        """``s`` (B, m) with empty slots, and slots written by ``exclude_sources[b]``, set to −inf."""
+        if self.num_filled < self.slots:  # a full memory (the large-memory case) skips a (B, m) copy
+            s = s.masked_fill(~self.filled, float("-inf"))
         if exclude_sources is not None:
             own = self.sources[None, :] == exclude_sources.to(self.sources.device)[:, None]
             s = s.masked_fill(own & (exclude_sources.to(self.sources.device)[:, None] >= 0), float("-inf"))
         return s
 
+    @property
+    def indexed(self) -> bool:
+        """Whether queries go through the int8 index: a large memory, a vectorised int8 kernel here, and keys
+        that track in-place changes (tensors made under ``torch.inference_mode`` do not: exact search)."""
+        return (self.slots >= self.index_min_slots and int8_scan_available(self.keys.device)
+                and not self.keys.is_inference())
+
+    def _current_index(self) -> Int8Keys:
+        if self._index is None or not self._index.matches(self.keys):
+            self._index = Int8Keys(self.keys)
+        return self._index
+
+    def _indexed_topk(self, q: torch.Tensor, k: int, exclude_sources: torch.Tensor | None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        self._check_queries(q)
+        with torch.no_grad():
+            approx = self._mask(self._current_index().scores(q), exclude_sources)
+            approx_top, cand = approx.topk(min(self.slots, k + max(RERANK_MARGIN, k // 2)), dim=1)
+        exact = torch.einsum("bd,brd->br", q, self.keys[cand].to(q.dtype))
+        exact = exact.masked_fill(approx_top == float("-inf"), float("-inf"))
+        sims, best = exact.topk(k, dim=1)
+        return sims, cand.gather(1, best)
+
     def topk(self, q: torch.Tensor, k: int, exclude_sources: torch.Tensor | None = None
              ) -> tuple[torch.Tensor, torch.Tensor]:
         """The ``k`` nearest filled slots of each query: (similarities (B,k'), slot indices (B,k')),
         best first, with ``k' = min(k, number of filled slots)`` (excluded slots come last, at −inf).
-        Raises on an empty memory."""
+        Raises on an empty memory. Exact search for small memories; large ones go through the int8 index
+        (see the module docstring)."""
         n = self.num_filled
         if n == 0:
             raise RuntimeError("the colour memory is empty: train the model (or write to the memory) first")
+        if self.indexed:
+            return self._indexed_topk(q, min(int(k), n), exclude_sources)
         return self.similarities(q, exclude_sources).topk(min(int(k), n), dim=1)
+
+    def _nearest(self, q: torch.Tensor) -> int:
+        """The nearest filled slot of one query (1, E) (the memory must not be empty)."""
+        if self.indexed:
+            return int(self._indexed_topk(q, 1, None)[1][0, 0])
+        return int(self.similarities(q).argmax(dim=1))
 
     def retrieve(self, q: torch.Tensor, k: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Values of the top-``k`` slots (B,k',D), their similarities (B,k') and slot indices (B,k')."""
@@ -141,12 +201,19 @@ class ColorMemory(nn.Module):
     @torch.no_grad()
     def write(self, slot: int, key: torch.Tensor, value: torch.Tensor, source: int = -1, label: int = -1) -> None:
         """Write one slot directly: unit-normalised key, value, age 0."""
-        self.keys[slot] = F.normalize(key.to(self.keys), dim=0)
+        self._set_key(slot, F.normalize(key.to(self.keys), dim=0))
         self.values[slot] = value.to(self.values)
         self.ages[slot] = 0
         self.filled[slot] = True
         self.sources[slot] = int(source)
         self.labels[slot] = int(label)
+
+    def _set_key(self, slot: int, key: torch.Tensor) -> None:
+        """``K[slot] ← key``, keeping a current int8 index current (one row re-quantised)."""
+        current = self._index is not None and self._index.matches(self.keys)
+        self.keys[slot] = key
+        if current and self._index is not None:
+            self._index.refresh(self.keys, slot)
 
     @torch.no_grad()
     def write_oldest(self, key: torch.Tensor, value: torch.Tensor, generator: torch.Generator | None = None,
@@ -194,13 +261,13 @@ class ColorMemory(nn.Module):
         for i in range(b):
             hit = False
             if self.num_filled:
-                n1 = int(self.similarities(q[i : i + 1]).argmax(dim=1))
+                n1 = self._nearest(q[i : i + 1])
                 if supervised:
                     hit = int(self.labels[n1]) == lab[i]
                 else:
                     hit = bool(self.distance(self.values[n1], values[i]) < self.threshold)
             if hit:
-                self.keys[n1] = F.normalize(q[i] + self.keys[n1], dim=0)
+                self._set_key(n1, F.normalize(q[i] + self.keys[n1], dim=0))
                 self.ages[n1] = 0
                 confirmed += 1
                 touched.append(n1)

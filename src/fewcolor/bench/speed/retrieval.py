@@ -1,0 +1,82 @@
+"""Speed part ``retrieval``: MemoPainter's top-256 memory query at scale (issue #18, item 5).
+
+A seeded memory of random unit keys (every slot filled) is queried with random unit queries, at batch 1
+and 16: exact fp32 search (``q @ K.T`` then top-k, what small memories do) against the int8 index with
+exact re-rank (what :class:`fewcolor.nets.memory.ColorMemory` does at ``slots >= index_min_slots``).
+Random keys are the hard case for any pruning index and the fair one for a full scan: the int8 scan's
+recall does not depend on how the keys cluster. Full run: m = 100,000, d = 512; quick: m = 20,000.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from functools import partial
+
+import torch
+
+from fewcolor.bench.speed import Row
+from fewcolor.nets.key_index import Int8Keys, int8_scan_available
+from fewcolor.nets.memory import ColorMemory
+
+PART = "retrieval"
+TOP_K = 256
+KEY_DIM = 512
+TARGET_MS = 5.0
+TARGET_RECALL = 0.95
+
+
+def recall(found: torch.Tensor, exact: torch.Tensor) -> float:
+    """Share of the exact top-k slot indices (B, k) that ``found`` (B, k') also holds, row by row."""
+    return float((exact[:, :, None] == found[:, None, :]).any(dim=2).float().mean())
+
+
+def _median_ms(fn: Callable[[], object], reps: int) -> float:
+    fn()  # warm-up (and the lazy index build, when there is one)
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1e3 * statistics.median(times)
+
+
+def _exact_topk(memory: ColorMemory, q: torch.Tensor) -> torch.return_types.topk:
+    return memory.similarities(q).topk(TOP_K, dim=1)
+
+
+def _memory(slots: int) -> ColorMemory:
+    memory = ColorMemory(slots, KEY_DIM, 1, lambda a, b: (a - b).abs().sum(-1), 0.0, seed=0, index_min_slots=0)
+    memory.filled.fill_(True)  # the seeded random unit keys become the memory's contents
+    return memory
+
+
+def measure(quick: bool) -> list[Row]:
+    slots = 20_000 if quick else 100_000
+    reps = 5 if quick else 15
+    size = f"m = {slots:,}, d = {KEY_DIM}" + (" (quick: smaller m)" if quick else "")
+    memory = _memory(slots)
+    g = torch.Generator().manual_seed(1)
+    queries = torch.nn.functional.normalize(torch.randn(64, KEY_DIM, generator=g), dim=1)
+    fast = memory.indexed
+    method = "int8 scan + fp32 re-rank" if fast else "exact fp32 (int8 kernel not vectorised here)"
+    rows = []
+    with torch.no_grad():
+        for b in (1, 16):
+            exact_ms = _median_ms(partial(_exact_topk, memory, queries[:b]), reps) / b
+            rows.append(Row(PART, f"exact fp32 top-{TOP_K}, batch {b}", exact_ms, "ms/query", note=size))
+        for b in (1, 16):
+            ms = _median_ms(partial(memory.topk, queries[:b], TOP_K), reps) / b
+            rows.append(Row(PART, f"{method}, batch {b}", ms, "ms/query", TARGET_MS, False, size))
+        exact = _exact_topk(memory, queries).indices
+        rows.append(Row(PART, f"recall@{TOP_K} vs exact", recall(memory.topk(queries, TOP_K)[1], exact), "",
+                        TARGET_RECALL,
+                        note=f"{len(queries)} random queries, {size}"))
+        if int8_scan_available(memory.keys.device):
+            build = _median_ms(lambda: Int8Keys(memory.keys), 1 if quick else 3)
+            rows.append(Row(PART, "int8 index build", build, "ms", note=f"{size}; lazily, on the first large query"))
+            key = torch.randn(KEY_DIM, generator=g)
+            write = _median_ms(lambda: memory.write(7, key, torch.zeros(1)), 50)
+            rows.append(Row(PART, "slot write, index kept current", write, "ms", note="one row re-quantised"))
+    return rows
