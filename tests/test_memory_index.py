@@ -179,3 +179,14 @@ def test_a_memory_made_in_inference_mode_searches_exactly():
         assert not mem.indexed
         _, idx = mem.topk(q, 10)
         assert torch.equal(idx, mem.similarities(q).topk(10, dim=1).indices)
+
+
+@needs_kernel
+def test_duplicate_keys_rank_the_lower_slot_first_like_exact_search():
+    mem = filled(2000)
+    key = queries(1, seed=21)[0]
+    for slot in (300, 17, 250):
+        mem.write(slot, key, torch.zeros(1))
+    _, idx = mem.topk(key[None], 3)
+    assert idx.tolist() == [[17, 250, 300]]
+    assert mem._nearest(key[None]) == 17 == int(mem.similarities(key[None]).argmax(dim=1))

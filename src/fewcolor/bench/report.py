@@ -35,8 +35,6 @@ def markdown_table(
 ) -> str:
     commit = git_commit()
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    head = "| method | preset | seeds | queries | adaptation | " + " | ".join(t for _, t in TABLE_METRICS) + " |"
-    sep = "|" + "---|" * (5 + len(TABLE_METRICS))
     lines = [
         f"### {protocol.name} ({size}) — {now}",
         "",
@@ -48,8 +46,16 @@ def markdown_table(
         f"Command: `{command}`  ",
         f"Commit: `{commit}`; machine: {machine_description()}; wall time {wall_seconds / 60:.1f} min.",
         "",
-        head,
-        sep,
+        table_rows(summaries),
+    ]
+    return "\n".join(lines)
+
+
+def table_rows(summaries: Sequence[dict[str, Any]]) -> str:
+    """The markdown table (header and one row per method) of saved summaries (``results/<protocol>/M.json``)."""
+    lines = [
+        "| method | preset | seeds | queries | adaptation | " + " | ".join(t for _, t in TABLE_METRICS) + " |",
+        "|" + "---|" * (5 + len(TABLE_METRICS)),
     ]
     for s in summaries:
         cells = [_fmt(s["aggregate"][k]) for k, _ in TABLE_METRICS]

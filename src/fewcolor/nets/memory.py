@@ -159,10 +159,14 @@ class ColorMemory(nn.Module):
         with torch.no_grad():
             approx = self._mask(self._current_index().scores(q), exclude_sources)
             approx_top, cand = approx.topk(min(self.slots, k + max(RERANK_MARGIN, k // 2)), dim=1)
+            # candidates in slot order and a stable sort: equal similarities rank the lower slot first,
+            # as the exact search's argmax does (duplicate keys are common in a colour memory)
+            cand, order = cand.sort(dim=1)
+            excluded = approx_top.gather(1, order) == float("-inf")
         exact = torch.einsum("bd,brd->br", q, self.keys[cand].to(q.dtype))
-        exact = exact.masked_fill(approx_top == float("-inf"), float("-inf"))
-        sims, best = exact.topk(k, dim=1)
-        return sims, cand.gather(1, best)
+        exact = exact.masked_fill(excluded, float("-inf"))
+        sims, best = exact.sort(dim=1, descending=True, stable=True)
+        return sims[:, :k], cand.gather(1, best[:, :k])
 
     def topk(self, q: torch.Tensor, k: int, exclude_sources: torch.Tensor | None = None
              ) -> tuple[torch.Tensor, torch.Tensor]:
