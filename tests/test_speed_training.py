@@ -19,6 +19,12 @@ def test_gemm_peak_is_positive_and_rows_name_their_sizes(monkeypatch: pytest.Mon
     assert part("gemm") is gemm.measure and part("training") is training.measure
 
 
+def test_the_conv_engine_computes_the_same_product() -> None:
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(128, 128, generator=g), torch.randn(128, 128, generator=g)
+    torch.testing.assert_close(gemm.mm_as_conv(a, b), a @ b, rtol=1e-4, atol=1e-3)
+
+
 def test_training_rows_divide_counted_flops_by_the_peak(tmp_path: Path) -> None:
     data = training.synthetic_folder(tmp_path, 8)
     assert sorted(p.parent.name for p in data.rglob("*.png")) == ["a"] * 4 + ["b"] * 4
