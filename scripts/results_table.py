@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from fewcolor.bench.report import table_rows
+from fewcolor.bench.report import budget_sentence, table_rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,10 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(budgets) > 1:
         print("error: these summaries have different budgets; one table needs one budget", file=sys.stderr)
         return 2
-    b = summaries[0]["budget"]
-    print(f"Budget: {b['train_images']} training image-gradient evaluations per method, {b['adapt_steps']} "
-          f"adaptation steps (batch ≤ {b['batch_size']}) per episode, {b['max_episodes'] or 'all'} episodes × "
-          f"{b['max_queries'] or 'all'} queries.\n")
+    print(budget_sentence(summaries[0]["budget"]) + ".\n")
     print(table_rows(summaries))
     return 0
 

@@ -3,6 +3,7 @@ and the gallery page (the same queries in a row per method)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import shutil
 from collections.abc import Sequence
@@ -38,9 +39,7 @@ def markdown_table(
     lines = [
         f"### {protocol.name} ({size}) — {now}",
         "",
-        f"{protocol.description}. Budget: {budget.train_images} training image-gradient evaluations per method, "
-        f"{budget.adapt_steps} adaptation steps (batch ≤ {budget.batch_size}) per episode, "
-        f"{budget.max_episodes or 'all'} episodes × {budget.max_queries or 'all'} queries, "
+        f"{protocol.description}. {budget_sentence(dataclasses.asdict(budget))}, "
         f"{protocol.image_size}² px. Mean ± 95 % CI over queries (FID: over seeds, one value per seed).",
         "",
         f"Command: `{command}`  ",
@@ -49,6 +48,13 @@ def markdown_table(
         table_rows(summaries),
     ]
     return "\n".join(lines)
+
+
+def budget_sentence(budget: dict[str, Any]) -> str:
+    """"Budget: ..." of a table, from a :class:`Budget` as a dict (how summaries store it)."""
+    return (f"Budget: {budget['train_images']} training image-gradient evaluations per method, "
+            f"{budget['adapt_steps']} adaptation steps (batch ≤ {budget['batch_size']}) per episode, "
+            f"{budget['max_episodes'] or 'all'} episodes × {budget['max_queries'] or 'all'} queries")
 
 
 def table_rows(summaries: Sequence[dict[str, Any]]) -> str:

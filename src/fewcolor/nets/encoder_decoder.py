@@ -128,8 +128,12 @@ class EncoderGenerator(nn.Module):
         return self.net.size_multiple
 
     def forward(self, l_norm: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
+        return self.decode(self.net(l_norm), l_norm, temperature)
+
+    def decode(self, logits: torch.Tensor, l_norm: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
+        """Bin logits at ¼ resolution -> normalised ab at ``l_norm``'s size (annealed mean, bilinear)."""
         t = self.temperature if temperature is None else temperature
-        ab = normalize_ab(annealed_mean(self.net(l_norm).float(), t))
+        ab = normalize_ab(annealed_mean(logits.float(), t))
         return F.interpolate(ab, size=l_norm.shape[-2:], mode="bilinear", align_corners=False).clamp(-1.0, 1.0)
 
 
@@ -153,7 +157,4 @@ class ConditionedEncoderGenerator(EncoderGenerator):
         if feature.shape != (l_norm.shape[0], self.feature_dim):
             raise ValueError(f"colour feature must be ({l_norm.shape[0]}, {self.feature_dim}), "
                              f"got {tuple(feature.shape)}")
-        t = self.temperature if temperature is None else temperature
-        logits = self.net(l_norm, self.params(feature.to(l_norm.dtype)))
-        ab = normalize_ab(annealed_mean(logits.float(), t))
-        return F.interpolate(ab, size=l_norm.shape[-2:], mode="bilinear", align_corners=False).clamp(-1.0, 1.0)
+        return self.decode(self.net(l_norm, self.params(feature.to(l_norm.dtype))), l_norm, temperature)
