@@ -76,3 +76,20 @@ def test_lut_trains_on_a_folder_and_round_trips_through_a_checkpoint(tmp_path) -
     again = load_method(save_method(loaded, tmp_path / "again.safetensors"))
     l = torch.rand(1, 1, 8, 8) * 2 - 1
     torch.testing.assert_close(again.predict_ab(l), lut.predict_ab(l))
+
+
+def test_a_training_free_method_ends_its_run_at_once_without_reading_a_batch(tmp_path) -> None:
+    class CountingDataset(TensorColourDataset):
+        reads = 0
+
+        def __getitem__(self, i: int):  # type: ignore[no-untyped-def]
+            CountingDataset.reads += 1
+            return super().__getitem__(i)
+
+    data = CountingDataset(smooth_colour_images(4, 16, seed=2))
+    grey = build_method("grey", "tiny")
+    assert not grey.learns_in_steps and build_method("lut", "tiny").learns_in_steps
+    res = train(grey, data, TrainOptions(out_dir=tmp_path / "run", steps=500, batch_size=2, sample_every=0,
+                                         progress=False, tensorboard=False))
+    assert res.step == 500 and load_method(res.checkpoint).checkpoint_step == 500  # a finished run for bench's cache
+    assert CountingDataset.reads == 0  # no empty step decoded a batch

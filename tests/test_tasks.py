@@ -142,3 +142,22 @@ def test_cluster_command_states_the_default_input_size() -> None:
     result = CliRunner().invoke(main, ["cluster", "--help"], terminal_width=200)
     assert result.exit_code == 0
     assert f"[default: {DEFAULT_FEATURE_SIZE}," in " ".join(result.output.split())
+
+
+def test_bf16_descriptors_agree_with_fp32_and_are_cached_apart(emoji_dir) -> None:
+    """bf16 autocast (chosen where the CPU computes it natively) gives the fp32 descriptors to bf16 rounding;
+    its clusters are cached under their own key, named in ``tasks.info``, and fp32 keeps its old key."""
+    from fewcolor.backbones import clustering
+    from fewcolor.backbones.clustering import build_extractor, dataset_descriptors
+    from fewcolor.data.folder import ImageFolderDataset
+
+    ds = ImageFolderDataset(emoji_dir, paths=ImageFolderDataset(emoji_dir).paths[:10])
+    ext = build_extractor("alexnet", "features.11", pretrained=False, seed=5)
+    fp32 = dataset_descriptors(ds, ext, 64)
+    bf16 = dataset_descriptors(ds, ext, 64, bf16=True)
+    assert bf16.dtype == torch.float32 and not torch.equal(bf16, fp32)  # the autocast did run
+    assert torch.nn.functional.cosine_similarity(bf16, fp32).min() > 0.999
+    spec = "alexnet:features.11"
+    plain = clustering.cluster_dataset(ds, 3, backbone=spec, feature_size=64, pretrained=False)
+    fast = clustering.cluster_dataset(ds, 3, backbone=spec, feature_size=64, pretrained=False, bf16=True)
+    assert "bf16" not in plain.info and fast.info["bf16"] is True

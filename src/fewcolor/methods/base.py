@@ -68,6 +68,9 @@ class Method(nn.Module):
     #: train on the CPU with 4-d weights in channels-last memory format (set where it measured faster:
     #: docs/PERFORMANCE.md); the training loop converts the module, checkpoints are stored contiguous
     channels_last: ClassVar[bool] = False
+    #: False for training-free methods whose ``training_step`` yields nothing (set-up does all the work):
+    #: the training loop then ends at once instead of running thousands of empty steps
+    learns_in_steps: ClassVar[bool] = True
     #: the training step of a loaded checkpoint (set by ``load_method``)
     checkpoint_step: int = 0
     #: typed keyword options ``predict_ab`` accepts; the CLI, the pipeline and ``fewcolor methods``

@@ -138,6 +138,7 @@ class Exemplar(Method):
         "tiny": {"image_size": 64, "feature_size": 64},
     }
     size_multiple = 1
+    learns_in_steps = False
     inference_options = (
         InferenceOption("reference", "image-rgb", "colour from this RGB image instead of what the model stores "
                         "(exemplar: the image is the only support)"),

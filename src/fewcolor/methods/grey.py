@@ -30,6 +30,7 @@ class Grey(Method):
     Config = GreyConfig
     presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": {}, "cpu": {"image_size": 64}, "tiny": {"image_size": 32}}
     adapt_defaults = AdaptSettings(steps=0)
+    learns_in_steps = False
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {}

@@ -38,6 +38,7 @@ from fewcolor.data.transforms import Transform, train_transform
 from fewcolor.methods.base import AdaptSettings, InferenceOption, InferenceOptionError, Method, Phase
 from fewcolor.methods.registry import register_method
 from fewcolor.nets.iizuka import IizukaNet
+from fewcolor.train.hardware import native_bf16
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +227,8 @@ def cluster_labels(
     cached :func:`fewcolor.backbones.clustering.cluster_dataset`, PCA to 512 first as MetalGAN does).
     Returns ``(ids (N,), "backbone:layer[ (random weights)]")``."""
     k = max(1, min(int(k), len(data)))
-    tasks = cluster_dataset(data, k, backbone=backbone, feature_size=side, seed=seed, pretrained=pretrained)
+    tasks = cluster_dataset(data, k, backbone=backbone, feature_size=side, seed=seed, pretrained=pretrained,
+                            bf16=native_bf16())
     info = tasks.info
     tag = f"{info['backbone']}:{info['layer']}" + ("" if info["pretrained"] else " (random weights)")
     return tasks.assignments.long(), tag

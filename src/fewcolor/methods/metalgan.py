@@ -76,7 +76,7 @@ from torch import nn
 from torch.utils.data import default_collate
 from tqdm.auto import tqdm
 
-from fewcolor.backbones.clustering import build_extractor, cluster_dataset
+from fewcolor.backbones.clustering import build_extractor, cluster_dataset, descriptors
 from fewcolor.data.protocol import Dataset
 from fewcolor.data.reopen import ImagesUnreachable, reopen_images
 from fewcolor.data.tasks import ClusterTasks
@@ -91,6 +91,7 @@ from fewcolor.nets.discriminators import build_discriminator
 from fewcolor.nets.encoder_decoder import EncoderGenerator
 from fewcolor.nets.generators import ENCODER_CHOICES, l_to_ab_generator
 from fewcolor.nets.unet import UNetGenerator
+from fewcolor.train.hardware import native_bf16
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +246,8 @@ class MetalGAN(Method):
         k = min(c.n_clusters, len(train_data))
         if k < c.n_clusters:
             log.warning("metalgan: %d images cannot make %d clusters; using k=%d", len(train_data), c.n_clusters, k)
-        self.set_tasks(cluster_dataset(train_data, k, c.pca_dim, c.backbone, c.feature_size, c.seed), train_data)
+        self.set_tasks(cluster_dataset(train_data, k, c.pca_dim, c.backbone, c.feature_size, c.seed,
+                                       bf16=native_bf16()), train_data)
 
     def set_tasks(self, tasks: ClusterTasks, train_data: Dataset) -> None:
         """Use ``tasks`` (one cluster per image of ``train_data``, which supplies the tasks' batches).
@@ -483,7 +485,9 @@ class MetalGAN(Method):
         """The task of each query (B,1,H,W) normalised L: nearest centroid of its PCA-projected MAC."""
         size = int(self.task_info.get("feature_size", self.config.feature_size))
         small = F.interpolate(l.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-        feats = self._extractor()(small.clamp(-1, 1))
+        # bf16 like the training descriptors, unless this device would only emulate it
+        bf16 = bool(self.task_info.get("bf16", False)) and native_bf16(self.device)
+        feats = descriptors(self._extractor(), small.clamp(-1, 1), bf16)
         return self.tasks.assign(feats.to(self.task_pca_mean)).cpu()
 
     def _cluster_source(self, k: int) -> tuple[Any, list[int]] | None:

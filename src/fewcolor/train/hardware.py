@@ -118,3 +118,9 @@ def resolve_precision(requested: str, device: torch.device, native_cpu_bf16: boo
         return Precision("fp32", f"bf16 asked for, but {where} would emulate it (several times slower); "
                                  "training in fp32", fell_back=True)
     return Precision("fp32", f"fp32: {where} has no native bf16")
+
+
+def native_bf16(device: torch.device | str = "cpu") -> bool:
+    """Whether ``device`` computes bf16 natively (what ``--precision auto`` picks): inference passes such as
+    the cluster descriptors then run under bf16 autocast."""
+    return resolve_precision("auto", torch.device(device)).bf16

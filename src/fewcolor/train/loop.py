@@ -508,6 +508,11 @@ def _train(method: Method, dataset: Dataset, opts: TrainOptions, stop: list[int]
         dynamic_ncols=True,
     )
     step = start_step
+    if not method.learns_in_steps:
+        # a training-free method's steps would be empty: the run ends at once, saved as at a normal end
+        log.info("%s learns nothing per step: the run ends at step %d", method.name, total)
+        bar.update(total - step)
+        step = total
     while step < total:
         idx = batch_indices(n, step, opts.batch_size, opts.seed, rank, world, perms)
         batch = to_device(collate_samples(dataset, idx, epoch_of(n, step, opts.batch_size, world)), device)

@@ -25,7 +25,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from fewcolor.backbones.clustering import DEFAULT_FEATURE_SIZE, build_extractor, dataset_descriptors, resolve_backbone
+from fewcolor.backbones.clustering import (
+    DEFAULT_FEATURE_SIZE,
+    build_extractor,
+    dataset_descriptors,
+    descriptors,
+    resolve_backbone,
+)
 from fewcolor.bench.speed import Row
 from fewcolor.data.folder import ImageFolderDataset
 from fewcolor.data.recipes import dataset_dir, is_prepared
@@ -34,6 +40,7 @@ from fewcolor.data.transforms import train_transform
 from fewcolor.home import fewcolor_home
 from fewcolor.io.image import list_images, write_rgb
 from fewcolor.methods.registry import build_method
+from fewcolor.train.hardware import native_bf16
 
 PART = "setup"
 PRIOR_TARGET = 200.0  #: images per second (issue #18)
@@ -89,11 +96,11 @@ def _cluster_rows(n: int, k: int, fit_images: int) -> list[Row]:
     name, layer, pretrained = resolve_backbone("auto")
     extractor = build_extractor(name, layer, pretrained)
     size = DEFAULT_FEATURE_SIZE
+    bf16 = native_bf16()  # as MetalGAN's and Iizuka's set-up passes choose it
     with _images(candidates, n, 160) as (data, source):
-        with torch.no_grad():  # warm-up: oneDNN picks its kernels on the first batch
-            extractor(torch.zeros(2, 1, size, size).contiguous(memory_format=torch.channels_last))
+        descriptors(extractor, torch.zeros(2, 1, size, size), bf16)  # warm-up: oneDNN picks its kernels here
         start = time.perf_counter()
-        feats = dataset_descriptors(data, extractor, size, progress=False)
+        feats = dataset_descriptors(data, extractor, size, progress=False, bf16=bf16)
         rate = len(data) / (time.perf_counter() - start)
     g = torch.Generator().manual_seed(0)
     fit_images = min(fit_images, CLUSTER_IMAGES)
@@ -103,7 +110,7 @@ def _cluster_rows(n: int, k: int, fit_images: int) -> list[Row]:
     fit_tasks(many, min(k, fit_images), pca_dim=512, seed=0)
     fit_seconds = (time.perf_counter() - start) * CLUSTER_IMAGES / fit_images
     total = CLUSTER_IMAGES / rate + fit_seconds
-    what = f"{name}/{layer} at {size}px"
+    what = f"{name}/{layer} at {size}px, {'bf16 autocast' if bf16 else 'fp32'}"
     return [
         Row(PART, "cluster descriptors", rate, "img/s",
             note=f"{what}, {len(data)} {source}, {torch.get_num_threads()} threads"),
