@@ -1,11 +1,11 @@
 """An on-disk cache of adapted networks, so a test-time adaptation is paid once, not once per process.
 
-MetalGAN adapts a copy of its generator to each query's cluster before colorizing it (tens of seconds
-on a laptop CPU at the ``cpu`` preset). The result depends only on the model's weights and config, the
-cluster, the step count and the seed, so it is stored under ``FEWCOLOR_HOME/adapted/<key>.safetensors``
-and reused by every later ``colorize`` call. The key hashes the model's full state (weights and
-buffers, whichever file they came from) with the rest, so a retrained or different model never hits an
-old entry. A corrupt or foreign entry is ignored (and rewritten).
+MetalGAN adapts a copy of its generator to each query's cluster before colorizing it (this project's
+extension, not the paper's; tens of seconds on a laptop CPU at the ``cpu`` preset). The result depends
+only on the model's weights and config, the cluster, the step count and the seed, so it is stored under
+``FEWCOLOR_HOME/adapted/<key>.safetensors`` and reused by every later ``colorize`` call. The key hashes
+the model's full state (weights and buffers, whichever file they came from) with the rest, so a retrained
+or different model never hits an old entry. A corrupt or foreign entry is ignored (and rewritten).
 """
 
 from __future__ import annotations

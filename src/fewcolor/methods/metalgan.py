@@ -557,8 +557,8 @@ class MetalGAN(Method):
         steps = self.config.adapt_steps if steps is None else int(steps)
         if steps > 0 and self.has_tasks:
             return (f"with adapt_steps={steps} each query's generator is adapted at test time by gradient steps on "
-                    "its cluster's images (Algorithm 2), which no fixed graph computes; export with adapt_steps=0 "
-                    "(the meta-trained G) or export a model adapted with `fewcolor adapt`")
+                    "its cluster's images (this project's extension, not the paper's), which no fixed graph computes; "
+                    "export with adapt_steps=0 (the meta-trained G) or export a model adapted with `fewcolor adapt`")
         return None
 
     # ----- the benchmark's equal-budget hooks (see Method) ------------------------------------
