@@ -355,3 +355,24 @@ def test_discriminator_modules_are_conv_bn_relu() -> None:
     cg = build_method("cgan", "metalgan")  # the comparison baseline has the same D
     assert {type(x) for x in cg.discriminator.modules() if isinstance(x, (torch.nn.ReLU, torch.nn.LeakyReLU))} == {
         torch.nn.ReLU}
+
+
+def test_paper_preset_carries_the_papers_constants() -> None:
+    """The ``paper`` preset's constants are the paper's (docs/METALGAN.md, "Paper says | we do | why"): a
+    changed default would silently stop the preset being the paper's method."""
+    c = MetalGAN.make_config("paper")
+    # §3.1 tasks: MAC (ResNet50 layer4.0, else the VGG16 fallback) at the paper's 224 px → PCA 512 → K-means, k = 64
+    assert (c.n_clusters, c.pca_dim, c.backbone, c.feature_size) == (64, 512, "auto", 224)
+    # Algorithm 1: a random 10 % of the images as queries each epoch, one query per iteration
+    assert (c.query_fraction, c.meta_batch_size) == (0.1, 1)
+    # inner loop: N_meta-iter = 100 plain SGD steps, λ_G = 1e-4, on w_adv·L_adv + w_L1·L_L1 with w = 1, 100
+    assert (c.inner_steps, c.inner_optimizer, c.inner_lr) == (100, "sgd", 1e-4)
+    assert (c.gan_weight, c.l1_weight) == (1.0, 100.0)
+    # Reptile: θ ← θ + λ_ML(θ̃ − θ), λ_ML = 1e-3, plain and constant
+    assert (c.meta_optimizer, c.meta_lr, c.meta_lr_end) == ("sgd", 1e-3, None)
+    # §3.4: one D update per query, ε_D over every image of τ, λ_D = 1e-4, Conv-BN-ReLU modules
+    assert (c.d_steps, c.d_images, c.d_lr, c.d_activation) == (1, "task", 1e-4, "relu")
+    # pix2pix's 256 px U-Net (base 64, 8 down-samplings) and a single-logit D
+    assert (c.image_size, c.base_channels, c.depth, c.encoder, c.discriminator) == (256, 64, 8, "none", "dcgan")
+    # §3.3 test time: the meta-trained G, no adaptation to the query's cluster (that is our extension)
+    assert c.adapt_steps == 0
