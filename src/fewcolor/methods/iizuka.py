@@ -14,9 +14,10 @@ Training images are resized to a shorter side of 256 and randomly cropped to 224
 §4.1), with the paper's batch 128 in the ``paper`` preset. The labels are the
 dataset's class folders when every training image has one (and there are at least two classes);
 otherwise cluster ids: MetalGAN's clustering (MAC descriptors (Tolias et al. 2016) of the grey training
-images from resnet50 layer4.0 or vgg16 relu5_3, whichever has weights, random weights with a warning when
-none has → PCA to 512 → seeded K-means; :mod:`fewcolor.backbones.clustering`, cached). ``extra_metadata``
-records which (``label_source``).
+images from ResNet50 ``layer4.0`` (2048-d) when its weights resolve, else the MACs of VGG16 conv3_3, conv4_3
+and conv5_3 (``features.15,features.22,features.29``, after their ReLU) concatenated (1280-d), random weights
+with a warning when none has → PCA to 512 → seeded K-means; :mod:`fewcolor.backbones.clustering`, cached).
+``extra_metadata`` records which (``label_source``).
 
 Optimiser: ADADELTA as in the paper (§4.1); the cpu preset uses Adam (faster to converge on tiny runs).
 Style transfer (§5.3): ``predict_ab(l, global_from=other_l)`` takes the global features from ``other_l``.
