@@ -197,18 +197,32 @@ def test_generator_loss_is_adversarial_plus_smooth_l1_on_the_true_colour_feature
 
     torch.manual_seed(0)
     ds = four_emoji(emoji_dir)
-    method = build_method("memopainter", "tiny", {"color_feature": "rgb", "gan_weight": 1.0, "sl1_weight": 1.0})
+    # δ = 1e9: every query confirms its nearest slot, so the update below never writes the true value
+    method = build_method("memopainter", "tiny", {"color_feature": "rgb", "gan_weight": 1.0, "sl1_weight": 1.0,
+                                                  "threshold": 1e9})
     method.setup(ds)
     batch = batch_of(ds)
+    with torch.no_grad():
+        c = method.features_of(batch["rgb"])
+        # Each image's own key holds ANOTHER image's colour feature: what the memory retrieves is not C.
+        q = method.query(method.spatial_features(batch["l"]))
+        for i in range(q.shape[0]):
+            method.memory.write(i, q[i], c[(i + 1) % q.shape[0]], source=int(batch["index"][i]))
     phases = method.training_step(batch, 0)
     assert [next(phases).optimizer, next(phases).optimizer] == ["memory", "discriminator"]
     g_phase = next(phases)
     assert g_phase.optimizer == "generator" and next(phases, None) is None
-    with torch.no_grad():
-        c = method.features_of(batch["rgb"])
-        fake = method.generator(batch["l"], c)
-        d_out = method.discriminator(batch["l"], fake, c)
-        expected = F.binary_cross_entropy_with_logits(d_out, torch.ones_like(d_out)) + F.smooth_l1_loss(
-            fake, batch["ab"])
-    assert g_phase.loss.item() == pytest.approx(expected.item(), rel=1e-4)
-    assert g_phase.logs["loss/sl1"] == pytest.approx(F.smooth_l1_loss(fake, batch["ab"]).item(), rel=1e-4)
+
+    def loss_with(feature: torch.Tensor) -> tuple[float, float]:
+        with torch.no_grad():
+            fake = method.generator(batch["l"], feature)
+            d_out = method.discriminator(batch["l"], fake, feature)
+            sl1 = F.smooth_l1_loss(fake, batch["ab"])
+            return (F.binary_cross_entropy_with_logits(d_out, torch.ones_like(d_out)) + sl1).item(), sl1.item()
+
+    retrieved = method.retrieve(batch["l"], 1)[0][:, 0].detach()
+    assert (retrieved - c).abs().amax(dim=1).min() > 0.1  # the memory (after the step's update) retrieves ≠ C
+    expected, expected_sl1 = loss_with(c)
+    assert loss_with(retrieved)[0] != pytest.approx(expected, rel=1e-3)  # so the check below can tell them apart
+    assert g_phase.loss.item() == pytest.approx(expected, rel=1e-4)
+    assert g_phase.logs["loss/sl1"] == pytest.approx(expected_sl1, rel=1e-4)
