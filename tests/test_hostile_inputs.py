@@ -28,12 +28,12 @@ from PIL import Image
 
 from fewcolor.cli import main
 from fewcolor.data.folder import ImageFolderDataset
+from fewcolor.hardware import cpu_bf16_flags, cpu_has_native_bf16, resolve_device, resolve_precision
 from fewcolor.io.atomic import write_text_atomic
 from fewcolor.io.checkpoint import CheckpointError, load_checkpoint, read_metadata, save_checkpoint
 from fewcolor.io.image import ImageReadError, read_rgb, reduction_factor, write_rgb
 from fewcolor.io.paths import output_paths
 from fewcolor.methods.registry import build_method, load_method, save_method
-from fewcolor.train.hardware import cpu_bf16_flags, cpu_has_native_bf16, resolve_device, resolve_precision
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -487,7 +487,7 @@ def test_precision_decision(monkeypatch):
     assert resolve_precision("auto", cpu, native_cpu_bf16=False).name == "fp32"
     fallback = resolve_precision("bf16", cpu, native_cpu_bf16=False)
     assert fallback.name == "fp32" and fallback.fell_back and "emulate" in fallback.reason
-    import fewcolor.train.hardware as hw
+    import fewcolor.hardware as hw
 
     monkeypatch.setattr(hw, "cpu_has_native_bf16", lambda: False)
     assert resolve_precision("auto", cpu).name == "fp32"
@@ -498,7 +498,7 @@ def test_precision_decision(monkeypatch):
 
 
 def test_explicit_bf16_on_an_emulating_cpu_warns_once_and_trains_in_fp32(tmp_path, photos, monkeypatch, caplog):
-    import fewcolor.train.hardware as hw
+    import fewcolor.hardware as hw
 
     monkeypatch.setattr(hw, "cpu_has_native_bf16", lambda: False)
     code, _ = _cli([*_train_args(photos, tmp_path / "run", "--steps", 1), "--bf16"])

@@ -56,10 +56,10 @@ def _one_line(exc: BaseException) -> str:
 
 def _known_error(exc: Exception) -> click.ClickException | None:
     """The one-line click error for a known mistake or failure; None for anything else (a bug)."""
+    from fewcolor.hardware import DeviceError
     from fewcolor.io.checkpoint import CheckpointError
     from fewcolor.io.paths import OutputPathError
     from fewcolor.methods.options import ConfigError, InferenceOptionError
-    from fewcolor.train.hardware import DeviceError
 
     # registry look-ups (unknown method, preset, protocol, backbone) raise KeyError with a sentence; a bare
     # KeyError('x') is a bug and keeps its traceback
@@ -110,7 +110,7 @@ class _DeviceType(click.ParamType):
     name = "device"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        from fewcolor.train.hardware import DeviceError, resolve_device
+        from fewcolor.hardware import DeviceError, resolve_device
 
         try:
             return str(resolve_device(str(value)))
@@ -1008,7 +1008,7 @@ def cluster_cmd(
     from fewcolor.backbones.clustering import DEFAULT_FEATURE_SIZE, cluster_dataset
     from fewcolor.data.folder import ImageFolderDataset
     from fewcolor.data.tasks import write_cluster_report
-    from fewcolor.train.hardware import resolve_precision
+    from fewcolor.hardware import resolve_precision
 
     dataset = ImageFolderDataset(data_dir)
     if k > len(dataset):

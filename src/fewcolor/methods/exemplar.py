@@ -21,8 +21,8 @@ For each query (normalised L at the working resolution):
 5. Edge-aware: a confidence-weighted guided filter of the warped ab with the query's L as the guide;
    keep the warped ab where the match is confident *and* coherent (neighbouring cells moved alike).
 6. Blend with the fallback by the (guided-filtered) confidence: ``ab = c ab_transfer + (1 − c) ab_fallback``.
-   The fallback is the checkpoint named by ``fallback`` (another method, e.g. the bundled base
-   colorizer), else the supports' luminance-matched mean colour (``fewcolor.color.luminance_lut``).
+   The fallback is by default the supports' luminance-matched mean colour (``fewcolor.color.luminance_lut``),
+   or the checkpoint named by ``fallback`` (another method, e.g. the bundled base colorizer).
 
 Departures from He et al.: no learned colorization sub-network (step 5–6 replace it: guided filter and
 a fixed blend), VGG16 instead of VGG19, a simpler search than Deep Image Analogy's PatchMatch, and
@@ -73,7 +73,9 @@ class ExemplarConfig:
     filter_eps: float = 1e-3  #: guided-filter ε in normalised-L units squared
     max_supports: int = 16  #: at most this many supports are stored (a seeded choice when more are given)
     lut_bins: int = 20  #: lightness bands of the luminance-matched fallback colour
-    fallback: str = FALLBACK_BUNDLED  #: "stats", "bundled" (the bundled base colorizer, else stats), or a path
+    #: "stats" (the supports' colour per lightness; measured better than "bundled" on all three few-shot
+    #: protocols, docs/EXEMPLAR.md), "bundled" (the bundled base colorizer, else stats), or a checkpoint path
+    fallback: str = FALLBACK_STATS
     seed: int = 0  #: seed of the choice of supports when more than ``max_supports`` are given
 
 
@@ -142,8 +144,8 @@ class Exemplar(Method):
     inference_options = (
         InferenceOption("reference", "image-rgb", "colour from this RGB image instead of what the model stores "
                         "(exemplar: the image is the only support)"),
-        InferenceOption("fallback", "str", "where nothing matches, colour from this model checkpoint, 'bundled' "
-                        "(the bundled base colorizer, else 'stats') or 'stats' (the supports' colour per lightness)",
+        InferenceOption("fallback", "str", "where nothing matches, colour from 'stats' (the supports' colour per "
+                        "lightness), 'bundled' (the bundled base colorizer, else 'stats') or this model checkpoint",
                         default="the config's fallback"),
     )
 

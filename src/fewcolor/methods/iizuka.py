@@ -36,10 +36,10 @@ import torch.nn.functional as F
 from fewcolor.backbones.clustering import DEFAULT_FEATURE_SIZE, cluster_dataset
 from fewcolor.data.protocol import Dataset
 from fewcolor.data.transforms import Transform, train_transform
+from fewcolor.hardware import native_bf16
 from fewcolor.methods.base import AdaptSettings, InferenceOption, InferenceOptionError, Method, Phase
 from fewcolor.methods.registry import register_method
 from fewcolor.nets.iizuka import IizukaNet
-from fewcolor.train.hardware import native_bf16
 
 log = logging.getLogger(__name__)
 

@@ -80,6 +80,7 @@ from fewcolor.backbones.clustering import build_extractor, cluster_dataset, desc
 from fewcolor.data.protocol import Dataset
 from fewcolor.data.reopen import ImagesUnreachable, reopen_images
 from fewcolor.data.tasks import ClusterTasks
+from fewcolor.hardware import native_bf16
 from fewcolor.losses.gan import GanLoss
 from fewcolor.meta import adapt_cache
 from fewcolor.meta import distributed as dist_utils
@@ -91,7 +92,6 @@ from fewcolor.nets.discriminators import build_discriminator
 from fewcolor.nets.encoder_decoder import EncoderGenerator
 from fewcolor.nets.generators import ENCODER_CHOICES, l_to_ab_generator
 from fewcolor.nets.unet import UNetGenerator
-from fewcolor.train.hardware import native_bf16
 
 log = logging.getLogger(__name__)
 
@@ -169,8 +169,8 @@ class MetalGAN(Method):
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         # Algorithm 1 draws one query per iteration: meta-batch 1 whatever the loop's batch size.
         "paper": {"meta_batch_size": 1},
-        # cpu: 8 inner steps instead of 100, so the inner loop keeps the fresh Adam the benchmarks used
-        # (SGD with λ_G = 1e-4 moves G little in 8 steps; not measured on the benchmark yet)
+        # cpu: 8 inner steps instead of 100, so the inner loop keeps a fresh Adam: measured better than the
+        # paper's SGD at λ_G = 1e-4, which moves G little in 8 steps (docs/METALGAN.md, docs/RESULTS.md)
         "cpu": {"image_size": 64, "base_channels": 32, "depth": 6, "d_base": 32, "n_clusters": 12,
                 "inner_steps": 8, "adapt_steps": 8, "feature_size": 112, "meta_batch_size": 1,
                 "inner_optimizer": "adam"},

@@ -4,7 +4,7 @@ Per step it draws a batch (a deterministic function of seed and step, so ``resum
 exactly), sets the method's scheduled learning rates (``Method.learning_rates(step, total)``), iterates
 the method's :class:`~fewcolor.methods.base.Phase` objects, and for each: checks
 the loss is finite, back-propagates (bf16 autocast where the hardware has it, see
-:mod:`fewcolor.train.hardware`), averages gradients across ranks, checks the gradients are finite,
+:mod:`fewcolor.hardware`), averages gradients across ranks, checks the gradients are finite,
 steps the optimiser and runs ``after_step``. It writes atomic checkpoints, CSV + TensorBoard logs and
 sample grids, shows a progress bar with ETA, and rolls back to the last good checkpoint after repeated
 non-finite steps.
@@ -44,12 +44,12 @@ from torch.utils.data import default_collate
 from tqdm.auto import tqdm
 
 from fewcolor.data.protocol import Dataset
+from fewcolor.hardware import resolve_device, resolve_precision
 from fewcolor.io.atomic import atomic_path, write_text_atomic
 from fewcolor.io.checkpoint import CheckpointError, read_metadata
 from fewcolor.meta import distributed as dist_utils
 from fewcolor.methods.base import Method, Phase
 from fewcolor.methods.registry import save_method
-from fewcolor.train.hardware import resolve_device, resolve_precision
 from fewcolor.train.state import load_training_state, save_training_state
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ class TrainOptions:
     checkpoint_every: int = 500  #: 0 = only at the end
     sample_every: int = 250  #: 0 = never
     log_every: int = 10
-    precision: str = "fp32"  #: auto | fp32 | bf16 (bf16 only where native: fewcolor.train.hardware)
+    precision: str = "fp32"  #: auto | fp32 | bf16 (bf16 only where native: fewcolor.hardware)
     device: str | None = None  #: default: CUDA when present, else CPU
     resume: bool = False
     max_bad_steps: int = 3  #: consecutive non-finite steps before rolling back

@@ -5,7 +5,7 @@ warm-up. On a CPU the same product is also run as a 1×1 convolution, and the fa
 PyTorch's CPU wheel has two GEMM engines, MKL behind ``torch.mm`` and oneDNN behind convolutions, and
 on an AMD CPU oneDNN measured ~1.4× MKL (2026-12-02: 112 vs 80 GFLOP/s for n = 2048 under the same load).
 Dividing training FLOP/s by MKL's rate alone gave ratios above 1 for conv-only networks. fp32 always;
-bf16 only where the hardware computes it natively (:func:`fewcolor.train.hardware.cpu_has_native_bf16`),
+bf16 only where the hardware computes it natively (:func:`fewcolor.hardware.cpu_has_native_bf16`),
 since an emulated bf16 product says nothing about the machine's peak. On a CUDA machine the GPU's fp32
 (and bf16) peak is measured too.
 """
@@ -18,7 +18,7 @@ from collections.abc import Callable
 import torch
 
 from fewcolor.bench.speed import Row
-from fewcolor.train.hardware import cpu_has_native_bf16
+from fewcolor.hardware import cpu_has_native_bf16
 
 __all__ = ["gemm_gflops", "measure", "mm_as_conv"]
 

@@ -37,10 +37,10 @@ from fewcolor.data.folder import ImageFolderDataset
 from fewcolor.data.recipes import dataset_dir, is_prepared
 from fewcolor.data.tasks import fit_tasks
 from fewcolor.data.transforms import train_transform
+from fewcolor.hardware import native_bf16
 from fewcolor.home import fewcolor_home
 from fewcolor.io.image import list_images, write_rgb
 from fewcolor.methods.registry import build_method
-from fewcolor.train.hardware import native_bf16
 
 PART = "setup"
 PRIOR_TARGET = 200.0  #: images per second (issue #18)

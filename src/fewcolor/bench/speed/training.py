@@ -27,9 +27,9 @@ from tqdm.auto import tqdm
 from fewcolor.bench.speed import Row
 from fewcolor.bench.speed.gemm import gemm_gflops
 from fewcolor.data.folder import ImageFolderDataset
+from fewcolor.hardware import resolve_precision
 from fewcolor.io.image import write_rgb
 from fewcolor.methods.registry import build_method
-from fewcolor.train.hardware import resolve_precision
 from fewcolor.train.loop import TrainStep, batch_indices, collate_samples, epoch_of, place_method, to_device
 
 __all__ = ["METHODS", "TARGET_RATIO", "MethodSpeed", "measure", "measure_method", "synthetic_folder"]
