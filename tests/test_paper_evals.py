@@ -117,3 +117,34 @@ def test_paper_eval_errors_are_one_line(tmp_path: Path, emoji_dir: Path, unet_mo
     result = CliRunner().invoke(main, ["paper-eval", "representation", str(unet_model), "--data", str(emoji_dir),
                                        "-o", str(tmp_path / "o.json"), "--vgg", "none", "--size", "32"])
     assert result.exit_code == 1 and "cic checkpoint" in result.output and "Traceback" not in result.output
+
+
+def test_real_inception_score_runs_when_weights_carry_the_1008_way_head(tmp_path: Path) -> None:
+    """The real-IS path of MetalGAN's Table 1: seeded random InceptionV3 weights plus a 1008-way ``fc`` in a
+    weights file give an IS per image set equal to the IS formula over that network's own logits."""
+    from safetensors.torch import save_file
+
+    from fewcolor.backbones.inception import inception_v3_fid
+    from fewcolor.bench.paper_evals import _real_inception_score
+    from fewcolor.metrics.fid import FID_SIZE, InceptionFeatures, inception_score
+    from fewcolor.metrics.semantic import classifier_logits
+
+    torch.manual_seed(0)
+    state = {k: v.contiguous() for k, v in inception_v3_fid().state_dict().items()}
+    state["fc.weight"], state["fc.bias"] = torch.randn(1008, 2048) * 0.05, torch.zeros(1008)
+    path = tmp_path / "inception_with_head.safetensors"
+    save_file(state, str(path))
+    g = torch.Generator().manual_seed(1)
+    sets = {"colourized": [torch.rand(3, 40, 40, generator=g) for _ in range(4)],
+            "grey": [torch.rand(1, 40, 40, generator=g).expand(3, -1, -1) for _ in range(4)]}
+    out = _real_inception_score(sets, path, splits=2)
+    assert out["available"] is True
+    net = InceptionFeatures(path)
+    for name, images in sets.items():
+        expected = inception_score(classifier_logits(net.logits, images, size=FID_SIZE), 2)
+        assert out[name]["is"] == expected[0] and 1.0 <= out[name]["is"] <= 2.0 + 1e-9  # ≤ the images per split
+    plain = tmp_path / "no_head.safetensors"
+    save_file({k: v for k, v in state.items() if not k.startswith("fc.")}, str(plain))
+    assert _real_inception_score(sets, plain, splits=2) == {
+        "available": False, "why": f"{plain} has no 1008-way logits (pytorch-fid's "
+                                   "pt_inception-2015-12-05-6726825d.pth has them)"}
