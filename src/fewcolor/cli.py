@@ -994,7 +994,7 @@ def _check_backbone(spec: str) -> str:
 @click.option("--per-row", type=click.IntRange(min=1), default=8, show_default=True,
               help="Sample images per cluster on the sheet.")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
-              help="Descriptors under bf16 autocast where the CPU computes bf16 natively (auto; about 1.6x faster "
+              help="Descriptors under bf16 autocast where the CPU computes bf16 natively (auto; about 2x faster "
               "with the same clusters, docs/PERFORMANCE.md), or always fp32; bf16 on a CPU that would emulate it "
               "falls back to fp32.")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of K-means and of the sampled images.")
