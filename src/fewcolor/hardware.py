@@ -8,6 +8,7 @@ PyTorch emulates bf16, measured ~3x slower in training and ~90x slower per matmu
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -60,8 +61,11 @@ def resolve_device(name: str | None = None) -> torch.device:
     raise DeviceError(f"--device {name}: fewcolor runs on cpu, cuda or mps, not {device.type}")
 
 
+@functools.lru_cache(maxsize=8)
 def cpu_bf16_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str]:
-    """The native-bf16 flags the CPU reports (Linux /proc/cpuinfo; empty where it cannot be read)."""
+    """The native-bf16 flags the CPU reports (Linux /proc/cpuinfo; empty where it cannot be read).
+
+    Read once per file: inference passes (e.g. MetalGAN's query embedding) ask on every call."""
     try:
         text = Path(cpuinfo).read_text(encoding="ascii", errors="replace")
     except OSError:

@@ -86,9 +86,9 @@ def l_at(rgb: torch.Tensor, size: int) -> torch.Tensor:
 def descriptors(extractor: nn.Module, l: torch.Tensor, bf16: bool = False) -> torch.Tensor:
     """MAC descriptors (B, D) in float32 of a batch of normalised L, under bf16 autocast when ``bf16``.
 
-    bf16 is for hardware that computes it natively (``fewcolor.hardware``): VGG16's descriptors then
-    run ~2× faster on an AVX512-BF16 CPU and agree with fp32's to cosine ≥ 0.9999; the clusters they give
-    are measured against fp32's in docs/PERFORMANCE.md.
+    bf16 is for hardware that computes it natively (``fewcolor.hardware``): VGG16's descriptor pass then
+    runs about 2× faster on an AVX512-BF16 CPU, with the same clusters as fp32 (both measured in
+    docs/PERFORMANCE.md).
     """
     device = next(extractor.parameters()).device.type
     with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
