@@ -55,13 +55,13 @@ def main() -> None:
         start = time.perf_counter()
         feats = dataset_descriptors(data, extractor, size, bf16=args.precision == "bf16")
         seconds = time.perf_counter() - start
-        label = f"{name}:{layer}" + (" bf16" if args.precision == "bf16" else "")
-        torch.save({"features": feats, "seconds": seconds, "backbone": label, "size": size},
+        torch.save({"features": feats, "seconds": seconds, "backbone": f"{name}:{layer}", "size": size,
+                    "precision": args.precision},
                    args.work / f"{tag}-{name}-{args.precision}-{size}.pt")
         print(f"{size:4d} px: {len(data) / seconds:6.1f} img/s ({torch.get_num_threads()} threads)", flush=True)
 
     stored = [torch.load(p) for p in sorted(args.work.glob(f"{tag}-*.pt"))]
-    reference = [s for s in stored if s["backbone"].startswith("vgg16:") and not s["backbone"].endswith(" bf16")
+    reference = [s for s in stored if s["backbone"].startswith("vgg16:") and s.get("precision", "fp32") == "fp32"
                  and s["size"] == REFERENCE]
     if not reference:
         return
@@ -71,19 +71,21 @@ def main() -> None:
     for k in (int(s) for s in args.k.split(",")):
         ref = [fit_tasks(reference[0]["features"], k, seed=s).assignments.numpy() for s in seeds]
         floor = mean(adjusted_rand_score(ref[i], ref[j]) for i in seeds for j in seeds if i != j)
-        for entry in sorted(stored, key=lambda e: (e["backbone"], -e["size"])):
+        for entry in sorted(stored, key=lambda e: (e["backbone"], e.get("precision", "fp32"), -e["size"])):
             got = [fit_tasks(entry["features"], k, seed=s).assignments.numpy() for s in seeds]
-            rows.append({"k": k, "backbone": entry["backbone"], "size": entry["size"],
+            rows.append({"k": k, "backbone": entry["backbone"], "precision": entry.get("precision", "fp32"),
+                         "size": entry["size"],
                          "ari_vs_224": mean(adjusted_rand_score(r, g) for r in ref for g in got),
                          "ari_224_seeds": floor,
                          "ari_vs_classes": mean(adjusted_rand_score(labels, g) for g in got),
                          "img_per_s": len(data) / entry["seconds"]})
     print(f"\n{len(data)} images of {args.data}; K-means seeds {seeds}; reference: VGG16 multi-MAC at {REFERENCE} px")
-    print("| k | backbone | input | ARI vs VGG16 at 224 | ARI 224 vs 224, other seeds | ARI vs classes | img/s |")
-    print("|---|---|---|---|---|---|---|")
+    print("| k | backbone | precision | input | ARI vs VGG16 at 224 | ARI 224 vs 224, other seeds | ARI vs classes "
+          "| img/s |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['k']} | {r['backbone']} | {r['size']} | {r['ari_vs_224']:.3f} | {r['ari_224_seeds']:.3f} | "
-              f"{r['ari_vs_classes']:.3f} | {r['img_per_s']:.1f} |")
+        print(f"| {r['k']} | {r['backbone']} | {r['precision']} | {r['size']} | {r['ari_vs_224']:.3f} | "
+              f"{r['ari_224_seeds']:.3f} | {r['ari_vs_classes']:.3f} | {r['img_per_s']:.1f} |")
     (args.work / f"{tag}-table.json").write_text(json.dumps(rows, indent=1))
 
 

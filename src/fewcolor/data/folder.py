@@ -238,7 +238,8 @@ class ImageFolderDataset(Dataset):
         }
 
     def read(self, index: int) -> torch.Tensor:
-        """The decoded, untransformed RGB of image ``index`` (from the memory cache when it holds that)."""
+        """The decoded, untransformed RGB of image ``index``: from the memory cache when the transform has no
+        deterministic head (the cache then holds the full decode), else decoded again from the file."""
         if self._head is None:
             return self._prepared(index)
         return read_rgb(self.root / self.paths[index], background=self.background, max_pixels=self.max_pixels,

@@ -60,7 +60,7 @@ class ReportImages:
         item = (lpips, index, name, g, t, o)
         if len(self._worst) < self.worst_size:
             heapq.heappush(self._worst, item)
-        elif self.worst_size > 0 and item[0] > self._worst[0][0]:
+        elif in_worst:
             heapq.heapreplace(self._worst, item)
 
     @property
