@@ -70,11 +70,10 @@ class MethodSpeed:
         self.steps = {p: TrainStep(self.method, optimizers, resolve_precision(p, self.device).bf16, self.device)
                       for p in ("fp32", "auto")}
         self.seed, self.step = seed, 0
-        self.perms: dict[int, list[int]] = {}
 
     def batch(self) -> dict[str, Any]:
         n = len(self.dataset)
-        idx = batch_indices(n, self.step, BATCH, self.seed, perms=self.perms)
+        idx = batch_indices(n, self.step, BATCH, self.seed)
         return to_device(collate_samples(self.dataset, idx, epoch_of(n, self.step, BATCH)), self.device)
 
     def run(self, precision: str = "fp32") -> float:
