@@ -47,3 +47,47 @@ def test_the_recorded_commit_is_dirty_for_code_edits_not_for_docs(tmp_path) -> N
     (tmp_path / "src" / "code.py").write_text("x = 2\n")
     assert _git_commit(tmp_path / "src") == clean + "+dirty"
     assert _git_commit(tmp_path.parent / "no-such-dir") == "unknown"
+
+
+@pytest.mark.weights
+def test_bench_init_labels_only_initialised_methods_and_finds_runs_under_their_init_folders(emoji_dir, tmp_path
+                                                                                           ) -> None:
+    """``bench --init``: the label gets "+init" only where the checkpoint loaded; run folders are
+    ``<method>-<preset>-<train images>-init<sha256[:8]>/seed0`` and a second run reuses them."""
+    import hashlib
+    import json
+    import shutil
+
+    from click.testing import CliRunner
+
+    from fewcolor.backbones.weights import get_spec, missing_message, package_file
+    from fewcolor.cli import main
+    from fewcolor.methods.registry import build_method, save_method
+
+    for name in ("alexnet", "lpips_alex_lin"):
+        if package_file(get_spec(name)) is None:
+            pytest.skip(missing_message(get_spec(name)))
+    data = tmp_path / "emoji2"
+    for cls in ("heart", "plant-flower"):
+        shutil.copytree(emoji_dir / cls, data / cls)
+    init = tmp_path / "unet-start.safetensors"  # a unet checkpoint: it initialises unet, not lut
+    save_method(build_method("unet", "tiny", {"image_size": 32}), init)
+    digest = hashlib.sha256(init.read_bytes()).hexdigest()[:8]
+    results = tmp_path / "results"
+    args = ["bench", "--data", str(data), "--shots", "1", "--methods", "unet,lut", "--preset", "tiny",
+            "--image-size", "32", "--init", str(init), "--size", "smoke", "--no-fid", "-o", str(results),
+            "--results-md", str(tmp_path / "R.md")]
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0, first.output
+    out = results / "folder-emoji2-k1"
+    assert sorted(p.name for p in out.glob("*.json")) == ["lut.json", "unet+init.json"]
+    assert json.loads((out / "unet+init.json").read_text())["method"] == "unet+init"
+    assert json.loads((out / "lut.json").read_text())["method"] == "lut"
+    assert (out / "unet+init" / "seed0" / "metrics.json").is_file() and (out / "lut" / "seed0").is_dir()
+    (dataset,) = (results / "runs").iterdir()  # smoke budget: 16 training images
+    assert sorted(p.name for p in dataset.iterdir()) == [f"lut-tiny-16-init{digest}", f"unet-tiny-16-init{digest}"]
+    model = dataset / f"unet-tiny-16-init{digest}" / "seed0" / "model.safetensors"
+    written = model.stat().st_mtime_ns
+    second = CliRunner().invoke(main, args)
+    assert second.exit_code == 0, second.output
+    assert model.stat().st_mtime_ns == written  # the finished run was found and reused, not trained again

@@ -376,3 +376,48 @@ def test_paper_preset_carries_the_papers_constants() -> None:
     assert (c.image_size, c.base_channels, c.depth, c.encoder, c.discriminator) == (256, 64, 8, "none", "dcgan")
     # §3.3 test time: the meta-trained G, no adaptation to the query's cluster (that is our extension)
     assert c.adapt_steps == 0
+
+
+class _PrecisionProbe(torch.nn.Module):
+    """A stand-in descriptor net, (B,1,H,W) -> (B,4), that records the dtype its linear layer computed in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(4, 4)
+        self.dtypes: list[torch.dtype] = []
+
+    def forward(self, l: torch.Tensor) -> torch.Tensor:
+        out = self.fc(torch.nn.functional.adaptive_avg_pool2d(l, 2).flatten(1))
+        self.dtypes.append(out.dtype)
+        return out
+
+
+@pytest.mark.parametrize(("built_bf16", "native_at_query", "expected"), [
+    (True, True, torch.bfloat16),  # bf16 clusters: queries embedded under bf16 autocast like them
+    (False, True, torch.float32),  # fp32 clusters stay fp32 even where the hardware has bf16
+    (True, False, torch.float32),  # bf16 clusters, but this device would only emulate bf16
+])
+def test_query_descriptors_take_the_precision_the_clusters_were_built_with(
+        monkeypatch, tmp_path, built_bf16: bool, native_at_query: bool, expected: torch.dtype) -> None:
+    from fewcolor.backbones import clustering
+    from fewcolor.methods import metalgan
+    from helpers import TensorColourDataset, smooth_colour_images
+
+    probe = _PrecisionProbe()
+    monkeypatch.setattr(clustering, "build_extractor", lambda *args: probe)
+    monkeypatch.setattr(metalgan, "build_extractor", lambda *args: probe)
+    native = [built_bf16]  # what hardware.native_bf16 answers, on any CPU
+    monkeypatch.setattr(metalgan, "native_bf16", lambda device="cpu": native[0])
+    ds = TensorColourDataset(smooth_colour_images(6, 32, seed=1))  # in memory: no descriptor cache involved
+    torch.manual_seed(0)
+    m = build_method("metalgan", "tiny", {"n_clusters": 3, "feature_size": 32, "backbone": "vgg16:features.29"})
+    m.setup(ds)
+    assert bool(m.task_info.get("bf16")) is built_bf16
+    assert set(probe.dtypes) == {torch.bfloat16 if built_bf16 else torch.float32}  # the clusters' descriptors
+    native[0] = native_at_query
+    path = tmp_path / "m.safetensors"
+    save_method(m, path)
+    for model in (m, load_method(path)):  # the precision travels with the clusters in the checkpoint
+        probe.dtypes.clear()
+        model.nearest_clusters(ds.l[:2])
+        assert probe.dtypes == [expected]

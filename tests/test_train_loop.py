@@ -11,7 +11,7 @@ import torch
 from fewcolor.methods.base import Phase
 from fewcolor.methods.registry import build_method, load_method
 from fewcolor.methods.unet import UNetRegression
-from fewcolor.train.loop import TrainOptions, TrainStep, batch_indices, train
+from fewcolor.train.loop import TrainOptions, TrainStep, _epoch_permutation, batch_indices, train
 from helpers import TensorColourDataset, smooth_colour_images
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,9 +44,18 @@ def test_batch_indices_cover_each_epoch_and_split_ranks():
     r1 = batch_indices(n, 0, 2, seed=1, rank=1, world=2)
     assert not set(r0) & set(r1)
     assert batch_indices(n, 4, b, seed=1) == batch_indices(n, 4, b, seed=1)
-    perms: dict[int, list[int]] = {}  # the loop's per-run cache gives the same stream, one epoch held
-    assert [i for s in range(10) for i in batch_indices(n, s, b, seed=1, perms=perms)] == stream
-    assert list(perms) == [2] and len(perms[2]) == n
+
+
+def test_batch_indices_equal_the_uncached_permutations_drawn_once_per_epoch():
+    n, b, seed, world = 10, 3, 4, 2
+    # the stream written out without any memo: one seeded randperm per epoch, read in order
+    uncached = [i for epoch in range(4)
+                for i in torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch)).tolist()]
+    _epoch_permutation.cache_clear()
+    steps = range(6)  # 6 steps × 2 ranks × 3 = 36 positions, epochs 0-3, batches straddling epoch ends
+    got = [batch_indices(n, s, b, seed, rank, world) for s in steps for rank in range(world)]
+    assert [i for batch in got for i in batch] == uncached[: 6 * world * b]
+    assert _epoch_permutation.cache_info().misses == 4  # each epoch's permutation drawn once, not per step
 
 
 def test_training_reduces_loss_and_writes_run(tmp_path):

@@ -170,11 +170,14 @@ def run_method(
     run_tag: str = "",
     init: Path | None = None,
 ) -> MethodResult:
-    """``run_tag`` is appended to the training runs' folder name (a non-default batch size); ``init``: a
-    checkpoint every training run starts from where names and shapes match (``bench --init``)."""
+    """``label``: the method's name in the table (default ``method_name``); ``run_tag`` is appended to the
+    training runs' folder name (a non-default batch size, ``init``'s digest); ``init``: a checkpoint every
+    training run starts from where names and shapes match (``bench --init``). The result is labelled
+    ``label+init`` when ``init`` initialised the method, else ``label`` (it shares no tensor with it)."""
     from fewcolor.metrics.evaluate import EvalConfig, evaluate_pairs
 
-    result = MethodResult(label or method_name, preset)
+    label = label or method_name
+    result = MethodResult(label, preset)
     for seed in seeds:
         per_image: list[dict[str, Any]] = []
         set_levels: list[dict[str, Any]] = []
@@ -183,9 +186,8 @@ def run_method(
         for fold in protocol.folds:
             fold_tag = "" if fold is None else f"/fold{fold}"
             method, result.preset = _build(method_name, preset, protocol.image_size, seed, overrides)
-            if init is not None and not _warm_start_or_say(method, init):
-                # nothing loaded (a baseline, a training-free method): the label must not claim "+init"
-                result.method = result.method.removesuffix("+init")
+            initialised = init is not None and _warm_start_or_say(method, init)
+            result.method = label + ("+init" if initialised else "")
             # keyed by data and budget, not protocol: pokemon-frames and its shiny control share one run
             run_dir = (
                 out_dir.parent
@@ -257,7 +259,8 @@ def run_benchmark(
     """Run ``methods`` on ``protocol``; returns the summaries and the paths written.
 
     ``overrides`` maps a method name to config overrides for it (``--set METHOD.KEY=VALUE``). ``init``: every
-    training run starts from this checkpoint where tensors match (labels and run folders get ``+init``).
+    training run starts from this checkpoint where tensors match (the labels of the methods it initialised get
+    ``+init``; every run folder gets ``-init`` and the first 8 hex digits of the checkpoint's SHA-256).
     """
     from fewcolor.data.recipes import is_prepared, prepare
 
@@ -278,7 +281,7 @@ def run_benchmark(
         name, _, own_preset = label.partition("@")
         res = run_method(
             name, protocol, budget, own_preset or preset, seeds, out_dir, smoke, device, fid,
-            (overrides or {}).get(name), label + ("+init" if init is not None else ""), run_tag, init,
+            (overrides or {}).get(name), label, run_tag, init,
         )
         results.append(res)
         summary = summarize(res)

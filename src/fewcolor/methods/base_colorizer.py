@@ -39,7 +39,7 @@ from fewcolor.data.protocol import Dataset
 from fewcolor.losses.cic import rebalanced_cross_entropy
 from fewcolor.methods.base import InferenceOption, InferenceOptionError, Method, Phase
 from fewcolor.methods.registry import register_method
-from fewcolor.nets.encoder_decoder import EncoderDecoder, EncoderGenerator
+from fewcolor.nets.encoder_decoder import BASE_WIDTHS, EncoderDecoder, EncoderGenerator
 from fewcolor.nets.encoders import PretrainedEncoder
 
 
@@ -54,7 +54,7 @@ class BaseColorizerConfig:
     freeze_encoder: bool = True  #: keep the encoder's ImageNet weights fixed
     unfreeze_at: int = -1  #: step at which a frozen encoder starts training (-1: never)
     encoder_lr_scale: float = 0.1  #: encoder learning rate relative to ``lr`` once unfrozen
-    widths: tuple[int, ...] = (256, 192, 128, 96)  #: decoder widths, deepest level first
+    widths: tuple[int, ...] = BASE_WIDTHS  #: decoder widths, deepest level first
     global_features: bool = True  #: Iizuka-style fusion of the pooled encoder features
     lam: float = 0.5  #: rebalancing λ (Zhang Eq. 4); 1 = no rebalancing
     prior_sigma: float = 5.0  #: Gaussian smoothing of the ab prior

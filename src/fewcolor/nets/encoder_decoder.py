@@ -21,6 +21,10 @@ from fewcolor.nets.adain import AdaINParams
 from fewcolor.nets.encoders import PretrainedEncoder
 from fewcolor.nets.norm import BatchNorm2dAnyBatch
 
+#: the base colorizer's decoder widths, deepest level first (out_stride 4 on a 5-tap encoder): the default
+#: of every decoder here, so an encoder generator's tensors have the base model's shapes (``--init base``)
+BASE_WIDTHS = (256, 192, 128, 96)
+
 
 def _conv_bn_relu(cin: int, cout: int, kernel: int = 3) -> list[nn.Module]:
     # one support image at a small size has 1×1 deep features: that batch norm takes it (one-shot fine-tuning)
@@ -45,7 +49,7 @@ class EncoderDecoder(nn.Module):
         self,
         encoder: PretrainedEncoder,
         out_channels: int,
-        widths: tuple[int, ...] = (256, 192, 128, 96),
+        widths: tuple[int, ...] = BASE_WIDTHS,
         out_stride: int = 4,
         global_features: bool = True,
     ) -> None:
@@ -117,7 +121,7 @@ class EncoderGenerator(nn.Module):
     Output: normalised ab ``(B,2,H,W)`` in [-1, 1] like the U-Net's ``tanh``.
     """
 
-    def __init__(self, encoder: PretrainedEncoder, widths: tuple[int, ...] = (256, 192, 128, 96),
+    def __init__(self, encoder: PretrainedEncoder, widths: tuple[int, ...] = BASE_WIDTHS,
                  temperature: float = 0.38, global_features: bool = True) -> None:
         super().__init__()
         self.net = EncoderDecoder(encoder, Q, widths, out_stride=4, global_features=global_features)
@@ -146,7 +150,7 @@ class ConditionedEncoderGenerator(EncoderGenerator):
     the unconditioned one, so ``--init base`` starts from the base colorizer's colours.
     """
 
-    def __init__(self, encoder: PretrainedEncoder, feature_dim: int, widths: tuple[int, ...] = (256, 192, 128, 96),
+    def __init__(self, encoder: PretrainedEncoder, feature_dim: int, widths: tuple[int, ...] = BASE_WIDTHS,
                  temperature: float = 0.38, global_features: bool = True, mlp_hidden: int = 256) -> None:
         super().__init__(encoder, widths, temperature, global_features)
         self.feature_dim = feature_dim

@@ -12,12 +12,12 @@ since an emulated bf16 product says nothing about the machine's peak. On a CUDA 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import torch
 
 from fewcolor.bench.speed import Row
+from fewcolor.bench.speed.timing import call_seconds
 from fewcolor.hardware import cpu_has_native_bf16
 
 __all__ = ["gemm_gflops", "measure", "mm_as_conv"]
@@ -29,6 +29,14 @@ def mm_as_conv(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     n = a.shape[0]
     x, w = a.t().reshape(1, n, n // 64, 64), b.t().reshape(n, n, 1, 1)
     return torch.nn.functional.conv2d(x, w).reshape(n, n).t()
+
+
+def _then(fn: Callable[[], object], sync: Callable[[], None]) -> Callable[[], None]:
+    """``fn`` followed by ``sync`` (a CUDA product is timed once it has finished, not when it was queued)."""
+    def both() -> None:
+        fn()
+        sync()
+    return both
 
 
 def gemm_gflops(n: int, dtype: torch.dtype = torch.float32, repeats: int = 5,
@@ -44,15 +52,7 @@ def gemm_gflops(n: int, dtype: torch.dtype = torch.float32, repeats: int = 5,
     products: list[Callable[[], object]] = [lambda: torch.mm(a, b, out=out)]
     if not on_cuda and n % 64 == 0:
         products.append(lambda: mm_as_conv(a, b))
-    best = float("inf")
-    for product in products:
-        product()
-        sync()
-        for _ in range(repeats):
-            t = time.perf_counter()
-            product()
-            sync()
-            best = min(best, time.perf_counter() - t)
+    best = min(min(call_seconds(_then(product, sync), repeats)) for product in products)
     return 2 * n**3 / best / 1e9
 
 

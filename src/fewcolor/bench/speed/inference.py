@@ -12,18 +12,18 @@
 
 from __future__ import annotations
 
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from fewcolor.bench.speed import Row
+from fewcolor.bench.speed.timing import call_seconds, median_seconds
 from fewcolor.color.lab import grey_rgb_from_l, merge_l_ab, rgb_to_l
 from fewcolor.io.image import write_rgb
 from fewcolor.metrics.evaluate import EvalConfig, evaluate_folders
@@ -64,16 +64,6 @@ def _crops(photos: list[torch.Tensor], n: int, side: int, seed: int) -> list[tor
     return out
 
 
-def _median_seconds(fn: Callable[[], object], runs: int) -> float:
-    fn()  # warm-up: first-call allocations and lazy imports
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def measure_evaluate(colorizer: Colorizer, n: int, root: Path) -> Row:
     photos, source = _photos(seed=0)
     truths = _crops(photos, n, CROP, seed=0)
@@ -98,14 +88,14 @@ def measure_colorize(colorizer: Colorizer, runs: int, root: Path) -> list[Row]:
     photo = F.interpolate(photos[1][None], size=PHOTO_SIZE, mode="bicubic", align_corners=False)[0].clamp(0, 1)
     src, dst = root / "photo.jpg", root / "photo_colorized.png"
     write_rgb(src, grey_rgb_from_l(rgb_to_l(photo[None]))[0], quality=92)
-    total = _median_seconds(lambda: colorizer.colorize_file(src, dst), runs)
+    total = median_seconds(lambda: colorizer.colorize_file(src, dst), runs)
 
     with torch.no_grad():
         _, l_small = colorizer.working_l(photo)
-        network = _median_seconds(lambda: colorizer.method.predict_ab(l_small), runs)
+        network = median_seconds(lambda: colorizer.method.predict_ab(l_small), runs)
     ab = torch.zeros(1, 2, height, width)
-    lab = _median_seconds(lambda: merge_l_ab(rgb_to_l(photo[None]), ab), runs)
-    png = _median_seconds(lambda: write_rgb(root / "write.png", photo), runs)
+    lab = median_seconds(lambda: merge_l_ab(rgb_to_l(photo[None]), ab), runs)
+    png = median_seconds(lambda: write_rgb(root / "write.png", photo), runs)
     work = f"{int(l_small.shape[-1])}x{int(l_small.shape[-2])}"
     return [
         Row(PART, "colorize 1024x768 photo", total, "s", COLORIZE_TARGET, higher_is_better=False,
@@ -120,11 +110,8 @@ def measure_colorize(colorizer: Colorizer, runs: int, root: Path) -> list[Row]:
 def measure_cli(runs: int) -> list[Row]:
     rows = []
     for args in (["--help"], ["evaluate", "--help"]):
-        best = float("inf")
-        for _ in range(runs):
-            start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "fewcolor", *args], check=True, capture_output=True)
-            best = min(best, time.perf_counter() - start)
+        command = [sys.executable, "-m", "fewcolor", *args]
+        best = min(call_seconds(partial(subprocess.run, command, check=True, capture_output=True), runs, warmup=0))
         rows.append(Row(PART, f"CLI start: fewcolor {' '.join(args)}", best, "s", higher_is_better=False,
                         note=f"fresh Python process, best of {runs}"))
     return rows

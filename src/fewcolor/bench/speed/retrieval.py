@@ -9,14 +9,12 @@ recall does not depend on how the keys cluster. Full run: m = 100,000, d = 512; 
 
 from __future__ import annotations
 
-import statistics
-import time
-from collections.abc import Callable
 from functools import partial
 
 import torch
 
 from fewcolor.bench.speed import Row
+from fewcolor.bench.speed.timing import median_seconds
 from fewcolor.nets.key_index import Int8Keys, int8_scan_available
 from fewcolor.nets.memory import ColorMemory
 
@@ -30,16 +28,6 @@ TARGET_RECALL = 0.95
 def recall(found: torch.Tensor, exact: torch.Tensor) -> float:
     """Share of the exact top-k slot indices (B, k) that ``found`` (B, k') also holds, row by row."""
     return float((exact[:, :, None] == found[:, None, :]).any(dim=2).float().mean())
-
-
-def _median_ms(fn: Callable[[], object], reps: int) -> float:
-    fn()  # warm-up (and the lazy index build, when there is one)
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
 
 
 def _exact_topk(memory: ColorMemory, q: torch.Tensor) -> torch.return_types.topk:
@@ -64,19 +52,19 @@ def measure(quick: bool) -> list[Row]:
     rows = []
     with torch.no_grad():
         for b in (1, 16):
-            exact_ms = _median_ms(partial(_exact_topk, memory, queries[:b]), reps) / b
+            exact_ms = 1e3 * median_seconds(partial(_exact_topk, memory, queries[:b]), reps) / b
             rows.append(Row(PART, f"exact fp32 top-{TOP_K}, batch {b}", exact_ms, "ms/query", note=size))
         for b in (1, 16):
-            ms = _median_ms(partial(memory.topk, queries[:b], TOP_K), reps) / b
+            ms = 1e3 * median_seconds(partial(memory.topk, queries[:b], TOP_K), reps) / b
             rows.append(Row(PART, f"{method}, batch {b}", ms, "ms/query", TARGET_MS, False, size))
         exact = _exact_topk(memory, queries).indices
         rows.append(Row(PART, f"recall@{TOP_K} vs exact", recall(memory.topk(queries, TOP_K)[1], exact), "",
                         TARGET_RECALL,
                         note=f"{len(queries)} random queries, {size}"))
         if int8_scan_available(memory.keys.device):
-            build = _median_ms(lambda: Int8Keys(memory.keys), 1 if quick else 3)
+            build = 1e3 * median_seconds(lambda: Int8Keys(memory.keys), 1 if quick else 3)
             rows.append(Row(PART, "int8 index build", build, "ms", note=f"{size}; lazily, on the first large query"))
             key = torch.randn(KEY_DIM, generator=g)
-            write = _median_ms(lambda: memory.write(7, key, torch.zeros(1)), 50)
+            write = 1e3 * median_seconds(lambda: memory.write(7, key, torch.zeros(1)), 50)
             rows.append(Row(PART, "slot write, index kept current", write, "ms", note="one row re-quantised"))
     return rows

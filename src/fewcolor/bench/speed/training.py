@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from fewcolor.bench.speed import Row
 from fewcolor.bench.speed.gemm import gemm_gflops
+from fewcolor.bench.speed.timing import call_seconds
 from fewcolor.data.folder import ImageFolderDataset
 from fewcolor.hardware import resolve_precision
 from fewcolor.io.image import write_rgb
@@ -70,11 +71,10 @@ class MethodSpeed:
         self.steps = {p: TrainStep(self.method, optimizers, resolve_precision(p, self.device).bf16, self.device)
                       for p in ("fp32", "auto")}
         self.seed, self.step = seed, 0
-        self.perms: dict[int, list[int]] = {}
 
     def batch(self) -> dict[str, Any]:
         n = len(self.dataset)
-        idx = batch_indices(n, self.step, BATCH, self.seed, perms=self.perms)
+        idx = batch_indices(n, self.step, BATCH, self.seed)
         return to_device(collate_samples(self.dataset, idx, epoch_of(n, self.step, BATCH)), self.device)
 
     def run(self, precision: str = "fp32") -> float:
@@ -91,12 +91,6 @@ class MethodSpeed:
             self.run()
         return int(counter.get_total_flops())
 
-    def data_seconds(self) -> float:
-        """Seconds to draw and collate one batch (the data part of an iteration)."""
-        t = time.perf_counter()
-        self.batch()
-        return time.perf_counter() - t
-
 
 def measure_method(name: str, data: Path, steps: int) -> tuple[float, list[Row]]:
     """FLOP/s of one method (best of ``steps`` loop iterations) and its rows: GFLOP/s, data share, auto/fp32."""
@@ -109,7 +103,7 @@ def measure_method(name: str, data: Path, steps: int) -> tuple[float, list[Row]]
     for _ in range(steps):  # alternate, so both precisions see the same machine load
         fp32.append(bench.run("fp32"))
         auto.append(bench.run("auto"))
-    data_s = min(bench.data_seconds() for _ in range(3))
+    data_s = min(call_seconds(bench.batch, 3, warmup=0))  # drawing and collating a batch: the data part
     seconds = min(fp32)
     note = f"{flops / 1e9:.2f} GFLOP/step, {seconds * 1e3:.0f} ms/step (best of {steps})"
     return flops / seconds, [
