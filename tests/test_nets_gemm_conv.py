@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from fewcolor.nets.dropout import Dropout
 from fewcolor.nets.gemm_conv import GemmConv2d, GemmConvTranspose2d
 from fewcolor.nets.unet import UNetGenerator
 
@@ -69,7 +70,7 @@ def test_other_inputs_keep_the_parents_kernel_bit_for_bit(cls, parent) -> None:
 
 
 def _reference_unet(net: UNetGenerator) -> UNetGenerator:
-    """``net`` with the plain nn layers the U-Net had before: oneDNN convolutions, ReLU not in place."""
+    """``net`` with the plain nn layers the U-Net had before: oneDNN convolutions, ReLU not in place, nn.Dropout."""
     for m in net.modules():
         if type(m) is GemmConv2d:
             m.__class__ = nn.Conv2d
@@ -77,6 +78,8 @@ def _reference_unet(net: UNetGenerator) -> UNetGenerator:
             m.__class__ = nn.ConvTranspose2d
         elif isinstance(m, nn.ReLU):
             m.inplace = False
+        elif type(m) is Dropout:
+            m.__class__ = nn.Dropout
     return net
 
 

@@ -1,10 +1,10 @@
 """Convolutions that compute tiny feature maps as matrix products (a speed detail: same numbers).
 
 ``nn.Conv2d`` and ``nn.ConvTranspose2d`` run oneDNN on the CPU, which is slow where a U-Net's inner
-levels are: a 4×4 kernel over 1×1 and 2×2 maps with 256–512 channels (docs/PERFORMANCE.md: the
-512→256 transposed convolution on 2×2 maps, forward + backward, took longer than the same layer
-with four times the work on 4×4 maps). There the layers compute as matrix products, whose backward
-is again matrix products:
+levels are: a 4×4 kernel over 1×1 and 2×2 maps with 256–512 channels (docs/PERFORMANCE.md: in the
+unet cpu preset the 512→256 transposed convolution of 2×2 maps, forward + backward, took longer than
+the next one, 512→128 of 4×4 maps, which does twice the arithmetic). There the layers compute as
+matrix products, whose backward is again matrix products:
 
 - a convolution with a 1×1 output is one product with the kernel taps that meet the input (the
   others multiply zero padding);
@@ -35,18 +35,19 @@ def _plain(layer: nn.Conv2d | nn.ConvTranspose2d, x: torch.Tensor) -> bool:
     return (x.dim() == 4 and x.device.type == "cpu" and x.dtype == torch.float32
             and layer.weight.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
             and x.is_contiguous() and layer.weight.is_contiguous() and layer.groups == 1
-            and layer.padding_mode == "zeros" and not isinstance(layer.padding, str)
-            and layer.dilation == (1, 1) and not any(layer.output_padding))
+            and layer.padding_mode == "zeros" and layer.dilation == (1, 1) and not any(layer.output_padding))
 
 
 class GemmConv2d(nn.Conv2d):
     """``nn.Conv2d`` that computes a 1×1 output as one matrix product (see the module docstring)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.padding, str) or not _plain(self, x):  # padding "same"/"valid": the parent's
+            return super().forward(x)
         h, w = x.shape[-2:]
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
         one_pixel = (h + 2 * ph - kh) // sh == 0 and (w + 2 * pw - kw) // sw == 0
-        if not (_plain(self, x) and one_pixel and ph + h <= kh and pw + w <= kw):
+        if not (one_pixel and ph + h <= kh and pw + w <= kw):
             return super().forward(x)
         taps = self.weight[:, :, ph:ph + h, pw:pw + w].reshape(self.out_channels, -1)
         out = x.reshape(x.shape[0], -1) @ taps.t()
@@ -59,7 +60,8 @@ class GemmConvTranspose2d(nn.ConvTranspose2d):
     """``nn.ConvTranspose2d`` that computes tiny inputs as matrix products (see the module docstring)."""
 
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
-        if output_size is not None or not _plain(self, x) or x.shape[-2] * x.shape[-1] > GEMM_MAX_PIXELS:
+        if (output_size is not None or isinstance(self.padding, str) or not _plain(self, x)
+                or x.shape[-2] * x.shape[-1] > GEMM_MAX_PIXELS):
             return super().forward(x, output_size)
         n, c, h, w = x.shape
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding

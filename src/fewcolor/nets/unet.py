@@ -8,7 +8,8 @@ dropout(0.5) on the innermost decoder blocks: the only noise source, as in pix2p
 Implementation detail, not a change of the network: the convolutions of the 1×1 and 2×2 inner maps
 compute as matrix products (:mod:`fewcolor.nets.gemm_conv`, same numbers up to float rounding), and
 the decoder's ReLU works in place on its input (the concatenation, or the innermost conv's output,
-which nothing else reads).
+which nothing else reads), and the dropout masks are PyTorch's own, drawn faster where it draws
+them serially (:mod:`fewcolor.nets.dropout`: the same masks bit for bit).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from fewcolor.nets.dropout import Dropout
 from fewcolor.nets.gemm_conv import GemmConv2d, GemmConvTranspose2d
 from fewcolor.nets.norm import make_norm
 
@@ -43,7 +45,7 @@ class UpBlock(nn.Module):
         if not outermost:
             layers.append(make_norm(norm, cout))
             if dropout > 0:
-                layers.append(nn.Dropout(dropout))
+                layers.append(Dropout(dropout))
         self.block = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
