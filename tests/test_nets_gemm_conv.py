@@ -69,6 +69,16 @@ def test_other_inputs_keep_the_parents_kernel_bit_for_bit(cls, parent) -> None:
     torch.testing.assert_close(fast_cl(small_cl), ref_cl(small_cl), atol=0, rtol=0)
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.trace")
+@pytest.mark.parametrize(("cls", "parent", "side"),
+                         [(GemmConv2d, nn.Conv2d, 2), (GemmConvTranspose2d, nn.ConvTranspose2d, 1)])
+def test_a_trace_keeps_the_convolution_so_it_holds_at_other_sizes(cls, parent, side) -> None:
+    fast, ref = _pair(cls, parent, True)
+    traced = torch.jit.trace(fast, torch.randn(2, 6, side, side))  # ONNX export traces like this
+    other = torch.randn(2, 6, 4 * side, 4 * side)
+    torch.testing.assert_close(traced(other), ref(other), atol=1e-5, rtol=1e-5)
+
+
 def _reference_unet(net: UNetGenerator) -> UNetGenerator:
     """``net`` with the plain nn layers the U-Net had before: oneDNN convolutions, ReLU not in place, nn.Dropout."""
     for m in net.modules():
