@@ -46,3 +46,12 @@ def test_the_serial_draw_is_assumed_only_where_pytorch_draws_serially(mkl, vendo
         assert bernoulli_draws_serially() is serial
     finally:
         bernoulli_draws_serially.cache_clear()
+
+
+def test_under_torch_compile_nn_dropouts_kernel_runs(monkeypatch) -> None:
+    monkeypatch.setattr(dropout_module, "bernoulli_draws_serially", lambda: True)
+    monkeypatch.setattr(torch, "rand", lambda *a, **k: (_ for _ in ()).throw(AssertionError("rand drew")))
+    with pytest.raises(AssertionError, match="rand drew"):
+        Dropout(0.5)(torch.randn(8))
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    assert Dropout(0.5)(torch.randn(8)).shape == (8,)

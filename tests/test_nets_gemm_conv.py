@@ -111,3 +111,12 @@ def test_unet_trains_as_with_the_plain_nn_layers() -> None:
     for a, b in zip(*grads, strict=True):  # rounding only: ~5e-7 of each gradient's norm (up to 1e-4 in one element)
         assert (a - b).norm() <= 1e-5 * b.norm()
     assert any(isinstance(m, GemmConvTranspose2d) for m in fast.modules())
+
+
+def test_under_torch_compile_the_parents_kernel_runs(monkeypatch) -> None:
+    fast, _ = _pair(GemmConvTranspose2d, nn.ConvTranspose2d, False)
+    sentinel = torch.zeros(1)
+    monkeypatch.setattr(nn.ConvTranspose2d, "forward", lambda self, x, output_size=None: sentinel)
+    assert fast(torch.randn(2, 6, 1, 1)) is not sentinel
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    assert fast(torch.randn(2, 6, 1, 1)) is sentinel

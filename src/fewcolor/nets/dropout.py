@@ -7,7 +7,7 @@ from the global generator and keeps the element when it is below the keep probab
 faster loop (2.2× on the U-Net's three dropout layers, docs/PERFORMANCE.md). :class:`Dropout` draws
 that way there, so the masks, the outputs and the generator state afterwards are the same bit for bit
 (tested), and keeps ``nn.Dropout``'s kernel everywhere else (MKL on Intel, other dtypes, other
-devices, in-place dropout).
+devices, in-place dropout, under ``torch.compile``).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class Dropout(nn.Dropout):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and 0 < self.p < 1 and not self.inplace and x.device.type == "cpu"
-                and x.dtype == torch.float32 and bernoulli_draws_serially()):
+                and x.dtype == torch.float32 and not torch.compiler.is_compiling() and bernoulli_draws_serially()):
             return super().forward(x)
         keep = 1 - self.p
         noise = (torch.rand(x.shape, dtype=torch.float64) < keep).to(x.dtype).div_(keep)

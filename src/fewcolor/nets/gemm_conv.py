@@ -16,7 +16,8 @@ The layers are the ``nn`` classes with another ``forward``: the same parameters 
 same results up to float rounding (summation order; tested to 1e-5 against the parent's forward and
 backward). Everything else keeps the parent's kernel: larger maps, devices other than the CPU,
 dtypes other than fp32 (bf16 autocast included), channels-last tensors, groups, dilation, output
-padding, non-zero padding modes, and tracing (ONNX export: a traced graph must hold for every map size).
+padding, non-zero padding modes, tracing (ONNX export: a traced graph must hold for every map size)
+and ``torch.compile`` (its graph stays the plain layers').
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ def _plain(layer: nn.Conv2d | nn.ConvTranspose2d, x: torch.Tensor) -> bool:
     """Whether ``x`` through ``layer`` is a case the matrix forms cover (see the module docstring)."""
     return (x.dim() == 4 and x.device.type == "cpu" and x.dtype == torch.float32
             and layer.weight.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
-            and not torch.jit.is_tracing() and x.is_contiguous() and layer.weight.is_contiguous() and layer.groups == 1
+            and not torch.jit.is_tracing() and not torch.compiler.is_compiling()
+            and x.is_contiguous() and layer.weight.is_contiguous() and layer.groups == 1
             and layer.padding_mode == "zeros" and layer.dilation == (1, 1) and not any(layer.output_padding))
 
 
