@@ -22,6 +22,7 @@ __all__ = [
     "Precision",
     "cpu_bf16_flags",
     "cpu_has_native_bf16",
+    "cpu_vendor",
     "resolve_device",
     "resolve_precision",
 ]
@@ -75,6 +76,19 @@ def cpu_bf16_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str]:
         if line.startswith("flags"):
             flags.update(f for f in line.split(":", 1)[-1].split() if f in _BF16_FLAGS)
     return frozenset(flags)
+
+
+@functools.lru_cache(maxsize=8)
+def cpu_vendor(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
+    """The CPU's ``vendor_id`` (``GenuineIntel``, ``AuthenticAMD``...; empty where it cannot be read)."""
+    try:
+        text = Path(cpuinfo).read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return ""
+    for line in text.splitlines():
+        if line.startswith("vendor_id"):
+            return line.split(":", 1)[-1].strip()
+    return ""
 
 
 def cpu_has_native_bf16(capability: str | None = None, flags: Iterable[str] | None = None) -> bool:

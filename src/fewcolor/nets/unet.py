@@ -4,6 +4,12 @@ Encoder ``C64-C128-C256-C512-C512-...``: 4×4 convs with stride 2, LeakyReLU(0.2
 but the first. Decoder mirrors it with 4×4 transposed convs, ReLU, BatchNorm, skip connections, and
 dropout(0.5) on the innermost decoder blocks: the only noise source, as in pix2pix. ``tanh`` output
 (ab/110 lies within [-1, 1]). Sides must be multiples of ``2**depth``.
+
+Implementation detail, not a change of the network: the convolutions of the 1×1 and 2×2 inner maps
+compute as matrix products (:mod:`fewcolor.nets.gemm_conv`, same numbers up to float rounding), and
+the decoder's ReLU works in place on its input (the concatenation, or the innermost conv's output,
+which nothing else reads), and the dropout masks are PyTorch's own, drawn faster where it draws
+them serially (:mod:`fewcolor.nets.dropout`: the same masks bit for bit).
 """
 
 from __future__ import annotations
@@ -11,6 +17,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from fewcolor.nets.dropout import Dropout
+from fewcolor.nets.gemm_conv import GemmConv2d, GemmConvTranspose2d
 from fewcolor.nets.norm import make_norm
 
 
@@ -18,7 +26,7 @@ class DownBlock(nn.Module):
     def __init__(self, cin: int, cout: int, norm: str, first: bool = False, innermost: bool = False) -> None:
         super().__init__()
         layers: list[nn.Module] = [] if first else [nn.LeakyReLU(0.2, inplace=False)]
-        layers.append(nn.Conv2d(cin, cout, 4, stride=2, padding=1, bias=first or innermost or norm == "none"))
+        layers.append(GemmConv2d(cin, cout, 4, stride=2, padding=1, bias=first or innermost or norm == "none"))
         if not (first or innermost):
             layers.append(make_norm(norm, cout))
         self.block = nn.Sequential(*layers)
@@ -31,13 +39,13 @@ class UpBlock(nn.Module):
     def __init__(self, cin: int, cout: int, norm: str, dropout: float, outermost: bool = False) -> None:
         super().__init__()
         layers: list[nn.Module] = [
-            nn.ReLU(inplace=False),
-            nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1, bias=outermost or norm == "none"),
+            nn.ReLU(inplace=True),  # its input is a fresh tensor: the concatenation or the innermost conv's output
+            GemmConvTranspose2d(cin, cout, 4, stride=2, padding=1, bias=outermost or norm == "none"),
         ]
         if not outermost:
             layers.append(make_norm(norm, cout))
             if dropout > 0:
-                layers.append(nn.Dropout(dropout))
+                layers.append(Dropout(dropout))
         self.block = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,80 @@
+"""Convolutions that compute tiny feature maps as matrix products (a speed detail: same numbers).
+
+``nn.Conv2d`` and ``nn.ConvTranspose2d`` run oneDNN on the CPU, which is slow where a U-Net's inner
+levels are: a 4×4 kernel over 1×1 and 2×2 maps with 256–512 channels (docs/PERFORMANCE.md: in the
+unet cpu preset the 512→256 transposed convolution of 2×2 maps, forward + backward, took longer than
+the next one, 512→128 of 4×4 maps, which does twice the arithmetic). There the layers compute as
+matrix products, whose backward is again matrix products:
+
+- a convolution with a 1×1 output is one product with the kernel taps that meet the input (the
+  others multiply zero padding);
+- a transposed convolution of a 1×1 input likewise, with the taps that land inside the output;
+- a transposed convolution of an input of at most :data:`GEMM_MAX_PIXELS` pixels is one product
+  followed by ``fold`` (the col2im form of the operation).
+
+The layers are the ``nn`` classes with another ``forward``: the same parameters and state dict, the
+same results up to float rounding (summation order; tested to 1e-5 against the parent's forward and
+backward). Everything else keeps the parent's kernel: larger maps, devices other than the CPU,
+dtypes other than fp32 (bf16 autocast included), channels-last tensors, groups, dilation, output
+padding, non-zero padding modes, tracing (ONNX export: a traced graph must hold for every map size)
+and ``torch.compile`` (its graph stays the plain layers').
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+#: transposed convolutions of inputs of at most this many pixels (2×2) take the product + ``fold``;
+#: measured slower than oneDNN from 4×4 inputs on
+GEMM_MAX_PIXELS = 4
+
+
+def _plain(layer: nn.Conv2d | nn.ConvTranspose2d, x: torch.Tensor) -> bool:
+    """Whether ``x`` through ``layer`` is a case the matrix forms cover (see the module docstring)."""
+    return (x.dim() == 4 and x.device.type == "cpu" and x.dtype == torch.float32
+            and layer.weight.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
+            and not torch.jit.is_tracing() and not torch.compiler.is_compiling()
+            and x.is_contiguous() and layer.weight.is_contiguous() and layer.groups == 1
+            and layer.padding_mode == "zeros" and layer.dilation == (1, 1) and not any(layer.output_padding))
+
+
+class GemmConv2d(nn.Conv2d):
+    """``nn.Conv2d`` that computes a 1×1 output as one matrix product (see the module docstring)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.padding, str) or not _plain(self, x):  # padding "same"/"valid": the parent's
+            return super().forward(x)
+        h, w = x.shape[-2:]
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        one_pixel = (h + 2 * ph - kh) // sh == 0 and (w + 2 * pw - kw) // sw == 0
+        if not (one_pixel and ph + h <= kh and pw + w <= kw):
+            return super().forward(x)
+        taps = self.weight[:, :, ph:ph + h, pw:pw + w].reshape(self.out_channels, -1)
+        out = x.reshape(x.shape[0], -1) @ taps.t()
+        if self.bias is not None:
+            out = out + self.bias
+        return out.reshape(x.shape[0], self.out_channels, 1, 1)
+
+
+class GemmConvTranspose2d(nn.ConvTranspose2d):
+    """``nn.ConvTranspose2d`` that computes tiny inputs as matrix products (see the module docstring)."""
+
+    def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+        if (output_size is not None or isinstance(self.padding, str) or not _plain(self, x)
+                or x.shape[-2] * x.shape[-1] > GEMM_MAX_PIXELS):
+            return super().forward(x, output_size)
+        n, c, h, w = x.shape
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        oh, ow = (h - 1) * sh - 2 * ph + kh, (w - 1) * sw - 2 * pw + kw
+        if h == w == 1:
+            taps = self.weight[:, :, ph:ph + oh, pw:pw + ow].reshape(c, -1)
+            out = (x.reshape(n, c) @ taps).reshape(n, self.out_channels, oh, ow)
+        else:
+            rows = x.permute(0, 2, 3, 1).reshape(n * h * w, c) @ self.weight.reshape(c, -1)  # (n·h·w, out·kh·kw)
+            out = F.fold(rows.reshape(n, h * w, -1).transpose(1, 2), (oh, ow), self.kernel_size,
+                         padding=self.padding, stride=self.stride)
+        if self.bias is not None:
+            out = out + self.bias.view(1, -1, 1, 1)
+        return out
