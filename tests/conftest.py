@@ -32,6 +32,16 @@ def shared_dir() -> Path:
     return SHARED
 
 
+@pytest.fixture
+def lpips_weights() -> None:
+    """Skip (saying which package installs them) unless the LPIPS AlexNet weights are installed."""
+    from fewcolor.backbones.weights import get_spec, missing_message, package_file
+
+    for name in ("alexnet", "lpips_alex_lin"):
+        if package_file(get_spec(name)) is None:
+            pytest.skip(missing_message(get_spec(name)))
+
+
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     # Keep tests from writing into a user's cache; converted weights are cached per session.

@@ -66,12 +66,8 @@ def test_folder_protocols_train_on_the_supports_and_key_runs_by_content(user_fol
 
 
 @pytest.mark.weights
-def test_bench_on_a_folder_runs_the_baselines_end_to_end(emoji_dir, tmp_path) -> None:
-    from fewcolor.backbones.weights import get_spec, missing_message, package_file
+def test_bench_on_a_folder_runs_the_baselines_end_to_end(emoji_dir, tmp_path, lpips_weights) -> None:
 
-    for name in ("alexnet", "lpips_alex_lin"):
-        if package_file(get_spec(name)) is None:
-            pytest.skip(missing_message(get_spec(name)))
     data = tmp_path / "emoji3"
     for cls in ("heart", "plant-flower"):
         shutil.copytree(emoji_dir / cls, data / cls)

@@ -50,8 +50,8 @@ def test_the_recorded_commit_is_dirty_for_code_edits_not_for_docs(tmp_path) -> N
 
 
 @pytest.mark.weights
-def test_bench_init_labels_only_initialised_methods_and_finds_runs_under_their_init_folders(emoji_dir, tmp_path
-                                                                                           ) -> None:
+def test_bench_init_labels_only_initialised_methods_and_finds_runs_under_their_init_folders(
+        emoji_dir, tmp_path, lpips_weights) -> None:
     """``bench --init``: the label gets "+init" only where the checkpoint loaded; run folders are
     ``<method>-<preset>-<train images>-init<sha256[:8]>/seed0`` and a second run reuses them."""
     import hashlib
@@ -60,13 +60,9 @@ def test_bench_init_labels_only_initialised_methods_and_finds_runs_under_their_i
 
     from click.testing import CliRunner
 
-    from fewcolor.backbones.weights import get_spec, missing_message, package_file
     from fewcolor.cli import main
     from fewcolor.methods.registry import build_method, save_method
 
-    for name in ("alexnet", "lpips_alex_lin"):
-        if package_file(get_spec(name)) is None:
-            pytest.skip(missing_message(get_spec(name)))
     data = tmp_path / "emoji2"
     for cls in ("heart", "plant-flower"):
         shutil.copytree(emoji_dir / cls, data / cls)

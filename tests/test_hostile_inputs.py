@@ -153,16 +153,7 @@ def test_evaluate_matches_colliding_truth_names_like_colorize_names_them(tmp_pat
 
 
 # ------------------------------------------------------------------------------ 3: evaluate per file
-def _needs_lpips() -> None:
-    from fewcolor.backbones.weights import get_spec, missing_message, package_file
-
-    for name in ("alexnet", "lpips_alex_lin"):
-        if package_file(get_spec(name)) is None:
-            pytest.skip(missing_message(get_spec(name)))
-
-
-def test_evaluate_reports_and_skips_bad_pairs(tmp_path):
-    _needs_lpips()
+def test_evaluate_reports_and_skips_bad_pairs(tmp_path, lpips_weights):
     truth, pred = tmp_path / "truth", tmp_path / "pred"
     for name in ("good", "corrupt", "tiny", "small", "resized"):
         _photo(truth / f"{name}.png", size=(40, 40) if name not in ("tiny", "small") else
@@ -384,13 +375,12 @@ def _non_utf8_folder(tmp_path: Path) -> Path:
     return root
 
 
-def test_non_utf8_file_names_in_cluster_and_evaluate(tmp_path, tiny_model):
+def test_non_utf8_file_names_in_cluster_and_evaluate(tmp_path, tiny_model, lpips_weights):
     root = _non_utf8_folder(tmp_path)
     code, out = _cli(["cluster", root, "--k", 2, "--pca-dim", 2, "--feature-size", 32, "-o", tmp_path / "c"])
     assert code == 0, out
     rows = (tmp_path / "c" / "assignments.csv").read_bytes().splitlines()
     assert any(b"caf\xe9.png" in r for r in rows)  # the exact bytes: each row names its file
-    _needs_lpips()
     code, out = _cli(["evaluate", tiny_model, "--data", root, "-o", tmp_path / "e", "--no-fid"])
     assert code == 0 and "3 images scored" in out
     assert (tmp_path / "e" / "report.html").exists()
@@ -577,7 +567,7 @@ def test_fuzz_reader(fuzz_dir):
     assert ok + bad == FUZZ_CASES and ok > 0 and bad > 0
 
 
-def test_fuzz_colorize_and_evaluate(fuzz_dir, tmp_path, tiny_model):
+def test_fuzz_colorize_and_evaluate(fuzz_dir, tmp_path, tiny_model, lpips_weights):
     mut = fuzz_dir / "mut"
     before = _digest(mut)
     code, out = _cli(["colorize", tiny_model, mut, "-o", tmp_path / "out"])
@@ -587,7 +577,6 @@ def test_fuzz_colorize_and_evaluate(fuzz_dir, tmp_path, tiny_model):
     assert done + len(skipped) == FUZZ_CASES
     assert all(line.split(" ", 1)[1].startswith(str(mut)) for line in skipped)  # each bad file by name
     assert len(list((tmp_path / "out").iterdir())) == done
-    _needs_lpips()
     code, out = _cli(["evaluate", tiny_model, "--data", mut, "-o", tmp_path / "eval", "--no-fid"])
     assert code == 0
     scored = int(out.split(" images scored")[0].rsplit("\n", 1)[-1])

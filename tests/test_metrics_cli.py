@@ -8,7 +8,6 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from fewcolor.backbones.weights import get_spec, missing_message, package_file
 from fewcolor.cli import main
 from fewcolor.io.image import write_rgb
 
@@ -28,10 +27,7 @@ def test_evaluate_usage_errors(tmp_path):
 
 
 @pytest.mark.weights
-def test_evaluate_folder_pair(tmp_path):
-    for name in ("alexnet", "lpips_alex_lin"):
-        if package_file(get_spec(name)) is None:
-            pytest.skip(missing_message(get_spec(name)))
+def test_evaluate_folder_pair(tmp_path, lpips_weights):
     g = torch.Generator().manual_seed(0)
     for i in range(2):
         img = torch.rand(3, 32, 40, generator=g)
@@ -48,10 +44,7 @@ def test_evaluate_folder_pair(tmp_path):
 
 
 @pytest.mark.weights
-def test_evaluate_allow_missing_scores_only_the_existing_pairs(tmp_path):
-    for name in ("alexnet", "lpips_alex_lin"):
-        if package_file(get_spec(name)) is None:
-            pytest.skip(missing_message(get_spec(name)))
+def test_evaluate_allow_missing_scores_only_the_existing_pairs(tmp_path, lpips_weights):
     g = torch.Generator().manual_seed(1)
     for i in range(3):
         img = torch.rand(3, 32, 32, generator=g)

@@ -9,17 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from fewcolor.backbones.weights import get_spec, missing_message, package_file
 from fewcolor.color.lab import rgb_to_lab
 from fewcolor.metrics.lpips import LPIPS
 from fewcolor.metrics.scoring import PER_IMAGE_METRICS, prepare_pair, score_batch, score_pair
 
 
 @pytest.mark.weights
-def test_batched_metrics_equal_the_per_image_ones() -> None:
-    for name in ("alexnet", "lpips_alex_lin"):
-        if package_file(get_spec(name)) is None:
-            pytest.skip(missing_message(get_spec(name)))
+def test_batched_metrics_equal_the_per_image_ones(lpips_weights) -> None:
     g = torch.Generator().manual_seed(0)
     low = torch.rand(8, 3, 6, 6, generator=g)
     photos = torch.nn.functional.interpolate(low, size=(40, 48), mode="bicubic").clamp(0, 1)

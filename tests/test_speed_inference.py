@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from fewcolor.backbones.weights import get_spec, missing_message, package_file
 from fewcolor.bench.speed import part
 from fewcolor.bench.speed.inference import COLORIZE_TARGET, EVAL_TARGET, measure_colorize, measure_evaluate
 from fewcolor.pipeline import Colorizer
@@ -19,10 +18,7 @@ def test_part_is_found() -> None:
     assert part("inference") is not None
 
 
-def test_evaluate_and_colorize_rows(tmp_path: Path) -> None:
-    for name in ("alexnet", "lpips_alex_lin"):
-        if package_file(get_spec(name)) is None:
-            pytest.skip(missing_message(get_spec(name)))
+def test_evaluate_and_colorize_rows(tmp_path: Path, lpips_weights) -> None:
     colorizer = Colorizer.pretrained(device="cpu")
     row = measure_evaluate(colorizer, 3, tmp_path / "eval")
     assert row.unit == "img/s" and row.target == EVAL_TARGET and row.higher_is_better
