@@ -121,7 +121,8 @@ def measure(quick: bool) -> list[Row]:
     The fp32 GEMM peak is measured before each method and after the last; the ratios divide by the
     best of those, so a moment of load on a shared machine does not inflate them.
     """
-    n, repeats, steps = (1024, 2, 3) if quick else (2048, 3, 8)
+    # 24 full steps: the best of a few seconds per method, not of half a second that one burst of host load can cover
+    n, repeats, steps = (1024, 2, 3) if quick else (2048, 3, 24)
     peaks = [gemm_gflops(n, torch.float32, repeats)]
     achieved: dict[str, float] = {}
     rows: list[Row] = []
