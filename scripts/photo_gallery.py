@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from fewcolor.color.lab import grey_rgb_from_l, rgb_to_l
+from fewcolor.data.grey import is_grey
 from fewcolor.home import fewcolor_home
 from fewcolor.io.grid import image_grid
 from fewcolor.io.image import read_rgb, write_rgb
@@ -25,8 +26,6 @@ from fewcolor.pipeline import Colorizer
 
 SKIMAGE_PHOTOS = ("astronaut", "coffee", "chelsea")
 IMAGENETTE_CLASSES = 9
-#: a photo whose mean |a|+|b| is below this (Lab units) is a grey photo: nothing to show
-GREY_CHROMA = 2.0
 
 
 def skimage_photos() -> list[tuple[str, torch.Tensor]]:
@@ -37,8 +36,6 @@ def skimage_photos() -> list[tuple[str, torch.Tensor]]:
 
 
 def imagenette_photos(val: Path) -> list[tuple[str, torch.Tensor]]:
-    from fewcolor.color.lab import rgb_to_lab
-
     classes = sorted(d for d in val.iterdir() if d.is_dir())[:IMAGENETTE_CLASSES]
     if len(classes) < IMAGENETTE_CLASSES:
         raise SystemExit(f"{val}: expected {IMAGENETTE_CLASSES} class folders of Imagenette val; pass --data")
@@ -46,7 +43,7 @@ def imagenette_photos(val: Path) -> list[tuple[str, torch.Tensor]]:
     for folder in classes:
         for path in sorted(folder.iterdir()):
             rgb = read_rgb(path)
-            if rgb_to_lab(rgb[None])[0, 1:].abs().sum(0).mean() >= GREY_CHROMA:
+            if not is_grey(rgb):  # a grey photo has nothing to show
                 photos.append((f"{folder.name}-{path.stem}", rgb))
                 break
     return photos
