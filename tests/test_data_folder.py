@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, default_collate
 
 import fewcolor.data.folder as folder_mod
 from fewcolor.color.lab import rgb_to_lab
@@ -129,6 +129,30 @@ def test_same_seed_epoch_index_gives_same_sample(mixed: Path) -> None:
     assert all(torch.equal(x, a[i]["rgb"]) for i, x in enumerate(first))
     c = ImageFolderDataset(mixed, transform=t, seed=2)
     assert any(not torch.equal(first[i], c[i]["rgb"]) for i in range(len(c)))
+
+
+def test_batched_collate_equals_collated_samples(mixed: Path) -> None:
+    ds = ImageFolderDataset(mixed, transform=train_transform(8), seed=3, cache=True)
+    ds.set_epoch(2)
+    indices = [3, 0, 2, 0, -1]
+    batch = ds.collate(indices)
+    reference = default_collate([ds[i] for i in indices])
+    assert set(batch) == set(reference)
+    assert torch.equal(batch["rgb"], reference["rgb"])  # the same crops and flips
+    for key in ("l", "ab"):  # one conversion of the stack: equal up to float rounding
+        assert batch[key].shape == reference[key].shape
+        assert torch.allclose(batch[key], reference[key], atol=1e-6, rtol=0)
+    assert torch.equal(batch["label"], reference["label"]) and torch.equal(batch["index"], reference["index"])
+    assert batch["index"].tolist() == [3, 0, 2, 0, 3] and batch["path"] == reference["path"]
+    with pytest.raises(IndexError):
+        ds.collate([0, 4])
+
+
+def test_collate_of_unequal_sizes_fails_like_default_collate(mixed: Path) -> None:
+    _colour(mixed / "cat" / "6.png", 6, size=(20, 20))  # the others are 12×16
+    ds = ImageFolderDataset(mixed)
+    with pytest.raises(RuntimeError, match="stack expects each tensor to be equal size"):
+        ds.collate(list(range(len(ds))))
 
 
 def test_memory_cache_reads_each_file_once(mixed: Path, monkeypatch: pytest.MonkeyPatch) -> None:

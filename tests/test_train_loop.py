@@ -11,7 +11,7 @@ import torch
 from fewcolor.methods.base import Phase
 from fewcolor.methods.registry import build_method, load_method
 from fewcolor.methods.unet import UNetRegression
-from fewcolor.train.loop import TrainOptions, TrainStep, _epoch_permutation, batch_indices, train
+from fewcolor.train.loop import TrainOptions, TrainStep, _epoch_permutation, batch_indices, collate_samples, train
 from helpers import TensorColourDataset, smooth_colour_images
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,6 +56,26 @@ def test_batch_indices_equal_the_uncached_permutations_drawn_once_per_epoch():
     got = [batch_indices(n, s, b, seed, rank, world) for s in steps for rank in range(world)]
     assert [i for batch in got for i in batch] == uncached[: 6 * world * b]
     assert _epoch_permutation.cache_info().misses == 4  # each epoch's permutation drawn once, not per step
+
+
+def test_collate_samples_uses_the_datasets_own_collate_after_setting_the_epoch():
+    class Recording(TensorColourDataset):
+        def __init__(self, images):
+            super().__init__(images)
+            self.calls = []
+
+        def set_epoch(self, epoch):
+            self.calls.append(("epoch", epoch))
+
+        def collate(self, indices):
+            self.calls.append(("collate", list(indices)))
+            return {"index": torch.tensor(list(indices))}
+
+    ds = Recording(smooth_colour_images(4, 8))
+    assert collate_samples(ds, [2, 1], 5)["index"].tolist() == [2, 1]
+    assert ds.calls == [("epoch", 5), ("collate", [2, 1])]
+    plain = _dataset(4, 8)  # no collate: default_collate of its samples
+    assert collate_samples(plain, [3, 0], 0)["l"].shape == (2, 1, 8, 8)
 
 
 def test_training_reduces_loss_and_writes_run(tmp_path):

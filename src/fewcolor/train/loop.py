@@ -130,9 +130,14 @@ def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
 
 
 def collate_samples(dataset: Dataset, indices: Sequence[int], epoch: int) -> dict[str, Any]:
+    """The batch of ``indices`` in ``epoch``: the dataset's own ``collate`` where it has one (batched work,
+    e.g. :meth:`ImageFolderDataset.collate`), else ``default_collate`` of its samples."""
     set_epoch = getattr(dataset, "set_epoch", None)
     if set_epoch is not None:
         set_epoch(epoch)
+    collate = getattr(dataset, "collate", None)
+    if collate is not None:
+        return collate(indices)
     return default_collate([dataset[i] for i in indices])
 
 
