@@ -58,7 +58,7 @@ def test_batch_indices_equal_the_uncached_permutations_drawn_once_per_epoch():
     assert _epoch_permutation.cache_info().misses == 4  # each epoch's permutation drawn once, not per step
 
 
-def test_collate_samples_uses_the_datasets_own_collate_after_setting_the_epoch():
+def test_collate_samples_sets_the_epoch_then_uses_the_datasets_own_collate():
     class Recording(TensorColourDataset):
         def __init__(self, images):
             super().__init__(images)

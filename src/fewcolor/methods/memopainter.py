@@ -54,7 +54,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fewcolor.color.feature_kinds import FEATURE_DIMS, colour_distance, colour_feature, palette_feature
-from fewcolor.data.protocol import Dataset
+from fewcolor.data.protocol import Dataset, collate
 from fewcolor.losses.gan import GanLoss
 from fewcolor.losses.triplet import threshold_triplet_loss
 from fewcolor.methods.base import AdaptSettings, InferenceOption, InferenceOptionError, Method, Phase
@@ -251,9 +251,7 @@ class MemoPainter(Method):
         which the §3.1 update rule keeps running. Res-cGAN has no memory: nothing to write."""
         if not self.config.memory:
             return False
-        from torch.utils.data import default_collate
-
-        batch = default_collate([support_data[i] for i in range(len(support_data))])
+        batch = collate(support_data, range(len(support_data)))
         l, rgb = batch["l"].to(self.device), batch["rgb"].to(self.device)
         q = self.query(self.spatial_features(l))
         values = self.features_of(rgb)

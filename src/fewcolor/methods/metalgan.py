@@ -73,11 +73,10 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import default_collate
 from tqdm.auto import tqdm
 
 from fewcolor.backbones.clustering import build_extractor, cluster_dataset, descriptors
-from fewcolor.data.protocol import Dataset
+from fewcolor.data.protocol import Dataset, collate
 from fewcolor.data.reopen import ImagesUnreachable, reopen_images
 from fewcolor.data.tasks import ClusterTasks
 from fewcolor.hardware import native_bf16
@@ -316,7 +315,7 @@ class MetalGAN(Method):
         return [members[j] for j in pick]
 
     def _collate(self, dataset: Dataset, indices: Sequence[int]) -> dict[str, Any]:
-        batch = default_collate([dataset[i] for i in indices])
+        batch = collate(dataset, indices)
         return {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
 
     def _task_batch(self, dataset: Dataset, members: Sequence[int], size: int, g: torch.Generator) -> dict[str, Any]:

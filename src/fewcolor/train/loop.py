@@ -41,10 +41,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import default_collate
 from tqdm.auto import tqdm
 
-from fewcolor.data.protocol import Dataset
+from fewcolor.data.protocol import Dataset, collate
 from fewcolor.hardware import resolve_device, resolve_precision
 from fewcolor.io.atomic import atomic_path, write_text_atomic
 from fewcolor.io.checkpoint import CheckpointError, read_metadata
@@ -130,15 +129,11 @@ def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
 
 
 def collate_samples(dataset: Dataset, indices: Sequence[int], epoch: int) -> dict[str, Any]:
-    """The batch of ``indices`` in ``epoch``: the dataset's own ``collate`` where it has one (batched work,
-    e.g. :meth:`ImageFolderDataset.collate`), else ``default_collate`` of its samples."""
+    """The batch of ``indices`` in ``epoch`` (:func:`fewcolor.data.protocol.collate`)."""
     set_epoch = getattr(dataset, "set_epoch", None)
     if set_epoch is not None:
         set_epoch(epoch)
-    collate = getattr(dataset, "collate", None)
-    if collate is not None:
-        return collate(indices)
-    return default_collate([dataset[i] for i in indices])
+    return collate(dataset, indices)
 
 
 def _grads_finite(params: Sequence[torch.nn.Parameter]) -> bool:
