@@ -70,9 +70,10 @@ def main() -> int:
 
 
 def _acc(sem: dict) -> str:
-    """Top-1 accuracy on the colourized, grey and original photos, in percent."""
-    return " / ".join(f"{100 * float(sem[f'top1_{k}_efficientnet_lite0']):.1f} %"
-                      for k in ("colourized", "grey", "original"))
+    """Top-1 accuracy on the colourized, grey and original photos, in percent ("n/a" where the folders are
+    not ImageNet classes, so that no accuracy exists)."""
+    values = (sem.get(f"top1_{k}_efficientnet_lite0") for k in ("colourized", "grey", "original"))
+    return " / ".join("n/a" if v is None else f"{100 * float(v):.1f} %" for v in values)
 
 
 if __name__ == "__main__":

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
+import torch.nn.functional as F
+from torch.utils.data import default_collate
 
 from fewcolor.backbones.weights import get_spec, missing_message, package_file
 from fewcolor.color.bins import Q
+from fewcolor.color.decode import annealed_mean
+from fewcolor.color.normalize import normalize_ab
+from fewcolor.color.soft_encode import soft_encode_ab_normalized
 from fewcolor.io.checkpoint import CheckpointError
 from fewcolor.io.warm_start import warm_start
 from fewcolor.methods.base import InferenceOptionError
@@ -54,6 +61,29 @@ def test_overfits_four_fixture_images_with_both_loss_terms(emoji_dir, tmp_path) 
     after = psnr_rgb(m, b)
     assert end < 0.5 * start  # measured 4.56 -> 1.24
     assert after > grey_psnr(b) + 5.0  # measured 25.0 dB vs grey 16.9 dB
+
+
+def test_the_loss_is_the_per_pixel_mean_of_both_terms() -> None:
+    """CE and L1 are both means over pixels (the recipe the bundled weights were trained with). A sum over
+    pixels, CIC's Eq. 2, would weigh the CE ~1000× the L1 at 128 px: another recipe (it crept in once)."""
+    ds = TensorColourDataset(smooth_colour_images(2, 32))
+    m = _tiny()
+    m.setup(ds)
+    m.train()
+    batch = default_collate([ds[0], ds[1]])
+    phase = next(m.training_step(batch, 0))
+    with torch.no_grad():
+        logits = m.net(batch["l"]).float()
+    c = m.config
+    small = F.interpolate(batch["ab"], size=logits.shape[-2:], mode="bilinear", align_corners=False)
+    target = soft_encode_ab_normalized(small, k=c.neighbours, sigma=c.encode_sigma)
+    per_pixel = -(target * F.log_softmax(logits, dim=1)).sum(dim=1) * m.bin_weights[target.argmax(dim=1)]
+    ce = per_pixel.mean()
+    l1 = (normalize_ab(annealed_mean(logits, c.temperature)) - small).abs().mean()
+    assert phase.logs["loss/ce"] == pytest.approx(float(ce), rel=1e-4)
+    assert phase.loss is not None
+    assert float(phase.loss) == pytest.approx(float(ce + c.l1_weight * l1), rel=1e-4)
+    assert float(ce) < 2 * math.log(Q)  # per pixel: a sum over the 8×8 logits would be ~64× this
 
 
 def test_l1_only_ablation_trains_without_the_cross_entropy(tmp_path) -> None:

@@ -144,7 +144,9 @@ class BaseColorizer(Method):
         loss = logits.new_zeros(())
         if c.ce_weight > 0:
             target = soft_encode_ab_normalized(small, k=c.neighbours, sigma=c.encode_sigma)
-            ce = rebalanced_cross_entropy(logits, target, self.bin_weights)
+            # the mean over pixels, as the bundled weights were trained (CIC's Eq. 2 sums them: at 128 px the
+            # CE would then outweigh the L1 term ~1000 times, another recipe)
+            ce = rebalanced_cross_entropy(logits, target, self.bin_weights, reduction="mean")
             loss = loss + c.ce_weight * ce
             logs["loss/ce"] = ce.item()
         if c.l1_weight > 0:

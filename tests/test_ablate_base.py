@@ -1,0 +1,54 @@
+"""scripts/ablate_base.py: the base colorizer's ablation commands and its validation subset."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "ablate_base.py"
+
+
+def _module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("ablate_base", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_dry_run_prints_one_resumable_training_per_variant(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ablate = _module()
+    assert ablate.main(["-o", str(tmp_path), "--steps", "500", "--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("7 variants × 500 steps: about 0.9 h")  # 7 × 500 × 0.9 s
+    commands = {line.split(" -o ")[1].split()[0]: line for line in lines[1:]}
+    assert set(commands) == {str(tmp_path / v) for v in ablate.VARIANTS}
+    assert "--set" not in commands[str(tmp_path / "full")]
+    assert commands[str(tmp_path / "l1-only")].endswith("--steps 500 --batch-size 32 --set ce_weight=0")
+    random = commands[str(tmp_path / "encoder-random")]
+    assert "--set encoder_pretrained=false --set freeze_encoder=false --set encoder_lr_scale=1" in random
+    assert not list(tmp_path.iterdir())  # a dry run writes nothing
+
+
+def test_unknown_variant_is_refused_with_the_choices(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        _module().main(["--only", "full,no-such", "--dry-run"])
+    assert exc.value.code == 2
+    assert "unknown variant(s) no-such; choose from full, no-global-fusion" in capsys.readouterr().err
+
+
+def test_val_subset_links_the_first_photos_of_each_class(emoji_dir: Path, tmp_path: Path) -> None:
+    ablate = _module()
+    out = ablate.val_subset(emoji_dir, 2, tmp_path / "sub")
+    assert ablate.val_subset(emoji_dir, 2, tmp_path / "sub") == out  # again: the links are kept
+    classes = sorted(p.name for p in emoji_dir.iterdir() if p.is_dir())
+    assert sorted(p.name for p in out.iterdir()) == classes
+    for cls in classes:
+        linked = sorted(out.glob(f"{cls}/*"))
+        assert [p.name for p in linked] == sorted(p.name for p in (emoji_dir / cls).iterdir())[:2]
+        assert all(p.is_symlink() and p.resolve().parent == (emoji_dir / cls).resolve() for p in linked)
+    with pytest.raises(SystemExit, match="is not a folder of Imagenette val classes"):
+        ablate.val_subset(tmp_path / "missing", 2, tmp_path / "sub2")
