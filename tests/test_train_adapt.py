@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from fewcolor.methods.base import AdaptSettings
 from fewcolor.methods.registry import build_method
 from fewcolor.train.adapt import adapt
 from helpers import TensorColourDataset, smooth_colour_images
@@ -90,3 +91,42 @@ def test_iizuka_fine_tunes_on_a_support_without_training_labels() -> None:
     after = adapted.state_dict()
     changed = [k for k, v in method.state_dict().items() if v.is_floating_point() and not torch.equal(after[k], v)]
     assert changed and all(torch.isfinite(v).all() for v in after.values() if v.is_floating_point())
+
+
+def _norm_state(method: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in method.state_dict().items() if "running_" in k or "num_batches" in k}
+
+
+def test_keep_norm_statistics_fine_tunes_the_weights_and_keeps_the_running_statistics() -> None:
+    torch.manual_seed(0)
+    method = build_method("unet", "tiny", {"image_size": 16, "depth": 3})
+    support = TensorColourDataset(smooth_colour_images(2, 16, seed=3))
+    before = _norm_state(method)
+    assert before  # the tiny U-Net has batch norms
+    kept, _ = adapt(method, support, steps=3, batch_size=2)  # unet: statistics updated (its default)
+    assert any(not torch.equal(v, _norm_state(kept)[k]) for k, v in before.items())
+
+    class Keeping(type(method)):  # type: ignore[misc]
+        adapt_defaults = AdaptSettings(steps=3, keep_norm_statistics=True)
+
+    keeping = Keeping(method.config)
+    keeping.load_state_dict(method.state_dict())
+    adapted, how = adapt(keeping, support, steps=3, batch_size=2)
+    assert how == "finetune"
+    assert all(torch.equal(v, _norm_state(adapted)[k]) for k, v in before.items())
+    bn_weights = [k for k in before if k.endswith("running_mean")]
+    after = adapted.state_dict()
+    assert any(not torch.equal(after[k.replace("running_mean", "weight")], method.state_dict()[k.replace(
+        "running_mean", "weight")]) for k in bn_weights)  # the batch norms' affine parameters still train
+
+
+def test_base_adapts_with_its_running_statistics_kept_unless_told_otherwise() -> None:
+    torch.manual_seed(0)
+    method = build_method("base", "tiny", {"encoder_pretrained": False})
+    assert method.adapt_settings().keep_norm_statistics
+    support = TensorColourDataset(smooth_colour_images(2, 32, seed=4))
+    before = _norm_state(method)
+    kept, _ = adapt(method, support, steps=2, batch_size=2)
+    assert all(torch.equal(v, _norm_state(kept)[k]) for k, v in before.items())
+    updated, _ = adapt(method, support, steps=2, batch_size=2, keep_norm_statistics=False)
+    assert any(not torch.equal(v, _norm_state(updated)[k]) for k, v in before.items())

@@ -11,7 +11,16 @@ import torch
 from fewcolor.methods.base import Phase
 from fewcolor.methods.registry import build_method, load_method
 from fewcolor.methods.unet import UNetRegression
-from fewcolor.train.loop import TrainOptions, TrainStep, _epoch_permutation, batch_indices, collate_samples, train
+from fewcolor.train.loop import (
+    TrainOptions,
+    TrainStep,
+    _epoch_permutation,
+    batch_indices,
+    collate_samples,
+    keep_norm_statistics,
+    train,
+    write_sample_grid,
+)
 from helpers import TensorColourDataset, smooth_colour_images
 
 REPO = Path(__file__).resolve().parents[1]
@@ -255,3 +264,15 @@ def test_grads_finite_is_exact_even_when_a_sum_overflows():
         assert not _grads_finite([p, q])
     q.grad = None
     assert _grads_finite([p, q]) and _grads_finite([q])
+
+
+def test_sample_grid_gives_each_module_its_own_mode_back(tmp_path):
+    method = build_method("unet", "tiny", {"image_size": 16, "depth": 3})
+    method.train()
+    keep_norm_statistics(method)
+    norms = [m for m in method.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and not any(m.training for m in norms) and method.training
+    batch = collate_samples(_dataset(2, 16), [0, 1], 0)
+    write_sample_grid(method, batch, tmp_path / "grid.png")
+    assert (tmp_path / "grid.png").is_file()
+    assert method.training and not any(m.training for m in norms)

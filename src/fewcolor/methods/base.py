@@ -45,11 +45,15 @@ class AdaptSettings:
     """A method's defaults for ``fewcolor adapt`` on 1–10 images (see docs/ADAPT.md for how they were chosen).
 
     ``steps``: adaptation steps; ``lr_factor``: multiplies the learning rate of every optimiser of a
-    fine-tuning run (the fresh optimisers ``configure_optimizers`` builds from the config).
+    fine-tuning run (the fresh optimisers ``configure_optimizers`` builds from the config);
+    ``keep_norm_statistics``: fine-tune with every batch-norm layer normalising by its running statistics
+    and leaving them unchanged, instead of replacing them with the few support images' (the benchmark's
+    adaptation follows it too, whatever its step count).
     """
 
     steps: int
     lr_factor: float = 1.0
+    keep_norm_statistics: bool = False
 
 
 class Method(nn.Module):

@@ -4,7 +4,8 @@ A method with its own adaptation mechanism (``Method.adapt`` returns True: Metal
 it. Any other method first gets the support without gradients where it has a use for it
 (``Method.write_support``: MemoPainter writes it into its colour memory), then is fine-tuned on it by
 the one training loop, from the model's weights with FRESH optimisers (no state carried over from
-training), the learning rates scaled by ``lr_factor``. The benchmark gives every method the same
+training), the learning rates scaled by ``lr_factor``, its batch-norm statistics kept where the method's
+``adapt_settings()`` asks for it. The benchmark gives every method the same
 ``steps``; ``fewcolor adapt`` uses each method's own defaults (``Method.adapt_settings``).
 """
 
@@ -29,12 +30,14 @@ def adapt(
     device: str | None = None,
     lr_factor: float = 1.0,
     progress: bool = False,
+    keep_norm_statistics: bool | None = None,
 ) -> tuple[Method, str]:
     """A copy of ``method`` adapted to ``support``; returns ``(adapted, how)``.
 
     ``how`` is ``"own"``, ``"finetune"``, ``"write+finetune"`` (a support write, then fine-tuning),
     ``"write"`` or ``"none"`` (``steps == 0``), for the benchmark's tables. The input method is never
     modified. ``out_dir`` keeps the fine-tuning run (logs, samples) instead of a temporary folder.
+    ``keep_norm_statistics`` overrides the method's own choice (``adapt_settings()``; measurements).
     """
     adapted = copy.deepcopy(method)
     if steps <= 0:
@@ -57,6 +60,8 @@ def adapt(
             tensorboard=False,
             device=device,
             lr_factor=lr_factor,
+            keep_norm_statistics=(adapted.adapt_settings().keep_norm_statistics if keep_norm_statistics is None
+                                  else keep_norm_statistics),
         )
         train(adapted, support, opts)
     return adapted.eval(), "write+finetune" if wrote else "finetune"

@@ -76,6 +76,8 @@ class TrainOptions:
     max_seconds: float | None = None  #: stop early (and save) after this wall time
     handle_signals: bool = True  #: SIGINT/SIGTERM save the state, then raise TrainingInterrupted
     lr_factor: float = 1.0  #: multiplies every optimiser's learning rate (fine-tuning on a few images)
+    #: batch-norm layers normalise by their running statistics and keep them (fine-tuning on a few images)
+    keep_norm_statistics: bool = False
 
 
 class TrainingInterrupted(Exception):
@@ -385,6 +387,15 @@ class TrainStep:
         return True
 
 
+def keep_norm_statistics(module: torch.nn.Module) -> None:
+    """Every batch-norm layer of ``module`` to eval mode: it normalises by its running statistics and no
+    longer updates them, while the rest trains (fine-tuning on a few images: their batch statistics would
+    replace the ones learnt from the whole training set)."""
+    for m in module.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.eval()
+
+
 def write_sample_grid(method: Method, batch: dict[str, Any], path: Path) -> None:
     """Rows of grey | truth | output for a fixed batch."""
     from fewcolor.color.lab import grey_rgb_from_l, merge_l_ab
@@ -392,11 +403,12 @@ def write_sample_grid(method: Method, batch: dict[str, Any], path: Path) -> None
     from fewcolor.io.grid import image_grid
     from fewcolor.io.image import write_rgb
 
-    was_training = method.training
+    modes = [(m, m.training) for m in method.modules()]
     method.eval()
     with torch.no_grad():
         ab = method.predict_ab(batch["l"])
-    method.train(was_training)
+    for module, mode in modes:  # each module's own mode back (batch norms kept in eval stay so)
+        module.training = mode
     l = denormalize_l(batch["l"].float().cpu())
     out = merge_l_ab(l, denormalize_ab(ab.float().cpu()))
     tiles = []
@@ -497,6 +509,8 @@ def _train(method: Method, dataset: Dataset, opts: TrainOptions, stop: list[int]
     bad_streak = rollbacks = skipped = 0
     t0 = time.time()
     method.train()
+    if opts.keep_norm_statistics:
+        keep_norm_statistics(method)
     bar = tqdm(
         total=total,
         initial=start_step,
