@@ -107,6 +107,24 @@ def test_fallback_is_the_supports_colour_per_lightness_where_nothing_matches():
     assert torch.allclose(ab, expected)
 
 
+def test_attention_fallback_colours_a_flipped_copy_better_than_the_colour_per_lightness():
+    rgb = photo("astronaut")
+    lab = rgb_to_lab(rgb.flip(-1))
+    l = normalize_l(lab[:, :1])
+    method = adapted(rgb)
+    supports = method.stored_supports()
+    truth = lab.movedim(1, -1)
+    errors = {}
+    with torch.no_grad():
+        for choice in ("attention", "stats"):
+            ab = method.fallback_ab(l, supports, choice)
+            pred = torch.cat([lab[:, :1], denormalize_ab(ab)], 1).movedim(1, -1)
+            errors[choice] = delta_e_2000(pred, truth).mean()
+    grey = delta_e_2000(torch.cat([lab[:, :1], torch.zeros_like(lab[:, 1:])], 1).movedim(1, -1), truth).mean()
+    assert errors["attention"] < 0.5 * grey
+    assert errors["attention"] < 0.8 * errors["stats"]
+
+
 def test_save_load_round_trip_keeps_supports_and_outputs(tmp_path):
     rgb = photo("astronaut")
     method = build_method("exemplar", "tiny", {"fallback": "stats"})

@@ -21,8 +21,11 @@ For each query (normalised L at the working resolution):
 5. Edge-aware: a confidence-weighted guided filter of the warped ab with the query's L as the guide;
    keep the warped ab where the match is confident *and* coherent (neighbouring cells moved alike).
 6. Blend with the fallback by the (guided-filtered) confidence: ``ab = c ab_transfer + (1 − c) ab_fallback``.
-   The fallback is by default the supports' luminance-matched mean colour (``fewcolor.color.luminance_lut``),
-   or the checkpoint named by ``fallback`` (another method, e.g. the bundled base colorizer).
+   The fallback is by default the attention colour: each query cell's softmax-weighted mean of the colours of
+   its best-matching support cells (``fewcolor.nets.correspondence.attend``; Zhang et al. 2019's attention
+   warp), upsampled and guided-filtered; or the supports' luminance-matched mean colour
+   (``fewcolor.color.luminance_lut``), or the checkpoint named by ``fallback`` (another method, e.g. the
+   bundled base colorizer).
 
 Departures from He et al.: no learned colorization sub-network (step 5–6 replace it: guided filter and
 a fixed blend), VGG16 instead of VGG19, a simpler search than Deep Image Analogy's PatchMatch, and
@@ -49,12 +52,12 @@ from fewcolor.data.protocol import Dataset
 from fewcolor.data.transforms import working_size
 from fewcolor.methods.base import InferenceOption, InferenceOptionError, Method, Phase
 from fewcolor.methods.registry import register_method
-from fewcolor.nets.correspondence import Match, Pyramid, first_rows, match
+from fewcolor.nets.correspondence import Match, Pyramid, attend, first_rows, match
 
 log = logging.getLogger(__name__)
 
 #: ``fallback`` values that are not checkpoint paths
-FALLBACK_STATS, FALLBACK_BUNDLED = "stats", "bundled"
+FALLBACK_STATS, FALLBACK_BUNDLED, FALLBACK_ATTENTION = "stats", "bundled", "attention"
 
 
 @dataclass
@@ -73,9 +76,12 @@ class ExemplarConfig:
     filter_eps: float = 1e-3  #: guided-filter ε in normalised-L units squared
     max_supports: int = 16  #: at most this many supports are stored (a seeded choice when more are given)
     lut_bins: int = 20  #: lightness bands of the luminance-matched fallback colour
-    #: "stats" (the supports' colour per lightness; measured better than "bundled" on all three few-shot
-    #: protocols, docs/EXEMPLAR.md), "bundled" (the bundled base colorizer, else stats), or a checkpoint path
-    fallback: str = FALLBACK_STATS
+    #: "attention" (the soft match's colour), "stats" (the supports' colour per lightness), "bundled" (the
+    #: bundled base colorizer, else stats) or a checkpoint path; chosen by measurement, docs/EXEMPLAR.md step 6
+    fallback: str = FALLBACK_ATTENTION
+    attention_layer: int = 0  #: index into ``layers`` of the attention fallback's soft search
+    attention_temperature: float = 0.02  #: softmax temperature of the attention fallback
+    attention_top_k: int = 16  #: support cells each query cell attends to
     seed: int = 0  #: seed of the choice of supports when more than ``max_supports`` are given
 
 
@@ -144,8 +150,9 @@ class Exemplar(Method):
     inference_options = (
         InferenceOption("reference", "image-rgb", "colour from this RGB image instead of what the model stores "
                         "(exemplar: the image is the only support)"),
-        InferenceOption("fallback", "str", "where nothing matches, colour from 'stats' (the supports' colour per "
-                        "lightness), 'bundled' (the bundled base colorizer, else 'stats') or this model checkpoint",
+        InferenceOption("fallback", "str", "where no match is sure, colour from 'attention' (the weighted colour "
+                        "of the best-matching support parts), 'stats' (the supports' colour per lightness), "
+                        "'bundled' (the bundled base colorizer, else 'stats') or this model checkpoint",
                         default="the config's fallback"),
     )
 
@@ -156,6 +163,12 @@ class Exemplar(Method):
             raise ValueError(f"exemplar: {len(c.layer_weights)} layer_weights for {len(c.layers)} layers")
         if not 0 <= c.coarse_layer < len(c.layers):
             raise ValueError(f"exemplar: coarse_layer must index layers (0..{len(c.layers) - 1}), got {c.coarse_layer}")
+        if not 0 <= c.attention_layer < len(c.layers):
+            raise ValueError(f"exemplar: attention_layer must index layers (0..{len(c.layers) - 1}), "
+                             f"got {c.attention_layer}")
+        if c.attention_temperature <= 0 or c.attention_top_k < 1:
+            raise ValueError(f"exemplar: attention_temperature must be > 0 and attention_top_k ≥ 1, got "
+                             f"{c.attention_temperature} and {c.attention_top_k}")
         self.support_names: list[str] = []
         self._allocate([0] * len(c.layers), [0] * len(c.layers), 0, 0)
 
@@ -269,22 +282,26 @@ class Exemplar(Method):
         if path not in cache:
             if not Path(path).is_file():
                 raise InferenceOptionError(f"exemplar: fallback {path!r} is not a file; give a model checkpoint, "
-                                           f"'{FALLBACK_BUNDLED}' or '{FALLBACK_STATS}'")
+                                           f"'{FALLBACK_ATTENTION}', '{FALLBACK_BUNDLED}' or '{FALLBACK_STATS}'")
             try:
                 cache[path] = load_method(path, device=self.device)
             except CheckpointError as exc:
                 raise InferenceOptionError(f"exemplar: fallback {path}: {exc}") from exc
         return cache[path].to(self.device)
 
-    def fallback_ab(self, l: torch.Tensor, supports: Supports, fallback: str | None = None) -> torch.Tensor:
-        """Normalised ab (1,2,H,W) where nothing matches: another model's prediction, else the supports'
-        luminance-matched mean colour (each support pixel weighted by its prior confidence)."""
+    def fallback_ab(self, l: torch.Tensor, supports: Supports, fallback: str | None = None,
+                    pyramid: Pyramid | None = None) -> torch.Tensor:
+        """Normalised ab (1,2,H,W) where no match is sure: the attention colour (``attention_ab``), another
+        model's prediction, or the supports' luminance-matched mean colour (each support pixel weighted by its
+        prior confidence). ``pyramid``: the query's, when the caller has it."""
         from fewcolor.pretrained import bundled_model_path
 
         choice = str(fallback or self.config.fallback)
         if choice == FALLBACK_BUNDLED:
             bundled = bundled_model_path()
             choice = str(bundled) if bundled is not None else FALLBACK_STATS
+        if choice == FALLBACK_ATTENTION:
+            return self.attention_ab(l, supports, pyramid)
         if choice == FALLBACK_STATS:
             px = supports.pixels
             table = luminance_lut(px[:, 0], px[:, 1:3], px[:, 3], self.config.lut_bins)
@@ -295,6 +312,34 @@ class Exemplar(Method):
         size = (max(m, round(h / m) * m), max(m, round(w / m) * m))
         ab = other.predict_ab(F.interpolate(l, size=size, mode="bilinear", align_corners=False))
         return F.interpolate(ab.float(), size=(h, w), mode="bilinear", align_corners=False)
+
+    def support_cell_ab(self, supports: Supports, layer: int) -> torch.Tensor:
+        """(N_layer, 2): each support cell's mean normalised ab at ``layer``, weighted by pixel prior confidence."""
+        out = []
+        shapes = supports.pyramid.shapes[layer]
+        for i, (start, (h, w)) in enumerate(zip(supports.starts.tolist(), supports.sizes.tolist(), strict=True)):
+            px = supports.pixels[start: start + h * w].t().reshape(1, 4, h, w)
+            grid = (int(shapes[i, 0]), int(shapes[i, 1]))
+            weight = F.adaptive_avg_pool2d(px[:, 3:4], grid)
+            ab = F.adaptive_avg_pool2d(px[:, 1:3] * px[:, 3:4], grid) / weight.clamp_min(1e-6)
+            out.append(ab[0].flatten(1).t())
+        return torch.cat(out)
+
+    def attention_ab(self, l: torch.Tensor, supports: Supports, pyramid: Pyramid | None = None) -> torch.Tensor:
+        """Normalised ab (1,2,H,W): the softmax-weighted mean colour of each query cell's best support cells
+        (``fewcolor.nets.correspondence.attend``), upsampled and made edge-aware by a guided filter."""
+        c = self.config
+        query = self.pyramid_of(l) if pyramid is None else pyramid
+        k = c.attention_layer
+        rows, weights = attend(query, supports.pyramid, tuple(c.layer_weights), c.lum_weight, k,
+                               c.attention_temperature, c.attention_top_k)
+        cell_ab = (weights[..., None] * self.support_cell_ab(supports, k)[rows]).sum(1)
+        h, w = (int(v) for v in query.shapes[k][0])
+        height, width = l.shape[-2:]
+        ab = F.interpolate(cell_ab.t().reshape(1, 2, h, w), size=(height, width), mode="bilinear",
+                           align_corners=False)
+        radius = max(1, round(c.filter_radius * max(height, width)))
+        return guided_filter(l, ab, radius, c.filter_eps)
 
     def warp(self, m: Match, supports: Supports, height: int, width: int) -> torch.Tensor:
         """The supports' pixels (1,4,H,W) (L, a, b, prior) at the query pixels' matched positions: a query
@@ -336,13 +381,13 @@ class Exemplar(Method):
         ab_filtered = guided_filter(l, ab_warped, radius, c.filter_eps, weight=conf)
         ab_transfer = keep * ab_warped + (1 - keep) * ab_filtered
         trust = guided_filter(l, conf, radius, c.filter_eps).clamp(0, 1)
-        ab = trust * ab_transfer + (1 - trust) * self.fallback_ab(l, supports, fallback)
+        ab = trust * ab_transfer + (1 - trust) * self.fallback_ab(l, supports, fallback, query)
         return ab, trust
 
     def predict_ab(self, l: torch.Tensor, reference: torch.Tensor | None = None, fallback: str | None = None,
                    **options: Any) -> torch.Tensor:
         """``reference`` (an RGB image) replaces the stored supports for this call; ``fallback`` (a model
-        checkpoint path, "bundled" or "stats") replaces the configured fallback."""
+        checkpoint path, "attention", "bundled" or "stats") replaces the configured fallback."""
         self.check_options(options)
         with torch.no_grad():
             supports = self.encode_rgb(reference) if reference is not None else self.stored_supports()

@@ -259,3 +259,37 @@ def match(query: Pyramid, support: Pyramid, weights: tuple[float, ...], lum_weig
     similarity, _ = sim.score(0, q_rows, image, y, x)
     h, w = (int(v) for v in query.shapes[0][0])
     return Match((h, w), image, y, x, similarity, consistent, support.prior[0][rows])
+
+
+def attend(query: Pyramid, support: Pyramid, weights: tuple[float, ...], lum_weight: float, layer: int,
+           temperature: float, top_k: int, chunk: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+    """Soft correspondence at ``layer``: for every query cell of that layer, its ``top_k`` best support cells
+    (rows) and their weights ``softmax(s / temperature)`` over those ``top_k`` (s: the similarity of the module
+    docstring, less the support cell's ``1 − c`` prior penalty) — the attention warp of Zhang et al., "Deep
+    Exemplar-based Video Colorization" (CVPR 2019, §3.1: softmax over the correlation, temperature 0.01),
+    here over several supports' cells and truncated to the ``top_k`` best. Exhaustive, ``chunk`` query cells
+    at a time (memory: a few ``chunk`` × support-cells matrices). Returns (rows, weights), both (Nq, top_k)."""
+    if query.num_images != 1:
+        raise ValueError(f"attend: the query pyramid must hold one image, got {query.num_images}")
+    if temperature <= 0:
+        raise ValueError(f"attend: temperature must be > 0, got {temperature}")
+    deeper = range(layer, query.num_layers)
+    q_img, q_y, q_x = query.cells(layer)
+    s_img, s_y, s_x = support.cells(layer)
+    s_rows = {j: _ancestors(support, layer, j, s_img, s_y, s_x) for j in deeper}
+    s_lum = support.remapped_lum(layer, query.l_stats[0])
+    penalty = (1.0 - support.prior[layer])[None]
+    k = min(top_k, len(s_img))
+    rows_out, weights_out = [], []
+    for start in range(0, len(q_img), chunk):
+        part = slice(start, start + chunk)
+        cos = torch.zeros(len(q_img[part]), len(s_img), device=s_img.device)
+        for j in deeper:
+            q_rows = _ancestors(query, layer, j, q_img[part], q_y[part], q_x[part])
+            # cosines with the support cells' ancestors at layer j (fine matches must agree semantically too)
+            cos += weights[j] * (query.feats[j][q_rows] @ support.feats[j].t())[:, s_rows[j]]
+        score = cos / sum(weights[layer:]) - lum_weight * torch.cdist(query.lum[layer][part], s_lum, p=1) - penalty
+        top, idx = score.topk(k, dim=1)
+        rows_out.append(idx)
+        weights_out.append(torch.softmax(top / temperature, dim=1))
+    return torch.cat(rows_out), torch.cat(weights_out)
