@@ -273,9 +273,11 @@ def attend(query: Pyramid, support: Pyramid, weights: tuple[float, ...], lum_wei
         raise ValueError(f"attend: the query pyramid must hold one image, got {query.num_images}")
     if temperature <= 0:
         raise ValueError(f"attend: temperature must be > 0, got {temperature}")
-    deeper = range(layer, query.num_layers)
+    deeper = range(layer + 1, query.num_layers)
     q_img, q_y, q_x = query.cells(layer)
     s_img, s_y, s_x = support.cells(layer)
+    # the deeper layers' cosine matrices are small: computed once, read at the cells' ancestors
+    dense = {j: query.feats[j] @ support.feats[j].t() for j in deeper}
     s_rows = {j: _ancestors(support, layer, j, s_img, s_y, s_x) for j in deeper}
     s_lum = support.remapped_lum(layer, query.l_stats[0])
     penalty = (1.0 - support.prior[layer])[None]
@@ -283,11 +285,10 @@ def attend(query: Pyramid, support: Pyramid, weights: tuple[float, ...], lum_wei
     rows_out, weights_out = [], []
     for start in range(0, len(q_img), chunk):
         part = slice(start, start + chunk)
-        cos = torch.zeros(len(q_img[part]), len(s_img), device=s_img.device)
-        for j in deeper:
+        cos = weights[layer] * (query.feats[layer][part] @ support.feats[layer].t())
+        for j in deeper:  # fine matches must agree semantically too
             q_rows = _ancestors(query, layer, j, q_img[part], q_y[part], q_x[part])
-            # cosines with the support cells' ancestors at layer j (fine matches must agree semantically too)
-            cos += weights[j] * (query.feats[j][q_rows] @ support.feats[j].t())[:, s_rows[j]]
+            cos += weights[j] * dense[j][q_rows][:, s_rows[j]]
         score = cos / sum(weights[layer:]) - lum_weight * torch.cdist(query.lum[layer][part], s_lum, p=1) - penalty
         top, idx = score.topk(k, dim=1)
         rows_out.append(idx)
