@@ -405,7 +405,7 @@ def test_query_descriptors_take_the_precision_the_clusters_were_built_with(
 
     probe = _PrecisionProbe()
     monkeypatch.setattr(clustering, "build_extractor", lambda *args: probe)
-    monkeypatch.setattr(metalgan, "build_extractor", lambda *args: probe)
+    monkeypatch.setattr(metalgan, "descriptor_precision", lambda: "bf16" if built_bf16 else "fp32")
     native = [built_bf16]  # what hardware.native_bf16 answers, on any CPU
     monkeypatch.setattr(metalgan, "native_bf16", lambda device="cpu": native[0])
     ds = TensorColourDataset(smooth_colour_images(6, 32, seed=1))  # in memory: no descriptor cache involved

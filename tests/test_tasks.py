@@ -159,5 +159,5 @@ def test_bf16_descriptors_agree_with_fp32_and_are_cached_apart(emoji_dir) -> Non
     assert torch.nn.functional.cosine_similarity(bf16, fp32).min() > 0.999
     spec = "alexnet:features.11"
     plain = clustering.cluster_dataset(ds, 3, backbone=spec, feature_size=64, pretrained=False)
-    fast = clustering.cluster_dataset(ds, 3, backbone=spec, feature_size=64, pretrained=False, bf16=True)
+    fast = clustering.cluster_dataset(ds, 3, backbone=spec, feature_size=64, pretrained=False, precision="bf16")
     assert "bf16" not in plain.info and fast.info["bf16"] is True

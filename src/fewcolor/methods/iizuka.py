@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from fewcolor.backbones.clustering import DEFAULT_FEATURE_SIZE, cluster_dataset
 from fewcolor.data.protocol import Dataset
 from fewcolor.data.transforms import Transform, train_transform
-from fewcolor.hardware import native_bf16
+from fewcolor.hardware import descriptor_precision
 from fewcolor.methods.base import AdaptSettings, InferenceOption, InferenceOptionError, Method, Phase
 from fewcolor.methods.registry import register_method
 from fewcolor.nets.iizuka import IizukaNet
@@ -229,7 +229,7 @@ def cluster_labels(
     Returns ``(ids (N,), "backbone:layer[ (random weights)]")``."""
     k = max(1, min(int(k), len(data)))
     tasks = cluster_dataset(data, k, backbone=backbone, feature_size=side, seed=seed, pretrained=pretrained,
-                            bf16=native_bf16())
+                            precision=descriptor_precision())
     info = tasks.info
     tag = f"{info['backbone']}:{info['layer']}" + ("" if info["pretrained"] else " (random weights)")
     return tasks.assignments.long(), tag

@@ -75,11 +75,12 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from fewcolor.backbones.clustering import build_extractor, cluster_dataset, descriptors
+from fewcolor.backbones.clustering import cluster_dataset, descriptors, embedding_network
+from fewcolor.backbones.int8 import Int8Descriptor
 from fewcolor.data.protocol import Dataset, collate
 from fewcolor.data.reopen import ImagesUnreachable, reopen_images
 from fewcolor.data.tasks import ClusterTasks
-from fewcolor.hardware import native_bf16
+from fewcolor.hardware import descriptor_precision, native_bf16
 from fewcolor.losses.gan import GanLoss
 from fewcolor.meta import adapt_cache
 from fewcolor.meta import distributed as dist_utils
@@ -246,7 +247,7 @@ class MetalGAN(Method):
         if k < c.n_clusters:
             log.warning("metalgan: %d images cannot make %d clusters; using k=%d", len(train_data), c.n_clusters, k)
         self.set_tasks(cluster_dataset(train_data, k, c.pca_dim, c.backbone, c.feature_size, c.seed,
-                                       bf16=native_bf16()), train_data)
+                                       precision=descriptor_precision()), train_data)
 
     def set_tasks(self, tasks: ClusterTasks, train_data: Dataset) -> None:
         """Use ``tasks`` (one cluster per image of ``train_data``, which supplies the tasks' batches).
@@ -472,21 +473,23 @@ class MetalGAN(Method):
     def clear_adaptation_cache(self) -> None:
         self._adapted.clear()
 
-    def _extractor(self) -> nn.Module:
+    def _extractor(self) -> tuple[nn.Module, bool]:
+        """The descriptor network of the tasks (int8 ones on the CPU) and whether it runs under bf16 autocast."""
         if "extractor" not in self._aux:
-            info = self.task_info
-            ext = build_extractor(info["backbone"], info["layer"], bool(info.get("pretrained", True)), self.config.seed)
-            self._aux["extractor"] = ext
-        return self._aux["extractor"].to(self.device)
+            self._aux["extractor"] = embedding_network(self.task_info, self.config.seed)
+        net, bf16 = self._aux["extractor"]
+        if isinstance(net, Int8Descriptor):
+            return net, False
+        # bf16 like the training descriptors, unless this device would only emulate it
+        return net.to(self.device), bf16 and native_bf16(self.device)
 
     @torch.no_grad()
     def nearest_clusters(self, l: torch.Tensor) -> torch.Tensor:
         """The task of each query (B,1,H,W) normalised L: nearest centroid of its PCA-projected MAC."""
         size = int(self.task_info.get("feature_size", self.config.feature_size))
         small = F.interpolate(l.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-        # bf16 like the training descriptors, unless this device would only emulate it
-        bf16 = bool(self.task_info.get("bf16", False)) and native_bf16(self.device)
-        feats = descriptors(self._extractor(), small.clamp(-1, 1), bf16)
+        net, bf16 = self._extractor()
+        feats = descriptors(net, small.clamp(-1, 1), bf16)  # an int8 copy computes on the CPU itself
         return self.tasks.assign(feats.to(self.task_pca_mean)).cpu()
 
     def _cluster_source(self, k: int) -> tuple[Any, list[int]] | None:

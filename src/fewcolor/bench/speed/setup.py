@@ -30,6 +30,7 @@ from fewcolor.backbones.clustering import (
     build_extractor,
     dataset_descriptors,
     descriptors,
+    int8_descriptor,
     resolve_backbone,
 )
 from fewcolor.bench.speed import Row
@@ -37,7 +38,7 @@ from fewcolor.data.folder import ImageFolderDataset
 from fewcolor.data.recipes import dataset_dir, is_prepared
 from fewcolor.data.tasks import fit_tasks
 from fewcolor.data.transforms import train_transform
-from fewcolor.hardware import native_bf16
+from fewcolor.hardware import descriptor_precision
 from fewcolor.home import fewcolor_home
 from fewcolor.io.image import list_images, write_rgb
 from fewcolor.methods.registry import build_method
@@ -96,11 +97,15 @@ def _cluster_rows(n: int, k: int, fit_images: int) -> list[Row]:
     name, layer, pretrained = resolve_backbone("auto")
     extractor = build_extractor(name, layer, pretrained)
     size = DEFAULT_FEATURE_SIZE
-    bf16 = native_bf16()  # as MetalGAN's and Iizuka's set-up passes choose it
+    precision = descriptor_precision()  # as MetalGAN's and Iizuka's set-up passes and `fewcolor cluster` choose it
+    bf16 = precision == "bf16"
     with _images(candidates, n, 160) as (data, source):
-        descriptors(extractor, torch.zeros(2, 1, size, size), bf16)  # warm-up: oneDNN picks its kernels here
         start = time.perf_counter()
-        feats = dataset_descriptors(data, extractor, size, progress=False, bf16=bf16)
+        net = int8_descriptor(extractor, {"feature_size": size}, data) if precision == "int8" else extractor
+        calibration_seconds = time.perf_counter() - start  # int8 only: once per clustering
+        descriptors(net, torch.zeros(2, 1, size, size), bf16)  # warm-up: oneDNN picks its kernels here
+        start = time.perf_counter()
+        feats = dataset_descriptors(data, net, size, progress=False, bf16=bf16)
         rate = len(data) / (time.perf_counter() - start)
     g = torch.Generator().manual_seed(0)
     fit_images = min(fit_images, CLUSTER_IMAGES)
@@ -109,12 +114,14 @@ def _cluster_rows(n: int, k: int, fit_images: int) -> list[Row]:
     start = time.perf_counter()
     fit_tasks(many, min(k, fit_images), pca_dim=512, seed=0)
     fit_seconds = (time.perf_counter() - start) * CLUSTER_IMAGES / fit_images
-    total = CLUSTER_IMAGES / rate + fit_seconds
-    what = f"{name}/{layer} at {size}px, {'bf16 autocast' if bf16 else 'fp32'}"
+    total = CLUSTER_IMAGES / rate + fit_seconds + calibration_seconds
+    what = f"{name}/{layer} at {size}px, " + {"bf16": "bf16 autocast", "int8": "int8 (quantized copy)"}.get(
+        precision, "fp32")
     return [
         Row(PART, "cluster descriptors", rate, "img/s",
             note=f"{what}, {len(data)} {source}, {torch.get_num_threads()} threads"),
         Row(PART, f"clustering {CLUSTER_IMAGES:,} images", total, "s", CLUSTER_TARGET, higher_is_better=False,
             note=f"descriptors at the rate above + PCA/K-means (k={k}) {fit_seconds:.1f} s"
+                 + (f" + int8 calibration {calibration_seconds:.1f} s" if precision == "int8" else "")
                  + (f" (timed on {fit_images}, scaled)" if fit_images < CLUSTER_IMAGES else "")),
     ]
