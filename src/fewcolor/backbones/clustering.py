@@ -205,6 +205,9 @@ def cluster_dataset(dataset: Dataset, k: int, pca_dim: int = 512, backbone: str 
         info.update({"int8_qparams": fhit[1]["int8_qparams"]} if "int8_qparams" in fhit[1] else {})
     else:
         extractor = build_extractor(name, layer, pretrained, seed)
+        log.info("descriptors of %d images at %d px: %s", len(dataset), feature_size,
+                 f"int8 ({info['int8']} engine, calibrated on {CALIBRATION_IMAGES} of them)" if precision == "int8"
+                 else "bf16 autocast" if precision == "bf16" else "fp32")
         net = int8_descriptor(extractor, info, dataset) if precision == "int8" else extractor
         feats = dataset_descriptors(dataset, net, feature_size, bf16=precision == "bf16")
         if fp is not None:
