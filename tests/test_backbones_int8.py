@@ -70,18 +70,35 @@ def test_int8_needs_leaf_taps_and_the_clustering_falls_back_without_them() -> No
 
 
 @needs_int8
-def test_int8_clusters_are_cached_apart_and_new_images_embed_like_the_training_ones(emoji_ten) -> None:
-    kwargs = {"backbone": SPEC, "feature_size": 64, "pretrained": False}
+@pytest.mark.parametrize("spec", [SPEC, "vgg16:" + clustering.VGG16_MULTI_MAC])
+def test_int8_clusters_are_cached_apart_and_new_images_embed_like_the_training_ones(
+        emoji_ten, monkeypatch, spec: str) -> None:
+    kwargs = {"backbone": spec, "feature_size": 64, "pretrained": False}
     plain = clustering.cluster_dataset(emoji_ten, 3, **kwargs)
     fast = clustering.cluster_dataset(emoji_ten, 3, **kwargs, precision="int8")
     assert "int8" not in plain.info and fast.info["int8"] == int8_engine() and fast.info["int8_qparams"]
-    cached = clustering.cluster_dataset(emoji_ten, 3, **kwargs, precision="int8")  # from the cache
-    assert cached.info["int8_qparams"] == fast.info["int8_qparams"]
-    assert torch.equal(cached.assignments, fast.assignments)
-    net, bf16 = embedding_network(fast.info)
+    net, bf16 = embedding_network(fast.info)  # what MetalGAN embeds its queries with: the stored ranges
     assert isinstance(net, Int8Descriptor) and not bf16
     ls = torch.cat([clustering.l_at(emoji_ten.read(i)[None], 64) for i in range(len(emoji_ten))])
     assert torch.equal(fast.assign(clustering.descriptors(net, ls)), fast.assignments)
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the descriptors should come from the cache")
+
+    monkeypatch.setattr(clustering, "build_extractor", no_network)
+    cached = clustering.cluster_dataset(emoji_ten, 3, **kwargs, precision="int8")  # the tasks' cache
+    assert cached.info["int8_qparams"] == fast.info["int8_qparams"]
+    assert torch.equal(cached.assignments, fast.assignments)
+    other_k = clustering.cluster_dataset(emoji_ten, 2, **kwargs, precision="int8")  # the descriptors' cache
+    assert other_k.info["int8_qparams"] == fast.info["int8_qparams"] and other_k.k == 2
+
+
+def test_an_unusable_int8_calibration_embeds_in_fp32_with_a_warning(caplog) -> None:
+    info = {"backbone": "alexnet", "layer": "features.4,features.11", "pretrained": False, "feature_size": 64,
+            "int8": int8_engine() or "x86", "int8_qparams": {"not.a.scale": 1.0}}
+    net, bf16 = embedding_network(info)
+    assert not isinstance(net, Int8Descriptor) and not bf16
+    assert "fp32" in caplog.text
 
 
 def test_int8_clusters_embed_in_fp32_where_int8_is_missing(emoji_ten, monkeypatch, caplog) -> None:

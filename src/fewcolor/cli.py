@@ -989,14 +989,15 @@ def _check_backbone(spec: str) -> str:
 @click.option("--pca-dim", type=click.IntRange(min=1), default=512, show_default=True,
               help="PCA dimensions before K-means.")
 @click.option("--feature-size", type=click.IntRange(32, 1024), default=None,
-              help="Image side for the descriptors [default: 160, the smallest that keeps the clusters found "
-              "at 224, about 2x faster; docs/PERFORMANCE.md].")
+              help="Image side for the descriptors [default: 160, the smallest whose fp32 clusters keep those "
+              "found at 224, about 2x faster; docs/PERFORMANCE.md].")
 @click.option("--per-row", type=click.IntRange(min=1), default=8, show_default=True,
               help="Sample images per cluster on the sheet.")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "int8"]), default="auto", show_default=True,
-              help="How the descriptor network computes. auto: int8 (a quantized copy calibrated on your images; "
-              "about 2x bf16's rate with the same clusters, docs/PERFORMANCE.md) where PyTorch has a quantized "
-              "engine, else bf16 where the CPU computes it natively, else fp32. bf16 on a CPU that would emulate it "
+              help="How the descriptor network computes. auto: int8 (a quantized copy calibrated on 32 of your "
+              "images; 2x bf16's rate with the same clusters on the CPU measured, docs/PERFORMANCE.md) where "
+              "PyTorch has a quantized engine and the backbone's taps allow it (VGG16's do, ResNet50's block does "
+              "not), else bf16 where the CPU computes it natively, else fp32. bf16 or int8 where they cannot run "
               "falls back to fp32.")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of K-means and of the sampled images.")
 def cluster_cmd(

@@ -38,9 +38,10 @@ log = logging.getLogger(__name__)
 #: which would make MetalGAN's PCA to 512 a rotation that reduces nothing.
 VGG16_MULTI_MAC = "features.15,features.22,features.29"
 PREFERRED_BACKBONES: list[tuple[str, str]] = [("resnet50", "layer4.0"), ("vgg16", VGG16_MULTI_MAC)]
-#: input side of the descriptors unless a caller sets one: the smallest side whose clusters agree with those
-#: at 224 px at least 0.9x as well as 224 px agrees with itself under another K-means seed (970 Imagenette
-#: photos, docs/PERFORMANCE.md; 128 px passed on a 288-photo sample, not on this larger one)
+#: input side of the descriptors unless a caller sets one: the smallest side whose fp32 clusters agree with
+#: those at 224 px at least 0.9x as well as 224 px agrees with itself under another K-means seed (970
+#: Imagenette photos, docs/PERFORMANCE.md; 128 px passed on a 288-photo sample, not on this larger one).
+#: int8 at this side keeps fp32's clusters (and reads 0.96x / 0.89x of that floor at k = 10 / 32)
 DEFAULT_FEATURE_SIZE = 160
 #: how the descriptor network computes: fp32, bf16 autocast (where the hardware has it), int8 (quantized copy)
 DESCRIPTOR_PRECISIONS = ("fp32", "bf16", "int8")
@@ -158,8 +159,17 @@ def embedding_network(info: dict[str, Any], seed: int = 0) -> tuple[nn.Module, b
     """
     extractor = build_extractor(info["backbone"], info["layer"], bool(info.get("pretrained", True)), seed)
     if info.get("int8"):
-        if int8_engine() is not None and info.get("int8_qparams"):
-            return Int8Descriptor(extractor, qparams=info["int8_qparams"]), False
+        engine = int8_engine()
+        if engine is not None and info.get("int8_qparams"):
+            if engine != info["int8"]:
+                log.warning("the clusters' int8 descriptors were computed with the %s engine, this build uses %s: "
+                            "new images may embed slightly differently", info["int8"], engine)
+            try:
+                return Int8Descriptor(extractor, qparams=info["int8_qparams"]), False
+            except ValueError as exc:  # a calibration this PyTorch's quantized graph does not fit
+                log.warning("the clusters' int8 calibration cannot be used here (%s); embedding in fp32 "
+                            "(nearly the same descriptors)", exc)
+                return extractor, False
         log.warning("the clusters were made with int8 descriptors, which this PyTorch build cannot compute; "
                     "embedding in fp32 (nearly the same descriptors)")
     return extractor, bool(info.get("bf16", False))
@@ -176,15 +186,15 @@ def cluster_dataset(dataset: Dataset, k: int, pca_dim: int = 512, backbone: str 
     a backbone whose taps it cannot quantize computes in bf16 where native, else fp32).
     ``tasks.info`` names the descriptor (``backbone``, ``layer``, ``pretrained``, ``feature_size``; ``bf16``,
     or ``int8`` = the quantized engine and ``int8_qparams`` = its calibration) so that new images can be
-    embedded the same way (:func:`descriptor_network`).
+    embedded the same way (:func:`embedding_network`).
     """
     if precision not in DESCRIPTOR_PRECISIONS:
         raise ValueError(f"descriptor precision must be one of {', '.join(DESCRIPTOR_PRECISIONS)}, got {precision!r}")
     name, layer, pretrained = resolve_backbone(backbone, pretrained)
     if precision == "int8" and not int8_taps_supported(name, layer):
         precision = "bf16" if native_bf16() else "fp32"
-        log.info("int8 descriptors cannot tap %s of %s (not leaf modules); computing them in %s",
-                 layer, name, precision)
+        log.info("int8 descriptors are not available for %s of %s (no quantized engine, or taps that are not "
+                 "leaf modules of an FX-traceable network); computing them in %s", layer, name, precision)
     info: dict[str, Any] = {"backbone": name, "layer": layer, "pretrained": pretrained, "feature_size": feature_size}
     if precision == "bf16":  # only then: fp32 descriptors keep the cache keys they always had
         info["bf16"] = True
@@ -206,8 +216,8 @@ def cluster_dataset(dataset: Dataset, k: int, pca_dim: int = 512, backbone: str 
     else:
         extractor = build_extractor(name, layer, pretrained, seed)
         log.info("descriptors of %d images at %d px: %s", len(dataset), feature_size,
-                 f"int8 ({info['int8']} engine, calibrated on {CALIBRATION_IMAGES} of them)" if precision == "int8"
-                 else "bf16 autocast" if precision == "bf16" else "fp32")
+                 f"int8 ({info['int8']} engine, calibrated on {min(CALIBRATION_IMAGES, len(dataset))} of them)"
+                 if precision == "int8" else "bf16 autocast" if precision == "bf16" else "fp32")
         net = int8_descriptor(extractor, info, dataset) if precision == "int8" else extractor
         feats = dataset_descriptors(dataset, net, feature_size, bf16=precision == "bf16")
         if fp is not None:

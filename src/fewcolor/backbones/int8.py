@@ -2,14 +2,15 @@
 
 The clustering's descriptor pass (MetalGAN §3.1, :mod:`fewcolor.backbones.clustering`) is bound by VGG16's
 3×3 convolutions. Quantized to int8 (PyTorch's FX graph-mode static quantization, the engine's default
-configuration: per-channel int8 weights, per-tensor uint8 activations from histogram observers) they run
-about 2× faster than bf16 autocast on an AVX512-BF16 CPU, and on CPUs without native bf16 too (the x86
-engine uses VNNI where present). The descriptors keep cosine ≥ 0.99 to fp32's and the clusters agree
-with fp32's at the same size about as well as fp32 agrees with itself under another K-means seed
-(docs/PERFORMANCE.md, "Clustering: int8 descriptors").
+configuration: per-channel int8 weights, per-tensor uint8 activations from histogram observers) they ran
+2.1× faster than bf16 autocast and 4.4× faster than fp32 on the AVX512 (VNNI, BF16) CPU where this was
+measured. int8 does not need native bf16; PyTorch's x86 engine uses VNNI where the CPU has it, and ARM
+builds have qnnpack — rates on those CPUs were not measured. The descriptors keep cosine ≥ 0.99 to
+fp32's and the clusters agree with fp32's at the same size about as well as fp32 agrees with itself under
+another K-means seed (docs/PERFORMANCE.md, "Clustering: int8 descriptors").
 
-Calibration: the activation ranges are observed on the first images the caller describes (the dataset
-itself, :data:`CALIBRATION_IMAGES` of them spread over it), so nothing is bundled and the descriptor is
+Calibration: the activation ranges are observed on images the caller describes (the dataset itself,
+:data:`CALIBRATION_IMAGES` of them spread evenly over it), so nothing is bundled and the descriptor is
 a deterministic function of the data. The ranges found — one scale and zero point per quantized
 activation — are :meth:`Int8Descriptor.qparams`, a small JSON-able dict; a copy built with
 ``qparams=`` computes exactly the same descriptors without calibrating (MetalGAN embeds its test-time
@@ -25,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import re
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -41,6 +43,8 @@ __all__ = ["CALIBRATION_IMAGES", "Int8Descriptor", "int8_taps_supported"]
 
 #: images whose activations set the int8 ranges (spread evenly over the dataset)
 CALIBRATION_IMAGES = 32
+#: the buffers convert_fx gives the quantize nodes' scale and zero point (``..._input_scale_0`` etc.)
+_QPARAM_BUFFER = re.compile(r"_(scale|zero_point)_\d+$")
 
 @contextlib.contextmanager
 def _engine(name: str) -> Iterator[None]:
@@ -54,22 +58,31 @@ def _engine(name: str) -> Iterator[None]:
 
 
 def _tapped_graph(extractor: FeatureExtractor) -> fx.GraphModule:
-    """The backbone traced by FX, cut after the last tapped layer, returning the tapped maps in order."""
-    net = copy.deepcopy(extractor.net).eval()
-    for module in net.modules():
-        module._forward_hooks.clear()  # the extractor's hooks stop its forward pass; not wanted here
-    graph_module = fx.symbolic_trace(net)
-    calls = {node.target: node for node in graph_module.graph.nodes if node.op == "call_module"}
-    missing = [name for name in extractor.layers if name not in calls]
-    if missing:
-        raise ValueError(f"int8 descriptors need each tapped layer to be a leaf module of {extractor.backbone_name}; "
-                         f"{', '.join(missing)} is not: use fp32 or bf16 descriptors")
-    output = next(node for node in graph_module.graph.nodes if node.op == "output")
-    output.args = (tuple(calls[name] for name in extractor.layers),)
-    graph_module.graph.eliminate_dead_code()
-    graph_module.delete_all_unused_submodules()
-    graph_module.recompile()
-    return graph_module
+    """The backbone traced by FX, cut after the last tapped layer, returning the tapped maps in order.
+
+    Traced in place, then cut, then copied: the copy holds the tapped part only (not e.g. VGG16's 0.5 GB
+    classifier). The extractor's hooks (which stop its forward pass) are set aside meanwhile: tracing runs
+    the hooks of non-leaf modules, and a copy would drag the extractor along through them.
+    """
+    stashed = {module: dict(module._forward_hooks) for module in extractor.net.modules() if module._forward_hooks}
+    try:
+        for module in stashed:
+            module._forward_hooks.clear()
+        graph_module = fx.symbolic_trace(extractor.net)
+        calls = {node.target: node for node in graph_module.graph.nodes if node.op == "call_module"}
+        missing = [name for name in extractor.layers if name not in calls]
+        if missing:
+            raise ValueError(f"int8 descriptors need each tapped layer to be a leaf module of "
+                             f"{extractor.backbone_name}; {', '.join(missing)} is not: use fp32 or bf16 descriptors")
+        output = next(node for node in graph_module.graph.nodes if node.op == "output")
+        output.args = (tuple(calls[name] for name in extractor.layers),)
+        graph_module.graph.eliminate_dead_code()
+        graph_module.delete_all_unused_submodules()
+        graph_module.recompile()
+        return copy.deepcopy(graph_module).eval()
+    finally:
+        for module, hooks in stashed.items():
+            module._forward_hooks.update(hooks)
 
 
 @functools.lru_cache(maxsize=32)
@@ -97,7 +110,7 @@ def _scalar_qparams(module: nn.Module) -> dict[str, float | int]:
             if isinstance(value, (float, int)) and not isinstance(value, bool):
                 found[f"{prefix}.{attr}" if prefix else attr] = value
         for name, buf in list(sub.named_buffers(recurse=False)):
-            if name.endswith(("_scale_0", "_zero_point_0")) and buf.numel() == 1:
+            if _QPARAM_BUFFER.search(name) and buf.numel() == 1:  # FX numbers them: _scale_0, _scale_1...
                 found[f"{prefix}.{name}" if prefix else name] = buf.item()
     return found
 
@@ -154,7 +167,7 @@ class Int8Descriptor(nn.Module):
         mine = _scalar_qparams(self.net)
         if set(mine) != set(qparams):
             raise ValueError("the stored int8 calibration does not fit this backbone or PyTorch version "
-                             f"({len(qparams)} values for {len(mine)}); recompute the clusters")
+                             f"({len(qparams)} values for {len(mine)})")
         for path, value in qparams.items():
             owner_path, _, attr = path.rpartition(".")
             owner = self.net.get_submodule(owner_path) if owner_path else self.net

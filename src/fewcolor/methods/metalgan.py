@@ -264,6 +264,7 @@ class MetalGAN(Method):
         self.data_root = str(Path(root).resolve()) if root is not None and paths is not None else None
         self.data_paths = list(paths) if root is not None and paths is not None else None
         self._adapted.clear()
+        self._aux.pop("extractor", None)  # the query embedding follows the new tasks' descriptor
         log.info("metalgan: %d tasks, sizes %s", tasks.k, tasks.counts())
 
     # ----- training ------------------------------------------------------------------------------
