@@ -152,6 +152,7 @@ class Int8Descriptor(nn.Module):
             # hardware.int8_engine's docstring and docs/PERFORMANCE.md, not on every clustering
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*", category=UserWarning)
+            warnings.filterwarnings("ignore", message=".*reduce_range will be deprecated.*", category=UserWarning)
             prepared = prepare_fx(graph, get_default_qconfig_mapping(engine), example_inputs=(inputs[:1],))
             for batch in inputs.split(32):  # observers see the calibration images (or zeros, overwritten below)
                 prepared(batch)
