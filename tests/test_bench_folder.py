@@ -82,3 +82,20 @@ def test_bench_on_a_folder_runs_the_baselines_end_to_end(emoji_dir, tmp_path, lp
     md = (tmp_path / "RESULTS.md").read_text()
     assert "### folder-emoji3-k1" in md and "| grey |" in md and "| lut |" in md
     assert CliRunner().invoke(main, ["bench", "--methods", "grey"]).exit_code != 0  # neither PROTOCOL nor --data
+
+
+def test_the_evaluation_bar_knows_how_many_queries_the_budget_scores(user_folder) -> None:
+    """The bench's evaluation bar gets a total (so it shows an ETA): the queries of the budget's episodes."""
+    from dataclasses import replace
+
+    from fewcolor.bench.protocols import SIZES
+    from fewcolor.bench.runner import _budget_episodes, _query_count
+
+    (protocol,) = folder_protocols(user_folder, [1])
+    every = SIZES["paper"]  # every episode and every query
+    episodes = _budget_episodes(protocol, every, None, 0, smoke=False)
+    assert [len(ep.queries) for ep in episodes] == [3, 1]  # alice: 4 images, bob: 2 (broken.png skipped)
+    assert _query_count(episodes, every) == 4
+    capped = replace(every, max_queries=2, max_episodes=1)
+    one = _budget_episodes(protocol, capped, None, 0, smoke=False)
+    assert len(one) == 1 and _query_count(one, capped) == min(2, len(one[0].queries))

@@ -110,13 +110,28 @@ def _train_or_reuse(
     return method, result.step, result.wall_seconds
 
 
+def _budget_episodes(protocol: Protocol, budget: Budget, fold: int | None, seed: int, smoke: bool) -> list[Any]:
+    """The episodes a benchmark scores: the protocol's, spread evenly down to ``budget.max_episodes``."""
+    eps = protocol_episodes(protocol, fold, seed, smoke)
+    if budget.max_episodes is not None:
+        # an even spread over the episode list, not its alphabetical head
+        stride = max(1, len(eps) // budget.max_episodes)
+        eps = eps[::stride][: budget.max_episodes]
+    return eps
+
+
+def _query_count(episodes: Sequence[Any], budget: Budget) -> int:
+    """How many queries :func:`_query_pairs` yields for ``episodes`` (the evaluation bar's total: its ETA)."""
+    cap = budget.max_queries
+    return sum(len(ep.queries) if cap is None else min(len(ep.queries), cap) for ep in episodes)
+
+
 def _query_pairs(
     method: Any,
+    eps: Sequence[Any],
     protocol: Protocol,
     budget: Budget,
-    fold: int | None,
     seed: int,
-    smoke: bool,
     device: str | None,
     adaptation: list[str],
     gallery: list[tuple[str, torch.Tensor, torch.Tensor, torch.Tensor]],
@@ -124,11 +139,6 @@ def _query_pairs(
     from fewcolor.pipeline import Colorizer
     from fewcolor.train.adapt import adapt
 
-    eps = protocol_episodes(protocol, fold, seed, smoke)
-    if budget.max_episodes is not None:
-        # an even spread over the episode list, not its alphabetical head
-        stride = max(1, len(eps) // budget.max_episodes)
-        eps = eps[::stride][: budget.max_episodes]
     # the gallery shows a few queries of every episode (as many as fit), not the first episode only
     per_episode = max(1, -(-budget.gallery_queries // max(1, len(eps))))
     for ep in eps:
@@ -203,11 +213,13 @@ def run_method(
             method, train_steps, secs = _train_or_reuse(method, protocol, budget, fold, seed, run_dir, smoke, device)
             train_seconds += secs
             t0 = time.time()
-            pairs = _query_pairs(method, protocol, budget, fold, seed, smoke, device, adaptation, result.gallery)
+            episodes = _budget_episodes(protocol, budget, fold, seed, smoke)
+            pairs = _query_pairs(method, episodes, protocol, budget, seed, device, adaptation, result.gallery)
             metrics = evaluate_pairs(
                 pairs,
                 out_dir / result.method / f"seed{seed}{fold_tag}",
                 EvalConfig(size=protocol.image_size, fid=fid, device=device, seed=seed),
+                total=_query_count(episodes, budget),
                 extra_protocol={
                     "benchmark": protocol.name,
                     "fold": fold,
