@@ -175,6 +175,16 @@ def embedding_network(info: dict[str, Any], seed: int = 0) -> tuple[nn.Module, b
     return extractor, bool(info.get("bf16", False))
 
 
+def backbone_precision(precision: str, name: str, layer: str) -> str:
+    """``precision`` for the descriptors of ``layer`` of ``name``: int8 where it can tap them, else bf16 where
+    native, else fp32 (with an info line)."""
+    if precision == "int8" and not int8_taps_supported(name, layer):
+        precision = "bf16" if native_bf16() else "fp32"
+        log.info("int8 descriptors are not available for %s of %s (no quantized engine, or taps that are not "
+                 "leaf modules of an FX-traceable network); computing them in %s", layer, name, precision)
+    return precision
+
+
 def cluster_dataset(dataset: Dataset, k: int, pca_dim: int = 512, backbone: str = "auto",
                     feature_size: int = DEFAULT_FEATURE_SIZE,
                     seed: int = 0, pretrained: bool = True, use_cache: bool = True,
@@ -191,10 +201,7 @@ def cluster_dataset(dataset: Dataset, k: int, pca_dim: int = 512, backbone: str 
     if precision not in DESCRIPTOR_PRECISIONS:
         raise ValueError(f"descriptor precision must be one of {', '.join(DESCRIPTOR_PRECISIONS)}, got {precision!r}")
     name, layer, pretrained = resolve_backbone(backbone, pretrained)
-    if precision == "int8" and not int8_taps_supported(name, layer):
-        precision = "bf16" if native_bf16() else "fp32"
-        log.info("int8 descriptors are not available for %s of %s (no quantized engine, or taps that are not "
-                 "leaf modules of an FX-traceable network); computing them in %s", layer, name, precision)
+    precision = backbone_precision(precision, name, layer)
     info: dict[str, Any] = {"backbone": name, "layer": layer, "pretrained": pretrained, "feature_size": feature_size}
     if precision == "bf16":  # only then: fp32 descriptors keep the cache keys they always had
         info["bf16"] = True

@@ -27,19 +27,19 @@ import torch.nn.functional as F
 
 from fewcolor.backbones.clustering import (
     DEFAULT_FEATURE_SIZE,
+    backbone_precision,
     build_extractor,
     dataset_descriptors,
     descriptors,
     int8_descriptor,
     resolve_backbone,
 )
-from fewcolor.backbones.int8 import int8_taps_supported
 from fewcolor.bench.speed import Row
 from fewcolor.data.folder import ImageFolderDataset
 from fewcolor.data.recipes import dataset_dir, is_prepared
 from fewcolor.data.tasks import fit_tasks
 from fewcolor.data.transforms import train_transform
-from fewcolor.hardware import descriptor_precision, native_bf16
+from fewcolor.hardware import descriptor_precision
 from fewcolor.home import fewcolor_home
 from fewcolor.io.image import list_images, write_rgb
 from fewcolor.methods.registry import build_method
@@ -98,9 +98,8 @@ def _cluster_rows(n: int, k: int, fit_images: int) -> list[Row]:
     name, layer, pretrained = resolve_backbone("auto")
     extractor = build_extractor(name, layer, pretrained)
     size = DEFAULT_FEATURE_SIZE
-    precision = descriptor_precision()  # as MetalGAN's and Iizuka's set-up passes and `fewcolor cluster` choose it
-    if precision == "int8" and not int8_taps_supported(name, layer):  # as cluster_dataset falls back
-        precision = "bf16" if native_bf16() else "fp32"
+    # as MetalGAN's and Iizuka's set-up passes and `fewcolor cluster` choose it
+    precision = backbone_precision(descriptor_precision(), name, layer)
     bf16 = precision == "bf16"
     with _images(candidates, n, 160) as (data, source):
         start = time.perf_counter()
