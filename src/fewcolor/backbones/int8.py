@@ -41,8 +41,9 @@ from fewcolor.hardware import int8_engine
 
 __all__ = ["CALIBRATION_IMAGES", "Int8Descriptor", "int8_taps_supported"]
 
-#: images whose activations set the int8 ranges (spread evenly over the dataset)
-CALIBRATION_IMAGES = 32
+#: images whose activations set the int8 ranges (spread evenly over the dataset): 16 gave the same
+#: descriptors as 32 at half the calibration time (docs/PERFORMANCE.md, "Clustering: int8 descriptors")
+CALIBRATION_IMAGES = 16
 #: the buffers convert_fx gives the quantize nodes' scale and zero point (``..._input_scale_0`` etc.)
 _QPARAM_BUFFER = re.compile(r"_(scale|zero_point)_\d+$")
 

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from fewcolor.backbones.clustering import (
     DEFAULT_FEATURE_SIZE,
+    DESCRIPTOR_BATCH,
     backbone_precision,
     build_extractor,
     dataset_descriptors,
@@ -105,7 +106,7 @@ def _cluster_rows(n: int, k: int, fit_images: int) -> list[Row]:
         start = time.perf_counter()
         net = int8_descriptor(extractor, {"feature_size": size}, data) if precision == "int8" else extractor
         calibration_seconds = time.perf_counter() - start  # int8 only: once per clustering
-        descriptors(net, torch.zeros(2, 1, size, size), bf16)  # warm-up: oneDNN picks its kernels here
+        descriptors(net, torch.zeros(DESCRIPTOR_BATCH, 1, size, size), bf16)  # warm-up: oneDNN picks its kernels here
         start = time.perf_counter()
         feats = dataset_descriptors(data, net, size, progress=False, bf16=bf16)
         rate = len(data) / (time.perf_counter() - start)
