@@ -2,6 +2,7 @@
 
     python scripts/build_base_train.py                      # once: the training folder
     python scripts/train_base.py -o runs/base --minutes 100 # trains, saves, stops; run again to go on
+    python scripts/train_base.py -o runs/more --init base   # the bundled weights, trained further
 
 Every run resumes ``OUT`` when it holds a run, trains for at most ``--minutes`` of wall time (or up to
 ``--steps``), then writes ``OUT/model.safetensors`` and ``OUT/checkpoints/last.safetensors``. The
@@ -36,6 +37,9 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=128, help="training crop")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--init", default=None, metavar="MODEL",
+                        help="a new run starts from these weights (a checkpoint, or `base` for the bundled model) "
+                        "with a fresh optimiser, e.g. to train the bundled model further; ignored when OUT resumes")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config override (JSON value), e.g. --set l1_weight=0")
     args = parser.parse_args()
@@ -57,6 +61,14 @@ def main() -> int:
     dataset = ImageFolderDataset(args.data, transform=transform, seed=args.seed)
     print(f"{len(dataset)} training images; device {args.device}", flush=True)
     resume = (args.out / "checkpoints" / "last.safetensors").exists()
+    if args.init is not None and not resume:
+        from fewcolor.io.warm_start import warm_start
+        from fewcolor.pretrained import require_bundled_model
+
+        init = require_bundled_model("give a checkpoint path") if args.init == "base" else Path(args.init)
+        if not init.is_file():
+            parser.error(f"--init {init}: not a checkpoint file (or `base` for the bundled model)")
+        print(warm_start(method, init).summary(), flush=True)
     opts = TrainOptions(out_dir=args.out, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
                         checkpoint_every=250, sample_every=500, precision="auto", device=args.device, resume=resume,
                         max_seconds=None if args.minutes is None else args.minutes * 60)
