@@ -590,3 +590,52 @@ def test_math_budget_is_the_smallest_factor():
         k = reduction_factor(w, h, budget)
         assert math.ceil(w / k) * math.ceil(h / k) <= budget
         assert k == 1 or math.ceil(w / (k - 1)) * math.ceil(h / (k - 1)) > budget
+
+
+# ------------------------------------------------- outputs inside the data (session-10 review of the CLI)
+def test_train_cluster_adapt_and_bench_refuse_to_write_into_their_data(tmp_path, photos):
+    before = _digest(photos)
+    code, out = _cli(_train_args(photos, photos, "--steps", 1))
+    assert code == 2 and "inside the input folder" in _error_line(out)
+    code, out = _cli(["cluster", photos, "--k", 2, "-o", photos])
+    assert code == 2 and "inside the input folder" in _error_line(out)
+    for target in (photos / "p1.png", photos / "new.safetensors"):  # an input image, or a new file among them
+        code, out = _cli(["adapt", "--data", photos, "-o", target, "--steps", 0])
+        assert code == 2 and "inside the input folder" in _error_line(out)
+        code, out = _cli(["adapt", "exemplar", "--data", photos, "-o", target])
+        assert code == 2 and "inside the input folder" in _error_line(out)
+    code, out = _cli(["bench", "--data", photos, "--methods", "grey", "--smoke", "-o", photos / "res",
+                      "--results-md", tmp_path / "R.md"])
+    assert code == 2 and "inside the input folder" in _error_line(out)
+    assert _digest(photos) == before
+
+
+def test_evaluate_refuses_one_folder_as_both_prediction_and_truth(tmp_path, photos):
+    for pred, truth in ((photos, photos), (photos, photos / "..")):
+        code, out = _cli(["evaluate", "--pred", pred, "--truth", truth, "-o", tmp_path / "e", "--no-fid"])
+        assert code == 2 and "same folder" in _error_line(out)
+
+
+def test_colorize_says_which_model_it_uses(tmp_path, photos):
+    foreign = tmp_path / "weights.pth"
+    foreign.write_bytes(b"not a fewcolor model")
+    code, out = _cli(["colorize", foreign, photos / "p0.png", "-o", tmp_path / "o"])
+    assert code == 2 and "MODEL" in _error_line(out) and ".safetensors" in _error_line(out)
+    assert not (tmp_path / "o").exists()
+    code, out = _cli(["colorize", photos / "p0.png", "-o", tmp_path / "o"])
+    assert code == 0 and "bundled base model" in out
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["export", "MODEL", "-o", "OUT/x.onnx", "--size", -5], "--size"),
+        (["serve", "--port", 99999], "--port"),
+        (["serve", "--size", -3], "--size"),
+        (["serve", "--device", "banana"], "--device"),
+    ],
+)
+def test_export_and_serve_check_their_options(tmp_path, tiny_model, args, needle):
+    args = [tiny_model if a == "MODEL" else tmp_path / "x.onnx" if a == "OUT/x.onnx" else a for a in args]
+    code, out = _cli(args)
+    assert code == 2 and needle in _error_line(out)

@@ -326,8 +326,11 @@ def train_cmd(
     import torch
 
     from fewcolor.data.folder import ImageFolderDataset
+    from fewcolor.io.paths import check_outside
     from fewcolor.methods.registry import build_method, get_method_class
     from fewcolor.train.loop import TrainOptions, train
+
+    check_outside(out_dir, [data_dir])  # a run folder inside the data would be read as training images
 
     if bf16 and precision not in (None, "bf16"):
         raise click.BadParameter(f"--bf16 contradicts --precision {precision}", param_hint="--bf16")
@@ -568,16 +571,26 @@ def colorize_cmd(
                 colorizer.colorize_file(src, plan.paths[0], **options)
             done += 1
         except (ImageReadError, MemoryError) as exc:
-            failed.append(f"{src}: {_one_line(exc)}")
+            failed.append(_about(src, exc))
         except (ValueError, OSError) as exc:
             if isinstance(exc, (InferenceOptionError, OutputPathError)):
                 raise
-            failed.append(f"{src}: {_one_line(exc)}")
+            failed.append(_about(src, exc))
     click.echo(f"colorized {done} of {len(plans)} images into {out_dir}")
     for msg in failed:
         click.echo(f"skipped {msg}", err=True)
     if done == 0:
         sys.exit(1)
+
+
+#: model files of other tools: given first to `colorize`, they are a mistaken MODEL, not an image to skip
+FOREIGN_MODEL_SUFFIXES = (".pt", ".pth", ".ckpt", ".onnx", ".bin", ".pkl")
+
+
+def _about(path: Path, exc: BaseException) -> str:
+    """``PATH: reason`` in one line, without the path twice where the error already starts with it."""
+    text = _one_line(exc)
+    return text if text.startswith(str(path)) else f"{path}: {text}"
 
 
 def _split_model_and_inputs(items: tuple[str, ...]) -> tuple[Path, tuple[Path, ...]]:
@@ -586,8 +599,13 @@ def _split_model_and_inputs(items: tuple[str, ...]) -> tuple[Path, tuple[Path, .
     first = Path(items[0])
     if items[0] == "base" or (first.suffix == ".safetensors" and first.is_file()):
         model, rest = resolve_model_arg(items[0], "MODEL"), items[1:]
+    elif first.suffix.lower() in FOREIGN_MODEL_SUFFIXES and len(items) > 1:
+        raise click.BadParameter(f"{first} is not a fewcolor model: models are .safetensors checkpoints (from "
+                                 "`fewcolor train` or `adapt`); omit MODEL for the bundled base model",
+                                 param_hint="MODEL")
     else:
         model, rest = resolve_model_arg("base", "MODEL"), items
+        click.echo("no MODEL given: colouring with the bundled base model", err=True)
     if not rest:
         raise click.UsageError("give the images, folders or clip to colorize after MODEL")
     missing = [r for r in rest if not Path(r).exists()]
@@ -623,7 +641,7 @@ def _colorize_clip(colorizer: Any, src: Path, dst: Path, keyframes: list[Path], 
 @click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The .onnx file to write (input l: normalised L, output ab: normalised ab; docs/EXPORT.md).")
-@click.option("--size", type=int, default=None,
+@click.option("--size", type=RESOLUTION, default=None,
               help="Working resolution recorded in the model (default: the config's).")
 @click.option("--check", is_flag=True,
               help="Run onnxruntime against PyTorch on real photos (scikit-image's astronaut, coffee, chelsea) "
@@ -675,15 +693,17 @@ def export_cmd(model: Path, out_path: Path, size: int | None, check: bool, check
 @click.argument("models", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; the default lets only this computer in.")
-@click.option("--port", type=int, default=7860, show_default=True, help="Port to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=7860, show_default=True,
+              help="Port to listen on (0: any free port).")
 @click.option("--max-upload-mb", type=click.FloatRange(min=0.1), default=20.0, show_default=True,
               help="Largest request (all its files together), MiB.")
 @click.option("--max-megapixels", type=click.FloatRange(min=0.01), default=24.0, show_default=True,
               help="Largest image (width × height as its header states), checked before decoding.")
 @click.option("--queue", "queue_size", type=click.IntRange(min=1), default=8, show_default=True,
               help="Requests admitted at once (one computes, the rest wait); more get HTTP 429.")
-@click.option("--size", type=int, default=None, help="Working resolution of the networks (default: each config's).")
-@click.option("--device", default=None, help="cpu, cuda ... (default: CUDA when present).")
+@click.option("--size", type=RESOLUTION, default=None,
+              help="Working resolution of the networks (default: each config's).")
+@_device_option()
 def serve_cmd(models: tuple[Path, ...], host: str, port: int, max_upload_mb: float, max_megapixels: float,
               queue_size: int, size: int | None, device: str | None) -> None:
     """A web page for colorizing in the browser, with MODELS (checkpoints) and the bundled base model.
@@ -893,6 +913,9 @@ def bench_cmd(
     if (protocol is None) == (data_dir is None):
         raise click.UsageError("give a PROTOCOL or --data FOLDER (not both)")
     if data_dir is not None:
+        from fewcolor.io.paths import check_outside
+
+        check_outside(out_root, [d for d in (data_dir, train_data) if d is not None])
         try:
             ks = [int(k) for k in shots.split(",") if k.strip()]
         except ValueError:
@@ -1009,7 +1032,9 @@ def cluster_cmd(
     from fewcolor.data.folder import ImageFolderDataset
     from fewcolor.data.tasks import write_cluster_report
     from fewcolor.hardware import descriptor_precision
+    from fewcolor.io.paths import check_outside
 
+    check_outside(out_dir, [data_dir])  # the contact sheet's images would be clustered next time
     dataset = ImageFolderDataset(data_dir)
     if k > len(dataset):
         raise click.ClickException(f"{data_dir} holds {len(dataset)} usable images; choose --k <= {len(dataset)}")
@@ -1057,8 +1082,10 @@ def adapt_cmd(model: str | None, data_dir: Path, out_path: Path, steps: int | No
     """
     from fewcolor.bench.adapt_folder import adapt_folder
     from fewcolor.io.checkpoint import CheckpointError
+    from fewcolor.io.paths import check_outside
     from fewcolor.methods.registry import available_methods
 
+    check_outside(out_path, [data_dir])  # the checkpoint would replace (or join) the user's images
     if model is not None and not Path(model).is_file():
         if model not in available_methods():
             raise click.BadParameter(f"{model}: neither a checkpoint file nor a method name "
@@ -1208,6 +1235,11 @@ def evaluate_cmd(model: Path | None, pred_dir: Path | None, truth_dir: Path | No
         else:
             if not (pred_dir and truth_dir) or data_dir:
                 raise click.UsageError("give --pred DIR and --truth DIR, or MODEL --data DIR")
+            from fewcolor.io.paths import is_within
+
+            if is_within(pred_dir, truth_dir) or is_within(truth_dir, pred_dir):
+                raise click.UsageError(f"--pred {pred_dir} and --truth {truth_dir} are the same folder (or one holds "
+                                       "the other); give the colorized images and the originals in separate folders")
             result = evaluate_folders(pred_dir, truth_dir, out_dir, cfg, allow_missing=allow_missing)
     except WeightsNotFoundError as exc:
         raise click.ClickException(_one_line(exc)) from exc
@@ -1261,11 +1293,12 @@ def _run_paper_eval(fn: Any, out_path: Path, **kwargs: Any) -> dict[str, Any]:
 @_DATA_OPT
 @_OUT_OPT
 @click.option("--per-class", type=click.IntRange(min=1), default=10, show_default=True, help="Images per class.")
-@click.option("--size", type=int, default=224, show_default=True, help="Images are resized/centre-cropped to this.")
+@click.option("--size", type=RESOLUTION, default=224, show_default=True,
+              help="Images are resized/centre-cropped to this.")
 @click.option("--label-map", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="JSON {class folder name: ImageNet-1k index}; default: Imagenette's wnids (others: agreement only).")
 @_SEED_OPT
-@click.option("--device", default=None, help="cpu, cuda ... (default: CUDA when present).")
+@_device_option()
 def paper_eval_semantic_cmd(model: Path, data_dir: Path, out_path: Path, per_class: int, size: int,
                             label_map: Path | None, seed: int, device: str | None) -> None:
     """Zhang et al. §3.1 semantic interpretability: EfficientNet-Lite0 top-1 accuracy (and agreement with the
@@ -1288,12 +1321,13 @@ def paper_eval_semantic_cmd(model: Path, data_dir: Path, out_path: Path, per_cla
 @_DATA_OPT
 @_OUT_OPT
 @click.option("--per-class", type=click.IntRange(min=1), default=10, show_default=True, help="Images per class.")
-@click.option("--size", type=int, default=64, show_default=True, help="Image side (MetalGAN: 64 px Tiny-ImageNet).")
+@click.option("--size", type=RESOLUTION, default=64, show_default=True,
+              help="Image side (MetalGAN: 64 px Tiny-ImageNet).")
 @click.option("--inception-weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Inception weights with the 1008-way head (pytorch-fid's file) for the real IS.")
 @click.option("--splits", type=click.IntRange(min=1), default=10, show_default=True, help="IS splits.")
 @_SEED_OPT
-@click.option("--device", default=None, help="cpu, cuda ... (default: CUDA when present).")
+@_device_option()
 def paper_eval_is_cmd(model: Path, data_dir: Path, out_path: Path, per_class: int, size: int,
                       inception_weights: Path | None, splits: int, seed: int, device: str | None) -> None:
     """MetalGAN Table 1: "IS (EfficientNet-Lite0)" (a stand-in) of colourized, grey and original images, and the
@@ -1320,7 +1354,7 @@ def paper_eval_is_cmd(model: Path, data_dir: Path, out_path: Path, per_class: in
               help="Images per class the linear classifiers are trained on.")
 @click.option("--test-per-class", type=click.IntRange(min=1), default=20, show_default=True,
               help="Held-out images per class the accuracy is measured on.")
-@click.option("--size", type=int, default=64, show_default=True, help="Image side (a multiple of 8).")
+@click.option("--size", type=RESOLUTION, default=64, show_default=True, help="Image side (a multiple of 8).")
 @click.option("--vgg", type=click.Choice(["imagenet", "random", "none"]), default="imagenet", show_default=True,
               help="The VGG16 baseline's weights.")
 @_SEED_OPT
@@ -1351,7 +1385,7 @@ def _retrieval_options(f: Any) -> Any:
                      help="Passes over the support set (triplet step + memory update each)."),
         click.option("--color-feature", type=click.Choice(["dist", "rgb"]), default="dist", show_default=True,
                      help="Colour feature: dist (313-bin ab distribution) or rgb (10 dominant colours)."),
-        click.option("--size", type=int, default=64, show_default=True, help="Image side."),
+        click.option("--size", type=RESOLUTION, default=64, show_default=True, help="Image side."),
         _SEED_OPT,
     ]):
         f = option(f)

@@ -51,7 +51,7 @@ def check_outside(out_dir: str | os.PathLike[str], read_dirs: Iterable[str | os.
         if is_within(out_dir, folder):
             raise OutputPathError(
                 f"{option} {out_dir} is inside the input folder {folder}: outputs would mix with (or "
-                "overwrite) the inputs; choose an output folder outside it")
+                "overwrite) the inputs; choose an output outside it")
         if both_ways and is_within(folder, out_dir):
             raise OutputPathError(
                 f"{option} {out_dir} contains the input folder {folder}, which the outputs could overwrite; "
