@@ -91,7 +91,8 @@ def test_cli_adapt_exemplar_then_colorize_an_mp4_clip(tmp_path):
 
 def test_cli_clip_and_adapt_errors_are_one_line(tmp_path):
     runner = CliRunner()
-    res = runner.invoke(main, ["adapt", "nosuchmethod", "--data", str(tmp_path), "-o", str(tmp_path / "m")])
+    (tmp_path / "data").mkdir()
+    res = runner.invoke(main, ["adapt", "nosuchmethod", "--data", str(tmp_path / "data"), "-o", str(tmp_path / "m")])
     assert res.exit_code != 0 and "neither a checkpoint file nor a method name" in res.output
     unet = save_method(build_method("unet", "tiny"), tmp_path / "unet.safetensors")
     write_clip(tmp_path / "clip.gif", astronaut_pan(2, size=32), fps=8)
