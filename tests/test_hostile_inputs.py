@@ -643,3 +643,14 @@ def test_export_and_serve_check_their_options(tmp_path, tiny_model, args, needle
     args = [tiny_model if a == "MODEL" else tmp_path / "x.onnx" if a == "OUT/x.onnx" else a for a in args]
     code, out = _cli(args)
     assert code == 2 and needle in _error_line(out)
+
+
+def test_adapt_reports_a_bad_file_once_and_goes_on(tmp_path, photos, caplog):
+    (photos / "broken.png").write_text("not an image")
+    res = CliRunner().invoke(main, ["adapt", "exemplar", "--preset", "tiny", "--data", str(photos),
+                                    "-o", str(tmp_path / "ex.safetensors")])
+    assert res.exit_code == 0, res.output
+    lines = [*res.output.splitlines(), *caplog.messages]  # the CLI's lines and its log (stderr outside pytest)
+    reports = [line for line in lines if "broken.png" in line]
+    assert len(reports) == 1 and reports[0].count("broken.png") == 1, reports
+    assert "stored 4 of 4 images" in res.output

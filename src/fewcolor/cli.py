@@ -1121,9 +1121,7 @@ def _adapt_method(name: str, preset: str | None, data_dir: Path, out_path: Path,
         method = build_method(name, preset)
     except KeyError as exc:
         raise click.ClickException(str(exc.args[0])) from exc
-    data = ImageFolderDataset(data_dir, seed=seed)
-    for bad in data.bad_files:
-        click.echo(f"skipped {data_dir / bad}: {data.bad_reasons.get(bad, 'unreadable')}", err=True)
+    data = ImageFolderDataset(data_dir, seed=seed)  # reports each bad file once ("skipping image ...") and skips it
     if len(data) == 0:
         raise click.ClickException(f"{data_dir}: no usable colour images")
     if not method.adapt(data, steps or 0, seed):

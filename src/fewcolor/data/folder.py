@@ -199,8 +199,9 @@ class ImageFolderDataset(Dataset):
         self.bad_files = list(self.bad_reasons)
         grey = [p for p in candidates if scan[p]["status"] == "grey"]
         self.num_grey = len(grey)
-        for rel, reason in self.bad_reasons.items():
-            log.warning("skipping image %s: %s", self.root / rel, reason)
+        for rel, reason in self.bad_reasons.items():  # the reason may start with the path already
+            path = str(self.root / rel)
+            log.warning("skipping image %s", reason if reason.startswith(path) else f"{path}: {reason}")
         if grey:
             log.info("%s: %d of %d images are grey (≤1%% of pixels with RGB spread > 12/255)%s",
                      self.root, len(grey), len(candidates), "; skipped" if skip_grey else "; kept")
