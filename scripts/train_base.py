@@ -61,11 +61,16 @@ def main() -> int:
     dataset = ImageFolderDataset(args.data, transform=transform, seed=args.seed)
     print(f"{len(dataset)} training images; device {args.device}", flush=True)
     resume = (args.out / "checkpoints" / "last.safetensors").exists()
-    if args.init is not None and not resume:
+    if args.init is not None and resume:
+        print(f"--init {args.init} ignored: {args.out} resumes its own run", flush=True)
+    elif args.init is not None:
         from fewcolor.io.warm_start import warm_start
         from fewcolor.pretrained import require_bundled_model
 
-        init = require_bundled_model("give a checkpoint path") if args.init == "base" else Path(args.init)
+        try:
+            init = require_bundled_model("give a checkpoint path") if args.init == "base" else Path(args.init)
+        except FileNotFoundError as exc:
+            parser.error(f"--init base: {exc}")
         if not init.is_file():
             parser.error(f"--init {init}: not a checkpoint file (or `base` for the bundled model)")
         print(warm_start(method, init).summary(), flush=True)

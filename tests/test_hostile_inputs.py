@@ -13,6 +13,7 @@ import json
 import math
 import os
 import random
+import shutil
 import signal
 import stat
 import subprocess
@@ -601,6 +602,11 @@ def test_train_cluster_adapt_and_bench_refuse_to_write_into_their_data(tmp_path,
     before = _digest(photos)
     code, out = _cli(_train_args(photos, photos, "--steps", 1))
     assert code == 2 and "inside the input folder" in _error_line(out)
+    (tmp_path / "split.txt").write_text("p0.png\np1.png\n")  # with a split only the listed files are read
+    code, out = _cli(_train_args(photos, photos / "run", "--steps", 1, "--split", tmp_path / "split.txt"))
+    assert code == 0, out
+    (tmp_path / "split.txt").unlink()
+    shutil.rmtree(photos / "run")
     code, out = _cli(["cluster", photos, "--k", 2, "-o", photos])
     assert code == 2 and "inside the input folder" in _error_line(out)
     for target in (photos / "p1.png", photos / "new.safetensors"):  # an input image, or a new file among them
@@ -615,7 +621,7 @@ def test_train_cluster_adapt_and_bench_refuse_to_write_into_their_data(tmp_path,
 
 
 def test_evaluate_refuses_one_folder_as_both_prediction_and_truth(tmp_path, photos):
-    for pred, truth in ((photos, photos), (photos, photos / "..")):
+    for pred, truth in ((photos, photos), (photos, photos / ".." / photos.name)):
         code, out = _cli(["evaluate", "--pred", pred, "--truth", truth, "-o", tmp_path / "e", "--no-fid"])
         assert code == 2 and "same folder" in _error_line(out)
 
@@ -623,8 +629,9 @@ def test_evaluate_refuses_one_folder_as_both_prediction_and_truth(tmp_path, phot
 def test_colorize_says_which_model_it_uses(tmp_path, photos):
     foreign = tmp_path / "weights.pth"
     foreign.write_bytes(b"not a fewcolor model")
-    code, out = _cli(["colorize", foreign, photos / "p0.png", "-o", tmp_path / "o"])
-    assert code == 2 and "MODEL" in _error_line(out) and ".safetensors" in _error_line(out)
+    for args in ([foreign, photos / "p0.png"], [foreign], [tmp_path / "typo.safetensors", photos / "p0.png"]):
+        code, out = _cli(["colorize", *args, "-o", tmp_path / "o"])
+        assert code == 2 and "MODEL" in _error_line(out) and "bundled" not in out.replace(_error_line(out), "")
     assert not (tmp_path / "o").exists()
     code, out = _cli(["colorize", photos / "p0.png", "-o", tmp_path / "o"])
     assert code == 0 and "bundled base model" in out

@@ -330,7 +330,8 @@ def train_cmd(
     from fewcolor.methods.registry import build_method, get_method_class
     from fewcolor.train.loop import TrainOptions, train
 
-    check_outside(out_dir, [data_dir])  # a run folder inside the data would be read as training images
+    if split_file is None:  # a run folder inside the data would be read as training images (a split lists its own)
+        check_outside(out_dir, [data_dir])
 
     if bf16 and precision not in (None, "bf16"):
         raise click.BadParameter(f"--bf16 contradicts --precision {precision}", param_hint="--bf16")
@@ -599,18 +600,21 @@ def _split_model_and_inputs(items: tuple[str, ...]) -> tuple[Path, tuple[Path, .
     first = Path(items[0])
     if items[0] == "base" or (first.suffix == ".safetensors" and first.is_file()):
         model, rest = resolve_model_arg(items[0], "MODEL"), items[1:]
-    elif first.suffix.lower() in FOREIGN_MODEL_SUFFIXES and len(items) > 1:
+    elif first.suffix.lower() in FOREIGN_MODEL_SUFFIXES:
         raise click.BadParameter(f"{first} is not a fewcolor model: models are .safetensors checkpoints (from "
                                  "`fewcolor train` or `adapt`); omit MODEL for the bundled base model",
                                  param_hint="MODEL")
+    elif first.suffix == ".safetensors":
+        raise click.BadParameter(f"{first} does not exist (or is not a file)", param_hint="MODEL")
     else:
         model, rest = resolve_model_arg("base", "MODEL"), items
-        click.echo("no MODEL given: colouring with the bundled base model", err=True)
     if not rest:
         raise click.UsageError("give the images, folders or clip to colorize after MODEL")
     missing = [r for r in rest if not Path(r).exists()]
     if missing:
         raise click.BadParameter(f"{missing[0]} does not exist", param_hint="INPUTS")
+    if rest is items:
+        click.echo("no MODEL given: colouring with the bundled base model", err=True)
     return model, tuple(Path(r) for r in rest)
 
 
@@ -1017,7 +1021,7 @@ def _check_backbone(spec: str) -> str:
 @click.option("--per-row", type=click.IntRange(min=1), default=8, show_default=True,
               help="Sample images per cluster on the sheet.")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "int8"]), default="auto", show_default=True,
-              help="How the descriptor network computes. auto: int8 (a quantized copy calibrated on 32 of your "
+              help="How the descriptor network computes. auto: int8 (a quantized copy calibrated on 16 of your "
               "images; 2x bf16's rate with the same clusters on the CPU measured, docs/PERFORMANCE.md) where "
               "PyTorch has a quantized engine and the backbone's taps allow it (VGG16's do, ResNet50's block does "
               "not), else bf16 where the CPU computes it natively, else fp32. bf16 or int8 where they cannot run "
@@ -1235,9 +1239,9 @@ def evaluate_cmd(model: Path | None, pred_dir: Path | None, truth_dir: Path | No
                 raise click.UsageError("give --pred DIR and --truth DIR, or MODEL --data DIR")
             from fewcolor.io.paths import is_within
 
-            if is_within(pred_dir, truth_dir) or is_within(truth_dir, pred_dir):
-                raise click.UsageError(f"--pred {pred_dir} and --truth {truth_dir} are the same folder (or one holds "
-                                       "the other); give the colorized images and the originals in separate folders")
+            if is_within(pred_dir, truth_dir) and is_within(truth_dir, pred_dir):
+                raise click.UsageError(f"--pred {pred_dir} and --truth {truth_dir} are the same folder; give the "
+                                       "colorized images and the originals in separate folders")
             result = evaluate_folders(pred_dir, truth_dir, out_dir, cfg, allow_missing=allow_missing)
     except WeightsNotFoundError as exc:
         raise click.ClickException(_one_line(exc)) from exc

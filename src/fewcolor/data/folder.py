@@ -91,8 +91,8 @@ def scan_images(
         entry: dict[str, Any] = {"size": size, "mtime_ns": mtime_ns}
         try:
             rgb = read_rgb(root / rel, background=background, max_pixels=max_pixels, pixel_budget=pixel_budget)
-        except ImageReadError as exc:
-            entry.update(status="bad", reason=str(exc))
+        except ImageReadError as exc:  # the reason without the path (the scan is cached by resolved root)
+            entry.update(status="bad", reason=str(exc).removeprefix(f"{root / rel}: "))
         else:
             entry.update(status="grey" if is_grey(rgb) else "ok", height=int(rgb.shape[1]),
                          width=int(rgb.shape[2]))
@@ -199,9 +199,8 @@ class ImageFolderDataset(Dataset):
         self.bad_files = list(self.bad_reasons)
         grey = [p for p in candidates if scan[p]["status"] == "grey"]
         self.num_grey = len(grey)
-        for rel, reason in self.bad_reasons.items():  # the reason may start with the path already
-            path = str(self.root / rel)
-            log.warning("skipping image %s", reason if reason.startswith(path) else f"{path}: {reason}")
+        for rel, reason in self.bad_reasons.items():
+            log.warning("skipping image %s: %s", self.root / rel, reason)
         if grey:
             log.info("%s: %d of %d images are grey (≤1%% of pixels with RGB spread > 12/255)%s",
                      self.root, len(grey), len(candidates), "; skipped" if skip_grey else "; kept")
