@@ -64,15 +64,15 @@ def main() -> int:
     if args.init is not None and resume:
         print(f"--init {args.init} ignored: {args.out} resumes its own run", flush=True)
     elif args.init is not None:
+        import click
+
+        from fewcolor.cli import resolve_model_arg
         from fewcolor.io.warm_start import warm_start
-        from fewcolor.pretrained import require_bundled_model
 
         try:
-            init = require_bundled_model("give a checkpoint path") if args.init == "base" else Path(args.init)
-        except FileNotFoundError as exc:
-            parser.error(f"--init base: {exc}")
-        if not init.is_file():
-            parser.error(f"--init {init}: not a checkpoint file (or `base` for the bundled model)")
+            init = resolve_model_arg(args.init, "--init")  # as `fewcolor train --init`
+        except click.BadParameter as exc:
+            parser.error(exc.format_message())
         print(warm_start(method, init).summary(), flush=True)
     opts = TrainOptions(out_dir=args.out, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
                         checkpoint_every=250, sample_every=500, precision="auto", device=args.device, resume=resume,
