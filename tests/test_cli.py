@@ -110,6 +110,20 @@ def test_train_then_resume_from_cli(tmp_path, emoji_dir):
     assert "for 4 steps" in res.output
 
 
+def test_train_minutes_stops_saves_and_resumes(tmp_path, emoji_dir):
+    # A time budget far shorter than one step: the run stops after its first step, saves a loadable model and
+    # says how to go on; --resume continues towards --steps.
+    args = ["train", "--method", "unet", "--preset", "tiny", "--data", str(emoji_dir), "-o", str(tmp_path / "run"),
+            "--batch-size", "2", "--sample-every", "0", "--steps", "3"]
+    res = CliRunner().invoke(main, [*args, "--minutes", "0.00001"])
+    assert res.exit_code == 0, res.output
+    assert "for 1 steps" in res.output and "stopped by --minutes" in res.output
+    assert (tmp_path / "run" / "model.safetensors").is_file()
+    res = CliRunner().invoke(main, [*args, "--resume"])
+    assert res.exit_code == 0, res.output
+    assert "for 3 steps" in res.output and "stopped by --minutes" not in res.output
+
+
 def test_train_without_preset_on_cpu_uses_the_cpu_preset(tmp_path, emoji_dir):
     res = CliRunner().invoke(main, ["train", "--method", "unet", "--data", str(emoji_dir), "-o", str(tmp_path / "r"),
                                     "--device", "cpu", "--steps", "1", "--batch-size", "2", "--sample-every", "0",

@@ -266,6 +266,9 @@ def info_cmd(checkpoint: Path) -> None:
 )
 @click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Epochs over the data instead of --steps.")
+@click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Stop after this much wall time (this run), saving as at a normal end; --resume goes on towards "
+              "--steps. Learning-rate schedules still follow --steps/--epochs.")
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1),
@@ -304,6 +307,7 @@ def train_cmd(
     overrides: tuple[str, ...],
     steps: int | None,
     epochs: float | None,
+    minutes: float | None,
     batch_size: int | None,
     size: int | None,
     seed: int,
@@ -375,10 +379,13 @@ def train_cmd(
         precision="bf16" if bf16 else precision or "auto",
         device=device,
         resume=resume,
+        max_seconds=None if minutes is None else minutes * 60,
     )
     result = train(method, dataset, opts)
     if result.checkpoint is not None:
         click.echo(f"trained {method_name} for {result.step} steps in {result.wall_seconds:.0f} s: {result.checkpoint}")
+        if minutes is not None and result.wall_seconds >= minutes * 60:
+            click.echo(f"stopped by --minutes {minutes:g}: the same command with --resume goes on", err=True)
 
 
 def resolve_model_arg(value: str | Path, option: str) -> Path:

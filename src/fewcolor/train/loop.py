@@ -552,8 +552,8 @@ def _train(method: Method, dataset: Dataset, opts: TrainOptions, stop: list[int]
         dist_utils.broadcast_buffers(method)
         step += 1
         bar.update(1)
-        if opts.max_seconds is not None and time.time() - t0 > opts.max_seconds:
-            total = step  # time budget spent: finish now, saving as at a normal end
+        if opts.max_seconds is not None and not dist_utils.all_true(time.time() - t0 <= opts.max_seconds):
+            total = step  # time budget spent (on any rank, so all stop together): finish, saving as at a normal end
         if logs:
             bar.set_postfix({k: f"{v:.3g}" for k, v in list(logs.items())[:4]}, refresh=False)
         if is_main:
