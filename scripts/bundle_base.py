@@ -13,9 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-
 from fewcolor.io.checkpoint import CHECKSUM_KEY, load_checkpoint, save_checkpoint
+from fewcolor.io.samples import sample_photos
 from fewcolor.pipeline import Colorizer
 from fewcolor.pretrained import BUNDLED_MODEL
 
@@ -30,12 +29,9 @@ def main() -> int:
     meta.pop(CHECKSUM_KEY, None)  # recomputed for the new tensors
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(args.out, tensors, meta)
-    import skimage.data
-
     full, small = Colorizer.from_checkpoint(args.model), Colorizer.from_checkpoint(args.out)
     worst = 0.0
-    for name in ("astronaut", "coffee", "chelsea"):
-        rgb = torch.from_numpy(getattr(skimage.data, name)().copy()).permute(2, 0, 1).float() / 255
+    for _, rgb in sample_photos(("astronaut", "coffee", "chelsea")):
         worst = max(worst, float((full.predict_ab_full(rgb)[1] - small.predict_ab_full(rgb)[1]).abs().max()))
     size_mb = args.out.stat().st_size / 2**20
     print(f"{args.out}: {size_mb:.1f} MiB; max |Δab| vs the float32 model on 3 photos: {worst:.3f}")

@@ -21,18 +21,12 @@ from fewcolor.data.grey import is_grey
 from fewcolor.home import fewcolor_home
 from fewcolor.io.grid import image_grid
 from fewcolor.io.image import read_rgb, write_rgb
+from fewcolor.io.samples import sample_photos
 from fewcolor.metrics.color import colorfulness_hs, mean_delta_e2000
 from fewcolor.pipeline import Colorizer
 
 SKIMAGE_PHOTOS = ("astronaut", "coffee", "chelsea")
 IMAGENETTE_CLASSES = 9
-
-
-def skimage_photos() -> list[tuple[str, torch.Tensor]]:
-    import skimage.data
-
-    return [(name, torch.from_numpy(getattr(skimage.data, name)().copy()).permute(2, 0, 1).float() / 255)
-            for name in SKIMAGE_PHOTOS]
 
 
 def imagenette_photos(val: Path) -> list[tuple[str, torch.Tensor]]:
@@ -62,7 +56,7 @@ def main() -> int:
     print("| photo | size | ΔE00 output | ΔE00 grey input | colourfulness output / original |")
     print("|---|---|---|---|---|")
     images = []
-    for name, truth in skimage_photos() + imagenette_photos(args.data):
+    for name, truth in sample_photos(SKIMAGE_PHOTOS) + imagenette_photos(args.data):
         grey = grey_rgb_from_l(rgb_to_l(truth[None]))[0]
         with torch.no_grad():
             output = colorizer.colorize(grey)

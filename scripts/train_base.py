@@ -18,10 +18,12 @@ import logging
 import sys
 from pathlib import Path
 
+import click
 import torch
 
+from fewcolor.cli import parse_overrides
 from fewcolor.data.folder import ImageFolderDataset
-from fewcolor.data.transforms import Compose, RandomCrop, RandomHorizontalFlip, Resize
+from fewcolor.data.transforms import train_transform
 from fewcolor.home import fewcolor_home
 from fewcolor.methods.registry import build_method
 from fewcolor.train.loop import TrainOptions, train
@@ -44,28 +46,21 @@ def main() -> int:
                         help="config override (JSON value), e.g. --set l1_weight=0")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    import json
-
-    overrides = {}
-    for pair in args.overrides:
-        key, raw = pair.split("=", 1)
-        try:
-            overrides[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            overrides[key] = raw
+    try:
+        overrides = parse_overrides(tuple(args.overrides))  # as `fewcolor train --set`
+    except click.BadParameter as exc:
+        parser.error(exc.format_message())
     overrides.setdefault("image_size", args.size)
     torch.manual_seed(args.seed)
     method = build_method("base", "cpu", overrides)
     jitter = round(args.size * 9 / 8)  # Iizuka-style crop jitter: 224 crops of 256 images, same ratio
-    transform = Compose([Resize(jitter), RandomCrop(args.size), RandomHorizontalFlip(0.5)])
+    transform = train_transform(args.size, resize=jitter)
     dataset = ImageFolderDataset(args.data, transform=transform, seed=args.seed)
     print(f"{len(dataset)} training images; device {args.device}", flush=True)
     resume = (args.out / "checkpoints" / "last.safetensors").exists()
     if args.init is not None and resume:
         print(f"--init {args.init} ignored: {args.out} resumes its own run", flush=True)
     elif args.init is not None:
-        import click
-
         from fewcolor.cli import resolve_model_arg
         from fewcolor.io.warm_start import warm_start
 

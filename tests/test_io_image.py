@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from fewcolor.data.grey import is_grey
-from fewcolor.io.image import ImageReadError, list_images, read_frames, read_rgb, write_rgb
+from fewcolor.io.image import ImageReadError, as_saved_8bit, list_images, read_frames, read_rgb, write_rgb
 
 RED = (255, 0, 0)
 BLUE = (0, 0, 255)
@@ -253,3 +253,9 @@ def test_emoji_fixture_is_readable_colour_64px(emoji_dir: Path) -> None:
     assert (emoji_dir / "NOTICE").is_file()
     total = sum(p.stat().st_size for p in emoji_dir.rglob("*") if p.is_file())
     assert total < 300 * 1024
+
+
+def test_as_saved_8bit_is_what_the_written_file_holds(tmp_path: Path) -> None:
+    image = torch.rand(3, 9, 11, generator=torch.Generator().manual_seed(0)) * 1.4 - 0.2  # some out of [0, 1]
+    write_rgb(tmp_path / "x.png", image)
+    torch.testing.assert_close(as_saved_8bit(image), read_rgb(tmp_path / "x.png"), rtol=0, atol=1e-7)

@@ -29,7 +29,7 @@ def _setup_logging(verbose: bool) -> None:
     )
 
 
-def _parse_overrides(pairs: tuple[str, ...]) -> dict[str, Any]:
+def parse_overrides(pairs: tuple[str, ...]) -> dict[str, Any]:
     """``--set key=value`` pairs; values are parsed as JSON when they can be (numbers, bools, lists)."""
     out: dict[str, Any] = {}
     for pair in pairs:
@@ -339,7 +339,7 @@ def train_cmd(
 
     if bf16 and precision not in (None, "bf16"):
         raise click.BadParameter(f"--bf16 contradicts --precision {precision}", param_hint="--bf16")
-    values = _parse_overrides(overrides)
+    values = parse_overrides(overrides)
     torch.manual_seed(seed)  # weight init is part of the seeded run
     if preset is None:
         preset = _default_preset(get_method_class(method_name).presets, device)
@@ -958,7 +958,7 @@ def bench_cmd(
             raise click.BadParameter(f"{name} has no preset {own_preset!r}; choose one of {sorted(cls.presets)}",
                                      param_hint="--methods")
     per_method: dict[str, dict[str, Any]] = {}
-    for key, value in _parse_overrides(overrides).items():
+    for key, value in parse_overrides(overrides).items():
         if "." not in key:
             raise click.BadParameter(f"expected METHOD.KEY=VALUE, got {key!r}", param_hint="--set")
         method_name, field_name = key.split(".", 1)

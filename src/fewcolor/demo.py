@@ -59,15 +59,15 @@ DEMO_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 def photo_rows(colorizer: Colorizer) -> list[list[ImageCell | str | None]]:
     """grey | truth | bundled model rows for :data:`DEMO_PHOTOS` at full resolution (none without skimage)."""
     from fewcolor.color.lab import grey_rgb_from_l, rgb_to_l
+    from fewcolor.io.samples import SamplePhotosUnavailable, sample_photos
 
     try:
-        import skimage.data
-    except ImportError:
+        photos = sample_photos(DEMO_PHOTOS)
+    except SamplePhotosUnavailable:
         log.info("demo: scikit-image is not installed; no real photos on the page")
         return []
     rows: list[list[ImageCell | str | None]] = []
-    for name in DEMO_PHOTOS:
-        truth = torch.from_numpy(getattr(skimage.data, name)().copy()).permute(2, 0, 1).float() / 255
+    for name, truth in photos:
         grey = grey_rgb_from_l(rgb_to_l(truth[None]))[0]
         with torch.no_grad():
             output = colorizer.colorize(grey)

@@ -31,9 +31,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from fewcolor.color.lab import rgb_to_lab
-from fewcolor.color.normalize import AB_SCALE, NORMALIZATION, normalize_l
-from fewcolor.pipeline import Colorizer, working_size
+from fewcolor.color.normalize import AB_SCALE, NORMALIZATION
+from fewcolor.io import samples
+from fewcolor.pipeline import Colorizer, network_input, working_size
 
 #: ONNX operator set of the exported graphs (18: Resize with antialiasing, as Iizuka's global path needs)
 OPSET = 18
@@ -147,10 +147,8 @@ def check_onnx(colorizer: Colorizer, path: str | Path, images: Sequence[tuple[st
     results = []
     for name, rgb in images:
         height, width = int(rgb.shape[-2]), int(rgb.shape[-1])
-        h, w = working_size(height, width, colorizer.size, colorizer.method.size_multiple)
-        small = torch.nn.functional.interpolate(rgb[None].float(), size=(h, w), mode="bilinear", antialias=True,
-                                                align_corners=False)
-        l = normalize_l(rgb_to_lab(small)[:, :1])
+        l = network_input(rgb, colorizer.size, colorizer.method.size_multiple).cpu()  # as Colorizer feeds it
+        h, w = int(l.shape[-2]), int(l.shape[-1])
         torch_ms, ref = _best_time(lambda l=l: _torch_ab(colorizer, l, prepared), repeats)
         onnx_ms, got = _best_time(lambda l=l: session.run(["ab"], {"l": l.numpy()})[0], repeats)
         delta = float((torch.from_numpy(got) - ref).abs().max()) * AB_SCALE
@@ -175,9 +173,7 @@ def _best_time(fn: Any, repeats: int) -> tuple[float, Any]:
 def sample_photos() -> list[tuple[str, torch.Tensor]]:
     """Real photographs shipped with scikit-image (astronaut, coffee, chelsea) as (3,H,W) tensors."""
     try:
-        from skimage import data
-    except ImportError as exc:
+        return samples.sample_photos(samples.SAMPLE_PHOTOS)
+    except samples.SamplePhotosUnavailable as exc:
         raise ExportError("the check's sample photos come from scikit-image: pip install scikit-image, "
                           "or pass your own images") from exc
-    return [(n, torch.from_numpy(getattr(data, n)()).permute(2, 0, 1).float() / 255.0)
-            for n in ("astronaut", "coffee", "chelsea")]

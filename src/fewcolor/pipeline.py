@@ -15,6 +15,7 @@ input's ORIGINAL lightness, so no detail is lost however small the network's inp
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,35 @@ MIN_SIDE = 8
 #: pixels per band of the full-resolution Lab round trip in ``Colorizer.colorize``: bounds its temporaries, and
 #: bands that fit the CPU caches make it about 2x faster than 1 MP bands (docs/PERFORMANCE.md)
 _BAND_PIXELS = 262_144
+
+
+def _checked_rgb(rgb: torch.Tensor) -> torch.Tensor:
+    """A (3,H,W) or grey (1,H,W) image as (3,H,W); ``ValueError`` for another shape or a side below
+    :data:`MIN_SIDE` (the pipeline's one size check)."""
+    if rgb.dim() != 3 or rgb.shape[0] not in (1, 3):
+        raise ValueError(f"expected an image tensor (3,H,W) or (1,H,W), got shape {tuple(rgb.shape)}")
+    height, width = rgb.shape[-2:]
+    if min(height, width) < MIN_SIDE:
+        raise ValueError(f"image is {width}×{height}; fewcolor needs at least {MIN_SIDE}×{MIN_SIDE} pixels")
+    return rgb.expand(3, -1, -1)
+
+
+def _resized_l(images: Sequence[torch.Tensor] | torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Normalised L (B,1,h,w) of (3,H,W) images (of any sizes) resized to ``size`` = (h, w), antialiased
+    bilinear: what the network sees."""
+    small = torch.cat([
+        F.interpolate(rgb[None].float(), size=size, mode="bilinear", antialias=True, align_corners=False)
+        for rgb in images
+    ])
+    return normalize_l(rgb_to_l(small))
+
+
+def network_input(rgb: torch.Tensor, size: int, size_multiple: int) -> torch.Tensor:
+    """Normalised L (1,1,h,w) of a (3,H,W) or (1,H,W) image at its working resolution (longer side
+    ``size``, sides multiples of ``size_multiple``), on the image's device: the network's input, as
+    :class:`Colorizer` prepares it."""
+    rgb = _checked_rgb(rgb)
+    return _resized_l([rgb], working_size(int(rgb.shape[-2]), int(rgb.shape[-1]), size, size_multiple))
 
 
 class Colorizer:
@@ -89,9 +119,8 @@ class Colorizer:
                     value = to_rgb(value)[0]  # a PIL image or numpy array
                 if opt.as_l and torch.is_tensor(value) and value.shape[-3] == 3:
                     rgb = value if value.dim() == 4 else value[None]
-                    h, w = working_size(int(rgb.shape[-2]), int(rgb.shape[-1]), self.size, self.method.size_multiple)
-                    rgb = F.interpolate(rgb.float(), size=(h, w), mode="bilinear", antialias=True, align_corners=False)
-                    value = normalize_l(rgb_to_l(rgb))
+                    hw = working_size(int(rgb.shape[-2]), int(rgb.shape[-1]), self.size, self.method.size_multiple)
+                    value = _resized_l(rgb, hw)
             if torch.is_tensor(value):
                 value = value.to(self.device)
             prepared[key] = value
@@ -101,17 +130,9 @@ class Colorizer:
     def working_l(self, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(L (1,1,H,W) in Lab units at full size, normalised L (1,1,h,w) at the working resolution on the
         device) of a (3,H,W) or (1,H,W) image."""
-        if rgb.dim() != 3 or rgb.shape[0] not in (1, 3):
-            raise ValueError(f"expected an image tensor (3,H,W) or (1,H,W), got shape {tuple(rgb.shape)}")
-        if rgb.shape[0] == 1:
-            rgb = rgb.expand(3, -1, -1)
-        height, width = rgb.shape[-2:]
-        if min(height, width) < MIN_SIDE:
-            raise ValueError(f"image is {width}×{height}; fewcolor needs at least {MIN_SIDE}×{MIN_SIDE} pixels")
-        l_full = rgb_to_l(rgb[None])
-        h, w = working_size(height, width, self.size, self.method.size_multiple)
-        small = F.interpolate(rgb[None].float(), size=(h, w), mode="bilinear", antialias=True, align_corners=False)
-        return l_full, normalize_l(rgb_to_l(small)).to(self.device)
+        rgb = _checked_rgb(rgb)
+        l_small = network_input(rgb, self.size, self.method.size_multiple)
+        return rgb_to_l(rgb[None]), l_small.to(self.device)
 
     @staticmethod
     def full_size_ab(ab_small: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -176,27 +197,19 @@ class Colorizer:
         batches of ``batch_size``."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        rgbs = [_checked_rgb(rgb) for rgb in rgbs]
         groups: dict[tuple[int, int], list[int]] = {}
         for i, rgb in enumerate(rgbs):
-            height, width = rgb.shape[-2:]
-            if min(height, width) < MIN_SIDE:
-                raise ValueError(f"image is {width}×{height}; fewcolor needs at least {MIN_SIDE}×{MIN_SIDE} pixels")
-            groups.setdefault(working_size(height, width, self.size, self.method.size_multiple), []).append(i)
+            hw = working_size(int(rgb.shape[-2]), int(rgb.shape[-1]), self.size, self.method.size_multiple)
+            groups.setdefault(hw, []).append(i)
         results: list[torch.Tensor | None] = [None] * len(rgbs)
-        for (h, w), members in groups.items():
+        for hw, members in groups.items():
             for start in range(0, len(members), batch_size):
                 chunk = members[start : start + batch_size]
-                small = torch.cat([
-                    F.interpolate(rgbs[i][None].float(), size=(h, w), mode="bilinear", antialias=True,
-                                  align_corners=False)
-                    for i in chunk
-                ])
-                l_small = normalize_l(rgb_to_l(small)).to(self.device)
-                ab_small = self.method.predict_ab(l_small, **options).float().cpu()
+                l_small = _resized_l([rgbs[i] for i in chunk], hw).to(self.device)
+                ab_small = self.method.predict_ab(l_small, **options).float().cpu()  # one copy off the device
                 for j, i in enumerate(chunk):
-                    size = tuple(rgbs[i].shape[-2:])
-                    ab_full = F.interpolate(ab_small[j : j + 1], size=size, mode="bilinear", align_corners=False)
-                    results[i] = denormalize_ab(ab_full)[0]
+                    results[i] = self.full_size_ab(ab_small[j : j + 1], *rgbs[i].shape[-2:])
         return [r for r in results if r is not None]
 
     def colorize_path(self, path: str | os.PathLike[str], **options: Any) -> torch.Tensor:

@@ -56,14 +56,14 @@ def resolve_model(model: str | os.PathLike[str] | None) -> Path:
 
 def held_out_scores(method: Any, image: Path, device: str | None, lpips_model: Any) -> dict[str, float | None]:
     """LPIPS and mean ΔE00 of ``method``'s colorization of ``image`` (from its L) against its colours."""
-    from fewcolor.io.image import read_rgb
+    from fewcolor.io.image import as_saved_8bit, read_rgb
     from fewcolor.metrics.color import mean_delta_e2000
     from fewcolor.metrics.scoring import prepare_pair
     from fewcolor.pipeline import Colorizer
 
     truth = read_rgb(image)
     pred = Colorizer(method, device=device).colorize(truth)
-    p, t = (x[None] for x in prepare_pair(pred.cpu(), truth, None))
+    p, t = (x[None] for x in prepare_pair(as_saved_8bit(pred.cpu()), truth, None))  # as `evaluate` scores
     with torch.no_grad():
         lp = float(lpips_model(p, t)[0]) if lpips_model is not None else None
     return {"lpips": lp, "delta_e2000": float(mean_delta_e2000(p, t)[0])}

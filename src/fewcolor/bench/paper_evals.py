@@ -63,6 +63,7 @@ def _grey(rgb: torch.Tensor) -> torch.Tensor:
 
 def _colourized_sets(model: str | Path, data: Any, indices: Sequence[int], device: str | None,
                      options: dict[str, Any] | None = None) -> dict[str, list[torch.Tensor]]:
+    from fewcolor.io.image import as_saved_8bit
     from fewcolor.pipeline import Colorizer
 
     colorizer = Colorizer.from_checkpoint(model, device=device)
@@ -71,7 +72,7 @@ def _colourized_sets(model: str | Path, data: Any, indices: Sequence[int], devic
         rgb = data[i]["rgb"]
         with torch.no_grad():
             out = colorizer.colorize(rgb, **(options or {}))
-        sets["colourized"].append((out.clamp(0, 1) * 255).round() / 255)  # as an 8-bit output file holds it
+        sets["colourized"].append(as_saved_8bit(out))  # as an 8-bit output file holds it
         sets["grey"].append(_grey(rgb))
         sets["original"].append(rgb)
     return sets

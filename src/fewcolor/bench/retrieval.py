@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from fewcolor.data.protocol import Dataset
+from fewcolor.data.protocol import Dataset, dataset_labels
 from fewcolor.losses.triplet import threshold_triplet_loss
 from fewcolor.nets.memory import ColorMemory
 
@@ -33,13 +33,6 @@ class RetrievalResult:
     queries: int
     per_episode: list[float] = field(default_factory=list)
     chance: float = 0.0  #: 1/N
-
-
-def _labels_of(dataset: Dataset) -> list[int]:
-    labels = getattr(dataset, "labels", None)
-    if labels is None:
-        labels = [int(dataset[i]["label"]) for i in range(len(dataset))]
-    return [int(x) for x in labels]
 
 
 def retrieval_accuracy(
@@ -68,9 +61,9 @@ def retrieval_accuracy(
         raise ValueError(f"memory_scale must be positive, got {memory_scale}")
     from fewcolor.backbones import FeatureExtractor, choose_backbone
     from fewcolor.color.feature_kinds import colour_distance, colour_feature
-    from fewcolor.methods.memopainter import BACKBONES, DEFAULT_THRESHOLDS
+    from fewcolor.methods.memopainter import BACKBONES, DEFAULT_THRESHOLDS, DEFAULT_TOP_K
 
-    labels = _labels_of(dataset)
+    labels = dataset_labels(dataset)
     by_class: dict[int, list[int]] = {}
     for i, lab in enumerate(labels):
         if lab >= 0:
@@ -80,7 +73,7 @@ def retrieval_accuracy(
         raise ValueError(f"{n_way}-way {k_shot}-shot needs {n_way} classes with more than {k_shot} images; "
                          f"the dataset has {len(usable)} (use a labelled folder root/<class>/<image>)")
     delta = DEFAULT_THRESHOLDS[color_feature] if threshold is None else float(threshold)
-    k = top_k or (256 if color_feature == "dist" else 32)
+    k = top_k or DEFAULT_TOP_K[color_feature]
     extractor = FeatureExtractor(*choose_backbone(BACKBONES), pooling="avg")
     cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 

@@ -4,7 +4,8 @@ A luminance-matched colour prior in the spirit of Welsh et al. (SIGGRAPH 2002, Â
 pixel from colour pixels of similar luminance: the lightness axis is cut into ``bins`` equal bands,
 each band gets the (weighted) mean ab of the pixels in it, empty bands copy the nearest non-empty
 band, and a grey pixel's ab is interpolated linearly between band centres. ``fewcolor``'s exemplar
-method uses it where no support pixel matches (docs/EXEMPLAR.md).
+method uses it where no support pixel matches (docs/EXEMPLAR.md); the ``lut`` baseline builds its table
+with the same bands and filling (:func:`band_index`, :func:`nearest_filled`) and looks up the nearest band.
 """
 
 from __future__ import annotations
@@ -13,6 +14,20 @@ import torch
 
 #: normalised L range (fewcolor.color.normalize)
 L_MIN, L_MAX = -1.0, 1.0
+
+
+def band_index(value: torch.Tensor, lo: float, hi: float, bins: int) -> torch.Tensor:
+    """The band of each lightness ``value`` when [``lo``, ``hi``] is cut into ``bins`` equal bands (values
+    outside go to the first or last band; ``hi`` itself to the last)."""
+    return ((value - lo) * (bins / (hi - lo))).floor().long().clamp(0, bins - 1)
+
+
+def nearest_filled(mass: torch.Tensor) -> torch.Tensor:
+    """For every band, the index of the nearest band with positive ``mass`` (ties: the lower, darker band).
+    Needs at least one filled band."""
+    filled = torch.nonzero(mass > 0).flatten()
+    dist = (torch.arange(len(mass), device=mass.device)[:, None] - filled[None, :]).abs()
+    return filled[dist.argmin(dim=1)]  # argmin takes the first minimum: the lower band
 
 
 def luminance_lut(l: torch.Tensor, ab: torch.Tensor, weight: torch.Tensor | None = None, bins: int = 20
@@ -27,17 +42,13 @@ def luminance_lut(l: torch.Tensor, ab: torch.Tensor, weight: torch.Tensor | None
     if bins < 1:
         raise ValueError(f"bins must be >= 1, got {bins}")
     w = torch.ones_like(l) if weight is None else weight.clamp_min(0).to(l)
-    idx = ((l - L_MIN) / (L_MAX - L_MIN) * bins).long().clamp(0, bins - 1)
+    idx = band_index(l, L_MIN, L_MAX, bins)
     mass = torch.zeros(bins, dtype=l.dtype, device=l.device).index_add_(0, idx, w)
     sums = torch.zeros(bins, 2, dtype=l.dtype, device=l.device).index_add_(0, idx, ab * w[:, None])
-    filled = mass > 0
-    if not filled.any():
+    if not bool((mass > 0).any()):
         return torch.zeros(bins, 2, dtype=l.dtype, device=l.device)
     table = sums / mass.clamp_min(1e-12)[:, None]
-    centres = torch.arange(bins, device=l.device)
-    donors = centres[filled]
-    nearest = donors[(centres[:, None] - donors[None]).abs().argmin(dim=1)]
-    return table[nearest]
+    return table[nearest_filled(mass)]
 
 
 def apply_luminance_lut(l: torch.Tensor, table: torch.Tensor) -> torch.Tensor:

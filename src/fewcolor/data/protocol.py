@@ -31,3 +31,12 @@ def collate(dataset: Dataset, indices: Sequence[int]) -> dict[str, Any]:
     if own is not None:
         return own(indices)
     return default_collate([dataset[i] for i in indices])
+
+
+def dataset_labels(dataset: Dataset) -> list[int]:
+    """Every sample's class label: the dataset's ``labels`` list when it has one of the right length (a
+    folder's first-level subfolders), else each sample's ``"label"`` (reads every sample)."""
+    labels = getattr(dataset, "labels", None)
+    if labels is not None and len(labels) == len(dataset):
+        return [int(x) for x in labels]
+    return [int(dataset[i]["label"]) for i in range(len(dataset))]

@@ -145,6 +145,12 @@ def read_frames(
     return frames
 
 
+def as_saved_8bit(image: torch.Tensor) -> torch.Tensor:
+    """The float values an 8-bit file written by :func:`write_rgb` holds for ``image``: each channel clamped to
+    [0, 1] and rounded to k/255. Metrics of an output are computed on these, as on the file itself."""
+    return (image.detach().float().clamp(0, 1) * 255).round() / 255
+
+
 def write_rgb(
     path: str | os.PathLike[str],
     image: torch.Tensor,

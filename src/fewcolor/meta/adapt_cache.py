@@ -5,7 +5,8 @@ extension, not the paper's; tens of seconds on a laptop CPU at the ``cpu`` prese
 only on the model's weights and config, the cluster, the step count and the seed, so it is stored under
 ``FEWCOLOR_HOME/adapted/<key>.safetensors`` and reused by every later ``colorize`` call. The key hashes
 the model's full state (weights and buffers, whichever file they came from) with the rest, so a retrained
-or different model never hits an old entry. A corrupt or foreign entry is ignored (and rewritten).
+or different model never hits an old entry. A corrupt or foreign entry is ignored (and rewritten); a
+read-only home only costs the reuse.
 """
 
 from __future__ import annotations
@@ -19,12 +20,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from fewcolor.home import fewcolor_home
-from fewcolor.io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from fewcolor.data.cache import cache_file, load_tensors, save_tensors
 
 log = logging.getLogger(__name__)
 
-KIND = "adapted-module"
+FOLDER = "adapted"
 
 
 def adaptation_key(model: nn.Module, **facts: Any) -> str:
@@ -39,25 +39,24 @@ def adaptation_key(model: nn.Module, **facts: Any) -> str:
 
 
 def cache_path(key: str) -> Path:
-    return fewcolor_home() / "adapted" / f"{key}.safetensors"
+    """``FEWCOLOR_HOME/adapted/<key>.safetensors`` (the keyed-tensor cache of :mod:`fewcolor.data.cache`)."""
+    return cache_file(FOLDER, key)
 
 
 def load_cached(key: str, into: nn.Module) -> bool:
     """Load the cached state for ``key`` into ``into``; ``False`` when there is none (or it does not fit)."""
-    path = cache_path(key)
-    if not path.is_file():
+    hit = load_tensors(cache_path(key), key)
+    if hit is None:
         return False
     try:
-        tensors, meta = load_checkpoint(path)
-        if meta.get("kind") != KIND or meta.get("key") != key:
-            raise CheckpointError(f"{path} is not the adapted network {key}")
-        into.load_state_dict(tensors)
-    except (CheckpointError, RuntimeError) as exc:
-        log.warning("ignoring the adaptation cache entry %s (%s)", path, exc)
+        into.load_state_dict(hit[0])
+    except RuntimeError as exc:
+        log.warning("ignoring the adaptation cache entry %s (%s)", cache_path(key), exc)
         return False
     return True
 
 
-def store(key: str, module: nn.Module, facts: dict[str, Any]) -> Path:
-    """Write ``module``'s state as the cache entry for ``key`` (atomic)."""
-    return save_checkpoint(cache_path(key), module.state_dict(), {"kind": KIND, "key": key, "facts": facts})
+def store(key: str, module: nn.Module, facts: dict[str, Any]) -> Path | None:
+    """Write ``module``'s state as the cache entry for ``key`` (atomic); ``None``, with a warning, when the
+    cache folder is not writable (the adaptation is then simply not reused)."""
+    return save_tensors(cache_path(key), module.state_dict(), key, {"facts": facts})

@@ -11,9 +11,9 @@ which maps normalised L to normalised ab at the same size (see ``fewcolor.color.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 from torch import nn
@@ -23,6 +23,8 @@ from fewcolor.data.transforms import Transform, train_transform
 from fewcolor.methods.options import InferenceOption, InferenceOptionError, check_config_values
 
 __all__ = ["AdaptSettings", "InferenceOption", "InferenceOptionError", "Method", "Phase"]
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -207,6 +209,37 @@ class Method(nn.Module):
 
     def load_extra_metadata(self, meta: Mapping[str, Any]) -> None:
         """Restore what :meth:`extra_metadata` stored (called before ``load_state_dict``)."""
+
+    # ----- frozen helpers outside the checkpoint -----------------------------------------------
+    def auxiliary(self, name: str, build: Callable[[], T], *, key: Hashable = None,
+                  device: torch.device | str | None = None) -> T:
+        """The helper ``name`` (e.g. a frozen pretrained backbone), built by ``build()`` on first use.
+
+        It is kept outside the module tree: not a registered sub-module, so its weights are not in
+        ``state_dict()`` (checkpoints stay the method's own tensors) and ``.to()``, ``.train()`` and
+        ``.eval()`` do not reach it. It is built again when ``key`` differs from the key it was built with
+        (e.g. another backbone choice), and after :meth:`drop_auxiliary`. With ``device``, a helper that is an
+        ``nn.Module`` is moved there (in place) before it is returned; other helpers (a tuple, an int8 copy
+        that computes on the CPU) are returned as built, for the caller to place. If ``build()`` raises,
+        nothing is kept.
+        """
+        store: dict[str, tuple[Hashable, Any]] = self.__dict__.setdefault("_auxiliary", {})
+        entry = store.get(name)
+        if entry is None or entry[0] != key:
+            entry = (key, build())
+            store[name] = entry
+        value: T = entry[1]
+        if device is not None and isinstance(value, nn.Module):
+            value.to(device)
+        return value
+
+    def drop_auxiliary(self, name: str | None = None) -> None:
+        """Forget the helper ``name`` (every helper when None), so the next :meth:`auxiliary` builds it again."""
+        store: dict[str, tuple[Hashable, Any]] = self.__dict__.setdefault("_auxiliary", {})
+        if name is None:
+            store.clear()
+        else:
+            store.pop(name, None)
 
     @property
     def device(self) -> torch.device:

@@ -30,14 +30,13 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
-from fewcolor.color.bins import Q
 from fewcolor.color.decode import annealed_mean
 from fewcolor.color.normalize import normalize_ab
-from fewcolor.color.prior import bin_prior, prior_and_weights
-from fewcolor.color.soft_encode import soft_encode_ab_normalized
+from fewcolor.color.prior import bin_prior
 from fewcolor.data.protocol import Dataset
 from fewcolor.losses.cic import rebalanced_cross_entropy
-from fewcolor.methods.base import AdaptSettings, InferenceOption, InferenceOptionError, Method, Phase
+from fewcolor.methods.base import AdaptSettings, InferenceOption, Phase
+from fewcolor.methods.bin_classifier import BinClassifier, ab_at_size
 from fewcolor.methods.registry import register_method
 from fewcolor.nets.encoder_decoder import BASE_WIDTHS, EncoderDecoder, EncoderGenerator
 from fewcolor.nets.encoders import PretrainedEncoder
@@ -72,7 +71,7 @@ class BaseColorizerConfig:
 
 
 @register_method
-class BaseColorizer(Method):
+class BaseColorizer(BinClassifier):
     name = "base"
     summary = "fewcolor's base colorizer: pretrained encoder + U-Net decoder, 313-bin classification + L1"
     Config = BaseColorizerConfig
@@ -88,8 +87,6 @@ class BaseColorizer(Method):
     #: those of 28,000 photos) scored best, LPIPS 0.155 / ΔE00 10.9 against 0.164 / 12.7 updating them
     #: and 0.239 / 15.7 unadapted
     adapt_defaults = AdaptSettings(steps=100, lr_factor=1.0, keep_norm_statistics=True)
-    prior: torch.Tensor  # registered buffer
-    bin_weights: torch.Tensor  # registered buffer
     inference_options = (
         InferenceOption("temperature", "float", "annealed-mean temperature T (Zhang Eq. 5; →0: the mode, 1: the mean)",
                         default=0.38, minimum=0.0),
@@ -98,14 +95,10 @@ class BaseColorizer(Method):
     def __init__(self, config: BaseColorizerConfig) -> None:
         super().__init__(config)
         c = config
-        if not 0.0 <= c.lam <= 1.0:
-            raise ValueError(f"base: lam must be in [0, 1], got {c.lam}")
+        self.register_prior()  # buffers p̃ (uniform until setup() sees the training set) and w (Zhang Eq. 4)
         encoder = PretrainedEncoder(c.encoder, pretrained=c.encoder_pretrained, frozen=c.freeze_encoder)
         # Named like the U-Net family's ``encoder`` generator, so their --init loads every tensor.
         self.generator = EncoderGenerator(encoder, tuple(c.widths), c.temperature, c.global_features)
-        # Until setup() sees the training set: a uniform prior, i.e. weights of 1.
-        self.register_buffer("prior", torch.full((Q,), 1.0 / Q))
-        self.register_buffer("bin_weights", torch.ones(Q))
 
     @property
     def net(self) -> EncoderDecoder:
@@ -123,11 +116,6 @@ class BaseColorizer(Method):
                           progress=len(order) >= 200, total=len(order))
         self.set_prior(prior)
 
-    def set_prior(self, prior: torch.Tensor) -> None:
-        p, w = prior_and_weights(prior, self.config.lam)
-        self.prior.copy_(p)
-        self.bin_weights.copy_(w)
-
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         c = self.config
         encoder_params = list(self.net.encoder.parameters())
@@ -144,11 +132,11 @@ class BaseColorizer(Method):
             self.net.encoder.set_frozen(False)
         l, ab = batch["l"], batch["ab"]
         logits = self.net(l).float()
-        small = F.interpolate(ab.float(), size=logits.shape[-2:], mode="bilinear", align_corners=False)
+        small = ab_at_size(ab, tuple(logits.shape[-2:]))  # the truth at the logits' ¼ resolution
         logs: dict[str, float] = {}
         loss = logits.new_zeros(())
         if c.ce_weight > 0:
-            target = soft_encode_ab_normalized(small, k=c.neighbours, sigma=c.encode_sigma)
+            target = self.soft_targets(small)
             # the mean over pixels, as the bundled weights were trained (CIC's Eq. 2 sums them: at 128 px the
             # CE would then outweigh the L1 term ~1000 times, another recipe)
             ce = rebalanced_cross_entropy(logits, target, self.bin_weights, reduction="mean")
@@ -166,11 +154,7 @@ class BaseColorizer(Method):
 
     def predict_ab(self, l: torch.Tensor, **options: Any) -> torch.Tensor:
         self.check_options(options)
-        t = options.get("temperature")
-        t = self.config.temperature if t is None else float(t)
-        if t < 0:
-            raise InferenceOptionError(f"base: temperature must be >= 0, got {t}")
-        return self.generator(l, temperature=t)
+        return self.generator(l, temperature=self.annealing_temperature(options))
 
 
 def _quarter(ab: torch.Tensor) -> torch.Tensor:

@@ -17,6 +17,9 @@ Loss scale (Eq. 2): summed over the pixels of an image (``loss_reduction="sum"``
 so Adam's coupled weight decay 10⁻³ weighs against the data term as in the paper (a per-pixel mean makes the
 decay H·W = 4,096 times stronger at 256×256; ``loss_reduction="mean"`` keeps that old behaviour).
 
+The prior buffers, the soft-encoded targets and the inference temperature are shared with the base colorizer
+(:class:`fewcolor.methods.bin_classifier.BinClassifier`).
+
 Optimiser (§3): Adam, lr 3·10⁻⁵, β = (0.9, 0.99), weight decay 10⁻³, batch 40; the paper drops the rate to
 10⁻⁵ and 3·10⁻⁶ at 200k and 375k of its ~450k iterations: here ``lr_drops`` multiply ``lr`` at those fractions
 (``lr_milestones``) of the run's steps (:meth:`learning_rates`), so any run length follows the same schedule.
@@ -37,12 +40,12 @@ import torch.nn.functional as F
 from fewcolor.color.bins import Q
 from fewcolor.color.decode import annealed_mean
 from fewcolor.color.normalize import normalize_ab
-from fewcolor.color.prior import bin_prior, prior_and_weights
-from fewcolor.color.soft_encode import soft_encode_ab_normalized
+from fewcolor.color.prior import bin_prior
 from fewcolor.data.cache import data_fingerprint, load_or_compute_prior
 from fewcolor.data.protocol import Dataset
 from fewcolor.losses.cic import REDUCTIONS, rebalanced_cross_entropy
-from fewcolor.methods.base import AdaptSettings, InferenceOption, InferenceOptionError, Method, Phase
+from fewcolor.methods.base import AdaptSettings, InferenceOption, Phase
+from fewcolor.methods.bin_classifier import BinClassifier
 from fewcolor.methods.registry import register_method
 from fewcolor.nets.cic import PAPER_WIDTHS, CICNet, CICRegressor
 
@@ -70,10 +73,7 @@ class CICConfig:
 
 
 @register_method
-class ColorfulColorization(Method):
-    prior: torch.Tensor  # registered buffer
-    bin_weights: torch.Tensor  # registered buffer
-
+class ColorfulColorization(BinClassifier):
     name = "cic"
     summary = "Zhang et al. 2016 colorization as 313-bin classification with class rebalancing"
     Config = CICConfig
@@ -106,11 +106,7 @@ class ColorfulColorization(Method):
             self.net = CICRegressor(1, c.widths)
         else:
             raise ValueError(f"cic: loss must be 'classification' or 'regression', got {c.loss!r}")
-        if not 0.0 <= c.lam <= 1.0:
-            raise ValueError(f"cic: lam must be in [0, 1], got {c.lam}")
-        # Until setup() sees the training set: a uniform prior, i.e. weights of 1.
-        self.register_buffer("prior", torch.full((Q,), 1.0 / Q))
-        self.register_buffer("bin_weights", torch.ones(Q))
+        self.register_prior()  # buffers p̃ (uniform until setup() sees the training set) and w (Eq. 4)
 
     # ----- set-up --------------------------------------------------------------------------
     def setup(self, train_data: Dataset) -> None:
@@ -127,12 +123,6 @@ class ColorfulColorization(Method):
         prior = load_or_compute_prior(key, compute) if (c.prior_cache and key) else compute()
         self.set_prior(prior)
 
-    def set_prior(self, prior: torch.Tensor) -> None:
-        """Use ``prior`` (Q,) as p̃ and derive the rebalancing weights (λ from the config)."""
-        p, w = prior_and_weights(prior, self.config.lam)
-        self.prior.copy_(p)
-        self.bin_weights.copy_(w)
-
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         c = self.config
         return {"net": torch.optim.Adam(self.net.parameters(), lr=c.lr, betas=(c.beta1, c.beta2),
@@ -148,11 +138,6 @@ class ColorfulColorization(Method):
         return {"net": c.lr * factor}
 
     # ----- training ------------------------------------------------------------------------
-    def targets(self, ab: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        """Soft-encoded ground truth ``(B,Q,h,w)`` at the logits' size from normalised ab."""
-        small = F.interpolate(ab.float(), size=size, mode="bilinear", align_corners=False)
-        return soft_encode_ab_normalized(small, k=self.config.neighbours, sigma=self.config.encode_sigma)
-
     def training_step(self, batch: dict[str, Any], step: int) -> Iterator[Phase]:
         l, ab = batch["l"], batch["ab"]
         if self.config.loss == "regression":
@@ -162,6 +147,7 @@ class ColorfulColorization(Method):
             yield Phase("net", loss, {"loss/l2": loss.item()})
             return
         logits = self.net(l)
+        # §2.1: the truth down-sampled to the logits' ¼ resolution, soft-encoded on its nearest bins
         target = self.targets(ab, tuple(logits.shape[-2:])).to(logits.device)
         loss = rebalanced_cross_entropy(logits, target, self.bin_weights, self.config.loss_reduction)
         yield Phase("net", loss, {"loss/ce": loss.item()})
@@ -171,10 +157,7 @@ class ColorfulColorization(Method):
         self.check_options(options)
         if self.config.loss == "regression":
             return self.net(l)
-        t = options.get("temperature")
-        t = self.config.temperature if t is None else float(t)
-        if t < 0:
-            raise InferenceOptionError(f"cic: temperature must be >= 0, got {t}")
+        t = self.annealing_temperature(options)
         logits = F.interpolate(self.net(l).float(), size=l.shape[-2:], mode="bilinear", align_corners=False)
         return normalize_ab(annealed_mean(logits, t))
 

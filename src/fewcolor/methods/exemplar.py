@@ -214,11 +214,9 @@ class Exemplar(Method):
 
     # ----- the backbone (outside the module tree: its weights stay out of checkpoints) ---------------
     def backbone(self) -> GreyFeaturePyramid:
-        net = self.__dict__.get("_backbone")
-        if net is None:
-            net = GreyFeaturePyramid(self.config.backbone, tuple(self.config.layers))
-            self.__dict__["_backbone"] = net
-        return net.to(self.device)
+        """The frozen feature pyramid, built on first use (a :meth:`auxiliary` helper, not in the checkpoint)."""
+        return self.auxiliary("backbone", lambda: GreyFeaturePyramid(self.config.backbone, tuple(self.config.layers)),
+                              device=self.device)
 
     def pyramid_of(self, l: torch.Tensor) -> Pyramid:
         """Feature pyramid of one normalised L (1,1,H,W) (any size; seen by the backbone at ``feature_size``)."""
@@ -278,16 +276,16 @@ class Exemplar(Method):
         from fewcolor.io.checkpoint import CheckpointError
         from fewcolor.methods.registry import load_method
 
-        cache: dict[str, Method] = self.__dict__.setdefault("_fallbacks", {})
-        if path not in cache:
+        def build() -> Method:
             if not Path(path).is_file():
                 raise InferenceOptionError(f"exemplar: fallback {path!r} is not a file; give a model checkpoint, "
                                            f"'{FALLBACK_ATTENTION}', '{FALLBACK_BUNDLED}' or '{FALLBACK_STATS}'")
             try:
-                cache[path] = load_method(path, device=self.device)
+                return load_method(path, device=self.device)
             except CheckpointError as exc:
                 raise InferenceOptionError(f"exemplar: fallback {path}: {exc}") from exc
-        return cache[path].to(self.device)
+
+        return self.auxiliary(f"fallback:{path}", build, device=self.device)  # loaded once per path
 
     def fallback_ab(self, l: torch.Tensor, supports: Supports, fallback: str | None = None,
                     pyramid: Pyramid | None = None) -> torch.Tensor:

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from fewcolor.backbones.clustering import DEFAULT_FEATURE_SIZE, cluster_dataset
-from fewcolor.data.protocol import Dataset
+from fewcolor.data.protocol import Dataset, dataset_labels
 from fewcolor.data.transforms import Transform, train_transform
 from fewcolor.hardware import descriptor_precision
 from fewcolor.methods.base import AdaptSettings, InferenceOption, InferenceOptionError, Method, Phase
@@ -116,7 +116,7 @@ class Iizuka(Method):
         if c.labels == "none" or c.alpha == 0 or not c.global_features:  # the classifier reads the global net
             self.net.set_num_classes(0)
             return
-        labels = _dataset_labels(train_data)
+        labels = dataset_labels(train_data)
         usable = bool(labels) and min(labels) >= 0 and len(set(labels)) >= 2
         if c.labels == "folders" and not usable:
             raise ValueError(
@@ -212,12 +212,6 @@ class Iizuka(Method):
             g = g.to(device=l.device, dtype=l.dtype)
         return self.net(l, global_from=g)[0]
 
-
-def _dataset_labels(data: Dataset) -> list[int]:
-    labels = getattr(data, "labels", None)
-    if labels is not None and len(labels) == len(data):
-        return [int(x) for x in labels]
-    return [int(data[i]["label"]) for i in range(len(data))]
 
 
 def cluster_labels(

@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 import torch
 
 from fewcolor.color.lab import rgb_to_lab
+from fewcolor.color.luminance_lut import band_index, nearest_filled
 from fewcolor.color.normalize import denormalize_ab, denormalize_l, normalize_ab
 from fewcolor.data.protocol import Dataset
 from fewcolor.methods.base import AdaptSettings, Method, Phase
@@ -39,15 +40,7 @@ class LUTConfig:
 
 def l_bins(l: torch.Tensor, bins: int) -> torch.Tensor:
     """The bin index of lightness values ``l`` in [0, 100] (L = 100 goes into the last bin)."""
-    return (l * (bins / 100.0)).floor().long().clamp(0, bins - 1)
-
-
-def nearest_filled(counts: torch.Tensor) -> torch.Tensor:
-    """For every bin, the index of the nearest bin with a positive count (ties: the lower index).
-    Requires at least one filled bin."""
-    filled = torch.nonzero(counts > 0).flatten()
-    dist = (torch.arange(len(counts), device=counts.device)[:, None] - filled[None, :]).abs()
-    return filled[dist.argmin(dim=1)]  # argmin takes the first minimum: the lower (darker) bin
+    return band_index(l, 0.0, 100.0, bins)
 
 
 @register_method

@@ -47,7 +47,7 @@ import logging
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -63,12 +63,16 @@ from fewcolor.nets.discriminators import ConditionalPatchDiscriminator
 from fewcolor.nets.generators import ENCODER_CHOICES, conditioned_generator
 from fewcolor.nets.memory import ColorMemory
 
+if TYPE_CHECKING:
+    from fewcolor.backbones import FeatureExtractor
+
 log = logging.getLogger(__name__)
 
 #: query backbones in order of preference: the paper's ResNet18 pool5, else VGG16 conv5 (both 512-d)
 BACKBONES: list[tuple[str, str]] = [("resnet18", "avgpool"), ("vgg16", "features.29")]
 #: default δ per colour-feature kind (module docstring)
 DEFAULT_THRESHOLDS = {"dist": 5.0, "rgb": 20.0}
+DEFAULT_TOP_K = {"dist": 256, "rgb": 32}  #: neighbours for the triplet loss per colour feature
 
 @dataclass
 class MemoPainterConfig:
@@ -128,7 +132,7 @@ class MemoPainter(Method):
         if c.color_feature not in FEATURE_DIMS:
             raise ValueError(f"memopainter: color_feature must be 'dist' or 'rgb', got {c.color_feature!r}")
         self.value_dim = FEATURE_DIMS[c.color_feature]
-        self.top_k = c.top_k or (256 if c.color_feature == "dist" else 32)
+        self.top_k = c.top_k or DEFAULT_TOP_K[c.color_feature]
         self.threshold = c.threshold or DEFAULT_THRESHOLDS[c.color_feature]
         self.generator = conditioned_generator(c.encoder, self.value_dim, c.base_channels, c.depth, c.mlp_hidden,
                                                c.freeze_encoder)
@@ -148,20 +152,23 @@ class MemoPainter(Method):
         return self.generator.size_multiple
 
     # ----- query network ----------------------------------------------------------------------
-    def _extractor(self, device: torch.device):
-        """The frozen backbone; held outside the module tree so its weights stay out of checkpoints."""
+    def _extractor(self, device: torch.device) -> FeatureExtractor:
+        """The frozen backbone, built once per backbone choice; a :meth:`auxiliary` helper, so its weights
+        stay out of checkpoints."""
         from fewcolor.backbones import FeatureExtractor, choose_backbone
 
         if self.backbone_choice is None:
             self.backbone_choice = choose_backbone(BACKBONES)
-        fe = self.__dict__.get("_feature_extractor")
-        if fe is None or (fe.backbone_name, fe.layer) != self.backbone_choice:
-            fe = FeatureExtractor(*self.backbone_choice, pooling="avg")
+        choice = self.backbone_choice
+
+        def build() -> FeatureExtractor:
+            fe = FeatureExtractor(*choice, pooling="avg")
             if fe.out_dim != self.query_head.in_features:
-                raise ValueError(f"backbone {self.backbone_choice} gives {fe.out_dim}-d features; the query "
+                raise ValueError(f"backbone {choice} gives {fe.out_dim}-d features; the query "
                                  f"layer expects {self.query_head.in_features}")
-            self.__dict__["_feature_extractor"] = fe
-        return fe.to(device)
+            return fe
+
+        return self.auxiliary("feature_extractor", build, key=choice, device=device)
 
     def spatial_features(self, l: torch.Tensor) -> torch.Tensor:
         """Frozen backbone features (B,512) of normalised L."""

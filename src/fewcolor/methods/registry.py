@@ -14,7 +14,7 @@ from fewcolor.methods.base import Method
 from fewcolor.methods.options import ConfigError, InferenceOption, option_table
 
 _REGISTRY: dict[str, type[Method]] = {}
-_NOT_METHOD_MODULES = {"base", "options", "registry"}
+_NOT_METHOD_MODULES = {"base", "bin_classifier", "options", "registry"}
 _discovered = False
 
 

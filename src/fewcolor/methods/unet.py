@@ -1,7 +1,13 @@
 """U-Net regression colorizer: the pix2pix generator trained with L1 alone (no discriminator).
 
-The simplest complete method: it proves the whole path (data → loop → checkpoint → any-size
-colorize), and it is the "no adversary" baseline of the cGAN family.
+Isola et al. 2017, "Image-to-Image Translation with Conditional Adversarial Networks": the generator of
+§3.2.1 (a U-Net with skip connections, dropout 0.5 in the first decoder blocks, depth 8 for 256² inputs)
+minimising only the L1 term of Eq. 3, λ·E‖y − G(x)‖₁, here with weight 1. Departures from the paper, on
+purpose: no discriminator and no L_cGAN term of Eq. 4 (that is ``cgan``), so this is pix2pix's "L1 alone"
+row of its Table 1, in Lab with L as input and ab as output. ``cgan --set discriminator=none`` trains the
+same generator on the same term (weighted λ = 100 there, which Adam nearly cancels) through the cGAN code
+path; this method is the small, separate baseline that proves the whole path (data → loop → checkpoint →
+any-size colorize).
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ import torch
 from tqdm import tqdm
 
 from fewcolor.io.atomic import write_text_atomic
-from fewcolor.io.image import DEFAULT_PIXEL_BUDGET, ImageReadError, list_images, read_rgb, write_rgb
+from fewcolor.io.image import DEFAULT_PIXEL_BUDGET, ImageReadError, as_saved_8bit, list_images, read_rgb, write_rgb
 from fewcolor.io.paths import check_outside, output_paths
 from fewcolor.metrics.lpips import LPIPS
 from fewcolor.metrics.pixel import SSIM_SIGMA, SSIM_WINDOW
@@ -285,7 +285,7 @@ def evaluate_model(checkpoint: str | os.PathLike[str], data_dir: str | os.PathLi
                 continue
             write_rgb(plan.paths[0], pred)
             # The score uses the 8-bit output exactly as saved, so re-scoring pred/ gives the same numbers.
-            yield name, (pred.clamp(0, 1) * 255).round() / 255, truth
+            yield name, as_saved_8bit(pred), truth
 
     return evaluate_pairs(pairs(), out_dir, cfg, total=len(files),
                           reference_description=_describe([(p.relative_to(root).as_posix(), p)

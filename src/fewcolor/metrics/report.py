@@ -11,7 +11,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from fewcolor.color.lab import grey_rgb_from_l, rgb_to_lab
+from fewcolor.color.lab import grey_rgb_from_l, rgb_to_l
 from fewcolor.io.html import ImageCell, Page
 
 THUMB = 128
@@ -53,7 +53,7 @@ class ReportImages:
         in_worst = self.worst_size > 0 and (len(self._worst) < self.worst_size or lpips > self._worst[0][0])
         if not (in_grid or in_worst):  # the thumbnails of an image that is not shown are never made
             return
-        grey = grey_rgb_from_l(rgb_to_lab(truth[None])[:, :1])[0]
+        grey = grey_rgb_from_l(rgb_to_l(truth[None]))[0]
         g, t, o = thumbnail(grey), thumbnail(truth), thumbnail(pred)
         if in_grid:
             self.grid.append((name, g, t, o))

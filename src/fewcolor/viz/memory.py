@@ -5,15 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from fewcolor.color.feature_kinds import feature_swatch
-from fewcolor.color.lab import grey_rgb_from_l, merge_l_ab, rgb_to_lab
-from fewcolor.color.normalize import denormalize_ab, denormalize_l, normalize_l
+from fewcolor.color.lab import grey_rgb_from_l, merge_l_ab
+from fewcolor.color.normalize import denormalize_ab, denormalize_l
 from fewcolor.io.html import ImageCell, Page
 from fewcolor.methods.base import InferenceOptionError
 from fewcolor.methods.memopainter import MemoPainter
-from fewcolor.pipeline import working_size
+from fewcolor.pipeline import network_input
 
 
 def memory_page(method: MemoPainter, rgb: torch.Tensor, path: str | Path, top_k: int = 8,
@@ -22,10 +21,7 @@ def memory_page(method: MemoPainter, rgb: torch.Tensor, path: str | Path, top_k:
     drawn as a swatch, its similarity, and which training image wrote it (``fewcolor memory inspect``)."""
     if not method.config.memory:
         raise InferenceOptionError(f"{method.name} model has no memory to inspect (memory=False)")
-    h, w = working_size(int(rgb.shape[-2]), int(rgb.shape[-1]), size or method.config.image_size,
-                        method.size_multiple)
-    small = F.interpolate(rgb[None].float(), size=(h, w), mode="bilinear", antialias=True, align_corners=False)
-    l = normalize_l(rgb_to_lab(small)[:, :1]).to(method.device)
+    l = network_input(rgb, size or method.config.image_size, method.size_multiple).to(method.device)
     method.eval()
     with torch.no_grad():
         values, sims, slots = method.retrieve(l, top_k)

@@ -23,9 +23,11 @@ import torch
 import torch.nn.functional as F
 
 from fewcolor.bench.speed import Row
+from fewcolor.bench.speed.synthetic import smooth_images
 from fewcolor.bench.speed.timing import call_seconds, median_seconds
 from fewcolor.color.lab import grey_rgb_from_l, merge_l_ab, rgb_to_l
 from fewcolor.io.image import write_rgb
+from fewcolor.io.samples import SamplePhotosUnavailable, sample_photos
 from fewcolor.metrics.evaluate import EvalConfig, evaluate_folders
 from fewcolor.pipeline import Colorizer
 
@@ -42,14 +44,10 @@ PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 def _photos(seed: int) -> tuple[list[torch.Tensor], str]:
     """(3,H,W) photos in [0, 1] and their description: scikit-image's photos, else synthetic ones."""
     try:
-        import skimage.data
-    except ImportError:
-        g = torch.Generator().manual_seed(seed)
-        low = torch.rand(len(PHOTOS), 3, 12, 16, generator=g)
-        smooth = F.interpolate(low, size=(480, 640), mode="bicubic", align_corners=False)
-        grain = 0.02 * torch.randn(smooth.shape, generator=g)
-        return list((smooth + grain).clamp(0, 1)), "synthetic smooth colour fields with grain (no scikit-image)"
-    photos = [torch.from_numpy(getattr(skimage.data, n)().copy()).permute(2, 0, 1).float() / 255 for n in PHOTOS]
+        photos = [rgb for _, rgb in sample_photos(PHOTOS)]
+    except SamplePhotosUnavailable:
+        smooth = smooth_images(len(PHOTOS), (480, 640), (12, 16), seed, grain=0.02)
+        return list(smooth), "synthetic smooth colour fields with grain (no scikit-image)"
     return photos, f"scikit-image photos ({', '.join(PHOTOS)})"
 
 

@@ -36,6 +36,7 @@ from fewcolor.backbones.clustering import (
     resolve_backbone,
 )
 from fewcolor.bench.speed import Row
+from fewcolor.bench.speed.synthetic import smooth_images
 from fewcolor.data.folder import ImageFolderDataset
 from fewcolor.data.recipes import dataset_dir, is_prepared
 from fewcolor.data.tasks import fit_tasks
@@ -69,10 +70,8 @@ def _images(candidates: list[tuple[Path, str]], n: int, side: int) -> Iterator[t
             return
     with tempfile.TemporaryDirectory(prefix="fewcolor-speed-") as tmp:
         g = torch.Generator().manual_seed(0)
-        for i in range(n):  # smooth random colour fields: a 4×4 random image upsampled
-            coarse = torch.rand(1, 3, 4, 4, generator=g)
-            write_rgb(Path(tmp) / f"{i:05d}.png", F.interpolate(coarse, size=(side, side), mode="bicubic",
-                                                               align_corners=False)[0].clamp(0, 1))
+        for i in range(n):  # one at a time (n may be thousands): a 4×4 random image upsampled
+            write_rgb(Path(tmp) / f"{i:05d}.png", smooth_images(1, (side, side), (4, 4), g)[0])
         yield ImageFolderDataset(tmp, scan_cache=False), f"{n} synthetic {side}px images"
 
 

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from fewcolor.bench.speed import Row
 from fewcolor.bench.speed.gemm import gemm_gflops
+from fewcolor.bench.speed.synthetic import smooth_images
 from fewcolor.bench.speed.timing import call_seconds
 from fewcolor.data.folder import ImageFolderDataset
 from fewcolor.hardware import resolve_precision
@@ -47,10 +48,7 @@ _NO_CACHE = {"cic": {"prior_cache": False}}
 
 def synthetic_folder(root: Path, n: int, seed: int = 0) -> Path:
     """``n`` smooth colour PNGs of 72×96 px in two class folders under ``root`` (labels for Iizuka)."""
-    g = torch.Generator().manual_seed(seed)
-    low = torch.rand(n, 3, 4, 5, generator=g)
-    images = torch.nn.functional.interpolate(low, size=(72, 96), mode="bicubic", align_corners=False).clamp(0, 1)
-    for i, img in enumerate(images):
+    for i, img in enumerate(smooth_images(n, (72, 96), (4, 5), seed)):
         write_rgb(root / ("a" if i % 2 else "b") / f"{i:04d}.png", img)
     return root
 

@@ -12,6 +12,7 @@ folder agree with them or fail loudly.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -73,17 +74,15 @@ def dataset_dir(name: str, smoke: bool = False, cache_dir: str | os.PathLike[str
     return cache_root(cache_dir) / "datasets" / (f"{name}-smoke" if smoke else name)
 
 
-_SPLIT_CACHE: dict[Path, tuple[int, list[str]]] = {}
+@functools.lru_cache(maxsize=64)
+def _read_split_at(path: Path, mtime_ns: int) -> tuple[str, ...]:
+    """``read_split`` of ``path`` as it was at ``mtime_ns`` (the key that makes the memo safe)."""
+    return tuple(read_split(path))
 
 
 def _read_split_cached(path: Path) -> list[str]:
     """``read_split`` memoised on the file's mtime: episode listings re-read 29k-line files otherwise."""
-    stamp = path.stat().st_mtime_ns
-    hit = _SPLIT_CACHE.get(path)
-    if hit is None or hit[0] != stamp:
-        hit = (stamp, read_split(path))
-        _SPLIT_CACHE[path] = hit
-    return list(hit[1])
+    return list(_read_split_at(path, path.stat().st_mtime_ns))
 
 
 def committed_splits(name: str, split_names: Iterable[str]) -> Splits:
