@@ -144,7 +144,7 @@ def test_checkpoint_round_trip_keeps_clusters_and_data_location(emoji32, tmp_pat
     if m.task_info.get("int8"):  # the tasks' int8 calibration travels with the checkpoint
         assert loaded.task_info["int8_qparams"] == m.task_info["int8_qparams"]
     m.set_tasks(m.tasks, emoji32)  # new tasks: the query embedding is rebuilt from their descriptor
-    assert "extractor" not in m._aux
+    assert m.auxiliary("extractor", lambda: "rebuilt") == "rebuilt"  # the old embedding network was dropped
     with caplog.at_level(logging.WARNING):
         adapted = loaded.predict_ab(l, adapt_steps=2)  # re-reads the cluster's images from the stored paths
     assert "not reachable" not in caplog.text

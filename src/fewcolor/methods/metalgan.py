@@ -214,7 +214,6 @@ class MetalGAN(Method):
         self._dataset: Dataset | None = None  # the training data (setup) for task batches
         self._meta_opt: torch.optim.Optimizer | None = None
         self._adapted: LRU[tuple[int, int], nn.Module] = LRU(c.adapt_cache_size)
-        self._aux: dict[str, Any] = {}  # not sub-modules: the extractor's weights stay out of the checkpoint
         self._warned: set[str] = set()
 
     @property
@@ -264,7 +263,7 @@ class MetalGAN(Method):
         self.data_root = str(Path(root).resolve()) if root is not None and paths is not None else None
         self.data_paths = list(paths) if root is not None and paths is not None else None
         self._adapted.clear()
-        self._aux.pop("extractor", None)  # the query embedding follows the new tasks' descriptor
+        self.drop_auxiliary("extractor")  # the query embedding follows the new tasks' descriptor
         log.info("metalgan: %d tasks, sizes %s", tasks.k, tasks.counts())
 
     # ----- training ------------------------------------------------------------------------------
@@ -476,9 +475,8 @@ class MetalGAN(Method):
 
     def _extractor(self) -> tuple[nn.Module, bool]:
         """The descriptor network of the tasks (int8 ones on the CPU) and whether it runs under bf16 autocast."""
-        if "extractor" not in self._aux:
-            self._aux["extractor"] = embedding_network(self.task_info, self.config.seed)
-        net, bf16 = self._aux["extractor"]
+        # outside the checkpoint (Method.auxiliary); the int8 copy computes on the CPU, so no device here
+        net, bf16 = self.auxiliary("extractor", lambda: embedding_network(self.task_info, self.config.seed))
         if isinstance(net, Int8Descriptor):
             return net, False
         # bf16 like the training descriptors, unless this device would only emulate it
@@ -615,5 +613,5 @@ class MetalGAN(Method):
         self.data_paths = data.get("paths")
         self.adapted_to = meta.get("adapted_to")
         self._adapted.clear()
-        self._aux.clear()
+        self.drop_auxiliary()
 
