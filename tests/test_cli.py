@@ -119,7 +119,7 @@ def test_train_minutes_stops_saves_and_resumes(tmp_path, emoji_dir):
     assert res.exit_code == 0, res.output
     assert "for 1 steps" in res.output and "stopped by --minutes" in res.output
     assert (tmp_path / "run" / "model.safetensors").is_file()
-    res = CliRunner().invoke(main, [*args, "--resume"])
+    res = CliRunner().invoke(main, [*args, "--resume", "--minutes", "100"])  # reaches --steps well within it
     assert res.exit_code == 0, res.output
     assert "for 3 steps" in res.output and "stopped by --minutes" not in res.output
 

@@ -267,8 +267,9 @@ def info_cmd(checkpoint: Path) -> None:
 @click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Epochs over the data instead of --steps.")
 @click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Stop after this much wall time (this run), saving as at a normal end; --resume goes on towards "
-              "--steps. Learning-rate schedules still follow --steps/--epochs.")
+              help="Stop after this many minutes of training steps in this run (set-up passes and the final save "
+              "not counted), saving as at a normal end; --resume goes on towards --steps. Learning-rate schedules "
+              "still follow --steps/--epochs.")
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1),
@@ -384,7 +385,7 @@ def train_cmd(
     result = train(method, dataset, opts)
     if result.checkpoint is not None:
         click.echo(f"trained {method_name} for {result.step} steps in {result.wall_seconds:.0f} s: {result.checkpoint}")
-        if minutes is not None and result.wall_seconds >= minutes * 60:
+        if result.out_of_time:
             click.echo(f"stopped by --minutes {minutes:g}: the same command with --resume goes on", err=True)
 
 

@@ -75,7 +75,9 @@ def all_true(flag: bool) -> bool:
     """True only if ``flag`` is true on every rank (so all ranks skip a bad step together)."""
     if not is_distributed():
         return flag
-    t = torch.tensor([1 if flag else 0], dtype=torch.int32)
+    # NCCL reduces CUDA tensors only; gloo CPU ones
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+    t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MIN)
     return bool(t.item())
 

@@ -213,7 +213,6 @@ class Iizuka(Method):
         return self.net(l, global_from=g)[0]
 
 
-
 def cluster_labels(
     data: Dataset, k: int, backbone: str = "auto", pretrained: bool = True, seed: int = 0,
     side: int = DEFAULT_FEATURE_SIZE,

@@ -2,12 +2,12 @@
 
 Isola et al. 2017, "Image-to-Image Translation with Conditional Adversarial Networks": the generator of
 §3.2.1 (a U-Net with skip connections, dropout 0.5 in the first decoder blocks, depth 8 for 256² inputs)
-minimising only the L1 term of Eq. 3, λ·E‖y − G(x)‖₁, here with weight 1. Departures from the paper, on
-purpose: no discriminator and no L_cGAN term of Eq. 4 (that is ``cgan``), so this is pix2pix's "L1 alone"
-row of its Table 1, in Lab with L as input and ab as output. ``cgan --set discriminator=none`` trains the
-same generator on the same term (weighted λ = 100 there, which Adam nearly cancels) through the cGAN code
-path; this method is the small, separate baseline that proves the whole path (data → loop → checkpoint →
-any-size colorize).
+minimising only the L1 term, Eq. 3: L_L1(G) = E‖y − G(x)‖₁ (weighted by λ in Eq. 4; here weight 1).
+Departures from the paper, on purpose: no discriminator and no L_cGAN term of Eq. 4 (that is ``cgan``),
+so this is pix2pix's "L1 alone" row of its Table 1, in Lab with L as input and ab as output.
+``cgan --set discriminator=none`` trains the same generator on the same term (weighted λ = 100 there,
+which Adam nearly cancels) through the cGAN code path; this method is the small, separate baseline that
+proves the whole path (data → loop → checkpoint → any-size colorize).
 """
 
 from __future__ import annotations

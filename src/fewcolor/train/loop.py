@@ -97,6 +97,7 @@ class TrainResult:
     wall_seconds: float = 0.0
     rollbacks: int = 0
     skipped_steps: int = 0
+    out_of_time: bool = False  #: ``max_seconds`` ended the run before its planned length (``--resume`` goes on)
 
 
 @functools.lru_cache(maxsize=4)
@@ -508,6 +509,11 @@ def _train(method: Method, dataset: Dataset, opts: TrainOptions, stop: list[int]
     history: list[dict[str, float]] = []
     bad_streak = rollbacks = skipped = 0
     t0 = time.time()
+    out_of_time = False
+
+    def budget_spent() -> bool:
+        """``max_seconds`` of training steps have passed on some rank (every rank asks, so all stop together)."""
+        return opts.max_seconds is not None and not dist_utils.all_true(time.time() - t0 <= opts.max_seconds)
     method.train()
     if opts.keep_norm_statistics:
         keep_norm_statistics(method)
@@ -547,13 +553,15 @@ def _train(method: Method, dataset: Dataset, opts: TrainOptions, stop: list[int]
                 )
             step += 1
             bar.update(1)
+            if step < total and budget_spent():
+                total, out_of_time = step, True
             continue
         bad_streak = 0
         dist_utils.broadcast_buffers(method)
         step += 1
         bar.update(1)
-        if opts.max_seconds is not None and not dist_utils.all_true(time.time() - t0 <= opts.max_seconds):
-            total = step  # time budget spent (on any rank, so all stop together): finish, saving as at a normal end
+        if step < total and budget_spent():
+            total, out_of_time = step, True  # finish now, saving as at a normal end
         if logs:
             bar.set_postfix({k: f"{v:.3g}" for k, v in list(logs.items())[:4]}, refresh=False)
         if is_main:
@@ -589,4 +597,4 @@ def _train(method: Method, dataset: Dataset, opts: TrainOptions, stop: list[int]
             writer.close()
     dist_utils.barrier()
     method.eval()
-    return TrainResult(step, final, history, time.time() - t0, rollbacks, skipped)
+    return TrainResult(step, final, history, time.time() - t0, rollbacks, skipped, out_of_time)

@@ -74,7 +74,7 @@ def dataset_dir(name: str, smoke: bool = False, cache_dir: str | os.PathLike[str
     return cache_root(cache_dir) / "datasets" / (f"{name}-smoke" if smoke else name)
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=8)
 def _read_split_at(path: Path, mtime_ns: int) -> tuple[str, ...]:
     """``read_split`` of ``path`` as it was at ``mtime_ns`` (the key that makes the memo safe)."""
     return tuple(read_split(path))
