@@ -62,3 +62,29 @@ def test_evaluate_allow_missing_scores_only_the_existing_pairs(tmp_path, lpips_w
     assert [r["name"] for r in metrics["per_image"]] == ["sub/0", "sub/2"]
     assert metrics["protocol"]["missing_predictions"] == 1 and metrics["protocol"]["missing"] == ["sub/1"]
     assert metrics["aggregate"]["lpips"]["mean"] < 1e-3  # the two existing predictions are the truths
+
+
+@pytest.mark.weights
+def test_evaluate_model_takes_the_methods_inference_options(tmp_path, lpips_weights):
+    from fewcolor.methods.registry import build_method, save_method
+
+    torch.manual_seed(0)
+    cic = save_method(build_method("cic", "tiny"), tmp_path / "cic.safetensors")
+    g = torch.Generator().manual_seed(2)
+    for i in range(2):
+        write_rgb(tmp_path / "data" / f"{i}.png", torch.rand(3, 32, 32, generator=g))
+    common = ["evaluate", str(cic), "--data", str(tmp_path / "data"), "--no-fid"]
+    plain = CliRunner().invoke(main, [*common, "-o", str(tmp_path / "t038")])
+    hot = CliRunner().invoke(main, [*common, "-o", str(tmp_path / "t1"), "--temperature", "1"])
+    assert plain.exit_code == 0 and hot.exit_code == 0, plain.output + hot.output
+    m038, m1 = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("t038", "t1"))
+    assert m1["protocol"]["options"] == {"temperature": 1.0} and m038["protocol"]["options"] == {}
+    assert m1["aggregate"]["delta_e2000"]["mean"] != m038["aggregate"]["delta_e2000"]["mean"]  # coloured otherwise
+    foreign = CliRunner().invoke(main, ["evaluate", str(save_method(build_method("unet", "tiny"), tmp_path / "u.st")),
+                                        "--data", str(tmp_path / "data"), "--no-fid", "-o", str(tmp_path / "u"),
+                                        "--temperature", "1"])
+    assert foreign.exit_code == 1 and "does not take inference option" in foreign.output
+    assert "Traceback" not in foreign.output and not (tmp_path / "u" / "metrics.json").exists()
+    pairs = CliRunner().invoke(main, ["evaluate", "--pred", str(tmp_path / "t1" / "pred"), "--truth",
+                                      str(tmp_path / "data"), "-o", str(tmp_path / "p"), "--temperature", "1"])
+    assert pairs.exit_code == 2 and "with MODEL --data DIR" in pairs.output

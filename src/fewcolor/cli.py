@@ -1190,7 +1190,7 @@ def weights_cmd(as_json: bool) -> None:
         click.echo(format_weights_table(rows), nl=False)
 
 
-@main.command("evaluate")
+@main.command("evaluate", cls=_RegistryCommand)
 @click.argument("model", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--pred", "pred_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder of colorized outputs (matched to --truth by relative path without suffix).")
@@ -1221,12 +1221,13 @@ def weights_cmd(as_json: bool) -> None:
 def evaluate_cmd(model: Path | None, pred_dir: Path | None, truth_dir: Path | None, data_dir: Path | None,
                  out_dir: Path, size: int | None, work_size: int | None, lpips_net: str, no_fid: bool,
                  allow_missing: bool, inception_weights: Path | None, allow_download: bool, batch_size: int, seed: int,
-                 device: str | None) -> None:
+                 device: str | None, **options: Any) -> None:
     """Score colorizations: `evaluate --pred DIR --truth DIR` or `evaluate MODEL --data DIR`.
 
     Writes metrics.json (per image and aggregate with 95 % CI, plus the protocol) and report.html.
     A pair that cannot be scored (unreadable, under 32 px, prediction of another size) is reported and
-    skipped; -o may not lie inside a folder being read.
+    skipped; -o may not lie inside a folder being read. With MODEL, the method options below (e.g.
+    --temperature) colour every image, as `fewcolor colorize` does, and are recorded in metrics.json.
     """
     import os
 
@@ -1235,23 +1236,34 @@ def evaluate_cmd(model: Path | None, pred_dir: Path | None, truth_dir: Path | No
 
     if allow_download:
         os.environ[ENV_ALLOW_DOWNLOAD] = "1"
+    from fewcolor.methods.options import InferenceOptionError
+    from fewcolor.methods.registry import inference_option_table
+
+    sweeps = [opt.sweep for opt, _ in inference_option_table().values() if opt.sweep]
+    if any(options.get(k) is not None for k in sweeps):
+        raise click.UsageError(f"evaluate scores one colouring per image: give the single option (e.g. --variant 2), "
+                               f"not {', '.join('--' + k for k in sweeps)}")
+    options = {k: v for k, v in options.items() if v is not None and k not in sweeps}
     cfg = EvalConfig(size=size, lpips_net=lpips_net, fid=not no_fid, batch_size=batch_size, device=device,
                      seed=seed, inception_weights=str(inception_weights) if inception_weights else None)
     try:
         if model is not None:
             if data_dir is None or pred_dir or truth_dir:
                 raise click.UsageError("with MODEL give --data DIR (and not --pred/--truth)")
-            result = evaluate_model(model, data_dir, out_dir, cfg, work_size=work_size)
+            result = evaluate_model(model, data_dir, out_dir, cfg, work_size=work_size, options=options)
         else:
             if not (pred_dir and truth_dir) or data_dir:
                 raise click.UsageError("give --pred DIR and --truth DIR, or MODEL --data DIR")
+            if options:
+                raise click.UsageError(f"method options ({', '.join('--' + k.replace('_', '-') for k in options)}) "
+                                       "colour images: give them with MODEL --data DIR, not with --pred/--truth")
             from fewcolor.io.paths import is_within
 
             if is_within(pred_dir, truth_dir) and is_within(truth_dir, pred_dir):
                 raise click.UsageError(f"--pred {pred_dir} and --truth {truth_dir} are the same folder; give the "
                                        "colorized images and the originals in separate folders")
             result = evaluate_folders(pred_dir, truth_dir, out_dir, cfg, allow_missing=allow_missing)
-    except WeightsNotFoundError as exc:
+    except (WeightsNotFoundError, InferenceOptionError) as exc:
         raise click.ClickException(_one_line(exc)) from exc
     for item in result["skipped"]:
         click.echo(f"skipped {item['name']}: {item['reason']}", err=True)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -254,11 +254,20 @@ def evaluate_folders(pred_dir: str | os.PathLike[str], truth_dir: str | os.PathL
     return result
 
 
+def _jsonable(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Inference options as metrics.json records them: numbers, strings and paths as themselves, anything
+    else (an image given as a tensor) by its type."""
+    return {k: v if isinstance(v, (bool, int, float, str)) or v is None
+            else str(v) if isinstance(v, os.PathLike) else f"<{type(v).__name__}>"
+            for k, v in options.items()}
+
+
 def evaluate_model(checkpoint: str | os.PathLike[str], data_dir: str | os.PathLike[str],
                    out_dir: str | os.PathLike[str], config: EvalConfig | None = None,
-                   work_size: int | None = None) -> dict[str, Any]:
-    """Colorize every image of ``data_dir`` (only its L is used) with the checkpoint, save the outputs in
-    ``out_dir/pred`` and score them against the originals."""
+                   work_size: int | None = None, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Colorize every image of ``data_dir`` (only its L is used) with the checkpoint and the method's
+    inference ``options`` (checked before the first image), save the outputs in ``out_dir/pred`` and score
+    them against the originals."""
     from fewcolor.pipeline import Colorizer
 
     cfg = config or EvalConfig()
@@ -268,6 +277,8 @@ def evaluate_model(checkpoint: str | os.PathLike[str], data_dir: str | os.PathLi
     check_outside(out_dir, [root], option="-o")
     check_outside(pred_dir, [root], option="-o (its pred/ folder)", both_ways=True)
     colorizer = Colorizer.from_checkpoint(checkpoint, device=cfg.device, size=work_size)
+    options = dict(options or {})
+    colorizer.method.check_options(options)  # InferenceOptionError now, not one skipped image per file
     files = list_images(root)
     if not files:
         raise FileNotFoundError(f"no images in {root}")
@@ -279,7 +290,7 @@ def evaluate_model(checkpoint: str | os.PathLike[str], data_dir: str | os.PathLi
             name = plan.paths[0].relative_to(pred_dir).with_suffix("").as_posix()
             try:
                 truth = read_rgb(plan.source, pixel_budget=cfg.pixel_budget)
-                pred = colorizer.colorize(truth)
+                pred = colorizer.colorize(truth, **options)
             except (ImageReadError, ValueError) as exc:
                 skipped.append({"name": name, "reason": str(exc)})
                 continue
@@ -292,5 +303,5 @@ def evaluate_model(checkpoint: str | os.PathLike[str], data_dir: str | os.PathLi
                                                            for p in files]),
                           extra_protocol={"model": str(checkpoint), "method": colorizer.name,
                                           "data_dir": str(root), "work_size": colorizer.size,
-                                          "pred_dir": str(pred_dir)},
+                                          "pred_dir": str(pred_dir), "options": _jsonable(options)},
                           skipped=skipped)
