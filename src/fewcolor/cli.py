@@ -482,6 +482,25 @@ class _RegistryCommand(click.Command):
         return params if help_option is None else [*params, help_option]
 
 
+class _OnDemandRegistryCommand(_RegistryCommand):
+    """A :class:`_RegistryCommand` that loads the registry only when the command line holds a long option
+    that is not the command's own (a method option such as ``--temperature``): its ``--help`` and its
+    plain uses stay as fast as a command without method options (no torch import); its help text says
+    where the method options are listed."""
+
+    _KEY = "fewcolor.method_options"
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        own = {o for p in self.params for o in (*getattr(p, "opts", ()), *getattr(p, "secondary_opts", ()))}
+        ctx.meta[self._KEY] = any(a.startswith("--") and a.split("=", 1)[0] not in own | {"--help"} for a in args)
+        return super().parse_args(ctx, args)
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        if ctx.meta.get(self._KEY):
+            return super().get_params(ctx)
+        return click.Command.get_params(self, ctx)
+
+
 @main.command("colorize", cls=_RegistryCommand)
 @click.argument("items", nargs=-1, required=True, metavar="[MODEL] INPUTS...")
 @click.option(
@@ -1190,7 +1209,7 @@ def weights_cmd(as_json: bool) -> None:
         click.echo(format_weights_table(rows), nl=False)
 
 
-@main.command("evaluate", cls=_RegistryCommand)
+@main.command("evaluate", cls=_OnDemandRegistryCommand)
 @click.argument("model", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--pred", "pred_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder of colorized outputs (matched to --truth by relative path without suffix).")
@@ -1226,8 +1245,9 @@ def evaluate_cmd(model: Path | None, pred_dir: Path | None, truth_dir: Path | No
 
     Writes metrics.json (per image and aggregate with 95 % CI, plus the protocol) and report.html.
     A pair that cannot be scored (unreadable, under 32 px, prediction of another size) is reported and
-    skipped; -o may not lie inside a folder being read. With MODEL, the method options below (e.g.
-    --temperature) colour every image, as `fewcolor colorize` does, and are recorded in metrics.json.
+    skipped; -o may not lie inside a folder being read. With MODEL, any inference option of its method
+    (the same --OPTIONs as `fewcolor colorize`, e.g. --temperature 0.5; `fewcolor methods NAME` lists them)
+    colours every image, and they are recorded in metrics.json.
     """
     import os
 
