@@ -87,3 +87,15 @@ def test_bench_init_labels_only_initialised_methods_and_finds_runs_under_their_i
     second = CliRunner().invoke(main, args)
     assert second.exit_code == 0, second.output
     assert model.stat().st_mtime_ns == written  # the finished run was found and reused, not trained again
+
+
+def test_the_plan_is_said_up_front() -> None:
+    from fewcolor.bench.protocols import PROTOCOLS, SIZES
+    from fewcolor.bench.runner import plan_line
+
+    flowers = PROTOCOLS["flowers12-k5"]
+    line = plan_line(flowers, ["cgan", "lut"], SIZES["cpu"], [0, 1])
+    assert f"2 method(s) × 2 seed(s) × {len(flowers.folds)} folds = {4 * len(flowers.folds)} training run(s)" in line
+    assert f"{SIZES['cpu'].train_images:,} image-gradients" in line and "reused" in line
+    one = plan_line(PROTOCOLS["pokemon-frames"], ["unet"], SIZES["cpu"], [0])
+    assert "folds" not in one and "= 1 training run(s)" in one

@@ -253,6 +253,20 @@ def _warm_start_or_say(method: Any, init: Path) -> bool:
     return True
 
 
+def plan_line(protocol: Protocol, methods: Sequence[str], budget: Budget, seeds: Sequence[int]) -> str:
+    """What a benchmark is about to do, said up front: how many training runs of what budget, how much
+    evaluation, and that finished runs are reused (the time: each run's progress bar gives its ETA)."""
+    folds = len(protocol.folds)
+    runs = len(methods) * len(seeds) * folds
+    per = f"{budget.max_queries} queries" if budget.max_queries else "all queries"
+    episodes = f"{budget.max_episodes} episodes" if budget.max_episodes else "every episode"
+    return (f"{protocol.name}: {len(methods)} method(s) × {len(seeds)} seed(s)"
+            + (f" × {folds} folds" if folds > 1 else "")
+            + f" = {runs} training run(s) of {budget.train_images:,} image-gradients each (finished runs are reused, "
+            f"interrupted ones resume; each shows its ETA), then {episodes} × {per}, "
+            f"{budget.adapt_steps} adaptation steps each, per run")
+
+
 def run_benchmark(
     protocol: Protocol,
     methods: Sequence[str],
@@ -282,6 +296,7 @@ def run_benchmark(
         prepare(protocol.dataset, smoke=smoke)
     out_dir = Path(out_root) / (protocol.name + ("-smoke" if smoke else ""))
     out_dir.mkdir(parents=True, exist_ok=True)
+    log.info("%s", plan_line(protocol, methods, budget, seeds))
     t0 = time.time()
     results, summaries, files = [], [], []
     # the batch size changes what a run is (more, smaller updates): runs with another one are kept apart
