@@ -9,6 +9,12 @@ Every run resumes ``OUT`` when it holds a run, trains for at most ``--minutes`` 
 recipe is ``fewcolor.methods.base_colorizer`` (preset ``cpu``); the data and the exact commands used for
 the bundled weights are in docs/MODEL_CARD.md. Precision: bf16 autocast where the hardware has it
 natively (CUDA, or a CPU with AVX-512-BF16/AMX), else fp32.
+
+Held-out curve (is it still improving?): every ``--val-every`` steps the model colours ``--val-images`` photos it
+never trains on and ``OUT/validation.csv`` gets their mean LPIPS, ΔE00, PSNR and ΔCF
+(``fewcolor.metrics.held_out``). By default they are a seeded choice from the Tiny-ImageNet meta-val classes
+(``tinyimagenet-fs`` ``meta_val``: no benchmark scores them and the training folder holds none of them); ``--val
+DIR`` takes another folder, ``--val-every 0`` turns it off.
 """
 
 from __future__ import annotations
@@ -23,10 +29,30 @@ import torch
 
 from fewcolor.cli import parse_overrides
 from fewcolor.data.folder import ImageFolderDataset
+from fewcolor.data.recipes import dataset_dir, is_prepared, recipe_splits
 from fewcolor.data.transforms import train_transform
 from fewcolor.home import fewcolor_home
 from fewcolor.methods.registry import build_method
+from fewcolor.metrics.held_out import HeldOutScores
 from fewcolor.train.loop import TrainOptions, train
+
+
+def held_out_scores(folder: Path | None, limit: int, seed: int) -> HeldOutScores:
+    """The held-out set: ``folder``'s images, or the Tiny-ImageNet meta-val classes' (train and val images)."""
+    if folder is not None:
+        scores, unreadable = HeldOutScores.from_folder(folder, limit, seed)
+    else:
+        root = dataset_dir("tinyimagenet-fs")
+        if not is_prepared("tinyimagenet-fs"):
+            raise SystemExit(f"error: no held-out images: {root} is not prepared; run `fewcolor data prepare "
+                             "tinyimagenet-fs`, or pass --val DIR, or --val-every 0")
+        paths = [root / p for p in recipe_splits("tinyimagenet-fs")["meta_val"]]
+        scores, unreadable = HeldOutScores.from_paths(paths, limit, seed)
+    for line in unreadable:
+        print(f"warning: held-out image skipped: {line}", flush=True)
+    print(f"held-out scores on {len(scores)} images of {folder or 'the tinyimagenet-fs meta-val classes'}",
+          flush=True)
+    return scores
 
 
 def main() -> int:
@@ -42,6 +68,11 @@ def main() -> int:
     parser.add_argument("--init", default=None, metavar="MODEL",
                         help="a new run starts from these weights (a checkpoint, or `base` for the bundled model) "
                         "with a fresh optimiser, e.g. to train the bundled model further; ignored when OUT resumes")
+    parser.add_argument("--val", type=Path, default=None, metavar="DIR",
+                        help="held-out colour images (default: the Tiny-ImageNet meta-val classes, prepared by "
+                        "`fewcolor data prepare tinyimagenet-fs`)")
+    parser.add_argument("--val-every", type=int, default=500, help="steps between held-out scores (0: none)")
+    parser.add_argument("--val-images", type=int, default=128, help="held-out images scored (a seeded choice)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config override (JSON value), e.g. --set l1_weight=0")
     args = parser.parse_args()
@@ -69,10 +100,12 @@ def main() -> int:
         except click.BadParameter as exc:
             parser.error(exc.format_message())
         print(warm_start(method, init).summary(), flush=True)
+    validate = held_out_scores(args.val, args.val_images, args.seed) if args.val_every > 0 else None
     opts = TrainOptions(out_dir=args.out, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
                         checkpoint_every=250, sample_every=500, precision="auto", device=args.device, resume=resume,
-                        max_seconds=None if args.minutes is None else args.minutes * 60)
-    result = train(method, dataset, opts)
+                        max_seconds=None if args.minutes is None else args.minutes * 60,
+                        validate_every=args.val_every if validate is not None else 0)
+    result = train(method, dataset, opts, validate)
     print(f"step {result.step} after {result.wall_seconds / 60:.1f} min this run: {result.checkpoint}", flush=True)
     return 0
 

@@ -124,6 +124,24 @@ def test_train_minutes_stops_saves_and_resumes(tmp_path, emoji_dir):
     assert "for 3 steps" in res.output and "stopped by --minutes" not in res.output
 
 
+def test_train_val_writes_the_held_out_curve_and_refuses_a_folder_inside_the_data(tmp_path, emoji_dir):
+    args = ["train", "--method", "unet", "--preset", "tiny", "--data", str(emoji_dir), "-o", str(tmp_path / "run"),
+            "--batch-size", "2", "--sample-every", "0", "--steps", "3"]
+    res = CliRunner().invoke(main, [*args, "--val", str(emoji_dir)])
+    assert res.exit_code != 0 and "--val" in res.output and "inside --data" in res.output
+    val = tmp_path / "val"
+    val.mkdir()
+    for i, img in enumerate(sorted(emoji_dir.rglob("*.png"))[:3]):
+        (val / f"{i}.png").write_bytes(img.read_bytes())
+    (val / "broken.png").write_bytes(b"not an image")
+    res = CliRunner().invoke(main, [*args, "--val", str(val), "--val-every", "2", "--val-images", "4"])
+    assert res.exit_code == 0, res.output
+    assert "skipped" in res.output and "broken.png" in res.output
+    lines = (tmp_path / "run" / "validation.csv").read_text().splitlines()
+    assert lines[0].split(",") == ["step", "delta_cf_abs", "delta_e2000", "lpips", "psnr"]
+    assert [line.split(",")[0] for line in lines[1:]] == ["2", "3"]
+
+
 def test_train_without_preset_on_cpu_uses_the_cpu_preset(tmp_path, emoji_dir):
     res = CliRunner().invoke(main, ["train", "--method", "unet", "--data", str(emoji_dir), "-o", str(tmp_path / "r"),
                                     "--device", "cpu", "--steps", "1", "--batch-size", "2", "--sample-every", "0",

@@ -276,3 +276,43 @@ def test_sample_grid_gives_each_module_its_own_mode_back(tmp_path):
     write_sample_grid(method, batch, tmp_path / "grid.png")
     assert (tmp_path / "grid.png").is_file()
     assert method.training and not any(m.training for m in norms)
+
+
+def test_held_out_scores_every_n_steps_and_at_the_end_in_eval_mode_then_the_training_mode_back(tmp_path):
+    seen = []
+
+    def validate(method):
+        assert not method.training and not torch.is_grad_enabled()
+        seen.append(method.training)
+        return {"score": float(len(seen))}
+
+    torch.manual_seed(0)
+    m = build_method("unet", "tiny", {"image_size": 16, "depth": 3})
+    result = train(m, _dataset(), _opts(tmp_path, steps=7, validate_every=3), validate)
+    assert [r["step"] for r in result.validation] == [3, 6, 7]  # every 3 steps, and the last
+    assert [r["score"] for r in result.validation] == [1.0, 2.0, 3.0]
+    lines = (tmp_path / "validation.csv").read_text().splitlines()
+    assert lines[0] == "step,score" and [line.split(",")[0] for line in lines[1:]] == ["3", "6", "7"]
+
+
+def test_held_out_rows_after_the_checkpoint_are_dropped_on_resume(tmp_path):
+    def validate(method):
+        return {"score": 1.0}
+
+    ds = _dataset()
+    train(build_method("unet", "tiny", {"image_size": 16, "depth": 3}), ds,
+          _opts(tmp_path, steps=4, validate_every=2), validate)
+    csv_path = tmp_path / "validation.csv"
+    assert [line.split(",")[0] for line in csv_path.read_text().splitlines()[1:]] == ["2", "4"]
+    with csv_path.open("a") as f:  # a row written after the step-4 checkpoint, before a kill
+        f.write("5,9.0\n")
+    resumed = train(build_method("unet", "tiny", {"image_size": 16, "depth": 3}), ds,
+                    _opts(tmp_path, steps=6, validate_every=2, resume=True), validate)
+    assert resumed.step == 6 and [r["step"] for r in resumed.validation] == [6]
+    steps = [line.split(",")[0] for line in csv_path.read_text().splitlines()[1:]]
+    assert steps == ["2", "4", "6"]
+
+
+def test_validate_every_without_a_validation_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="validate_every"):
+        train(build_method("unet", "tiny", {"depth": 3}), _dataset(), _opts(tmp_path, validate_every=2))

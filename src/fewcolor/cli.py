@@ -299,6 +299,15 @@ def info_cmd(checkpoint: Path) -> None:
 @click.option("--sample-every", type=click.IntRange(min=0), default=250, show_default=True,
               help="Steps between sample grids (0: never).")
 @click.option("--no-flip", is_flag=True, help="Disable random horizontal flips.")
+@click.option("--val", "val_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Folder of held-out colour images (never trained on): every --val-every steps the model colours "
+              "them and OUT/validation.csv gets their mean LPIPS, ΔE00, PSNR and ΔCF, scored as `fewcolor evaluate` "
+              "does, to see whether training still improves.")
+@click.option("--val-every", type=click.IntRange(min=1), default=500, show_default=True,
+              help="Steps between held-out scores with --val (also at the run's last step).")
+@click.option("--val-images", type=click.IntRange(min=1), default=256, show_default=True,
+              help="With --val: score at most this many of its images (a seeded choice); each round costs about "
+              "what colouring them with `fewcolor colorize` costs.")
 def train_cmd(
     method_name: str,
     data_dir: Path,
@@ -320,6 +329,9 @@ def train_cmd(
     checkpoint_every: int,
     sample_every: int,
     no_flip: bool,
+    val_dir: Path | None,
+    val_every: int,
+    val_images: int,
 ) -> None:
     """Train a colorization method on a folder of colour images.
 
@@ -337,6 +349,9 @@ def train_cmd(
 
     if split_file is None:  # a run folder inside the data would be read as training images (a split lists its own)
         check_outside(out_dir, [data_dir])
+        if val_dir is not None and val_dir.resolve().is_relative_to(data_dir.resolve()):
+            raise click.BadParameter(f"{val_dir} lies inside --data {data_dir}, so its images would be trained on; "
+                                     "give a separate folder (or a --split that leaves them out)", param_hint="--val")
 
     if bf16 and precision not in (None, "bf16"):
         raise click.BadParameter(f"--bf16 contradicts --precision {precision}", param_hint="--bf16")
@@ -369,6 +384,18 @@ def train_cmd(
     )
     if steps is None and epochs is None:
         steps = method.suggested_steps(len(dataset), batch_size) or 1000
+    validate = None
+    if val_dir is not None:
+        from fewcolor.metrics.held_out import HeldOutScores
+
+        try:
+            validate, unreadable = HeldOutScores.from_folder(val_dir, val_images, seed)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--val") from None
+        for line in unreadable:
+            click.echo(f"warning: --val: skipped {line}", err=True)
+        click.echo(f"held-out scores every {val_every} steps on {len(validate)} images of {val_dir}: "
+                   f"{out_dir / 'validation.csv'}", err=True)
     opts = TrainOptions(
         out_dir=out_dir,
         steps=steps,
@@ -377,12 +404,13 @@ def train_cmd(
         seed=seed,
         checkpoint_every=checkpoint_every,
         sample_every=sample_every,
+        validate_every=val_every if validate is not None else 0,
         precision="bf16" if bf16 else precision or "auto",
         device=device,
         resume=resume,
         max_seconds=None if minutes is None else minutes * 60,
     )
-    result = train(method, dataset, opts)
+    result = train(method, dataset, opts, validate)
     if result.checkpoint is not None:
         click.echo(f"trained {method_name} for {result.step} steps in {result.wall_seconds:.0f} s: {result.checkpoint}")
         if result.out_of_time:

@@ -35,7 +35,7 @@ import math
 import signal
 import threading
 import time
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,9 @@ from fewcolor.train.state import load_training_state, save_training_state
 
 log = logging.getLogger(__name__)
 
+#: held-out scores of a model in training (name -> value), e.g. fewcolor.metrics.held_out.HeldOutScores
+Validation = Callable[[Method], Mapping[str, float]]
+
 
 @dataclass
 class TrainOptions:
@@ -64,6 +67,8 @@ class TrainOptions:
     seed: int = 0
     checkpoint_every: int = 500  #: 0 = only at the end
     sample_every: int = 250  #: 0 = never
+    #: steps between held-out scores (``train(..., validate=...)``; also at the run's last step); 0 = never
+    validate_every: int = 0
     log_every: int = 10
     precision: str = "fp32"  #: auto | fp32 | bf16 (bf16 only where native: fewcolor.hardware)
     device: str | None = None  #: default: CUDA when present, else CPU
@@ -98,6 +103,7 @@ class TrainResult:
     rollbacks: int = 0
     skipped_steps: int = 0
     out_of_time: bool = False  #: ``max_seconds`` ended the run before its planned length (``--resume`` goes on)
+    validation: list[dict[str, float]] = field(default_factory=list)  #: this run's held-out rows (step + scores)
 
 
 @functools.lru_cache(maxsize=4)
@@ -201,7 +207,7 @@ def _parse_row(raw: dict[str | None, str | None]) -> dict[str, float] | None:
         return None
 
 
-def _check_options(opts: TrainOptions) -> None:
+def _check_options(opts: TrainOptions, validate: Validation | None = None) -> None:
     """Refuse option values that would silently do nothing or nonsense."""
     if opts.steps is not None and opts.steps < 1:
         raise ValueError(f"steps must be at least 1 (got {opts.steps}); give --steps N or --epochs E")
@@ -210,9 +216,11 @@ def _check_options(opts: TrainOptions) -> None:
     for name in ("batch_size", "log_every", "max_bad_steps"):
         if getattr(opts, name) < 1:
             raise ValueError(f"{name} must be at least 1 (got {getattr(opts, name)})")
-    for name in ("checkpoint_every", "sample_every"):
+    for name in ("checkpoint_every", "sample_every", "validate_every"):
         if getattr(opts, name) < 0:
             raise ValueError(f"{name} must be 0 (off) or positive (got {getattr(opts, name)})")
+    if opts.validate_every and validate is None:
+        raise ValueError("validate_every needs the held-out scores to compute: train(..., validate=...)")
 
 
 def run_identity(method: Method, dataset: Dataset, opts: TrainOptions, world: int) -> dict[str, Any]:
@@ -397,6 +405,20 @@ def keep_norm_statistics(module: torch.nn.Module) -> None:
             m.eval()
 
 
+@contextlib.contextmanager
+def evaluating(method: Method) -> Iterator[None]:
+    """``method`` in eval mode without gradients for the block, then each module's own mode back (batch
+    norms kept in eval by :func:`keep_norm_statistics` stay so)."""
+    modes = [(m, m.training) for m in method.modules()]
+    method.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        for module, mode in modes:
+            module.training = mode
+
+
 def write_sample_grid(method: Method, batch: dict[str, Any], path: Path) -> None:
     """Rows of grey | truth | output for a fixed batch."""
     from fewcolor.color.lab import grey_rgb_from_l, merge_l_ab
@@ -404,12 +426,8 @@ def write_sample_grid(method: Method, batch: dict[str, Any], path: Path) -> None
     from fewcolor.io.grid import image_grid
     from fewcolor.io.image import write_rgb
 
-    modes = [(m, m.training) for m in method.modules()]
-    method.eval()
-    with torch.no_grad():
+    with evaluating(method):
         ab = method.predict_ab(batch["l"])
-    for module, mode in modes:  # each module's own mode back (batch norms kept in eval stay so)
-        module.training = mode
     l = denormalize_l(batch["l"].float().cpu())
     out = merge_l_ab(l, denormalize_ab(ab.float().cpu()))
     tiles = []
@@ -418,14 +436,20 @@ def write_sample_grid(method: Method, batch: dict[str, Any], path: Path) -> None
     write_rgb(path, image_grid(tiles, ncols=3))
 
 
-def train(method: Method, dataset: Dataset, opts: TrainOptions) -> TrainResult:
-    """Train ``method`` on ``dataset`` (a map-style dataset of sample dicts) with ``opts``."""
-    _check_options(opts)
+def train(method: Method, dataset: Dataset, opts: TrainOptions, validate: Validation | None = None) -> TrainResult:
+    """Train ``method`` on ``dataset`` (a map-style dataset of sample dicts) with ``opts``.
+
+    ``validate``: held-out scores of the model (e.g. :class:`fewcolor.metrics.held_out.HeldOutScores`),
+    computed every ``opts.validate_every`` steps and at the run's last step in eval mode, written to
+    ``OUT/validation.csv`` (``val/`` scalars in TensorBoard) and logged: whether training still improves.
+    """
+    _check_options(opts, validate)
     with _stop_on_signals(opts.handle_signals) as stop:
-        return _train(method, dataset, opts, stop)
+        return _train(method, dataset, opts, stop, validate)
 
 
-def _train(method: Method, dataset: Dataset, opts: TrainOptions, stop: list[int]) -> TrainResult:
+def _train(method: Method, dataset: Dataset, opts: TrainOptions, stop: list[int],
+           validate: Validation | None = None) -> TrainResult:
     out = Path(opts.out_dir)
     ckpt_dir = out / "checkpoints"
     last_ckpt = ckpt_dir / "last.safetensors"
@@ -477,6 +501,7 @@ def _train(method: Method, dataset: Dataset, opts: TrainOptions, stop: list[int]
 
     writer = None
     csv_log: _CsvLog | None = None
+    val_log: _CsvLog | None = None
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
         ckpt_dir.mkdir(exist_ok=True)
@@ -492,6 +517,9 @@ def _train(method: Method, dataset: Dataset, opts: TrainOptions, stop: list[int]
         write_text_atomic(out / "run.json", json.dumps(run_info, indent=2, default=str))
         csv_log = _CsvLog(out / "log.csv", opts.resume)
         csv_log.truncate(start_step)
+        if validate is not None and opts.validate_every:
+            val_log = _CsvLog(out / "validation.csv", opts.resume)
+            val_log.truncate(start_step)
         if opts.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -507,6 +535,7 @@ def _train(method: Method, dataset: Dataset, opts: TrainOptions, stop: list[int]
 
     train_step = TrainStep(method, optimizers, precision.bf16, device)
     history: list[dict[str, float]] = []
+    validation: list[dict[str, float]] = []
     bad_streak = rollbacks = skipped = 0
     t0 = time.time()
     out_of_time = False
@@ -575,6 +604,16 @@ def _train(method: Method, dataset: Dataset, opts: TrainOptions, stop: list[int]
                         writer.add_scalar(k, v, step)
             if opts.sample_every and sample_batch is not None and step % opts.sample_every == 0:
                 write_sample_grid(method, sample_batch, out / "samples" / f"step_{step:06d}.png")
+            if val_log is not None and validate is not None and (step % opts.validate_every == 0 or step == total):
+                with evaluating(method):
+                    scores = dict(validate(method))
+                row = {"step": step, **scores}
+                validation.append(row)
+                val_log.append(row)
+                if writer is not None:
+                    for k, v in scores.items():
+                        writer.add_scalar(f"val/{k}", v, step)
+                log.info("step %d held-out: %s", step, ", ".join(f"{k} {v:.4g}" for k, v in scores.items()))
             if opts.checkpoint_every and step % opts.checkpoint_every == 0 and step != total:
                 save_training_state(last_ckpt, method, optimizers, step, extra)
         if step < total and not dist_utils.all_true(not stop):
@@ -597,4 +636,4 @@ def _train(method: Method, dataset: Dataset, opts: TrainOptions, stop: list[int]
             writer.close()
     dist_utils.barrier()
     method.eval()
-    return TrainResult(step, final, history, time.time() - t0, rollbacks, skipped, out_of_time)
+    return TrainResult(step, final, history, time.time() - t0, rollbacks, skipped, out_of_time, validation)

@@ -1,0 +1,94 @@
+"""Held-out scores while a model trains: is it still improving? (``fewcolor train --val``, the base model's
+``scripts/train_base.py``)
+
+A fixed set of colour photos the model never trains on is coloured every few hundred steps and scored the
+way ``fewcolor evaluate`` scores (:func:`~fewcolor.metrics.scoring.prepare_pair`, then
+:func:`~fewcolor.metrics.scoring.score_batch`: the same code, so the curve reads on the scale of the
+tables). FID is left out: on a few hundred images it is biased and costs more than the rest together.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from fewcolor.io.image import ImageReadError, list_images, read_rgb
+from fewcolor.methods.base import Method
+from fewcolor.metrics.lpips import LPIPS
+from fewcolor.metrics.scoring import prepare_pair, score_batch
+from fewcolor.pipeline import Colorizer
+
+#: the per-image means a validation row holds (names as in metrics.json)
+HELD_OUT_METRICS = ("lpips", "delta_e2000", "psnr", "delta_cf_abs")
+DEFAULT_HELD_OUT_IMAGES = 256
+
+
+class HeldOutScores:
+    """``HeldOutScores(images)(method)`` -> the mean of each of :data:`HELD_OUT_METRICS` over the images.
+
+    ``images``: (3,H,W) RGB in [0, 1], read once. Each is coloured by ``method`` through the inference
+    pipeline (:class:`~fewcolor.pipeline.Colorizer`: working size ``work_size``, default the method's own;
+    the full-resolution L kept) and scored at ``size`` × ``size`` (default: each truth's own size).
+    ``method`` is left in eval mode: the caller restores its modes (the training loop does).
+    """
+
+    def __init__(self, images: Sequence[torch.Tensor], size: int | None = None, work_size: int | None = None,
+                 batch_size: int = 32, lpips_net: str = "alex") -> None:
+        if not images:
+            raise ValueError("held-out scores need at least one image")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.images = list(images)
+        self.size, self.work_size, self.batch_size = size, work_size, batch_size
+        self.lpips = LPIPS(lpips_net)
+
+    @classmethod
+    def from_paths(cls, paths: Sequence[str | os.PathLike[str]], limit: int = DEFAULT_HELD_OUT_IMAGES,
+                   seed: int = 0, **kwargs: object) -> tuple[HeldOutScores, list[str]]:
+        """At most ``limit`` of ``paths`` (a seeded choice when there are more), read once; also returns
+        one line per file that could not be read (it is skipped)."""
+        chosen = sorted(str(p) for p in paths)
+        if len(chosen) > limit:
+            chosen = sorted(random.Random(seed).sample(chosen, limit))
+        images, skipped = [], []
+        for path in chosen:
+            try:
+                images.append(read_rgb(path))
+            except ImageReadError as exc:
+                skipped.append(f"{path}: {exc}")
+        if not images:
+            raise ValueError(f"none of the {len(chosen)} held-out images could be read"
+                             + (f" ({skipped[0]})" if skipped else ""))
+        return cls(images, **kwargs), skipped  # type: ignore[arg-type]
+
+    @classmethod
+    def from_folder(cls, folder: str | os.PathLike[str], limit: int = DEFAULT_HELD_OUT_IMAGES, seed: int = 0,
+                    **kwargs: object) -> tuple[HeldOutScores, list[str]]:
+        """:meth:`from_paths` over the images of ``folder`` (recursive)."""
+        paths = list_images(folder)
+        if not paths:
+            raise ValueError(f"{folder} holds no images to validate on")
+        return cls.from_paths(paths, limit, seed, **kwargs)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @torch.no_grad()
+    def __call__(self, method: Method) -> dict[str, float]:
+        device = next((p.device for p in method.parameters()), torch.device("cpu"))
+        self.lpips.to(device)
+        colorizer = Colorizer(method, device=device, size=self.work_size, pixel_budget=None)
+        rows: list[dict[str, Any]] = []
+        for start in range(0, len(self.images), self.batch_size):
+            truths = self.images[start : start + self.batch_size]
+            preds = colorizer.colorize(truths, batch_size=self.batch_size)
+            pairs = [prepare_pair(p, t, self.size) for p, t in zip(preds, truths, strict=True)]
+            for shape in dict.fromkeys(p.shape for p, _ in pairs):  # score_batch takes pairs of one size
+                same = [(p, t) for p, t in pairs if p.shape == shape]
+                rows += score_batch([""] * len(same), torch.stack([p for p, _ in same]),
+                                    torch.stack([t for _, t in same]), self.lpips, device)
+        return {m: sum(float(r[m]) for r in rows) / len(rows) for m in HELD_OUT_METRICS}

@@ -1,0 +1,48 @@
+"""Held-out scores during training: the evaluation protocol's numbers, a seeded subset, bad files skipped."""
+
+import pytest
+import torch
+
+from fewcolor.io.image import write_rgb
+from fewcolor.methods.registry import build_method
+from fewcolor.metrics.evaluate import EvalConfig, evaluate_pairs
+from fewcolor.metrics.held_out import HELD_OUT_METRICS, HeldOutScores
+from fewcolor.pipeline import Colorizer
+from helpers import smooth_colour_images
+
+
+def test_the_scores_are_fewcolor_evaluates_means_on_the_same_images(tmp_path):
+    images = list(smooth_colour_images(3, 48)) + list(smooth_colour_images(2, 40, seed=1))  # two sizes
+    method = build_method("unet", "tiny", {"image_size": 32, "depth": 3})
+    scores = HeldOutScores(images, batch_size=2)(method)
+    assert set(scores) == set(HELD_OUT_METRICS)
+    preds = Colorizer(method, device="cpu", pixel_budget=None).colorize(images)
+    pairs = [(f"{i}.png", p, t) for i, (p, t) in enumerate(zip(preds, images, strict=True))]
+    result = evaluate_pairs(pairs, tmp_path / "eval", EvalConfig(fid=False))
+    for name in HELD_OUT_METRICS:
+        assert scores[name] == pytest.approx(result["aggregate"][name]["mean"], rel=1e-5, abs=1e-6), name
+
+
+def test_the_grey_input_scores_zero_colourfulness_error_only_on_grey_truths():
+    colour = list(smooth_colour_images(2, 32))
+    grey = [img.mean(0, keepdim=True).expand(3, -1, -1).clone() for img in colour]
+    method = build_method("grey", "tiny")
+    on_colour, on_grey = HeldOutScores(colour)(method), HeldOutScores(grey)(method)
+    assert on_grey["delta_e2000"] < 0.5 and on_grey["lpips"] < 0.01
+    assert on_colour["delta_e2000"] > 2.0 and on_colour["delta_cf_abs"] > 1.0
+
+
+def test_a_folder_gives_a_seeded_subset_and_skips_unreadable_files(tmp_path):
+    for i, img in enumerate(smooth_colour_images(6, 32)):
+        write_rgb(tmp_path / f"img{i}.png", img)
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    first, skipped = HeldOutScores.from_folder(tmp_path, limit=7, seed=3)
+    assert len(first) == 6 and len(skipped) == 1 and "broken.png" in skipped[0]
+    a, _ = HeldOutScores.from_folder(tmp_path, limit=3, seed=3)
+    b, _ = HeldOutScores.from_folder(tmp_path, limit=3, seed=3)
+    assert len(a) == 3 and all(torch.equal(x, y) for x, y in zip(a.images, b.images, strict=True))
+
+
+def test_an_empty_folder_is_refused_with_its_name(tmp_path):
+    with pytest.raises(ValueError, match="holds no images"):
+        HeldOutScores.from_folder(tmp_path)
