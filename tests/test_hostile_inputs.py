@@ -661,3 +661,46 @@ def test_adapt_reports_a_bad_file_once_and_goes_on(tmp_path, photos, caplog):
     reports = [line for line in lines if "broken.png" in line]
     assert len(reports) == 1 and reports[0].count("broken.png") == 1, reports
     assert "stored 4 of 4 images" in res.output
+
+
+# ------------------------------------------------- output files (session-12 new-user audit)
+def test_model_and_export_outputs_need_their_suffix_and_never_replace_an_image(tmp_path, photos, tiny_model):
+    victim = tmp_path / "victim.png"
+    victim.write_bytes((photos / "p0.png").read_bytes())
+    before = victim.read_bytes()
+    for args, suffix in ((["adapt", tiny_model, "--data", photos, "-o", victim, "--steps", 0], ".safetensors"),
+                         (["adapt", "exemplar", "--preset", "tiny", "--data", photos, "-o", victim], ".safetensors"),
+                         (["export", tiny_model, "-o", victim], ".onnx")):
+        code, out = _cli(args)
+        assert code == 2 and "-o" in _error_line(out) and f"victim{suffix}" in _error_line(out)
+        assert victim.read_bytes() == before
+    code, out = _cli(["adapt", tiny_model, "--data", photos, "-o", tmp_path / "mine", "--steps", 0])
+    assert code == 2 and "mine.safetensors" in _error_line(out)
+    code, out = _cli(["export", tiny_model, "-o", tmp_path / "graph.onnx.txt"])
+    assert code == 2 and "graph.onnx.onnx" not in out and ".onnx" in _error_line(out)
+
+
+def test_an_unwritable_output_is_named_before_any_work(tmp_path, photos, tiny_model):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a folder")
+    code, out = _cli(["colorize", tiny_model, photos, "-o", blocker / "sub"])
+    assert code == 2 and "-o" in _error_line(out) and "skipped" not in out
+    code, out = _cli(["adapt", tiny_model, "--data", photos, "-o", blocker / "m.safetensors", "--steps", 0])
+    assert code == 2 and "-o" in _error_line(out)
+
+
+def test_colorize_refuses_an_image_name_as_its_output_folder(tmp_path, photos, tiny_model):
+    code, out = _cli(["colorize", tiny_model, photos / "p0.png", "-o", tmp_path / "result.png"])
+    assert code == 2 and "output folder" in _error_line(out)
+    assert not (tmp_path / "result.png").exists()
+
+
+def test_info_evaluate_and_export_take_base_for_the_bundled_model(tmp_path):
+    from fewcolor.pretrained import bundled_model_path
+
+    if not bundled_model_path().is_file():
+        pytest.skip("no bundled model in this install")
+    code, out = _cli(["info", "base"])
+    assert code == 0 and '"method": "base"' in out
+    code, out = _cli(["info", tmp_path / "missing.safetensors"])
+    assert code == 2 and "missing.safetensors" in _error_line(out) and "`base`" in out

@@ -120,6 +120,39 @@ class _DeviceType(click.ParamType):
 
 DEVICE = _DeviceType()
 SEED = click.IntRange(0, 2**63 - 1)
+
+
+class _ModelType(click.ParamType):
+    """A model argument: a checkpoint file, or ``base`` for the bundled base model (see resolve_model_arg)."""
+
+    name = "MODEL|base"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Path:
+        try:
+            return resolve_model_arg(value, param.human_readable_name if param else "MODEL")
+        except click.BadParameter as exc:
+            self.fail(exc.message, param, ctx)
+
+
+MODEL = _ModelType()
+
+
+def output_file(path: Path, suffix: str, what: str) -> Path:
+    """``-o`` naming a file the command writes: it must end in ``suffix`` (a model written as ``x.png`` would
+    replace an image and could never be loaded) and its folder must be creatable, checked before any work."""
+    if path.suffix.lower() != suffix:
+        fixed = path.with_suffix("") if Path(path.stem).suffix.lower() == suffix else path.with_suffix(suffix)
+        raise click.BadParameter(f"{path}: {what} are {suffix} files; e.g. -o {fixed}", param_hint="-o")
+    if path.is_dir():
+        raise click.BadParameter(f"{path} is a folder; give a {suffix} file name", param_hint="-o")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise click.BadParameter(f"cannot create the folder of {path}: {exc.strerror or exc}",
+                                 param_hint="-o") from None
+    return path
+
+
 #: working / training resolutions: below 8 px there is nothing to colour, above 4096 no CPU has the memory
 RESOLUTION = click.IntRange(8, 4096)
 
@@ -205,9 +238,10 @@ def _describe_method(cls: Any) -> str:
 
 
 @main.command("info")
-@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("checkpoint", type=MODEL)
 def info_cmd(checkpoint: Path) -> None:
-    """Show a checkpoint's metadata (method, config, step, normalisation) and tensor count."""
+    """Show a checkpoint's metadata (method, config, step, normalisation) and tensor count (`base`: the
+    bundled model's)."""
     from fewcolor.io.checkpoint import CheckpointError, load_checkpoint
 
     try:
@@ -572,7 +606,7 @@ def colorize_cmd(
     """
     from tqdm.auto import tqdm
 
-    from fewcolor.io.image import ImageReadError, image_size, reduction_factor
+    from fewcolor.io.image import IMAGE_EXTENSIONS, ImageReadError, image_size, reduction_factor
     from fewcolor.io.paths import OutputPathError, check_outside, output_paths
     from fewcolor.io.video import is_clip
     from fewcolor.methods.options import InferenceOptionError
@@ -603,6 +637,13 @@ def colorize_cmd(
         raise click.UsageError("--keyframe and --per-frame apply to clips only")
     if out_dir.is_file():
         raise click.UsageError(f"-o {out_dir} is a file; for images give an output folder")
+    if out_dir.suffix.lower() in IMAGE_EXTENSIONS and not out_dir.is_dir():
+        raise click.UsageError(f"-o {out_dir} names an image, but -o is the output folder (outputs keep their "
+                               f"input's name), e.g. -o {out_dir.with_suffix('')}")
+    try:  # now, not after the first image: an unwritable -o is the user's to fix, not a bad input
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise click.BadParameter(f"cannot create {out_dir}: {exc.strerror or exc}", param_hint="-o") from None
     pairs = _collect_inputs(inputs)
     if not pairs:
         raise click.ClickException(f"no images found in {', '.join(map(str, inputs))}")
@@ -697,7 +738,7 @@ def _colorize_clip(colorizer: Any, src: Path, dst: Path, keyframes: list[Path], 
 
 # ----------------------------------------------------------------------------------------------
 @main.command("export", cls=_RegistryCommand)
-@click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("model", type=MODEL)
 @click.option("-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The .onnx file to write (input l: normalised L, output ab: normalised ab; docs/EXPORT.md).")
 @click.option("--size", type=RESOLUTION, default=None,
@@ -710,7 +751,8 @@ def _colorize_clip(colorizer: Any, src: Path, dst: Path, keyframes: list[Path], 
               help="Check on this image instead of the sample photos (repeatable).")
 def export_cmd(model: Path, out_path: Path, size: int | None, check: bool, check_images: tuple[Path, ...],
                **options: Any) -> None:
-    """Export MODEL's network to ONNX with dynamic batch, height and width (needs the [export] extra).
+    """Export MODEL's network (`base`: the bundled model) to ONNX with dynamic batch, height and width
+    (needs the [export] extra).
 
     The method options below are fixed into the graph (e.g. --temperature, --variant, --palette). MetalGAN
     exports only without test-time adaptation (--adapt-steps 0, or a model made by `fewcolor adapt`).
@@ -727,6 +769,7 @@ def export_cmd(model: Path, out_path: Path, size: int | None, check: bool, check
     options = {k: v for k, v in options.items() if v is not None and k not in sweeps}
     if out_path.exists() and out_path.resolve() == model.resolve():
         raise click.ClickException("refusing to overwrite the model; choose another -o")
+    output_file(out_path, ".onnx", "ONNX exports")
     try:
         from fewcolor.export import ExportError, check_onnx, export_onnx, sample_photos
     except ImportError as exc:
@@ -1145,10 +1188,13 @@ def adapt_cmd(model: str | None, data_dir: Path, out_path: Path, steps: int | No
     from fewcolor.methods.registry import available_methods
 
     check_outside(out_path, [data_dir])  # the checkpoint would replace (or join) the user's images
-    if model is not None and not Path(model).is_file():
-        if model not in available_methods():
-            raise click.BadParameter(f"{model}: neither a checkpoint file nor a method name "
-                                     f"({', '.join(available_methods())})", param_hint="MODEL")
+    by_name = model is not None and not Path(model).is_file()
+    if by_name and model not in available_methods():
+        raise click.BadParameter(f"{model}: neither a checkpoint file nor a method name "
+                                 f"({', '.join(available_methods())})", param_hint="MODEL")
+    output_file(out_path, ".safetensors", "fewcolor models")
+    if by_name:
+        assert model is not None
         _adapt_method(model, preset, data_dir, out_path, steps, seed)
         return
 
@@ -1238,7 +1284,7 @@ def weights_cmd(as_json: bool) -> None:
 
 
 @main.command("evaluate", cls=_OnDemandRegistryCommand)
-@click.argument("model", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("model", required=False, type=MODEL)
 @click.option("--pred", "pred_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder of colorized outputs (matched to --truth by relative path without suffix).")
 @click.option("--truth", "truth_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -1269,7 +1315,8 @@ def evaluate_cmd(model: Path | None, pred_dir: Path | None, truth_dir: Path | No
                  out_dir: Path, size: int | None, work_size: int | None, lpips_net: str, no_fid: bool,
                  allow_missing: bool, inception_weights: Path | None, allow_download: bool, batch_size: int, seed: int,
                  device: str | None, **options: Any) -> None:
-    """Score colorizations: `evaluate --pred DIR --truth DIR` or `evaluate MODEL --data DIR`.
+    """Score colorizations: `evaluate --pred DIR --truth DIR` or `evaluate MODEL --data DIR` (MODEL `base`:
+    the bundled model).
 
     Writes metrics.json (per image and aggregate with 95 % CI, plus the protocol) and report.html.
     A pair that cannot be scored (unreadable, under 32 px, prediction of another size) is reported and
