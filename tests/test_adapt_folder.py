@@ -53,6 +53,18 @@ def test_the_held_out_image_is_scored_before_and_after(few, tmp_path) -> None:
     assert load_method(report.path).count.sum() > 0
 
 
+def test_a_grey_image_is_kept_with_a_warning_but_never_held_out(few, tmp_path, caplog) -> None:
+    from fewcolor.io.image import read_rgb, write_rgb
+
+    last = sorted(few.iterdir())[-1]
+    grey = read_rgb(last).mean(0, keepdim=True).expand(3, -1, -1)
+    write_rgb(few / "zz_grey.png", grey)  # sorts last: the plain rule would hold it out
+    model = save_method(build_method("lut", "tiny"), tmp_path / "lut.safetensors")
+    report = adapt_folder(model, few, tmp_path / "out.safetensors", progress=False)
+    assert report.images == 4 and report.held_out == last.name
+    assert any("look grey" in m and "zz_grey.png" in m for m in caplog.messages)
+
+
 def test_fewer_than_three_images_skip_the_check(few, tmp_path) -> None:
     (few / sorted(p.name for p in few.iterdir())[0]).unlink()
     model = save_method(build_method("lut", "tiny"), tmp_path / "lut.safetensors")
@@ -69,7 +81,7 @@ def test_cli_adapt_prints_the_check_and_refuses_bad_calls(few, tmp_path, monkeyp
     assert "held-out" in r.output and "before" in r.output and "-> after" in r.output
     assert "unet: adapted (finetune) to 3 images in 3 steps, lr x2" in r.output
     r = runner.invoke(main, ["adapt", str(model), "--data", str(few), "-o", str(model)])
-    assert r.exit_code != 0 and "is the model being adapted" in r.output
+    assert r.exit_code == 2 and "is the model being adapted" in r.output  # a user mistake: usage status
     # no MODEL and no bundled base model: one clear line, no traceback
     import fewcolor.pretrained as pretrained
 

@@ -704,3 +704,17 @@ def test_info_evaluate_and_export_take_base_for_the_bundled_model(tmp_path):
     assert code == 0 and '"method": "base"' in out
     code, out = _cli(["info", tmp_path / "missing.safetensors"])
     assert code == 2 and "missing.safetensors" in _error_line(out) and "`base`" in out
+
+
+def test_bench_shots_below_one_is_a_usage_error(tmp_path, photos):
+    code, out = _cli(["bench", "--data", photos, "--shots", "0", "--methods", "grey", "--smoke",
+                      "-o", tmp_path / "res", "--results-md", tmp_path / "R.md"])
+    assert code == 2 and "--shots" in _error_line(out)
+
+
+def test_a_reduced_large_image_is_noted_on_its_own_line(tmp_path, tiny_model):
+    big = _photo(tmp_path / "in" / "big.png", size=(200, 150))
+    code, out = _cli(["colorize", tiny_model, big, "-o", tmp_path / "out", "--max-megapixels", 0.01])
+    assert code == 0, out
+    notes = [line for line in out.splitlines() if "over --max-megapixels" in line]
+    assert len(notes) == 1 and notes[0].startswith("note: ")

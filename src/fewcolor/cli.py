@@ -658,8 +658,8 @@ def colorize_cmd(
         try:
             if budget is not None and reduction_factor(*image_size(src), budget) > 1:
                 w, h = image_size(src)
-                click.echo(f"note: {src} is {w}x{h}, over --max-megapixels {max_megapixels:g}; it is reduced on "
-                           "decode and its output is smaller", err=True)
+                tqdm.write(f"note: {src} is {w}x{h}, over --max-megapixels {max_megapixels:g}; it is reduced on "
+                           "decode and its output is smaller", file=sys.stderr)  # on its own line, above the bar
             if sweep is not None:
                 name, _ = sweep
                 for i, dst in enumerate(plan.paths, start=1):
@@ -1023,6 +1023,8 @@ def bench_cmd(
         except ValueError:
             raise click.BadParameter(f"expected comma-separated integers, got {shots!r}",
                                      param_hint="--shots") from None
+        if not ks or min(ks) < 1:
+            raise click.BadParameter(f"each K must be at least 1, got {shots!r}", param_hint="--shots")
         protocols = folder_protocols(data_dir, ks, image_size, train_data)
     else:
         assert protocol is not None
@@ -1193,6 +1195,9 @@ def adapt_cmd(model: str | None, data_dir: Path, out_path: Path, steps: int | No
         raise click.BadParameter(f"{model}: neither a checkpoint file nor a method name "
                                  f"({', '.join(available_methods())})", param_hint="MODEL")
     output_file(out_path, ".safetensors", "fewcolor models")
+    if not by_name and model is not None and out_path.exists() and out_path.resolve() == Path(model).resolve():
+        raise click.BadParameter(f"{out_path} is the model being adapted; choose another output path",
+                                 param_hint="-o")
     if by_name:
         assert model is not None
         _adapt_method(model, preset, data_dir, out_path, steps, seed)

@@ -1,7 +1,8 @@
 """``fewcolor adapt``: adapt any model to a folder of 1–10 of your own colour images, and say whether it helped.
 
 1. The model (a checkpoint, or the bundled base model when none is named) is loaded.
-2. With ≥ 3 images and ``holdout``, the last image by name is held out: the model is adapted to the
+2. With ≥ 3 images and ``holdout``, the last colour image by name is held out (a grey image is no truth to
+   score against; grey images are kept for adaptation, with a warning): the model is adapted to the
    others and the held-out image is colorized (from its lightness, at full resolution) before and after;
    LPIPS and mean ΔE00 (:mod:`fewcolor.metrics`, after evaluate's Lab round trip) are reported.
 3. The model is adapted to ALL the images (the held-out one included) and saved: every image the user
@@ -122,8 +123,16 @@ def adapt_folder(
                             lr_factor=factor, progress=progress)
     t0 = time.time()
     report = AdaptReport(out_path, method.name, len(every), n_steps, factor, "")
-    if holdout and len(every) >= MIN_IMAGES_FOR_HOLDOUT:
-        held = sorted(every.paths)[-1]
+    if every.grey_files:
+        log.warning("%d of the %d images of %s look grey (%s); they are kept as you chose them, but they teach "
+                    "the model grey: remove them unless that is meant", len(every.grey_files), len(every), root,
+                    ", ".join(every.grey_files[:3]) + (", ..." if len(every.grey_files) > 3 else ""))
+    # the held-out check needs a colour truth: the last colour image by name
+    colour = sorted(p for p in every.paths if p not in set(every.grey_files))
+    if holdout and len(every) >= MIN_IMAGES_FOR_HOLDOUT and not colour:
+        log.warning("no held-out check: every image of %s looks grey", root)
+    if holdout and len(every) >= MIN_IMAGES_FOR_HOLDOUT and colour:
+        held = colour[-1]
         lpips_model = _lpips_or_none()
         report.held_out = held
         try:

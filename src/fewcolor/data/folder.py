@@ -199,6 +199,7 @@ class ImageFolderDataset(Dataset):
         self.bad_files = list(self.bad_reasons)
         grey = [p for p in candidates if scan[p]["status"] == "grey"]
         self.num_grey = len(grey)
+        self.grey_files = grey  #: relative paths of the images found grey (kept or skipped, by ``skip_grey``)
         for rel, reason in self.bad_reasons.items():
             log.warning("skipping image %s: %s", self.root / rel, reason)
         if grey:
