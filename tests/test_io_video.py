@@ -57,3 +57,10 @@ def test_clip_errors_name_the_file_and_the_fix(tmp_path):
     (tmp_path / "notes.txt").write_text("hi")
     with pytest.raises(VideoError, match="not a clip"):
         read_clip(tmp_path / "notes.txt")
+
+
+def test_a_frame_folder_of_two_sizes_is_refused_when_read_naming_the_odd_frame(tmp_path):
+    write_rgb(tmp_path / "f0.png", frames(1)[0])
+    write_rgb(tmp_path / "f1.png", frames(1, h=22)[0])
+    with pytest.raises(VideoError, match=r"f1\.png: 30x22, but the clip's first frame f0\.png is 30x21"):
+        read_clip(tmp_path)

@@ -69,13 +69,22 @@ def read_clip(path: str | os.PathLike[str], max_frames: int | None = None) -> Cl
     if p.is_dir():
         frames: list[torch.Tensor] = []
         skipped: list[str] = []
+        first: Path | None = None
         for f in list_images(p, recursive=False):
             if max_frames is not None and len(frames) >= max_frames:
                 break
             try:
-                frames.append(read_rgb(f))
+                frame = read_rgb(f)
             except ImageReadError as exc:
                 skipped.append(str(exc))
+                continue
+            if first is None:
+                first = f
+            elif frame.shape[-2:] != frames[0].shape[-2:]:  # said now, not after every frame is coloured
+                (h, w), (h0, w0) = frame.shape[-2:], frames[0].shape[-2:]
+                raise VideoError(f"{f}: {w}x{h}, but the clip's first frame {first.name} is {w0}x{h0}; all frames "
+                                 "of a clip must have one size (resize them, or colour them as images without --clip)")
+            frames.append(frame)
         if not frames:
             raise VideoError(f"{p}: no readable frames in this folder")
         return Clip(frames, DEFAULT_FPS, skipped)
