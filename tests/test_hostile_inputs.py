@@ -718,3 +718,20 @@ def test_a_reduced_large_image_is_noted_on_its_own_line(tmp_path, tiny_model):
     assert code == 0, out
     notes = [line for line in out.splitlines() if "over --max-megapixels" in line]
     assert len(notes) == 1 and notes[0].startswith("note: ")
+
+
+def test_colorize_refuses_a_files_own_folder_as_output_unless_asked(tmp_path, photos, tiny_model):
+    before = _digest(photos)
+    code, out = _cli(["colorize", tiny_model, photos / "p0.png", "-o", photos])
+    assert code == 2 and "--inside-input" in _error_line(out)
+    assert _digest(photos) == before
+    code, out = _cli(["colorize", tiny_model, photos / "p0.png", "-o", photos, "--inside-input"])
+    assert code == 0, out
+
+
+def test_the_same_file_name_from_two_folders_is_traced_to_its_folder(tmp_path, tiny_model):
+    a, b = _photo(tmp_path / "one" / "cam.png"), _photo(tmp_path / "two" / "cam.png", seed=1)
+    code, out = _cli(["colorize", tiny_model, a, b, "-o", tmp_path / "out"])
+    assert code == 0 and "colorized 2 of 2" in out
+    notes = [line for line in out.splitlines() if line.startswith("renamed")]
+    assert notes and all(str(tmp_path / "one") in n or str(tmp_path / "two") in n for n in notes)

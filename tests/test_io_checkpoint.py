@@ -32,6 +32,21 @@ def test_pickle_file_is_refused_with_clear_error(tmp_path):
         load_checkpoint(bad)
 
 
+def test_an_unreadable_file_gets_the_fix_that_fits_it(tmp_path):
+    good = save_checkpoint(tmp_path / "good.safetensors", {"w": torch.zeros(64)}, {})
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(good.read_bytes()[:40])
+    with pytest.raises(CheckpointError, match="cut short") as info:
+        load_checkpoint(cut)
+    assert "unpickle" not in str(info.value)
+    (tmp_path / "empty.safetensors").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="is empty"):
+        load_checkpoint(tmp_path / "empty.safetensors")
+    (tmp_path / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    with pytest.raises(CheckpointError, match="written by fewcolor"):
+        load_checkpoint(tmp_path / "photo.png")
+
+
 def test_foreign_safetensors_and_tampered_metadata(tmp_path):
     foreign = tmp_path / "foreign.safetensors"
     save_file({"w": torch.zeros(2)}, str(foreign))

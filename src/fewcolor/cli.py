@@ -616,6 +616,10 @@ def colorize_cmd(
     model, inputs = _split_model_and_inputs(items)
     if not inside_input:
         check_outside(out_dir, [i for i in inputs if i.is_dir()])
+        for item in inputs:  # a file's own folder as -o: the output would join the inputs of a later folder run
+            if item.is_file() and out_dir.resolve() == item.parent.resolve():
+                raise OutputPathError(f"-o {out_dir} is the folder of the input {item.name}: outputs would mix with "
+                                      "the inputs; choose another folder (or pass --inside-input)")
     budget = _megapixels(max_megapixels)
     colorizer = Colorizer.from_checkpoint(model, device=device, size=size, pixel_budget=budget)
     # a sweep (e.g. --variants K) writes K outputs with its option set to 1..K

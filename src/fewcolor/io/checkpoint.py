@@ -84,6 +84,17 @@ def load_checkpoint(
     return _open(path, tensors=True, device=str(device))
 
 
+def _unreadable_hint(p: Path) -> str:
+    """The likely fix for a file that safetensors cannot open, from what the file is."""
+    if p.suffix.lower() in (".pt", ".pth", ".ckpt", ".bin", ".pkl"):
+        return "fewcolor never unpickles files, so .pt/.pth pickles must be converted first"
+    if p.stat().st_size == 0:
+        return "the file is empty: write or copy it again"
+    if p.suffix.lower() == ".safetensors":
+        return "it may be cut short (an interrupted copy or download): copy it again"
+    return "give a .safetensors model written by fewcolor (train, adapt) or `base` for the bundled one"
+
+
 def _open(
     path: str | os.PathLike[str], tensors: bool, device: str = "cpu"
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -95,10 +106,7 @@ def _open(
             header = (f.metadata() or {}).get(METADATA_KEY)
             data = {k: f.get_tensor(k) for k in f.keys()} if tensors else {}  # noqa: SIM118 - no __iter__
     except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(
-            f"{p} is not a readable safetensors checkpoint ({exc}); fewcolor never unpickles "
-            "files, so .pt/.pth pickles must be converted first"
-        ) from exc
+        raise CheckpointError(f"{p} is not a readable safetensors checkpoint ({exc}); {_unreadable_hint(p)}") from exc
     if header is None:
         raise CheckpointError(f"{p} is a safetensors file but not a fewcolor checkpoint (no metadata)")
     try:

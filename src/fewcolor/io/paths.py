@@ -15,7 +15,7 @@ folder inside (or equal to) a folder being read, unless the caller allows it.
 from __future__ import annotations
 
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +75,7 @@ def output_paths(items: Sequence[tuple[Path, Path]], out_dir: str | os.PathLike[
     for i, name in enumerate(plain):
         groups[_key(out / name)].append(i)
     taken = {_key(src) for src, _ in items}
+    rel_counts = Counter(rel for _, rel in items)
     planned: list[PlannedOutput] = []
     for i, (src, rel) in enumerate(items):
         name, note = plain[i], None
@@ -82,8 +83,8 @@ def output_paths(items: Sequence[tuple[Path, Path]], out_dir: str | os.PathLike[
         if len(group) > 1:
             ext = rel.suffix.lstrip(".").lower() or "noext"
             name = rel.with_name(f"{rel.stem}_{ext}{suffix}")
-            others = ", ".join(items[j][1].as_posix() for j in group if j != i)
-            note = f"{rel.as_posix()} -> {name.as_posix()} (its plain name is shared with {others})"
+            others = ", ".join(_shown(items[j], rel_counts) for j in group if j != i)
+            note = f"{_shown(items[i], rel_counts)} -> {name.as_posix()} (its plain name is shared with {others})"
         stem, count = name.stem, 1
         while True:
             paths = _expand(out / name, suffix, variants)
@@ -92,10 +93,17 @@ def output_paths(items: Sequence[tuple[Path, Path]], out_dir: str | os.PathLike[
             count += 1
             name = name.with_name(f"{stem}_{count}{suffix}")
         if count > 1:
-            note = f"{rel.as_posix()} -> {name.as_posix()} (the name {stem}{suffix} was taken)"
+            note = f"{_shown(items[i], rel_counts)} -> {name.as_posix()} (the name {stem}{suffix} was taken)"
         taken.update(_key(p) for p in paths)
         planned.append(PlannedOutput(src, paths, note))
     return planned
+
+
+def _shown(item: tuple[Path, Path], rel_counts: Counter[Path]) -> str:
+    """An input as a note names it: its relative path, or its whole path where another input has the same
+    relative path (the same file name from two folders named one by one must be told apart)."""
+    src, rel = item
+    return str(src) if rel_counts[rel] > 1 else rel.as_posix()
 
 
 def _expand(path: Path, suffix: str, variants: int) -> tuple[Path, ...]:
