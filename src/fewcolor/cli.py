@@ -197,7 +197,7 @@ def methods_cmd(name: str | None) -> None:
             click.echo(f"{method_name:14s} {cls.summary}")
             click.echo(
                 f"{'':14s} presets: {', '.join(sorted(cls.presets))}; "
-                f"inference options: {', '.join(o.name for o in cls.inference_options) or 'none'}"
+                f"inference options: {', '.join(o.flag for o in cls.inference_options) or 'none'}"
             )
         click.echo("\n`fewcolor methods NAME` shows a method's config fields, presets and inference options.")
         return
@@ -574,7 +574,9 @@ class _OnDemandRegistryCommand(_RegistryCommand):
     help="Output folder; relative paths of folder inputs are kept, outputs are PNG. For a clip: the output "
          "clip (.mp4 .mov .mkv .avi, .gif, or a path without a suffix for a folder of PNG frames).",
 )
-@click.option("--size", type=RESOLUTION, default=None, help="Working resolution (longer side) of the network.")
+@click.option("--size", type=RESOLUTION, default=None,
+              help="Working resolution (longer side) of the network; default: the model's own (224 for the "
+              "bundled model; `fewcolor methods NAME` shows a method's).")
 @_device_option()
 @click.option("--max-megapixels", type=click.FloatRange(min=0.01), default=24.0, show_default=True,
               help="Larger files are reduced on decode (by an integer factor) to bound memory; their outputs "
@@ -1304,7 +1306,9 @@ def weights_cmd(as_json: bool) -> None:
               help="Output folder for metrics.json and report.html.")
 @click.option("--size", type=click.IntRange(32, 4096), default=None,
               help="Score at SIZE×SIZE (prediction and truth resized alike); default: the truth's resolution.")
-@click.option("--work-size", type=RESOLUTION, default=None, help="With MODEL: working resolution of the network.")
+@click.option("--work-size", type=RESOLUTION, default=None,
+              help="With MODEL: working resolution of the network; default: the model's own (224 for the bundled "
+              "model).")
 @click.option("--lpips", "lpips_net", type=click.Choice(["alex", "vgg"]), default="alex", show_default=True,
               help="LPIPS v0.1 backbone.")
 @click.option("--no-fid", is_flag=True, help="Skip FID/KID/IS (the Inception pass is the slow part on CPU).")
