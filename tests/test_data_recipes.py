@@ -148,6 +148,8 @@ def test_npm_tarball_prefers_source_then_cache(tmp_path: Path, monkeypatch: pyte
     cached.write_bytes(b"x")
     monkeypatch.setattr(sources.shutil, "which", lambda _: None)  # no npm: the cache must suffice
     assert sources.npm_tarball("emoji-datasource-google", "16.0.0", None, tmp_path / "dl") == cached
+    with pytest.raises(PrepareError, match=r"--source .*src: emoji-datasource-google-16\.0\.0\.tgz is not there"):
+        sources.npm_tarball("emoji-datasource-google", "16.0.0", src, tmp_path / "dl")  # named: no fallback
     with pytest.raises(PrepareError, match="npm"):
         sources.npm_tarball("emoji-datasource-twitter", "16.0.0", None, tmp_path / "dl")
 
@@ -265,3 +267,16 @@ def test_prepare_smoke_pokemon_with_npm() -> None:
     assert normal.shape == shiny.shape == (3, pokemon.SIZE, pokemon.SIZE)
     assert torch.allclose(normal[:, 0, 0], torch.ones(3))  # transparent corner composited on white
     assert (normal - shiny).abs().mean() > 0.005  # the shiny frame has other colours
+
+
+def test_a_named_source_without_the_archive_is_refused_not_replaced(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "x.tar.gz").write_bytes(b"archive")
+    monkeypatch.setenv("FEWCOLOR_SHARED_DATA", str(shared))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(PrepareError, match=r"--source .*empty: x\.tar\.gz is not there"):
+        sources.shared_tarball("x.tar.gz", tmp_path / "empty")
+    assert sources.shared_tarball("x.tar.gz", shared / "x.tar.gz") == shared / "x.tar.gz"
+    assert sources.shared_tarball("x.tar.gz", None) == shared / "x.tar.gz"

@@ -28,12 +28,17 @@ REPO_DIR = _source_checkout()
 
 
 def shared_tarball(filename: str, source: Path | None) -> Path:
-    """Find ``filename`` (e.g. ``flowers12.tar.gz``): ``source`` (the file or its folder), then the
-    folder in ``$FEWCOLOR_SHARED_DATA``, then ``<repo>/../shared/data`` when fewcolor runs from a source
-    checkout."""
-    candidates: list[Path] = []
+    """Find ``filename`` (e.g. ``flowers12.tar.gz``): ``source`` (the file or its folder) when given — and
+    then only there: a named source that lacks the file is the user's mistake, not a cue to look elsewhere —
+    else the folder in ``$FEWCOLOR_SHARED_DATA``, then ``<repo>/../shared/data`` when fewcolor runs from a
+    source checkout."""
     if source is not None:
-        candidates.append(source if source.is_file() else source / filename)
+        named = source if source.is_file() else source / filename
+        if not named.is_file():
+            raise PrepareError(f"--source {source}: {filename} is not there; give the file or the folder that "
+                               "holds it (or leave --source out to use the shared data folder)")
+        return named
+    candidates: list[Path] = []
     env = os.environ.get("FEWCOLOR_SHARED_DATA")
     if env:
         candidates.append(Path(env).expanduser() / filename)
@@ -62,6 +67,8 @@ def npm_tarball(package: str, version: str, source: Path | None, downloads: Path
             return source
         if (source / filename).is_file():
             return source / filename
+        raise PrepareError(f"--source {source}: {filename} is not there; give the tarball or the folder that "
+                           "holds it (or leave --source out to use the cache or `npm pack`)")
     cached = downloads / filename
     if cached.is_file():
         return cached
