@@ -72,9 +72,9 @@ def test_bench_on_a_folder_runs_the_baselines_end_to_end(emoji_dir, tmp_path, lp
     for cls in ("heart", "plant-flower"):
         shutil.copytree(emoji_dir / cls, data / cls)
     r = CliRunner().invoke(main, ["bench", "--data", str(data), "--shots", "1,3", "--methods", "grey,lut",
-                                  "--size", "smoke", "--no-fid", "-o", str(tmp_path / "results"),
-                                  "--results-md", str(tmp_path / "RESULTS.md")])
+                                  "--size", "smoke", "--no-fid", "-o", str(tmp_path / "results")])
     assert r.exit_code == 0, r.output
+    (tmp_path / "results" / "RESULTS.md").rename(tmp_path / "RESULTS.md")  # the default: inside -o, not ./docs
     for k, queries in ((1, 2 * 2), (3, 2 * 2)):  # smoke: 2 episodes × at most 2 queries
         summary = json.loads((tmp_path / "results" / f"folder-emoji3-k{k}" / "lut.json").read_text())
         assert summary["queries"] == queries and summary["adaptation"] == ["own"]

@@ -971,10 +971,10 @@ def data_prepare_cmd(
 )
 @click.option(
     "--results-md",
-    default=Path("docs/RESULTS.md"),
-    show_default=True,
+    default=None,
     type=click.Path(path_type=Path),
-    help="Markdown file the dated table is appended to.",
+    help="Markdown file the dated table is appended to, a PNG copy of the gallery beside it in results/ "
+    "(default: RESULTS.md in the -o folder; this project's own tables go to docs/RESULTS.md).",
 )
 @click.option("--set", "overrides", multiple=True, metavar="METHOD.KEY=VALUE",
               help="Config override for one method (repeatable), e.g. --set metalgan.feature_size=64.")
@@ -1000,7 +1000,7 @@ def bench_cmd(
     max_queries: int | None,
     no_fid: bool,
     out_root: Path,
-    results_md: Path,
+    results_md: Path | None,
     overrides: tuple[str, ...],
     init: str | None,
     device: str | None,
@@ -1075,7 +1075,7 @@ def bench_cmd(
             preset=preset,
             seeds=seeds,
             out_root=out_root,
-            results_md=results_md,
+            results_md=results_md if results_md is not None else out_root / "RESULTS.md",
             command=command,
             device=device,
             fid=not no_fid,
