@@ -735,3 +735,19 @@ def test_the_same_file_name_from_two_folders_is_traced_to_its_folder(tmp_path, t
     assert code == 0 and "colorized 2 of 2" in out
     notes = [line for line in out.splitlines() if line.startswith("renamed")]
     assert notes and all(str(tmp_path / "one") in n or str(tmp_path / "two") in n for n in notes)
+
+
+def test_a_transparent_sprite_keeps_its_transparency(tmp_path, tiny_model):
+    rgba = np.zeros((24, 20, 4), np.uint8)
+    rgba[4:20, 5:15] = (200, 40, 40, 255)  # an opaque red body on a transparent ground
+    rgba[4:20, 15:17, 3] = 128  # a half-transparent edge
+    (tmp_path / "in").mkdir()
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "in" / "sprite.png")
+    opaque = _photo(tmp_path / "in" / "photo.png")
+    code, out = _cli(["colorize", tiny_model, tmp_path / "in", "-o", tmp_path / "out"])
+    assert code == 0, out
+    with Image.open(tmp_path / "out" / "sprite.png") as img:
+        assert img.mode == "RGBA" and img.size == (20, 24)
+        assert np.array_equal(np.asarray(img)[..., 3], rgba[..., 3])
+    with Image.open(tmp_path / "out" / opaque.name) as img:
+        assert img.mode == "RGB"

@@ -259,3 +259,33 @@ def test_as_saved_8bit_is_what_the_written_file_holds(tmp_path: Path) -> None:
     image = torch.rand(3, 9, 11, generator=torch.Generator().manual_seed(0)) * 1.4 - 0.2  # some out of [0, 1]
     write_rgb(tmp_path / "x.png", image)
     torch.testing.assert_close(as_saved_8bit(image), read_rgb(tmp_path / "x.png"), rtol=0, atol=1e-7)
+
+
+def test_read_alpha_matches_read_rgb_in_size_and_is_none_when_opaque(tmp_path):
+    from fewcolor.io.image import keeps_alpha, read_alpha
+
+    rgba = np.zeros((40, 60, 4), np.uint8)
+    rgba[..., 0] = 255
+    rgba[10:30, 10:50, 3] = 255
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "s.png")
+    alpha = read_alpha(tmp_path / "s.png")
+    assert alpha is not None and alpha.shape == (1, 40, 60) and alpha.sum() == 20 * 40
+    reduced = read_alpha(tmp_path / "s.png", pixel_budget=600)  # reduced on decode as read_rgb reduces
+    assert reduced is not None and reduced.shape[-2:] == read_rgb(tmp_path / "s.png", pixel_budget=600).shape[-2:]
+    Image.fromarray(rgba[..., :3]).save(tmp_path / "opaque.png")
+    rgba[..., 3] = 255
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "full.png")
+    assert read_alpha(tmp_path / "opaque.png") is None and read_alpha(tmp_path / "full.png") is None
+    assert keeps_alpha("x.png") and keeps_alpha("x.WEBP") and not keeps_alpha("x.jpg")
+
+
+def test_write_rgb_with_alpha_round_trips_and_refuses_what_cannot_hold_it(tmp_path):
+    rgb, alpha = torch.rand(3, 8, 6), (torch.rand(1, 8, 6) * 255).round() / 255
+    write_rgb(tmp_path / "a.png", rgb, alpha=alpha)
+    with Image.open(tmp_path / "a.png") as img:
+        assert img.mode == "RGBA"
+        assert torch.equal(torch.from_numpy(np.asarray(img)[..., 3].copy()).float()[None] / 255, alpha)
+    with pytest.raises(ValueError, match="holds no transparency"):
+        write_rgb(tmp_path / "a.jpg", rgb, alpha=alpha)
+    with pytest.raises(ValueError, match="expected"):
+        write_rgb(tmp_path / "b.png", rgb, alpha=alpha[:, :4])

@@ -170,3 +170,16 @@ def test_the_bundled_model_is_offered_first(checkpoints):
         models = client.get("/api/models").json()["models"]
     assert [m["id"] for m in models] == ["base", "m1", "m2"] and models[0]["method"] == "base"
     assert [o["name"] for o in models[0]["options"]] == ["temperature"]
+
+
+def test_a_transparent_upload_comes_back_with_its_transparency(checkpoints):
+    rgba = np.zeros((30, 20, 4), np.uint8)
+    rgba[5:25, 4:16] = (90, 160, 60, 255)
+    buf = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buf, "PNG")
+    client, _ = _client(checkpoints)
+    with client:
+        reply = client.post("/api/colorize", data={"model": "m2"}, files={"image": ("s.png", buf.getvalue(), "image/png")})
+        assert reply.status_code == 200, reply.text
+        img = Image.open(io.BytesIO(client.get(reply.json()["results"][0]).content))
+        assert img.mode == "RGBA" and np.array_equal(np.asarray(img)[..., 3], rgba[..., 3])

@@ -218,11 +218,14 @@ class Colorizer:
         return self.colorize(read_rgb(path, pixel_budget=self.pixel_budget), **options)
 
     def colorize_file(self, src: str | os.PathLike[str], dst: str | os.PathLike[str], **options: Any) -> Path:
-        """Read ``src``, colorize it, write ``dst`` (never ``src`` itself)."""
-        from fewcolor.io.image import write_rgb
+        """Read ``src``, colorize it, write ``dst`` (never ``src`` itself); a transparent ``src`` (a sprite)
+        keeps its transparency where ``dst``'s format holds it."""
+        from fewcolor.io.image import keeps_alpha, read_alpha, write_rgb
 
         src_p, dst_p = Path(src), Path(dst)
         if dst_p.exists() and src_p.exists() and dst_p.resolve() == src_p.resolve():
             raise ValueError(f"refusing to overwrite the input {src_p}; choose another output path")
-        write_rgb(dst_p, self.colorize_path(src_p, **options))
+        coloured = self.colorize_path(src_p, **options)
+        alpha = read_alpha(src_p, pixel_budget=self.pixel_budget) if keeps_alpha(dst_p) else None
+        write_rgb(dst_p, coloured, alpha=alpha)
         return dst_p

@@ -43,7 +43,9 @@ __all__ = [
     "ImageReadError",
     "decode_pil",
     "image_size",
+    "keeps_alpha",
     "list_images",
+    "read_alpha",
     "read_frames",
     "read_rgb",
     "reduction_factor",
@@ -106,6 +108,28 @@ def read_rgb(
             raise ImageReadError(f"{p}: corrupt or truncated image data ({type(exc).__name__}: {exc})") from exc
 
 
+def read_alpha(
+    path: str | os.PathLike[str],
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    pixel_budget: int | None = None,
+) -> torch.Tensor | None:
+    """The opacity of ``path`` as float32 ``(1, H, W)`` in ``[0, 1]``, at the size :func:`read_rgb` gives
+    (same upright turn, same reduction on decode), or ``None`` when the image is fully opaque: a sprite's
+    transparency, for outputs to keep it. Only a file whose mode can hold transparency is decoded."""
+    p = Path(path)
+    with _OpenImage(p, max_pixels) as img:
+        if img.mode not in ("RGBA", "LA", "PA", "La", "RGBa") and "transparency" not in img.info:
+            return None
+        try:
+            alpha = _decode_within(img, pixel_budget, p, quiet=True).convert("RGBA").getchannel("A")
+        except Exception as exc:
+            raise ImageReadError(f"{p}: corrupt or truncated image data ({type(exc).__name__}: {exc})") from exc
+    array = np.asarray(alpha)
+    if bool((array == 255).all()):
+        return None
+    return torch.from_numpy(array.astype(np.float32) / 255.0)[None]
+
+
 def decode_pil(image: Image.Image, background: Background = (1.0, 1.0, 1.0)) -> torch.Tensor:
     """An in-memory Pillow image of any mode as float32 sRGB ``(3, H, W)`` in ``[0, 1]``, decoded as
     :func:`read_rgb` decodes files (alpha composited on ``background``); no EXIF rotation, the image is
@@ -157,8 +181,10 @@ def write_rgb(
     quality: int = 95,
     overwrite: bool = True,
     compress_level: int | None = None,
+    alpha: torch.Tensor | None = None,
 ) -> Path:
-    """Write a ``(3, H, W)`` (or ``(1, H, W)`` grey) tensor in ``[0, 1]`` as an 8-bit image.
+    """Write a ``(3, H, W)`` (or ``(1, H, W)`` grey) tensor in ``[0, 1]`` as an 8-bit image; with ``alpha``
+    (``(1, H, W)`` opacity in ``[0, 1]``, e.g. from :func:`read_alpha`) as RGBA (LA), in formats that hold it.
 
     The format comes from the suffix (.png, .jpg/.jpeg, .bmp, .tif/.tiff, .webp, .ppm); ``quality``
     applies to JPEG and WebP, ``compress_level`` to PNG: ``None`` is the fast default (zlib level 1, RLE:
@@ -179,6 +205,14 @@ def write_rgb(
         raise FileExistsError(f"{p} exists and overwrite=False; choose another path or pass overwrite=True")
     # one new tensor, then in place: the same values as (clamp(0, 1) * 255).round() in fewer full-size passes
     array = image.detach().cpu().float().mul(255.0).clamp_(0.0, 255.0).round_().to(torch.uint8)
+    if alpha is not None:
+        if fmt not in _ALPHA_FORMATS:
+            raise ValueError(f"write_rgb({p}): {fmt} holds no transparency; write {', '.join(sorted(_ALPHA_FORMATS))}")
+        if tuple(alpha.shape) != (1, *image.shape[-2:]):
+            raise ValueError(f"write_rgb({p}): alpha of shape {tuple(alpha.shape)} for an image of "
+                             f"{tuple(image.shape[-2:])}; expected (1, H, W)")
+        opacity = alpha.detach().cpu().float().mul(255.0).clamp_(0.0, 255.0).round_().to(torch.uint8)
+        array = torch.cat([array, opacity])
     array_np = array.permute(1, 2, 0).numpy()
     pil = Image.fromarray(array_np[..., 0]) if array.shape[0] == 1 else Image.fromarray(array_np)
     options: dict[str, object] = {}
@@ -194,6 +228,15 @@ def write_rgb(
     with atomic_path(p) as tmp:
         pil.save(tmp, format=fmt, **options)
     return p
+
+
+#: write formats that keep an alpha channel
+_ALPHA_FORMATS = frozenset({"PNG", "WEBP", "TIFF"})
+
+
+def keeps_alpha(path: str | os.PathLike[str]) -> bool:
+    """Whether :func:`write_rgb` can keep transparency in a file of this name (by its suffix)."""
+    return _WRITE_FORMATS.get(Path(path).suffix.lower()) in _ALPHA_FORMATS
 
 
 def list_images(root: str | os.PathLike[str], recursive: bool = True) -> list[Path]:

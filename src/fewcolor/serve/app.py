@@ -285,18 +285,19 @@ def _refusal_response(request: Request, exc: Exception) -> Response:
 
 # ----- the work (on the worker thread) ---------------------------------------------------------------
 def _colorize_job(service: Service, model_id: str, image: Path, options: dict[str, Any], sweep: Any) -> list[str]:
-    from fewcolor.io.image import ImageReadError, read_rgb, write_rgb
+    from fewcolor.io.image import ImageReadError, read_alpha, read_rgb, write_rgb
     from fewcolor.methods.options import InferenceOptionError
 
     colorizer = service.colorizer(model_id)
     try:
         rgb = read_rgb(image, max_pixels=service.limits.max_pixels)
+        alpha = read_alpha(image, max_pixels=service.limits.max_pixels)  # a sprite keeps its transparency
         runs = [options] if sweep is None else [{**options, sweep[0]: i} for i in range(1, sweep[1] + 1)]
         ids = []
         for run_options in runs:
             out = colorizer.colorize(rgb, **run_options)
             rid, path = service.new_result()
-            write_rgb(path, out)
+            write_rgb(path, out, alpha=alpha)
             ids.append(rid)
         return ids
     except (InferenceOptionError, ImageReadError, ValueError) as exc:
