@@ -179,7 +179,8 @@ def test_a_transparent_upload_comes_back_with_its_transparency(checkpoints):
     Image.fromarray(rgba, "RGBA").save(buf, "PNG")
     client, _ = _client(checkpoints)
     with client:
-        reply = client.post("/api/colorize", data={"model": "m2"}, files={"image": ("s.png", buf.getvalue(), "image/png")})
+        reply = client.post("/api/colorize", data={"model": "m2"},
+                            files={"image": ("s.png", buf.getvalue(), "image/png")})
         assert reply.status_code == 200, reply.text
         img = Image.open(io.BytesIO(client.get(reply.json()["results"][0]).content))
         assert img.mode == "RGBA" and np.array_equal(np.asarray(img)[..., 3], rgba[..., 3])
