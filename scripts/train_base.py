@@ -14,7 +14,8 @@ Held-out curve (is it still improving?): every ``--val-every`` steps the model c
 never trains on and ``OUT/validation.csv`` gets their mean LPIPS, ΔE00, PSNR and ΔCF
 (``fewcolor.metrics.held_out``). By default they are a seeded choice from the Tiny-ImageNet meta-val classes
 (``tinyimagenet-fs`` ``meta_val``: no benchmark scores them and the training folder holds none of them); ``--val
-DIR`` takes another folder, ``--val-every 0`` turns it off.
+DIR`` takes another folder, ``--val-every 0`` turns it off. ``--write-val DIR`` links the default held-out images
+into DIR, so ``fewcolor train --val DIR --val-images 128`` draws CIC's or Iizuka's curve on the same images.
 """
 
 from __future__ import annotations
@@ -37,6 +38,27 @@ from fewcolor.metrics.held_out import HeldOutScores
 from fewcolor.train.loop import TrainOptions, train
 
 
+def default_held_out(root: Path) -> list[Path]:
+    """The default held-out candidates: every image of the Tiny-ImageNet meta-val classes under ``root``."""
+    return [root / p for p in recipe_splits("tinyimagenet-fs")["meta_val"]]
+
+
+def write_held_out_folder(out: Path, limit: int, seed: int) -> int:
+    """Link the default held-out images (the same seeded choice) into ``out``, so that `fewcolor train --val
+    OUT --val-images LIMIT` scores another method (CIC, Iizuka) on exactly the images of this script's curve."""
+    root = dataset_dir("tinyimagenet-fs")
+    if not is_prepared("tinyimagenet-fs"):
+        raise SystemExit(f"error: {root} is not prepared; run `fewcolor data prepare tinyimagenet-fs`")
+    out.mkdir(parents=True, exist_ok=True)
+    chosen = HeldOutScores.choose(default_held_out(root), limit, seed)
+    for path in map(Path, chosen):
+        link = out / f"{path.parent.name}_{path.name}"  # file names repeat across class folders
+        if not link.is_symlink():
+            link.symlink_to(path.resolve())
+    print(f"{len(chosen)} held-out images linked in {out}: `fewcolor train ... --val {out} --val-images {limit}`")
+    return 0
+
+
 def held_out_scores(folder: Path | None, limit: int, seed: int) -> HeldOutScores:
     """The held-out set: ``folder``'s images, or the Tiny-ImageNet meta-val classes' (train and val images)."""
     if folder is not None:
@@ -46,8 +68,7 @@ def held_out_scores(folder: Path | None, limit: int, seed: int) -> HeldOutScores
         if not is_prepared("tinyimagenet-fs"):
             raise SystemExit(f"error: no held-out images: {root} is not prepared; run `fewcolor data prepare "
                              "tinyimagenet-fs`, or pass --val DIR, or --val-every 0")
-        paths = [root / p for p in recipe_splits("tinyimagenet-fs")["meta_val"]]
-        scores, unreadable = HeldOutScores.from_paths(paths, limit, seed)
+        scores, unreadable = HeldOutScores.from_paths(default_held_out(root), limit, seed)
     for line in unreadable:
         print(f"warning: held-out image skipped: {line}", flush=True)
     print(f"held-out scores on {len(scores)} images of {folder or 'the tinyimagenet-fs meta-val classes'}",
@@ -73,9 +94,13 @@ def main() -> int:
                         "`fewcolor data prepare tinyimagenet-fs`)")
     parser.add_argument("--val-every", type=int, default=500, help="steps between held-out scores (0: none)")
     parser.add_argument("--val-images", type=int, default=128, help="held-out images scored (a seeded choice)")
+    parser.add_argument("--write-val", type=Path, default=None, metavar="DIR",
+                        help="only link the default held-out images into DIR (for `fewcolor train --val DIR`) and exit")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config override (JSON value), e.g. --set l1_weight=0")
     args = parser.parse_args()
+    if args.write_val is not None:
+        return write_held_out_folder(args.write_val, args.val_images, args.seed)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         overrides = parse_overrides(tuple(args.overrides))  # as `fewcolor train --set`

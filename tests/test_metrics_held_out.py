@@ -46,3 +46,11 @@ def test_a_folder_gives_a_seeded_subset_and_skips_unreadable_files(tmp_path):
 def test_an_empty_folder_is_refused_with_its_name(tmp_path):
     with pytest.raises(ValueError, match="holds no images"):
         HeldOutScores.from_folder(tmp_path)
+
+
+def test_choose_is_all_sorted_under_the_limit_and_a_seeded_subset_above():
+    paths = [f"d/{c}.png" for c in "edcba"]
+    assert HeldOutScores.choose(paths, 9) == sorted(paths)
+    three = HeldOutScores.choose(paths, 3, seed=1)
+    assert len(three) == 3 and three == sorted(three) and set(three) <= set(paths)
+    assert HeldOutScores.choose(list(reversed(paths)), 3, seed=1) == three  # the order given does not matter

@@ -51,9 +51,7 @@ class HeldOutScores:
                    seed: int = 0, **kwargs: object) -> tuple[HeldOutScores, list[str]]:
         """At most ``limit`` of ``paths`` (a seeded choice when there are more), read once; also returns
         one line per file that could not be read (it is skipped)."""
-        chosen = sorted(str(p) for p in paths)
-        if len(chosen) > limit:
-            chosen = sorted(random.Random(seed).sample(chosen, limit))
+        chosen = cls.choose(paths, limit, seed)
         images, skipped = [], []
         for path in chosen:
             try:
@@ -64,6 +62,13 @@ class HeldOutScores:
             raise ValueError(f"none of the {len(chosen)} held-out images could be read"
                              + (f" ({skipped[0]})" if skipped else ""))
         return cls(images, **kwargs), skipped  # type: ignore[arg-type]
+
+    @staticmethod
+    def choose(paths: Sequence[str | os.PathLike[str]], limit: int, seed: int = 0) -> list[str]:
+        """The held-out files :meth:`from_paths` reads: all of ``paths`` (sorted) when at most ``limit``,
+        else a seeded choice of ``limit`` of them."""
+        chosen = sorted(str(p) for p in paths)
+        return sorted(random.Random(seed).sample(chosen, limit)) if len(chosen) > limit else chosen
 
     @classmethod
     def from_folder(cls, folder: str | os.PathLike[str], limit: int = DEFAULT_HELD_OUT_IMAGES, seed: int = 0,
