@@ -302,8 +302,8 @@ def info_cmd(checkpoint: Path) -> None:
               help="Epochs over the data instead of --steps.")
 @click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Stop after this many minutes of training steps in this run (set-up passes and the final save "
-              "not counted), saving as at a normal end; --resume goes on towards --steps. Learning-rate schedules "
-              "still follow --steps/--epochs.")
+              "not counted; sample grids and --val scores counted), saving as at a normal end; --resume goes on "
+              "towards --steps. Learning-rate schedules still follow --steps/--epochs.")
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1),
