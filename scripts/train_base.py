@@ -50,6 +50,11 @@ def write_held_out_folder(out: Path, limit: int, seed: int) -> int:
     if not is_prepared("tinyimagenet-fs"):
         raise SystemExit(f"error: {root} is not prepared; run `fewcolor data prepare tinyimagenet-fs`")
     out.mkdir(parents=True, exist_ok=True)
+    others = [p for p in out.iterdir() if not p.is_symlink()]
+    if others:
+        raise SystemExit(f"error: --write-val {out} holds files of its own (e.g. {others[0].name}); give a new folder")
+    for stale in out.iterdir():  # links of an earlier --val-images/--seed: the folder must hold this choice only
+        stale.unlink()
     chosen = HeldOutScores.choose(default_held_out(root), limit, seed)
     for path in map(Path, chosen):
         link = out / f"{path.parent.name}_{path.name}"  # file names repeat across class folders
@@ -62,7 +67,12 @@ def write_held_out_folder(out: Path, limit: int, seed: int) -> int:
 def held_out_scores(folder: Path | None, limit: int, seed: int) -> HeldOutScores:
     """The held-out set: ``folder``'s images, or the Tiny-ImageNet meta-val classes' (train and val images)."""
     if folder is not None:
-        scores, unreadable = HeldOutScores.from_folder(folder, limit, seed)
+        if not folder.is_dir():
+            raise SystemExit(f"error: --val {folder} is not a folder of images")
+        try:
+            scores, unreadable = HeldOutScores.from_folder(folder, limit, seed)
+        except ValueError as exc:
+            raise SystemExit(f"error: --val {folder}: {exc}") from None
     else:
         root = dataset_dir("tinyimagenet-fs")
         if not is_prepared("tinyimagenet-fs"):
@@ -99,6 +109,8 @@ def main() -> int:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config override (JSON value), e.g. --set l1_weight=0")
     args = parser.parse_args()
+    if args.val_images < 1 or args.val_every < 0:
+        parser.error("--val-images must be at least 1 and --val-every 0 (none) or more")
     if args.write_val is not None:
         return write_held_out_folder(args.write_val, args.val_images, args.seed)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

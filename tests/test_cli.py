@@ -128,7 +128,9 @@ def test_train_val_writes_the_held_out_curve_and_refuses_a_folder_inside_the_dat
     args = ["train", "--method", "unet", "--preset", "tiny", "--data", str(emoji_dir), "-o", str(tmp_path / "run"),
             "--batch-size", "2", "--sample-every", "0", "--steps", "3"]
     res = CliRunner().invoke(main, [*args, "--val", str(emoji_dir)])
-    assert res.exit_code != 0 and "--val" in res.output and "inside --data" in res.output
+    assert res.exit_code == 2 and "--val" in res.output and "share images" in res.output
+    res = CliRunner().invoke(main, [*args, "--val", str(emoji_dir.parent)])  # a folder holding the data
+    assert res.exit_code == 2 and "share images" in res.output
     val = tmp_path / "val"
     val.mkdir()
     for i, img in enumerate(sorted(emoji_dir.rglob("*.png"))[:3]):
@@ -140,6 +142,9 @@ def test_train_val_writes_the_held_out_curve_and_refuses_a_folder_inside_the_dat
     lines = (tmp_path / "run" / "validation.csv").read_text().splitlines()
     assert lines[0].split(",") == ["step", "delta_cf_abs", "delta_e2000", "lpips", "psnr"]
     assert [line.split(",")[0] for line in lines[1:]] == ["2", "3"]
+    res = CliRunner().invoke(main, ["train", "--method", "exemplar", "--preset", "tiny", "--data", str(emoji_dir),
+                                    "-o", str(tmp_path / "ex"), "--val", str(val)])
+    assert res.exit_code == 2 and "learns nothing in steps" in res.output
 
 
 def test_train_without_preset_on_cpu_uses_the_cpu_preset(tmp_path, emoji_dir):

@@ -695,13 +695,16 @@ def test_colorize_refuses_an_image_name_as_its_output_folder(tmp_path, photos, t
     assert not (tmp_path / "result.png").exists()
 
 
-def test_info_evaluate_and_export_take_base_for_the_bundled_model(tmp_path):
+def test_info_and_evaluate_take_base_for_the_bundled_model(tmp_path, photos):
     from fewcolor.pretrained import bundled_model_path
 
     if not bundled_model_path().is_file():
         pytest.skip("no bundled model in this install")
     code, out = _cli(["info", "base"])
     assert code == 0 and '"method": "base"' in out
+    code, out = _cli(["evaluate", "base", "--data", photos, "-o", tmp_path / "ev", "--no-fid", "--work-size", 32])
+    assert code == 0, out
+    assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["protocol"]["method"] == "base"
     code, out = _cli(["info", tmp_path / "missing.safetensors"])
     assert code == 2 and "missing.safetensors" in _error_line(out) and "`base`" in out
 

@@ -289,3 +289,15 @@ def test_write_rgb_with_alpha_round_trips_and_refuses_what_cannot_hold_it(tmp_pa
         write_rgb(tmp_path / "a.jpg", rgb, alpha=alpha)
     with pytest.raises(ValueError, match="expected"):
         write_rgb(tmp_path / "b.png", rgb, alpha=alpha[:, :4])
+
+
+def test_uncomposite_takes_the_background_out_of_half_transparent_pixels():
+    from fewcolor.io.image import uncomposite
+
+    fg = torch.tensor([0.8, 0.2, 0.1]).view(3, 1, 1).expand(3, 2, 2)
+    alpha = torch.tensor([[[1.0, 0.5], [0.25, 0.0]]])
+    composited = fg * alpha + 1.0 * (1 - alpha)  # on white, as read_rgb composites
+    out = uncomposite(composited, alpha)
+    assert torch.allclose(out[:, 0, 0], fg[:, 0, 0]) and torch.allclose(out[:, 0, 1], fg[:, 0, 1], atol=1e-6)
+    assert torch.allclose(out[:, 1, 0], fg[:, 1, 0], atol=1e-6)
+    assert torch.equal(out[:, 1, 1], composited[:, 1, 1])  # fully transparent: left as it is

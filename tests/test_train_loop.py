@@ -278,7 +278,7 @@ def test_sample_grid_gives_each_module_its_own_mode_back(tmp_path):
     assert method.training and not any(m.training for m in norms)
 
 
-def test_held_out_scores_every_n_steps_and_at_the_end_in_eval_mode_then_the_training_mode_back(tmp_path):
+def test_held_out_scores_every_n_steps_and_at_the_end_in_eval_mode(tmp_path):
     seen = []
 
     def validate(method):
@@ -316,3 +316,36 @@ def test_held_out_rows_after_the_checkpoint_are_dropped_on_resume(tmp_path):
 def test_validate_every_without_a_validation_is_refused(tmp_path):
     with pytest.raises(ValueError, match="validate_every"):
         train(build_method("unet", "tiny", {"depth": 3}), _dataset(), _opts(tmp_path, validate_every=2))
+
+
+def test_evaluating_gives_each_module_its_own_mode_back_even_after_an_error():
+    from fewcolor.train.loop import evaluating
+
+    method = build_method("unet", "tiny", {"image_size": 16, "depth": 3})
+    method.train()
+    keep_norm_statistics(method)
+    before = [m.training for m in method.modules()]
+    with pytest.raises(RuntimeError, match="boom"), evaluating(method):
+        assert not any(m.training for m in method.modules()) and not torch.is_grad_enabled()
+        raise RuntimeError("boom")
+    assert [m.training for m in method.modules()] == before and torch.is_grad_enabled()
+
+
+def test_a_failing_held_out_round_is_a_warning_and_the_checkpoint_comes_first(tmp_path, caplog):
+    calls = []
+
+    def validate(method):
+        calls.append(1)
+        if len(calls) == 1:
+            assert (tmp_path / "checkpoints" / "last.safetensors").exists()
+            from fewcolor.io.checkpoint import read_metadata
+
+            assert read_metadata(tmp_path / "checkpoints" / "last.safetensors")["step"] == 3  # saved before scoring
+            raise RuntimeError("an image too small for LPIPS")
+        return {"score": 1.0}
+
+    with caplog.at_level(logging.WARNING):
+        result = train(build_method("unet", "tiny", {"image_size": 16, "depth": 3}), _dataset(),
+                       _opts(tmp_path, steps=6, validate_every=3), validate)
+    assert result.step == 6 and [r["step"] for r in result.validation] == [6]
+    assert any("held-out scores failed" in m and "too small" in m for m in caplog.messages)

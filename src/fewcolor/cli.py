@@ -383,9 +383,11 @@ def train_cmd(
 
     if split_file is None:  # a run folder inside the data would be read as training images (a split lists its own)
         check_outside(out_dir, [data_dir])
-        if val_dir is not None and val_dir.resolve().is_relative_to(data_dir.resolve()):
-            raise click.BadParameter(f"{val_dir} lies inside --data {data_dir}, so its images would be trained on; "
-                                     "give a separate folder (or a --split that leaves them out)", param_hint="--val")
+        if val_dir is not None and (val_dir.resolve().is_relative_to(data_dir.resolve())
+                                    or data_dir.resolve().is_relative_to(val_dir.resolve())):
+            raise click.BadParameter(f"{val_dir} and --data {data_dir} share images (one holds the other), so "
+                                     "held-out images would be trained on; give a separate folder (or a --split "
+                                     "that leaves them out)", param_hint="--val")
 
     if bf16 and precision not in (None, "bf16"):
         raise click.BadParameter(f"--bf16 contradicts --precision {precision}", param_hint="--bf16")
@@ -422,8 +424,14 @@ def train_cmd(
     if val_dir is not None:
         from fewcolor.metrics.held_out import HeldOutScores
 
+        if not method.learns_in_steps:
+            raise click.BadParameter(f"{method_name} learns nothing in steps, so there is no curve to draw; score "
+                                     "the model with `fewcolor evaluate MODEL --data DIR`", param_hint="--val")
+        # the curve of the network being trained, not of MetalGAN's per-query test-time fine-tuning (which would
+        # also fill the adapted-generator cache with a copy per round)
+        no_adaptation = {"adapt_steps": 0} if method.inference_option("adapt_steps") is not None else {}
         try:
-            validate, unreadable = HeldOutScores.from_folder(val_dir, val_images, seed)
+            validate, unreadable = HeldOutScores.from_folder(val_dir, val_images, seed, options=no_adaptation)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--val") from None
         for line in unreadable:
@@ -582,7 +590,8 @@ class _OnDemandRegistryCommand(_RegistryCommand):
               help="Larger files are reduced on decode (by an integer factor) to bound memory; their outputs "
               "are smaller than the file.")
 @click.option("--inside-input", is_flag=True,
-              help="Allow -o inside an input folder (outputs still never replace an input file).")
+              help="Allow -o inside an input folder, or the folder of an input file (outputs still never replace an "
+              "input file).")
 @click.option("--clip", "as_clip", is_flag=True,
               help="Treat the one input folder as the frames of a clip (in name order). A video file or a GIF "
                    "given alone is always a clip.")

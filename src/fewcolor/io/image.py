@@ -49,6 +49,7 @@ __all__ = [
     "read_frames",
     "read_rgb",
     "reduction_factor",
+    "uncomposite",
     "write_rgb",
 ]
 
@@ -128,6 +129,18 @@ def read_alpha(
     if bool((array == 255).all()):
         return None
     return torch.from_numpy(array.astype(np.float32) / 255.0)[None]
+
+
+def uncomposite(rgb: torch.Tensor, alpha: torch.Tensor, background: Background = (1.0, 1.0, 1.0)) -> torch.Tensor:
+    """The foreground colour of ``rgb`` (3,H,W), an image composited on ``background`` with opacity ``alpha``
+    (1,H,W), as :func:`read_rgb` composites: ``(rgb - (1 - alpha) * background) / alpha``, clamped to [0, 1];
+    unchanged where the pixel is fully transparent. A coloured sprite written with its alpha then shows no
+    light fringe along half-transparent edges (the white it was coloured on is taken out again)."""
+    bg = torch.tensor(background, dtype=rgb.dtype).view(3, 1, 1)
+    a = alpha.to(rgb.dtype)
+    visible = a > 0.5 / 255
+    fg = (rgb - (1 - a) * bg) / a.clamp(min=0.5 / 255)
+    return torch.where(visible, fg.clamp(0, 1), rgb)
 
 
 def decode_pil(image: Image.Image, background: Background = (1.0, 1.0, 1.0)) -> torch.Tensor:

@@ -285,7 +285,7 @@ def _refusal_response(request: Request, exc: Exception) -> Response:
 
 # ----- the work (on the worker thread) ---------------------------------------------------------------
 def _colorize_job(service: Service, model_id: str, image: Path, options: dict[str, Any], sweep: Any) -> list[str]:
-    from fewcolor.io.image import ImageReadError, read_alpha, read_rgb, write_rgb
+    from fewcolor.io.image import ImageReadError, read_alpha, read_rgb, uncomposite, write_rgb
     from fewcolor.methods.options import InferenceOptionError
 
     colorizer = service.colorizer(model_id)
@@ -297,7 +297,7 @@ def _colorize_job(service: Service, model_id: str, image: Path, options: dict[st
         for run_options in runs:
             out = colorizer.colorize(rgb, **run_options)
             rid, path = service.new_result()
-            write_rgb(path, out, alpha=alpha)
+            write_rgb(path, out if alpha is None else uncomposite(out, alpha), alpha=alpha)
             ids.append(rid)
         return ids
     except (InferenceOptionError, ImageReadError, ValueError) as exc:

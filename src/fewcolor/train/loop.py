@@ -419,6 +419,19 @@ def evaluating(method: Method) -> Iterator[None]:
             module.training = mode
 
 
+def _held_out_row(method: Method, validate: Validation, step: int) -> dict[str, float] | None:
+    """``{"step": step, **scores}``, logged; None, with a warning, when scoring fails: a curve is a report on
+    the run, so its failure (an image too small for LPIPS, memory) must not end the training."""
+    try:
+        with evaluating(method):
+            scores = {k: float(v) for k, v in validate(method).items()}
+    except Exception as exc:  # any failure of the report, never of the training
+        log.warning("step %d: held-out scores failed (%s: %s); training goes on", step, type(exc).__name__, exc)
+        return None
+    log.info("step %d held-out: %s", step, ", ".join(f"{k} {v:.4g}" for k, v in scores.items()))
+    return {"step": step, **scores}
+
+
 def write_sample_grid(method: Method, batch: dict[str, Any], path: Path) -> None:
     """Rows of grey | truth | output for a fixed batch."""
     from fewcolor.color.lab import grey_rgb_from_l, merge_l_ab
@@ -604,18 +617,17 @@ def _train(method: Method, dataset: Dataset, opts: TrainOptions, stop: list[int]
                         writer.add_scalar(k, v, step)
             if opts.sample_every and sample_batch is not None and step % opts.sample_every == 0:
                 write_sample_grid(method, sample_batch, out / "samples" / f"step_{step:06d}.png")
-            if val_log is not None and validate is not None and (step % opts.validate_every == 0 or step == total):
-                with evaluating(method):
-                    scores = dict(validate(method))
-                row = {"step": step, **scores}
-                validation.append(row)
-                val_log.append(row)
-                if writer is not None:
-                    for k, v in scores.items():
-                        writer.add_scalar(f"val/{k}", v, step)
-                log.info("step %d held-out: %s", step, ", ".join(f"{k} {v:.4g}" for k, v in scores.items()))
             if opts.checkpoint_every and step % opts.checkpoint_every == 0 and step != total:
                 save_training_state(last_ckpt, method, optimizers, step, extra)
+            if val_log is not None and validate is not None and (step % opts.validate_every == 0 or step == total):
+                held_out = _held_out_row(method, validate, step)
+                if held_out is not None:
+                    validation.append(held_out)
+                    val_log.append(held_out)
+                    if writer is not None:
+                        for k, v in held_out.items():
+                            if k != "step":
+                                writer.add_scalar(f"val/{k}", v, step)
         if step < total and not dist_utils.all_true(not stop):
             bar.close()
             if is_main:
