@@ -455,6 +455,8 @@ def train(method: Method, dataset: Dataset, opts: TrainOptions, validate: Valida
     ``validate``: held-out scores of the model (e.g. :class:`fewcolor.metrics.held_out.HeldOutScores`),
     computed every ``opts.validate_every`` steps and at the run's last step in eval mode, written to
     ``OUT/validation.csv`` (``val/`` scalars in TensorBoard) and logged: whether training still improves.
+    Under torchrun only rank 0 scores (the others wait in the next step's all-reduce, so a round must stay
+    well inside the process group's timeout); a round that fails is a warning, not the end of the run.
     """
     _check_options(opts, validate)
     with _stop_on_signals(opts.handle_signals) as stop:
