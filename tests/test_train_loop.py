@@ -1,3 +1,4 @@
+import json
 import logging
 import math
 import subprocess
@@ -349,3 +350,29 @@ def test_a_failing_held_out_round_is_a_warning_and_the_checkpoint_comes_first(tm
                        _opts(tmp_path, steps=6, validate_every=3), validate)
     assert result.step == 6 and [r["step"] for r in result.validation] == [6]
     assert any("held-out scores failed" in m and "too small" in m for m in caplog.messages)
+
+
+class _Scores:
+    def __init__(self, name):
+        self.identity = {"set": name}
+
+    def __call__(self, method):
+        return {"score": 1.0}
+
+
+def test_resuming_on_another_held_out_set_restarts_the_curve_and_keeps_the_old_one(tmp_path, caplog):
+    ds = _dataset()
+    train(build_method("unet", "tiny", {"image_size": 16, "depth": 3}), ds,
+          _opts(tmp_path, steps=4, validate_every=2), _Scores("a"))
+    train(build_method("unet", "tiny", {"image_size": 16, "depth": 3}), ds,
+          _opts(tmp_path, steps=5, validate_every=2, resume=True), _Scores("a"))  # same set: the curve goes on
+    steps = [line.split(",")[0] for line in (tmp_path / "validation.csv").read_text().splitlines()[1:]]
+    assert steps == ["2", "4", "5"]
+    with caplog.at_level(logging.WARNING):
+        train(build_method("unet", "tiny", {"image_size": 16, "depth": 3}), ds,
+              _opts(tmp_path, steps=6, validate_every=2, resume=True), _Scores("b"))
+    old = tmp_path / "validation-until-step5.csv"
+    assert [line.split(",")[0] for line in old.read_text().splitlines()[1:]] == ["2", "4", "5"]
+    assert [line.split(",")[0] for line in (tmp_path / "validation.csv").read_text().splitlines()[1:]] == ["6"]
+    assert any("held-out set differs" in m for m in caplog.messages)
+    assert json.loads((tmp_path / "run.json").read_text())["held_out"] == {"set": "b"}

@@ -336,8 +336,8 @@ def info_cmd(checkpoint: Path) -> None:
 @click.option("--val", "val_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Folder of held-out colour images (never trained on): every --val-every steps the model colours "
               "them and OUT/validation.csv gets their mean LPIPS, ΔE00, PSNR and ΔCF, scored as `fewcolor evaluate` "
-              "does, to see whether training still improves. Resume with the same --val and --val-images, or the curve "
-              "mixes two sets; under torchrun the first process scores while the others wait.")
+              "does, to see whether training still improves (a resume on another set keeps the old curve aside "
+              "and starts a new one); under torchrun the first process scores while the others wait.")
 @click.option("--val-every", type=click.IntRange(min=1), default=500, show_default=True,
               help="Steps between held-out scores with --val (also at the run's last step).")
 @click.option("--val-images", type=click.IntRange(min=1), default=256, show_default=True,

@@ -9,6 +9,7 @@ tables). FID is left out: on a few hundred images it is biased and costs more th
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 from collections.abc import Sequence
@@ -102,6 +103,17 @@ class HeldOutScores:
 
     def __len__(self) -> int:
         return len(self._images)
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        """What makes two curves comparable (recorded in run.json; a resume on another set restarts the curve):
+        the images (a digest of their 8-bit pixels), the scoring and working sizes and the inference options."""
+        digest = hashlib.sha256()
+        for img in self._images:
+            digest.update(str(tuple(img.shape)).encode())
+            digest.update(img.numpy().tobytes())
+        return {"images": len(self._images), "sha256": digest.hexdigest(), "size": self.size,
+                "work_size": self.work_size, "options": {k: str(v) for k, v in sorted(self.options.items())}}
 
     @property
     def images(self) -> list[torch.Tensor]:

@@ -419,6 +419,14 @@ def evaluating(method: Method) -> Iterator[None]:
             module.training = mode
 
 
+def _earlier_held_out_set(run_json: Path) -> Any:
+    """The held-out set's identity recorded by the run being resumed (None when it recorded none)."""
+    try:
+        return json.loads(run_json.read_text(encoding="utf-8")).get("held_out")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def _held_out_row(method: Method, validate: Validation, step: int) -> dict[str, float] | None:
     """``{"step": step, **scores}``, logged; None, with a warning, when scoring fails: a curve is a report on
     the run, so its failure (an image too small for LPIPS, memory) must not end the training."""
@@ -529,11 +537,21 @@ def _train(method: Method, dataset: Dataset, opts: TrainOptions, stop: list[int]
             "world_size": world,
             "device": str(device),
         }
+        held_out_set = getattr(validate, "identity", None) if validate is not None and opts.validate_every else None
+        if held_out_set is not None:
+            run_info["held_out"] = held_out_set
+        earlier_set = _earlier_held_out_set(out / "run.json") if opts.resume else None
         write_text_atomic(out / "run.json", json.dumps(run_info, indent=2, default=str))
         csv_log = _CsvLog(out / "log.csv", opts.resume)
         csv_log.truncate(start_step)
         if validate is not None and opts.validate_every:
-            val_log = _CsvLog(out / "validation.csv", opts.resume)
+            val_csv = out / "validation.csv"
+            if val_csv.exists() and earlier_set is not None and earlier_set != held_out_set:
+                # another held-out set: its scores are not comparable, so the curve starts again
+                kept = val_csv.rename(out / f"validation-until-step{start_step}.csv")
+                log.warning("the held-out set differs from the one this run was scored on; the earlier curve is "
+                            "kept as %s and %s starts again", kept.name, val_csv.name)
+            val_log = _CsvLog(val_csv, opts.resume)
             val_log.truncate(start_step)
         if opts.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
