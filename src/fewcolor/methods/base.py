@@ -187,11 +187,11 @@ class Method(nn.Module):
     def check_options(self, options: Mapping[str, Any]) -> None:
         """Raise :class:`InferenceOptionError` for an undeclared option or a value outside its declaration."""
         unknown = sorted(k for k, v in options.items() if v is not None and self.inference_option(k) is None)
-        if unknown:
-            allowed = ", ".join(o.name for o in self.inference_options) or "none"
-            raise InferenceOptionError(
-                f"method {self.name!r} does not take inference option(s) {unknown}; it takes: {allowed}"
-            )
+        if unknown:  # both spellings: Python keyword and command-line flag
+            given = ", ".join(f"{k} (--{k.replace('_', '-')})" for k in unknown)
+            allowed = ", ".join(f"{o.name} ({o.flag})" for o in self.inference_options) or "none"
+            raise InferenceOptionError(f"method {self.name!r} does not take inference option(s) {given}; it takes: "
+                                       f"{allowed}")
         for key, value in options.items():
             opt = self.inference_option(key)
             if opt is not None and value is not None:
