@@ -376,3 +376,16 @@ def test_resuming_on_another_held_out_set_restarts_the_curve_and_keeps_the_old_o
     assert [line.split(",")[0] for line in (tmp_path / "validation.csv").read_text().splitlines()[1:]] == ["6"]
     assert any("held-out set differs" in m for m in caplog.messages)
     assert json.loads((tmp_path / "run.json").read_text())["held_out"] == {"set": "b"}
+
+
+def test_the_expected_time_of_the_rest_is_said_once_after_the_first_timed_steps(tmp_path, caplog):
+    from fewcolor.train.loop import ESTIMATE_STEPS, _duration
+
+    with caplog.at_level(logging.INFO, logger="fewcolor.train.loop"):
+        train(build_method("unet", "tiny", {"image_size": 16, "depth": 3}), _dataset(),
+              _opts(tmp_path / "long", steps=ESTIMATE_STEPS + 4))
+        train(build_method("unet", "tiny", {"image_size": 16, "depth": 3}), _dataset(),
+              _opts(tmp_path / "short", steps=ESTIMATE_STEPS + 1))  # nothing left to estimate
+    said = [m for m in caplog.messages if m.startswith("expected: about")]
+    assert len(said) == 1 and "for the 3 steps left" in said[0] and f"steps 2-{ESTIMATE_STEPS + 1}" in said[0]
+    assert (_duration(42), _duration(17 * 60), _duration(185 * 60)) == ("42 s", "17 min", "3 h 05 min")

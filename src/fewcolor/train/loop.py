@@ -419,6 +419,29 @@ def evaluating(method: Method) -> Iterator[None]:
             module.training = mode
 
 
+#: steps timed (after the first) for the expected time of a run, said once near its start
+ESTIMATE_STEPS = 5
+
+
+def _say_expected_time(step: int, total: int, seconds_per_step: float, max_seconds: float | None,
+                       t0: float) -> None:
+    """Log once how long the rest of the run should take at the rate of its first steps."""
+    left = (total - step) * seconds_per_step
+    budget = None if max_seconds is None else max(0.0, max_seconds - (time.time() - t0))
+    until = "" if budget is None or budget >= left else f"; --minutes stops it after {budget / 60:.0f} more min"
+    log.info("expected: about %s for the %d steps left (%.2f s/step over steps %d-%d; held-out rounds, samples and "
+             "checkpoints add to it)%s", _duration(left), total - step, seconds_per_step, step - ESTIMATE_STEPS + 1,
+             step, until)
+
+
+def _duration(seconds: float) -> str:
+    """``42 s``, ``17 min``, ``3 h 05 min``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 90 else f"{minutes // 60} h {minutes % 60:02d} min"
+
+
 def _earlier_held_out_set(run_json: Path) -> Any:
     """The held-out set's identity recorded by the run being resumed (None when it recorded none)."""
     try:
@@ -570,7 +593,7 @@ def _train(method: Method, dataset: Dataset, opts: TrainOptions, stop: list[int]
     history: list[dict[str, float]] = []
     validation: list[dict[str, float]] = []
     bad_streak = rollbacks = skipped = 0
-    t0 = time.time()
+    t0 = timed_from = time.time()
     out_of_time = False
 
     def budget_spent() -> bool:
@@ -622,6 +645,10 @@ def _train(method: Method, dataset: Dataset, opts: TrainOptions, stop: list[int]
         dist_utils.broadcast_buffers(method)
         step += 1
         bar.update(1)
+        if step == start_step + 1:
+            timed_from = time.time()  # the first step warms caches and kernels: the estimate starts after it
+        elif is_main and step == start_step + 1 + ESTIMATE_STEPS and step < total:
+            _say_expected_time(step, total, (time.time() - timed_from) / ESTIMATE_STEPS, opts.max_seconds, t0)
         if step < total and budget_spent():
             total, out_of_time = step, True  # finish now, saving as at a normal end
         if logs:
