@@ -148,3 +148,15 @@ def test_real_inception_score_runs_when_weights_carry_the_1008_way_head(tmp_path
     assert _real_inception_score(sets, plain, splits=2) == {
         "available": False, "why": f"{plain} has no 1008-way logits (pytorch-fid's "
                                    "pt_inception-2015-12-05-6726825d.pth has them)"}
+
+
+def test_semantic_eval_colours_with_the_methods_inference_options(tmp_path: Path, emoji_dir: Path) -> None:
+    torch.manual_seed(0)
+    cic = save_method(build_method("cic", "tiny"), tmp_path / "cic.safetensors")
+    r = semantic_eval(cic, emoji_dir, per_class=1, size=32, pretrained=False, options={"temperature": 1.0})
+    assert r["options"] == {"temperature": "1.0"} and r["n"] == 6
+    with pytest.raises(ValueError, match="does not take"):
+        semantic_eval(cic, emoji_dir, per_class=1, size=32, pretrained=False, options={"variant": 2})
+    res = CliRunner().invoke(main, ["paper-eval", "semantic", str(cic), "--data", str(emoji_dir), "-o",
+                                    str(tmp_path / "r.json"), "--per-class", "1", "--size", "32", "--variant", "2"])
+    assert res.exit_code == 1 and "does not take" in res.output and "Traceback" not in res.output

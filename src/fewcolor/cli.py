@@ -1427,9 +1427,10 @@ def _run_paper_eval(fn: Any, out_path: Path, **kwargs: Any) -> dict[str, Any]:
 
 
 @paper_eval_group.command(
-    "semantic", short_help='Zhang §3.1: classifier accuracy on colourized vs grey vs original images.'
+    "semantic", short_help='Zhang §3.1: classifier accuracy on colourized vs grey vs original images.',
+    cls=_OnDemandRegistryCommand,
 )
-@_MODEL_ARG
+@click.argument("model", type=MODEL)
 @_DATA_OPT
 @_OUT_OPT
 @click.option("--per-class", type=click.IntRange(min=1), default=10, show_default=True, help="Images per class.")
@@ -1440,14 +1441,16 @@ def _run_paper_eval(fn: Any, out_path: Path, **kwargs: Any) -> dict[str, Any]:
 @_SEED_OPT
 @_device_option()
 def paper_eval_semantic_cmd(model: Path, data_dir: Path, out_path: Path, per_class: int, size: int,
-                            label_map: Path | None, seed: int, device: str | None) -> None:
+                            label_map: Path | None, seed: int, device: str | None, **options: Any) -> None:
     """Zhang et al. §3.1 semantic interpretability: EfficientNet-Lite0 top-1 accuracy (and agreement with the
-    originals' top-1) on colourized vs grey vs original images."""
+    originals' top-1) on colourized vs grey vs original images. MODEL `base`: the bundled model; its method's
+    inference options (e.g. --temperature 0.6, as `fewcolor colorize` takes them) colour every image."""
     from fewcolor.bench.paper_evals import semantic_eval
 
     mapping = {str(k): int(v) for k, v in json.loads(label_map.read_text()).items()} if label_map else None
+    options = {k: v for k, v in options.items() if v is not None}
     r = _run_paper_eval(semantic_eval, out_path, model=model, data_dir=data_dir, per_class=per_class, size=size,
-                        label_map=mapping, seed=seed, device=device)
+                        label_map=mapping, seed=seed, device=device, options=options)  # an option error: one line
     for kind in ("colourized", "grey", "original"):
         acc = r[f"top1_{kind}_efficientnet_lite0"]
         click.echo(f"{kind:11s} top-1 {'n/a' if acc is None else f'{acc:.3f}'}, "

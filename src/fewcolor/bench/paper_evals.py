@@ -89,18 +89,20 @@ def imagenet_labels(data: Any, indices: Sequence[int], label_map: dict[str, int]
 
 def semantic_eval(model: str | Path, data_dir: str | Path, per_class: int = 10, size: int = 224,
                   label_map: dict[str, int] | None = None, seed: int = 0, device: str | None = None,
-                  pretrained: bool = True) -> dict[str, Any]:
-    """Zhang et al.'s semantic-interpretability test on ``per_class`` images of each class of ``data_dir``."""
+                  pretrained: bool = True, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Zhang et al.'s semantic-interpretability test on ``per_class`` images of each class of ``data_dir``
+    (``options``: the method's inference options, e.g. ``{"temperature": 0.6}``)."""
     from fewcolor.metrics.semantic import ImageNetClassifier, classifier_logits, semantic_scores
 
     data = _eval_dataset(data_dir, size)
     indices = pick_per_class(data.labels, per_class, seed)
-    sets = _colourized_sets(model, data, indices, device)
+    sets = _colourized_sets(model, data, indices, device, options)
     classifier = ImageNetClassifier(pretrained=pretrained)
     logits = {name: classifier_logits(classifier, images) for name, images in sets.items()}
     scores = semantic_scores(logits, imagenet_labels(data, indices, label_map))
     return {"evaluation": "semantic interpretability (Zhang et al. 2016 §3.1), stand-in classifier",
             "model": str(model), "data_dir": str(data_dir), "size": size, "per_class": per_class, "seed": seed,
+            "options": {k: str(v) for k, v in (options or {}).items()},
             "classifier_weights": classifier.weights_source, **scores.as_dict()}
 
 
