@@ -388,4 +388,5 @@ def test_the_expected_time_of_the_rest_is_said_once_after_the_first_timed_steps(
               _opts(tmp_path / "short", steps=ESTIMATE_STEPS + 1))  # nothing left to estimate
     said = [m for m in caplog.messages if m.startswith("expected: about")]
     assert len(said) == 1 and "for the 3 steps left" in said[0] and f"steps 2-{ESTIMATE_STEPS + 1}" in said[0]
-    assert (_duration(42), _duration(17 * 60), _duration(185 * 60)) == ("42 s", "17 min", "3 h 05 min")
+    assert (_duration(0.2), _duration(42), _duration(17 * 60), _duration(185 * 60)) == (
+        "under a second", "42 s", "17 min", "3 h 05 min")

@@ -435,7 +435,9 @@ def _say_expected_time(step: int, total: int, seconds_per_step: float, max_secon
 
 
 def _duration(seconds: float) -> str:
-    """``42 s``, ``17 min``, ``3 h 05 min``."""
+    """``under a second``, ``42 s``, ``17 min``, ``3 h 05 min``."""
+    if seconds < 1:
+        return "under a second"
     if seconds < 90:
         return f"{seconds:.0f} s"
     minutes = round(seconds / 60)
@@ -489,8 +491,11 @@ def train(method: Method, dataset: Dataset, opts: TrainOptions, validate: Valida
     Under torchrun only rank 0 scores (the others wait in the next step's all-reduce, so a round must stay
     well inside the process group's timeout); a round that fails is a warning, not the end of the run.
     """
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     _check_options(opts, validate)
-    with _stop_on_signals(opts.handle_signals) as stop:
+    # log lines (held-out scores, the expected time, warnings) on their own lines above the progress bar
+    with _stop_on_signals(opts.handle_signals) as stop, logging_redirect_tqdm():
         return _train(method, dataset, opts, stop, validate)
 
 
