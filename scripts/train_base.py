@@ -38,24 +38,26 @@ from fewcolor.metrics.held_out import HeldOutScores
 from fewcolor.train.loop import TrainOptions, train
 
 
-def default_held_out(root: Path) -> list[Path]:
-    """The default held-out candidates: every image of the Tiny-ImageNet meta-val classes under ``root``."""
+def default_held_out() -> list[Path]:
+    """The default held-out candidates: every image of the Tiny-ImageNet meta-val classes."""
+    root = dataset_dir("tinyimagenet-fs")
+    if not is_prepared("tinyimagenet-fs"):
+        raise SystemExit(f"error: no held-out images: {root} is not prepared; run `fewcolor data prepare "
+                         "tinyimagenet-fs`, or pass --val DIR, or --val-every 0")
     return [root / p for p in recipe_splits("tinyimagenet-fs")["meta_val"]]
 
 
 def write_held_out_folder(out: Path, limit: int, seed: int) -> int:
     """Link the default held-out images (the same seeded choice) into ``out``, so that `fewcolor train --val
     OUT --val-images LIMIT` scores another method (CIC, Iizuka) on exactly the images of this script's curve."""
-    root = dataset_dir("tinyimagenet-fs")
-    if not is_prepared("tinyimagenet-fs"):
-        raise SystemExit(f"error: {root} is not prepared; run `fewcolor data prepare tinyimagenet-fs`")
+    candidates = default_held_out()
     out.mkdir(parents=True, exist_ok=True)
     others = [p for p in out.iterdir() if not p.is_symlink()]
     if others:
         raise SystemExit(f"error: --write-val {out} holds files of its own (e.g. {others[0].name}); give a new folder")
     for stale in out.iterdir():  # links of an earlier --val-images/--seed: the folder must hold this choice only
         stale.unlink()
-    chosen = HeldOutScores.choose(default_held_out(root), limit, seed)
+    chosen = HeldOutScores.choose(candidates, limit, seed)
     for path in map(Path, chosen):
         link = out / f"{path.parent.name}_{path.name}"  # file names repeat across class folders
         if not link.is_symlink():
@@ -74,11 +76,7 @@ def held_out_scores(folder: Path | None, limit: int, seed: int) -> HeldOutScores
         except ValueError as exc:
             raise SystemExit(f"error: --val {folder}: {exc}") from None
     else:
-        root = dataset_dir("tinyimagenet-fs")
-        if not is_prepared("tinyimagenet-fs"):
-            raise SystemExit(f"error: no held-out images: {root} is not prepared; run `fewcolor data prepare "
-                             "tinyimagenet-fs`, or pass --val DIR, or --val-every 0")
-        scores, unreadable = HeldOutScores.from_paths(default_held_out(root), limit, seed)
+        scores, unreadable = HeldOutScores.from_paths(default_held_out(), limit, seed)
     for line in unreadable:
         print(f"warning: held-out image skipped: {line}", flush=True)
     print(f"held-out scores on {len(scores)} images of {folder or 'the tinyimagenet-fs meta-val classes'}",

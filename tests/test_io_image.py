@@ -262,7 +262,10 @@ def test_as_saved_8bit_is_what_the_written_file_holds(tmp_path: Path) -> None:
 
 
 def test_read_alpha_matches_read_rgb_in_size_and_is_none_when_opaque(tmp_path):
-    from fewcolor.io.image import keeps_alpha, read_alpha
+    from fewcolor.io.image import keeps_alpha, read_rgb_alpha
+
+    def read_alpha(path, **kw):
+        return read_rgb_alpha(path, **kw)[1]
 
     rgba = np.zeros((40, 60, 4), np.uint8)
     rgba[..., 0] = 255

@@ -220,12 +220,10 @@ class Colorizer:
     def colorize_file(self, src: str | os.PathLike[str], dst: str | os.PathLike[str], **options: Any) -> Path:
         """Read ``src``, colorize it, write ``dst`` (never ``src`` itself); a transparent ``src`` (a sprite)
         keeps its transparency where ``dst``'s format holds it."""
-        from fewcolor.io.image import keeps_alpha, read_alpha, uncomposite, write_rgb
+        from fewcolor.io.image import read_rgb_alpha, write_coloured
 
         src_p, dst_p = Path(src), Path(dst)
         if dst_p.exists() and src_p.exists() and dst_p.resolve() == src_p.resolve():
             raise ValueError(f"refusing to overwrite the input {src_p}; choose another output path")
-        coloured = self.colorize_path(src_p, **options)
-        alpha = read_alpha(src_p, pixel_budget=self.pixel_budget) if keeps_alpha(dst_p) else None
-        write_rgb(dst_p, coloured if alpha is None else uncomposite(coloured, alpha), alpha=alpha)
-        return dst_p
+        rgb, alpha = read_rgb_alpha(src_p, pixel_budget=self.pixel_budget)
+        return write_coloured(dst_p, self.colorize(rgb, **options), alpha)

@@ -128,7 +128,8 @@ def adapt_folder(
                     "the model grey: remove them unless that is meant", len(every.grey_files), len(every), root,
                     ", ".join(every.grey_files[:3]) + (", ..." if len(every.grey_files) > 3 else ""))
     # the held-out check needs a colour truth: the last colour image by name
-    colour = sorted(p for p in every.paths if p not in set(every.grey_files))
+    grey = set(every.grey_files)
+    colour = sorted(p for p in every.paths if p not in grey)
     if holdout and len(every) >= MIN_IMAGES_FOR_HOLDOUT and not colour:
         log.warning("no held-out check: every image of %s looks grey", root)
     if holdout and len(every) >= MIN_IMAGES_FOR_HOLDOUT and colour:

@@ -45,11 +45,12 @@ __all__ = [
     "image_size",
     "keeps_alpha",
     "list_images",
-    "read_alpha",
     "read_frames",
     "read_rgb",
+    "read_rgb_alpha",
     "reduction_factor",
     "uncomposite",
+    "write_coloured",
     "write_rgb",
 ]
 
@@ -98,37 +99,26 @@ def read_rgb(
     ``max_pixels=None`` disables fewcolor's pixel limit (Pillow's own still applies).
     ``pixel_budget``: a larger image is reduced on decode by :func:`reduction_factor` (logged).
     """
+    return read_rgb_alpha(path, background, max_pixels, pixel_budget)[0]
+
+
+def read_rgb_alpha(
+    path: str | os.PathLike[str],
+    background: Background = (1.0, 1.0, 1.0),
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    pixel_budget: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """:func:`read_rgb`'s image and, from the same decode, its opacity as float32 ``(1, H, W)`` in
+    ``[0, 1]`` — ``None`` when the image is fully opaque: a sprite's transparency, for outputs to keep it."""
     p = Path(path)
     bg = _check_background(background, p)
     with _OpenImage(p, max_pixels) as img:
         try:
-            return _to_tensor(_decode_within(img, pixel_budget, p), bg)
+            return _decode(_decode_within(img, pixel_budget, p), bg)
         except ImageReadError:
             raise
         except Exception as exc:
             raise ImageReadError(f"{p}: corrupt or truncated image data ({type(exc).__name__}: {exc})") from exc
-
-
-def read_alpha(
-    path: str | os.PathLike[str],
-    max_pixels: int | None = DEFAULT_MAX_PIXELS,
-    pixel_budget: int | None = None,
-) -> torch.Tensor | None:
-    """The opacity of ``path`` as float32 ``(1, H, W)`` in ``[0, 1]``, at the size :func:`read_rgb` gives
-    (same upright turn, same reduction on decode), or ``None`` when the image is fully opaque: a sprite's
-    transparency, for outputs to keep it. Only a file whose mode can hold transparency is decoded."""
-    p = Path(path)
-    with _OpenImage(p, max_pixels) as img:
-        if img.mode not in ("RGBA", "LA", "PA", "La", "RGBa") and "transparency" not in img.info:
-            return None
-        try:
-            alpha = _decode_within(img, pixel_budget, p, quiet=True).convert("RGBA").getchannel("A")
-        except Exception as exc:
-            raise ImageReadError(f"{p}: corrupt or truncated image data ({type(exc).__name__}: {exc})") from exc
-    array = np.asarray(alpha)
-    if bool((array == 255).all()):
-        return None
-    return torch.from_numpy(array.astype(np.float32) / 255.0)[None]
 
 
 def uncomposite(rgb: torch.Tensor, alpha: torch.Tensor, background: Background = (1.0, 1.0, 1.0)) -> torch.Tensor:
@@ -197,7 +187,8 @@ def write_rgb(
     alpha: torch.Tensor | None = None,
 ) -> Path:
     """Write a ``(3, H, W)`` (or ``(1, H, W)`` grey) tensor in ``[0, 1]`` as an 8-bit image; with ``alpha``
-    (``(1, H, W)`` opacity in ``[0, 1]``, e.g. from :func:`read_alpha`) as RGBA (LA), in formats that hold it.
+    (``(1, H, W)`` opacity in ``[0, 1]``, e.g. from :func:`read_rgb_alpha`) as RGBA (LA), in formats that
+    hold it.
 
     The format comes from the suffix (.png, .jpg/.jpeg, .bmp, .tif/.tiff, .webp, .ppm); ``quality``
     applies to JPEG and WebP, ``compress_level`` to PNG: ``None`` is the fast default (zlib level 1, RLE:
@@ -250,6 +241,15 @@ _ALPHA_FORMATS = frozenset({"PNG", "WEBP", "TIFF"})
 def keeps_alpha(path: str | os.PathLike[str]) -> bool:
     """Whether :func:`write_rgb` can keep transparency in a file of this name (by its suffix)."""
     return _WRITE_FORMATS.get(Path(path).suffix.lower()) in _ALPHA_FORMATS
+
+
+def write_coloured(path: str | os.PathLike[str], rgb: torch.Tensor, source_alpha: torch.Tensor | None) -> Path:
+    """Write ``rgb``, coloured from an image :func:`read_rgb_alpha` read (composited on white), with that
+    image's opacity where it had one and ``path``'s format holds it (the white taken out again by
+    :func:`uncomposite`); else as :func:`write_rgb` writes."""
+    if source_alpha is None or not keeps_alpha(path):
+        return write_rgb(path, rgb)
+    return write_rgb(path, uncomposite(rgb, source_alpha), alpha=source_alpha)
 
 
 def list_images(root: str | os.PathLike[str], recursive: bool = True) -> list[Path]:
@@ -400,30 +400,35 @@ class _OpenImage:
 
 def _to_tensor(img: Image.Image, bg: torch.Tensor) -> torch.Tensor:
     """Decode a Pillow image of any mode to (3, H, W) float32 in [0, 1], alpha composited on ``bg``."""
+    return _decode(img, bg)[0]
+
+
+def _decode(img: Image.Image, bg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """:func:`_to_tensor`'s image and its opacity (1, H, W), ``None`` when fully opaque."""
     img.load()
     mode = img.mode
     if mode in _SIXTEEN_BIT_MODES or mode == "I":
         # 16-bit grey (PNG/TIFF/PGM); Pillow opens 16-bit PNG grey as "I" or "I;16". Scale by the
         # 16-bit maximum in float so the 65536 levels survive (an 8-bit detour would keep 256).
         grey = np.asarray(img).astype(np.float32) / 65535.0
-        return _grey_to_rgb(torch.from_numpy(np.clip(grey, 0.0, 1.0)))
+        return _grey_to_rgb(torch.from_numpy(np.clip(grey, 0.0, 1.0))), None
     if mode == "F":
         # float images are taken to be in [0, 1] already (as written by scientific tools).
         grey = np.nan_to_num(np.asarray(img, dtype=np.float32), nan=0.0)
-        return _grey_to_rgb(torch.from_numpy(np.clip(grey, 0.0, 1.0)))
+        return _grey_to_rgb(torch.from_numpy(np.clip(grey, 0.0, 1.0))), None
     has_alpha = mode in _ALPHA_MODES or "transparency" in img.info
     if has_alpha:
         rgba = img if mode == "RGBA" else img.convert("RGBA")
         array = torch.from_numpy(np.asarray(rgba, dtype=np.uint8).copy()).permute(2, 0, 1).float() / 255.0
         rgb, alpha = array[:3], array[3:4]
-        return (rgb * alpha + bg * (1.0 - alpha)).contiguous()
+        return (rgb * alpha + bg * (1.0 - alpha)).contiguous(), None if bool((alpha == 1).all()) else alpha.clone()
     if mode == "L":
-        return _grey_to_rgb(torch.from_numpy(np.asarray(img, dtype=np.uint8).astype(np.float32) / 255.0))
+        return _grey_to_rgb(torch.from_numpy(np.asarray(img, dtype=np.uint8).astype(np.float32) / 255.0)), None
     rgb_img = img if mode == "RGB" else img.convert("RGB")
     # HWC -> CHW and to float in numpy: one pass, no strided torch kernel (10x faster on small images)
     chw = np.ascontiguousarray(np.asarray(rgb_img, dtype=np.uint8).transpose(2, 0, 1), dtype=np.float32)
     chw /= np.float32(255.0)
-    return torch.from_numpy(chw)
+    return torch.from_numpy(chw), None
 
 
 def _grey_to_rgb(grey: torch.Tensor) -> torch.Tensor:

@@ -285,19 +285,18 @@ def _refusal_response(request: Request, exc: Exception) -> Response:
 
 # ----- the work (on the worker thread) ---------------------------------------------------------------
 def _colorize_job(service: Service, model_id: str, image: Path, options: dict[str, Any], sweep: Any) -> list[str]:
-    from fewcolor.io.image import ImageReadError, read_alpha, read_rgb, uncomposite, write_rgb
+    from fewcolor.io.image import ImageReadError, read_rgb_alpha, write_coloured
     from fewcolor.methods.options import InferenceOptionError
 
     colorizer = service.colorizer(model_id)
     try:
-        rgb = read_rgb(image, max_pixels=service.limits.max_pixels)
-        alpha = read_alpha(image, max_pixels=service.limits.max_pixels)  # a sprite keeps its transparency
+        rgb, alpha = read_rgb_alpha(image, max_pixels=service.limits.max_pixels)  # a sprite keeps its alpha
         runs = [options] if sweep is None else [{**options, sweep[0]: i} for i in range(1, sweep[1] + 1)]
         ids = []
         for run_options in runs:
             out = colorizer.colorize(rgb, **run_options)
             rid, path = service.new_result()
-            write_rgb(path, out if alpha is None else uncomposite(out, alpha), alpha=alpha)
+            write_coloured(path, out, alpha)
             ids.append(rid)
         return ids
     except (InferenceOptionError, ImageReadError, ValueError) as exc:
