@@ -141,7 +141,8 @@ def main() -> int:
                         max_seconds=None if args.minutes is None else args.minutes * 60,
                         validate_every=args.val_every if validate is not None else 0)
     result = train(method, dataset, opts, validate)
-    print(f"step {result.step} after {result.wall_seconds / 60:.1f} min this run: {result.checkpoint}", flush=True)
+    print(f"step {result.step} after {result.wall_seconds / 60:.1f} min this run, {result.total_seconds / 60:.1f} min "
+          f"over all runs: {result.checkpoint}", flush=True)
     return 0
 
 

@@ -121,6 +121,21 @@ def test_resume_continues_exactly(tmp_path):
     assert steps == ["3", "6"]
 
 
+def test_training_time_adds_up_over_resumed_runs(tmp_path):
+    from fewcolor.io.checkpoint import read_metadata
+
+    ds = _dataset()
+    first = train(build_method("unet", "tiny", {"image_size": 16, "depth": 3}), ds, _opts(tmp_path, steps=3))
+    assert first.total_seconds == pytest.approx(first.wall_seconds)
+    recorded = read_metadata(tmp_path / "checkpoints" / "last.safetensors")["trained_seconds"]
+    assert recorded == pytest.approx(first.wall_seconds, abs=0.1)
+    second = train(build_method("unet", "tiny", {"image_size": 16, "depth": 3}), ds,
+                   _opts(tmp_path, steps=6, resume=True))
+    assert second.total_seconds == pytest.approx(recorded + second.wall_seconds)
+    assert read_metadata(tmp_path / "checkpoints" / "last.safetensors")["trained_seconds"] == pytest.approx(
+        second.total_seconds, abs=0.1)
+
+
 def test_refuses_to_overwrite_a_run_and_to_resume_nothing(tmp_path):
     train(build_method("unet", "tiny", {"depth": 3}), _dataset(), _opts(tmp_path, steps=1))
     with pytest.raises(FileExistsError, match="--resume"):

@@ -303,7 +303,8 @@ def info_cmd(checkpoint: Path) -> None:
 @click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Stop after this many minutes of training steps in this run (set-up passes and the final save "
               "not counted; sample grids and --val scores counted), saving as at a normal end; --resume goes on "
-              "towards --steps. Learning-rate schedules still follow --steps/--epochs.")
+              "towards --steps (the checkpoint records the training time of all runs). Learning-rate schedules still "
+              "follow --steps/--epochs.")
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1),
@@ -455,7 +456,10 @@ def train_cmd(
     )
     result = train(method, dataset, opts, validate)
     if result.checkpoint is not None:
-        click.echo(f"trained {method_name} for {result.step} steps in {result.wall_seconds:.0f} s: {result.checkpoint}")
+        resumed = result.total_seconds - result.wall_seconds >= 0.5
+        earlier = f" ({result.total_seconds:.0f} s over all runs)" if resumed else ""
+        click.echo(f"trained {method_name} for {result.step} steps in {result.wall_seconds:.0f} s{earlier}: "
+                   f"{result.checkpoint}")
         if result.out_of_time:
             click.echo(f"stopped by --minutes {minutes:g}: the same command with --resume goes on", err=True)
 

@@ -104,6 +104,9 @@ class TrainResult:
     skipped_steps: int = 0
     out_of_time: bool = False  #: ``max_seconds`` ended the run before its planned length (``--resume`` goes on)
     validation: list[dict[str, float]] = field(default_factory=list)  #: this run's held-out rows (step + scores)
+    #: seconds of training steps over every run of this folder (this run's ``wall_seconds`` plus what the
+    #: resumed checkpoint had recorded), so a run stopped and resumed still reports its whole cost
+    total_seconds: float = 0.0
 
 
 @functools.lru_cache(maxsize=4)
@@ -542,13 +545,21 @@ def _train(method: Method, dataset: Dataset, opts: TrainOptions, stop: list[int]
                 group["lr"] *= opts.lr_factor
 
     start_step = 0
+    earlier_seconds = 0.0  # training time recorded by the runs this one resumes
     if opts.resume:
         try:
             meta = load_training_state(last_ckpt, method, optimizers)
         except CheckpointError as exc:
             raise CheckpointError(f"--resume: {exc}; delete {ckpt_dir} to start over, or train into a new -o") from exc
         start_step = int(meta["step"])
-        log.info("resumed %s at step %d", last_ckpt, start_step)
+        earlier_seconds = float(meta.get("trained_seconds", 0.0))
+        log.info("resumed %s at step %d (%.0f s of training steps so far)", last_ckpt, start_step, earlier_seconds)
+    t0: float | None = None  # when this run's steps began
+
+    def state_meta() -> dict[str, Any]:
+        """The checkpoint's metadata: the run's identity and its training time over all runs so far."""
+        spent = 0.0 if t0 is None else time.time() - t0
+        return {**extra, "trained_seconds": round(earlier_seconds + spent, 1)}
 
     writer = None
     csv_log: _CsvLog | None = None
@@ -587,7 +598,7 @@ def _train(method: Method, dataset: Dataset, opts: TrainOptions, stop: list[int]
             writer = SummaryWriter(log_dir=str(out / "events"), purge_step=start_step if opts.resume else None)
         if not last_ckpt.exists():
             # The rollback target before the first periodic checkpoint.
-            save_training_state(last_ckpt, method, optimizers, start_step, extra)
+            save_training_state(last_ckpt, method, optimizers, start_step, state_meta())
     dist_utils.barrier()
 
     sample_batch = None
@@ -603,6 +614,7 @@ def _train(method: Method, dataset: Dataset, opts: TrainOptions, stop: list[int]
 
     def budget_spent() -> bool:
         """``max_seconds`` of training steps have passed on some rank (every rank asks, so all stop together)."""
+        assert t0 is not None
         return opts.max_seconds is not None and not dist_utils.all_true(time.time() - t0 <= opts.max_seconds)
     method.train()
     if opts.keep_norm_statistics:
@@ -670,7 +682,7 @@ def _train(method: Method, dataset: Dataset, opts: TrainOptions, stop: list[int]
             if opts.sample_every and sample_batch is not None and step % opts.sample_every == 0:
                 write_sample_grid(method, sample_batch, out / "samples" / f"step_{step:06d}.png")
             if opts.checkpoint_every and step % opts.checkpoint_every == 0 and step != total:
-                save_training_state(last_ckpt, method, optimizers, step, extra)
+                save_training_state(last_ckpt, method, optimizers, step, state_meta())
             if val_log is not None and validate is not None and (step % opts.validate_every == 0 or step == total):
                 held_out = _held_out_row(method, validate, step)
                 if held_out is not None:
@@ -683,7 +695,7 @@ def _train(method: Method, dataset: Dataset, opts: TrainOptions, stop: list[int]
         if step < total and not dist_utils.all_true(not stop):
             bar.close()
             if is_main:
-                save_training_state(last_ckpt, method, optimizers, step, extra)
+                save_training_state(last_ckpt, method, optimizers, step, state_meta())
                 if writer is not None:
                     writer.close()
             dist_utils.barrier()
@@ -692,7 +704,7 @@ def _train(method: Method, dataset: Dataset, opts: TrainOptions, stop: list[int]
 
     final = None
     if is_main:
-        save_training_state(last_ckpt, method, optimizers, step, extra)
+        save_training_state(last_ckpt, method, optimizers, step, state_meta())
         final = save_method(method, out / "model.safetensors", step=step)
         if opts.sample_every and sample_batch is not None:
             write_sample_grid(method, sample_batch, out / "samples" / "final.png")
@@ -700,4 +712,6 @@ def _train(method: Method, dataset: Dataset, opts: TrainOptions, stop: list[int]
             writer.close()
     dist_utils.barrier()
     method.eval()
-    return TrainResult(step, final, history, time.time() - t0, rollbacks, skipped, out_of_time, validation)
+    wall = time.time() - t0
+    return TrainResult(step, final, history, wall, rollbacks, skipped, out_of_time, validation,
+                       total_seconds=earlier_seconds + wall)
