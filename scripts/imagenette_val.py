@@ -64,20 +64,26 @@ def main() -> int:
           " top-1: colourized / grey / original |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name, m, sem in rows:
-        agg, fid = m["aggregate"], m["set"].get("fid")
-        finite = [r["psnr"] for r in m["per_image"] if math.isfinite(r["psnr"])]
-        exact = len(m["per_image"]) - len(finite)
-
-        def mean(key: str, agg: dict = agg) -> float:
-            return float(agg[key]["mean"])
-
-        print(f"| {name} | {'–' if fid is None else f'{fid:.1f}'} | {mean('lpips'):.3f} | "
-              f"{sum(finite) / len(finite):.2f}{f' ({exact} exact)' if exact else ''} | {mean('ssim'):.3f} | "
-              f"{mean('delta_e2000'):.2f} | {mean('cf_hs_pred'):.1f} ({mean('cf_hs_truth'):.1f}) | "
-              f"{mean('delta_cf_hs'):.1f} | {_acc(sem)} |")
+        print(table_row(name, m, sem))
     print("\n*PSNR: mean over the images the prediction does not reproduce exactly (an exact copy, e.g. a grey "
           "photo given back grey, has infinite PSNR; their count is in brackets).")
     return 0
+
+
+def table_row(name: str, metrics: dict, semantic: dict) -> str:
+    """One model's markdown row from its ``metrics.json`` and ``semantic.json``."""
+    agg, fid = metrics["aggregate"], metrics["set"].get("fid")
+    psnr = [float(r["psnr"]) for r in metrics["per_image"]]  # an exact copy's is stored as "inf"
+    finite = [v for v in psnr if math.isfinite(v)]
+    exact = len(psnr) - len(finite)
+
+    def mean(key: str) -> float:
+        return float(agg[key]["mean"])
+
+    return (f"| {name} | {'–' if fid is None else f'{fid:.1f}'} | {mean('lpips'):.3f} | "
+            f"{sum(finite) / len(finite):.2f}{f' ({exact} exact)' if exact else ''} | {mean('ssim'):.3f} | "
+            f"{mean('delta_e2000'):.2f} | {mean('cf_hs_pred'):.1f} ({mean('cf_hs_truth'):.1f}) | "
+            f"{mean('delta_cf_hs'):.1f} | {_acc(semantic)} |")
 
 
 def _finished(done: Path, settings: dict, model: Path) -> bool:

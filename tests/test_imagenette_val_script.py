@@ -32,3 +32,18 @@ def test_a_finished_scoring_is_reused_only_with_the_same_settings_and_model(tmp_
     bundled = {**settings, "model": "base"}
     done.write_text(json.dumps(bundled))
     assert finished(done, bundled, Path("base"))  # the bundled model: no file of that name to compare with
+
+
+def test_a_row_averages_psnr_over_the_images_not_given_back_exactly():
+    metrics = {
+        "aggregate": {k: {"mean": v} for k, v in
+                      {"lpips": 0.2, "ssim": 0.9, "delta_e2000": 10.0, "cf_hs_pred": 1.0, "cf_hs_truth": 38.0,
+                       "delta_cf_hs": 37.0}.items()},
+        "set": {"fid": 58.03},
+        "per_image": [{"psnr": 20.0}, {"psnr": "inf"}, {"psnr": 24.0}],  # metrics.json stores inf as "inf"
+    }
+    semantic = {"top1_colourized_efficientnet_lite0": 0.65, "top1_grey_efficientnet_lite0": 0.65,
+                "top1_original_efficientnet_lite0": 0.723}
+    row = _module().table_row("grey", metrics, semantic)
+    assert row == ("| grey | 58.0 | 0.200 | 22.00 (1 exact) | 0.900 | 10.00 | 1.0 (38.0) | 37.0 | "
+                   "65.0 % / 65.0 % / 72.3 % |")
