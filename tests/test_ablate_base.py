@@ -23,7 +23,7 @@ def test_dry_run_prints_one_resumable_training_per_variant(tmp_path: Path, capsy
     ablate = _module()
     assert ablate.main(["-o", str(tmp_path), "--steps", "500", "--dry-run"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("7 variants × 500 steps: about 0.9 h")  # 7 × 500 × 0.9 s
+    assert lines[0].startswith("9 variants × 500 steps: about 1.1 h")  # 9 × 500 × 0.9 s
     commands = {line.split(" -o ")[1].split()[0]: line for line in lines[1:]}
     assert set(commands) == {str(tmp_path / v) for v in ablate.VARIANTS}
     assert "--set" not in commands[str(tmp_path / "full")]
