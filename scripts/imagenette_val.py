@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from fewcolor.home import fewcolor_home
+from fewcolor.pretrained import require_bundled_model
 
 
 def run(args: list[str]) -> None:
@@ -45,11 +46,11 @@ def main() -> int:
             cmd += ["--work-size", str(args.work_size)]
         if args.no_fid:
             cmd.append("--no-fid")
-        settings = {"model": str(Path(model).resolve()) if model != "base" else model,
-                    "data": str(args.data.resolve()), "work_size": args.work_size, "fid": not args.no_fid,
-                    "per_class": args.per_class}
+        weights = require_bundled_model("give a checkpoint path") if model == "base" else Path(model).resolve()
+        settings = {"model": str(weights), "data": str(args.data.resolve()), "work_size": args.work_size,
+                    "fid": not args.no_fid, "per_class": args.per_class}
         done = out / "done.json"
-        if _finished(done, settings, Path(model)):
+        if _finished(done, settings, weights):
             print(f"{name}: scored already with these settings ({done}); delete it to score again", flush=True)
         else:
             done.unlink(missing_ok=True)
@@ -88,10 +89,11 @@ def table_row(name: str, metrics: dict, semantic: dict) -> str:
 
 def _finished(done: Path, settings: dict, model: Path) -> bool:
     """Whether a model's two scorings finished earlier with the same settings and the model unchanged since
-    (a long table resumes: each scoring of all 3,925 photos takes a quarter of an hour on 2 cores)."""
+    (a long table resumes: each scoring of all 3,925 photos takes a quarter of an hour on 2 cores). ``model``
+    is the weights file (the bundled model's own file for ``base``, so that a re-bundled model is scored again)."""
     if not done.exists() or json.loads(done.read_text()) != settings:
         return False
-    return not model.exists() or model.stat().st_mtime < done.stat().st_mtime
+    return model.exists() and model.stat().st_mtime < done.stat().st_mtime
 
 
 def _acc(sem: dict) -> str:

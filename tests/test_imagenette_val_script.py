@@ -29,9 +29,7 @@ def test_a_finished_scoring_is_reused_only_with_the_same_settings_and_model(tmp_
     os.utime(model, None)  # the model was retrained after its scoring
     os.utime(done, (2_000, 2_000))
     assert not finished(done, settings, model)
-    bundled = {**settings, "model": "base"}
-    done.write_text(json.dumps(bundled))
-    assert finished(done, bundled, Path("base"))  # the bundled model: no file of that name to compare with
+    assert not finished(done, settings, tmp_path / "gone.safetensors")  # no weights file: score again
 
 
 def test_a_row_averages_psnr_over_the_images_not_given_back_exactly():
