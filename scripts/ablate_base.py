@@ -11,7 +11,7 @@ top-1 on the colourized photos. ``--dry-run`` prints the commands and the time e
 
 The variants (``--set`` overrides of ``fewcolor.methods.base_colorizer``):
 
-- ``full``: the recipe as bundled (frozen ImageNet EfficientNet-Lite0, global fusion, 313-bin rebalanced
+- ``full``: the recipe as first bundled (frozen ImageNet EfficientNet-Lite0, global fusion, 313-bin rebalanced
   cross-entropy λ = 0.5 + 0.5 · L1 on the annealed mean);
 - ``no-global-fusion``: without Iizuka et al.'s global features at the bottleneck;
 - ``no-rebalancing``: λ = 1 (Zhang et al. Eq. 4: uniform class weights);
@@ -37,7 +37,7 @@ from fewcolor.io.image import list_images
 SCRIPTS = Path(__file__).resolve().parent
 
 VARIANTS: dict[str, tuple[str, ...]] = {
-    "full": (),
+    "full": ("lam=0.5",),  # the recipe as first bundled (the default λ is 0.75 since this ablation)
     "no-global-fusion": ("global_features=false",),
     "no-rebalancing": ("lam=1",),
     "rebalancing-0.75": ("lam=0.75",),

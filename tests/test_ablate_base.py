@@ -26,7 +26,7 @@ def test_dry_run_prints_one_resumable_training_per_variant(tmp_path: Path, capsy
     assert lines[0].startswith("9 variants × 500 steps: about 1.1 h")  # 9 × 500 × 0.9 s
     commands = {line.split(" -o ")[1].split()[0]: line for line in lines[1:]}
     assert set(commands) == {str(tmp_path / v) for v in ablate.VARIANTS}
-    assert "--set" not in commands[str(tmp_path / "full")]
+    assert commands[str(tmp_path / "full")].endswith("--batch-size 32 --set lam=0.5")  # the first bundle's λ
     assert commands[str(tmp_path / "l1-only")].endswith("--steps 500 --batch-size 32 --set ce_weight=0")
     random = commands[str(tmp_path / "encoder-random")]
     assert "--set encoder_pretrained=false --set freeze_encoder=false --set encoder_lr_scale=1" in random

@@ -25,6 +25,9 @@ def test_a_finished_scoring_is_reused_only_with_the_same_settings_and_model(tmp_
     assert not finished(done, settings, model)  # nothing scored yet
     done.write_text(json.dumps(settings))
     assert finished(done, settings, model)
+    done.write_text(json.dumps({**settings, "scored": {"code": "abc1234", "date": "2026-12-03 22:00 UTC"}}))
+    os.utime(done, None)
+    assert finished(done, settings, model)  # when and with which code it was scored is not a setting
     assert not finished(done, {**settings, "per_class": 50}, model)  # other settings
     os.utime(model, None)  # the model was retrained after its scoring
     os.utime(done, (2_000, 2_000))
@@ -32,7 +35,8 @@ def test_a_finished_scoring_is_reused_only_with_the_same_settings_and_model(tmp_
     assert not finished(done, settings, tmp_path / "gone.safetensors")  # no weights file: score again
 
 
-def test_a_row_averages_psnr_over_the_images_not_given_back_exactly():
+def test_a_row_averages_psnr_over_the_images_not_given_back_exactly_and_a_kept_file_prints_the_same(tmp_path):
+    module = _module()
     metrics = {
         "aggregate": {k: {"mean": v} for k, v in
                       {"lpips": 0.2, "ssim": 0.9, "delta_e2000": 10.0, "cf_hs_pred": 1.0, "cf_hs_truth": 38.0,
@@ -42,6 +46,17 @@ def test_a_row_averages_psnr_over_the_images_not_given_back_exactly():
     }
     semantic = {"top1_colourized_efficientnet_lite0": 0.65, "top1_grey_efficientnet_lite0": 0.65,
                 "top1_original_efficientnet_lite0": 0.723}
-    row = _module().table_row("grey", metrics, semantic)
-    assert row == ("| grey | 58.0 | 0.200 | 22.00 (1 exact) | 0.900 | 10.00 | 1.0 (38.0) | 37.0 | "
-                   "65.0 % / 65.0 % / 72.3 % |")
+    scores = module.summarise(metrics, semantic, {"model": "grey.safetensors", "scored": {"code": "abc1234"}})
+    assert "per_image" not in scores and scores["images"] == 3
+    assert scores["psnr_not_exact"] == {"mean": 22.0, "exact": 1}
+    expected = ("| grey | 58.0 | 0.200 | 22.00 (1 exact) | 0.900 | 10.00 | 1.0 (38.0) | 37.0 | "
+                "65.0 % / 65.0 % / 72.3 % |")
+    assert module.table_row("grey", scores) == expected
+    (tmp_path / "grey.json").write_text(json.dumps(scores))  # what --keep writes; --table reads it back
+    assert module.table_row("grey", module._read_kept(tmp_path, "grey")) == expected
+    try:
+        module._read_kept(tmp_path, "cic")
+    except SystemExit as exc:
+        assert "cic.json does not exist (kept there: grey)" in str(exc)
+    else:
+        raise AssertionError("a missing kept file must stop with its name")

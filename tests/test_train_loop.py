@@ -265,7 +265,8 @@ def test_train_step_matches_a_plain_optimiser_step():
             slow_opts[phase.optimizer].step()
         assert logs is not None and set(logs) == {"loss/l1"}
     for a, b in zip(fast.parameters(), slow.parameters(), strict=True):
-        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+        # fused and plain Adam round differently per CPU ISA (1.05e-6 seen on AVX2), far below one Adam update
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
     assert not any(torch.equal(a, b) for a, b in zip(fast.parameters(), start, strict=True))
 
 
