@@ -5,6 +5,8 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "imagenette_val.py"
 
 
@@ -54,9 +56,5 @@ def test_a_row_averages_psnr_over_the_images_not_given_back_exactly_and_a_kept_f
     assert module.table_row("grey", scores) == expected
     (tmp_path / "grey.json").write_text(json.dumps(scores))  # what --keep writes; --table reads it back
     assert module.table_row("grey", module._read_kept(tmp_path, "grey")) == expected
-    try:
+    with pytest.raises(SystemExit, match=r"cic\.json does not exist \(kept there: grey\)"):
         module._read_kept(tmp_path, "cic")
-    except SystemExit as exc:
-        assert "cic.json does not exist (kept there: grey)" in str(exc)
-    else:
-        raise AssertionError("a missing kept file must stop with its name")
