@@ -19,17 +19,24 @@ def _module() -> ModuleType:
     return module
 
 
-def test_dry_run_prints_one_resumable_training_per_variant(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(("bf16", "estimate"), [(True, "about 1.1 h of training on a 2-core CPU with native bf16"),
+                                               (False, "about 1.9 h of training on a 2-core CPU in fp32")])
+def test_dry_run_prints_one_resumable_training_per_variant(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, bf16: bool, estimate: str
+) -> None:
     ablate = _module()
+    monkeypatch.setattr(ablate, "native_bf16", lambda device: bf16)
     assert ablate.main(["-o", str(tmp_path), "--steps", "500", "--dry-run"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("9 variants × 500 steps: about 1.1 h")  # 9 × 500 × 0.9 s
+    assert lines[0].startswith(f"9 variants × 500 steps: {estimate}")  # 9 × 500 × 0.9 s or × 1.53 s
     commands = {line.split(" -o ")[1].split()[0]: line for line in lines[1:]}
     assert set(commands) == {str(tmp_path / v) for v in ablate.VARIANTS}
-    assert commands[str(tmp_path / "full")].endswith("--batch-size 32 --set lam=0.5")  # the first bundle's λ
-    assert commands[str(tmp_path / "l1-only")].endswith("--steps 500 --batch-size 32 --set ce_weight=0")
+    # every variant departs from the first bundle's recipe (λ 0.5), unless it varies λ itself
+    assert commands[str(tmp_path / "full")].endswith("--batch-size 32 --set lam=0.5")
+    assert commands[str(tmp_path / "l1-only")].endswith("--steps 500 --batch-size 32 --set lam=0.5 --set ce_weight=0")
+    assert commands[str(tmp_path / "no-rebalancing")].endswith("--batch-size 32 --set lam=1")
     random = commands[str(tmp_path / "encoder-random")]
-    assert "--set encoder_pretrained=false --set freeze_encoder=false --set encoder_lr_scale=1" in random
+    assert "--set lam=0.5 --set encoder_pretrained=false --set freeze_encoder=false --set encoder_lr_scale=1" in random
     assert not list(tmp_path.iterdir())  # a dry run writes nothing
 
 

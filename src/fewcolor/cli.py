@@ -214,7 +214,8 @@ def _describe_method(cls: Any) -> str:
 
     from fewcolor.methods.options import config_fields
 
-    lines = [f"{cls.name}: {cls.summary}", "", "config fields (train --set KEY=VALUE; defaults are the paper's):"]
+    lines = [f"{cls.name}: {cls.summary}", "",
+             "config fields (train --set KEY=VALUE; defaults are the paper's unless a field says otherwise):"]
     for f in config_fields(cls.Config):
         lines.append(f"  {f.name} ({f.type}, default {f.default!r})")
         if f.choices:

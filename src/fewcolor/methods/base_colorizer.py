@@ -18,7 +18,7 @@ user's few images only have to adapt it. Each ingredient comes from a seed paper
    cross-entropy alone does not (it only scores bins).
 
 Loss per step: ``CE_rebalanced(logits, soft(ab)) + l1_weight · |annealed_mean(logits) − ab|₁`` (both means
-over pixels). Which ingredients matter is measured by the ablation in docs/RESULTS.md.
+over pixels). Which ingredients matter is measured by the ablation in docs/MODEL_CARD.md (section "Ablation").
 """
 
 from __future__ import annotations
@@ -85,10 +85,11 @@ class BaseColorizer(BinClassifier):
         "tiny": {"image_size": 32, "widths": (32, 24, 16, 16), "prior_images": 64},
     }
     size_multiple = 32
-    #: measured on four Flowers-12 test species, 4 supports and 8 queries each (docs/ADAPT.md): 100 steps
-    #: at the training learning rate with the batch-norm statistics kept (the four images' would replace
-    #: those of 28,000 photos) scored best, LPIPS 0.155 / ΔE00 10.9 against 0.164 / 12.7 updating them
-    #: and 0.239 / 15.7 unadapted
+    #: measured with the first bundle on four Flowers-12 test species, 4 supports and 8 queries each
+    #: (docs/ADAPT.md): 100 steps at the training learning rate with the batch-norm statistics kept (the
+    #: four images' would replace those of 28,000 photos) scored best, LPIPS 0.155 / ΔE00 10.9 against
+    #: 0.164 / 12.7 updating them and 0.239 / 15.7 unadapted; the λ 0.75 bundle: 0.230 / 14.74 unadapted,
+    #: 0.154 / 11.25 with these settings (docs/MODEL_CARD.md)
     adapt_defaults = AdaptSettings(steps=100, lr_factor=1.0, keep_norm_statistics=True)
     inference_options = (
         InferenceOption("temperature", "float", "annealed-mean temperature T (Zhang Eq. 5; →0: the mode, 1: the mean)",
