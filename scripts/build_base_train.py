@@ -6,7 +6,10 @@ Sources (docs/MODEL_CARD.md): Imagenette train (all 10 classes; none is a Tiny-I
 Tiny-ImageNet meta-train split of tinyimagenet-fs (never its meta-val/meta-test classes), and the Flowers-12
 train split (never its test images). Tiny-ImageNet and Flowers-12 are prepared with `fewcolor data prepare`
 first (this script runs it); Imagenette is unpacked from its archive into $FEWCOLOR_HOME/raw.
-Result: $FEWCOLOR_HOME/datasets/base-train/{imagenette,tinyimagenet,flowers12}/<class>/<image>.
+Result: $FEWCOLOR_HOME/datasets/base-train/{imagenette,tinyimagenet,flowers12}/<class>/<image>, and the same
+images one level flatter in $FEWCOLOR_HOME/datasets/base-train-classes/<source>-<class>/<image>: a training
+folder's labels are its first-level subfolders, so there a method that learns from labels (Iizuka et al.'s
+classification loss) gets the ~150 real classes instead of the three sources.
 """
 
 from __future__ import annotations
@@ -27,6 +30,16 @@ def link(src: Path, dst: Path) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
     if not dst.is_symlink():
         dst.symlink_to(src)
+
+
+def class_view(tree: Path, view: Path) -> int:
+    """Link every image of ``tree/<source>/<class>/<image>`` as ``view/<source>-<class>/<image>``; the count."""
+    count = 0
+    for image in sorted(tree.glob("*/*/*")):
+        source, cls = image.parent.parent.name, image.parent.name
+        link(image.resolve(), view / f"{source}-{cls}" / image.name)
+        count += 1
+    return count
 
 
 def main() -> int:
@@ -57,6 +70,9 @@ def main() -> int:
             link(root / rel, out / sub / parts[1] / parts[-1])
         counts[sub] = len(rels)
     print(f"{out}: {counts} ({sum(counts.values())} images)")
+    view = home / "datasets" / "base-train-classes"
+    classes_linked = class_view(out, view)
+    print(f"{view}: the same {classes_linked} images, one folder per class ({len(list(view.iterdir()))} classes)")
     return 0
 
 
