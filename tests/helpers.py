@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
 import torch
 
 from fewcolor.color.lab import rgb_to_lab
 from fewcolor.color.normalize import normalize_ab, normalize_l
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def load_script(name: str) -> ModuleType:
+    """``scripts/NAME.py`` (a script folder, not a package) loaded from its file as a module, for its tests."""
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def smooth_colour_images(n: int, size: int = 32, seed: int = 0) -> torch.Tensor:

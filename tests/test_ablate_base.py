@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "ablate_base.py"
+from helpers import load_script
 
 
 def _module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("ablate_base", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("ablate_base")
 
 
 @pytest.mark.parametrize(("bf16", "estimate"), [(True, "about 1.1 h of training on a 2-core CPU with native bf16"),

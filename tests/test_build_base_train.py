@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
-from types import ModuleType
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "build_base_train.py"
-
-
-def _module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("build_base_train", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from helpers import load_script
 
 
 def test_class_view_links_each_image_under_source_and_class(tmp_path: Path) -> None:
     store = tmp_path / "store"
     store.mkdir()
     tree = tmp_path / "base-train"
-    build = _module()
+    build = load_script("build_base_train")
     names = {("imagenette", "n01440764", "a.JPEG"), ("imagenette", "n02102040", "a.JPEG"),
              ("tinyimagenet", "n01443537", "b.JPEG")}
     for source, cls, name in names:

@@ -1,20 +1,16 @@
 """scripts/imagenette_val.py: a model scored earlier with the same settings is not scored again."""
 
-import importlib.util
 import json
 import os
-from pathlib import Path
+from types import ModuleType
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "imagenette_val.py"
+from helpers import load_script
 
 
-def _module():
-    spec = importlib.util.spec_from_file_location("imagenette_val", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _module() -> ModuleType:
+    return load_script("imagenette_val")
 
 
 def test_a_finished_scoring_is_reused_only_with_the_same_settings_and_model(tmp_path):

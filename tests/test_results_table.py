@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
 from fewcolor.bench.results import TABLE_METRICS
+from helpers import load_script
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "results_table.py"
 BUDGET = {"train_images": 400, "adapt_steps": 2, "batch_size": 4, "max_episodes": 3, "max_queries": 5}
 
 
 def _main():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("results_table", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_script("results_table").main
 
 
 def _summary(folder: Path, label: str, lpips: float, budget: dict = BUDGET) -> None:

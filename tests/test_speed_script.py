@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
 from fewcolor.bench.speed import Row
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "speed.py"
+from helpers import load_script
 
 
 @pytest.fixture()
 def speed(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    spec = importlib.util.spec_from_file_location("speed_script", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("speed")
     calls: list[tuple[str, bool]] = []
 
     def fake_part(name: str):
