@@ -8,8 +8,8 @@ JPEGs. The base recipe resizes every image's shorter side to 144 before its rand
 Parts are ``OUT/part-1``, ``OUT/part-2``, …, each mirroring the source's relative paths, so the parts
 together (``--data OUT``) are the source's images: the base recipe does not use the class folders.
 Images already smaller than ``--short-side`` keep their size (never up-sampled; RGB JPEGs are copied as
-they are). A file that cannot be
-read is reported and skipped.
+they are). The images are those training would read (:func:`fewcolor.io.image.list_images`); a file that
+cannot be read is reported and skipped.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+from fewcolor.io.image import list_images
 
 
 def downsized_jpeg(path: Path, short_side: int, quality: int) -> bytes:
@@ -42,7 +42,7 @@ def downsized_jpeg(path: Path, short_side: int, quality: int) -> bytes:
 
 def pack(source: Path, out: Path, short_side: int, quality: int, part_bytes: int) -> tuple[list[int], int]:
     """Write the parts; returns each part's image count and the number of files skipped."""
-    files = sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = list_images(source)
     if not files:
         raise SystemExit(f"error: {source} holds no images")
     counts: list[int] = [0]
