@@ -9,11 +9,23 @@ import torch
 import torch.nn.functional as F
 
 from fewcolor.bench.speed.retrieval import recall
-from fewcolor.nets.key_index import Int8Keys, int8_scan_available, quantise_rows
+from fewcolor.nets import key_index
+from fewcolor.nets.key_index import Int8Keys, int8_scan_available, quantise_rows, scan_kernel
 from fewcolor.nets.memory import INDEX_MIN_SLOTS, ColorMemory
 
 needs_kernel = pytest.mark.skipif(not int8_scan_available(torch.device("cpu")),
-                                  reason="the int8 kernel is not vectorised on this CPU (exact search is used)")
+                                  reason="no int8 kernel is vectorised on this CPU (exact search is used)")
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(autouse=True, params=["fbgemm", "int8pack"])
+def kernel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs with each scan kernel: int8pack by hiding the quantized linear, as on builds without it."""
+    if request.param == "fbgemm" and key_index._fbgemm_engine() is None:
+        pytest.skip("this PyTorch build has no fbgemm quantized linear")
+    if request.param == "int8pack":
+        monkeypatch.setattr(key_index, "_fbgemm_engine", lambda: None)
+    return str(request.param)
 
 
 def l1_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -137,9 +149,10 @@ def test_small_memories_search_exactly():
 
 @pytest.mark.parametrize(("capability", "indexed"), [("DEFAULT", False), ("AVX2", True), ("AVX512", True)])
 def test_capability_decides_the_search(monkeypatch: pytest.MonkeyPatch, capability: str, indexed: bool):
+    has_kernel = key_index._fbgemm_engine() is not None or hasattr(torch.ops.aten, "_weight_int8pack_mm")
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
     mem = filled(500)
-    assert mem.indexed is (indexed and hasattr(torch.ops.aten, "_weight_int8pack_mm"))
+    assert mem.indexed is (indexed and has_kernel)
     q = queries(3)
     _, idx = mem.topk(q, 20)
     assert torch.equal(idx, mem.similarities(q).topk(20, dim=1).indices)
@@ -147,11 +160,41 @@ def test_capability_decides_the_search(monkeypatch: pytest.MonkeyPatch, capabili
 
 
 @needs_kernel
-def test_int8_scores_are_close_to_fp32():
+def test_int8_scores_are_close_to_fp32(kernel: str):
     keys = F.normalize(torch.randn(300, 72, generator=torch.Generator().manual_seed(4)), dim=1)
     q = queries(6, 72)
     approx = Int8Keys(keys).scores(q).float()
-    assert (approx - q @ keys.t()).abs().max().item() < 5e-3
+    # fbgemm also quantizes the query (uint8, 7 bits per tensor): about twice int8pack's error
+    assert (approx - q @ keys.t()).abs().max().item() < (1e-2 if kernel == "fbgemm" else 5e-3)
+
+
+@needs_kernel
+def test_the_kernel_is_the_quantized_linear_where_it_exists(kernel: str):
+    assert scan_kernel(CPU) == kernel == Int8Keys(F.normalize(torch.randn(10, 16), dim=1)).kernel
+    assert scan_kernel(torch.device("meta")) is None
+
+
+@needs_kernel
+def test_rows_written_after_the_pack_are_scored_from_their_codes_then_repacked(
+        kernel: str, monkeypatch: pytest.MonkeyPatch):
+    if kernel != "fbgemm":
+        pytest.skip("int8pack reads the codes directly: nothing is packed")
+    monkeypatch.setattr(key_index, "REPACK_AFTER", 5)
+    keys = F.normalize(torch.randn(400, 48, generator=torch.Generator().manual_seed(6)), dim=1)
+    index, q = Int8Keys(keys), queries(4, 48)
+    index.scores(q)
+    packed = index._packed
+    new = queries(6, 48, seed=8)
+    for i, slot in enumerate((3, 50, 51, 399, 7)):
+        keys[slot] = new[i]
+        index.refresh(keys, slot)
+    assert index._pending == {3, 7, 50, 51, 399}
+    assert (index.scores(q) - q @ keys.t()).abs().max().item() < 1e-2  # the new rows score as keys now
+    assert index._packed is packed  # five pending rows: no repack yet
+    keys[100] = new[5]
+    index.refresh(keys, 100)
+    assert (index.scores(q) - q @ keys.t()).abs().max().item() < 1e-2
+    assert index._packed is not packed and not index._pending  # six > REPACK_AFTER: packed again
 
 
 @needs_kernel

@@ -8,9 +8,10 @@ PyTorch emulates bf16, measured ~3x slower in training and ~90x slower per matmu
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,6 +149,17 @@ def native_bf16(device: torch.device | str = "cpu") -> bool:
     """Whether ``device`` computes bf16 natively (what ``--precision auto`` picks): inference passes such as
     the cluster descriptors then run under bf16 autocast."""
     return resolve_precision("auto", torch.device(device)).bf16
+
+
+@contextlib.contextmanager
+def quantized_engine(name: str) -> Iterator[None]:
+    """PyTorch's quantized engine is process-wide: set it for the block, then put the previous one back."""
+    previous = torch.backends.quantized.engine
+    torch.backends.quantized.engine = name
+    try:
+        yield
+    finally:
+        torch.backends.quantized.engine = previous
 
 
 def int8_engine() -> str | None:

@@ -23,12 +23,10 @@ before anything is built; the clustering then computes in bf16 or fp32 instead.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import functools
 import re
 import warnings
-from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -37,7 +35,7 @@ from torch import fx, nn
 
 from fewcolor.backbones.features import FeatureExtractor, network_input
 from fewcolor.backbones.registry import load_backbone
-from fewcolor.hardware import int8_engine
+from fewcolor.hardware import int8_engine, quantized_engine
 
 __all__ = ["CALIBRATION_IMAGES", "Int8Descriptor", "int8_taps_supported"]
 
@@ -46,17 +44,6 @@ __all__ = ["CALIBRATION_IMAGES", "Int8Descriptor", "int8_taps_supported"]
 CALIBRATION_IMAGES = 16
 #: the buffers convert_fx gives the quantize nodes' scale and zero point (``..._input_scale_0`` etc.)
 _QPARAM_BUFFER = re.compile(r"_(scale|zero_point)_\d+$")
-
-@contextlib.contextmanager
-def _engine(name: str) -> Iterator[None]:
-    """PyTorch's quantized engine is process-wide: set it for the block, then put the previous one back."""
-    previous = torch.backends.quantized.engine
-    torch.backends.quantized.engine = name
-    try:
-        yield
-    finally:
-        torch.backends.quantized.engine = previous
-
 
 def _tapped_graph(extractor: FeatureExtractor) -> fx.GraphModule:
     """The backbone traced by FX, cut after the last tapped layer, returning the tapped maps in order.
@@ -148,7 +135,7 @@ class Int8Descriptor(nn.Module):
         sample = calibration if calibration is not None else torch.zeros(2, 1, 64, 64)
         inputs = network_input(sample.float().cpu(), self.mean, self.std, self.min_size)
         # fork_rng: quantization draws from the global RNG, which must stay the caller's (seeded runs)
-        with _engine(engine), torch.no_grad(), warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
+        with quantized_engine(engine), torch.no_grad(), warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
             # torch.ao.quantization warns that it is deprecated (for torchao) on every use: said once, in
             # hardware.int8_engine's docstring and docs/PERFORMANCE.md, not on every clustering
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -185,7 +172,7 @@ class Int8Descriptor(nn.Module):
     @torch.no_grad()
     def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
         x = network_input(l_norm.float().cpu(), self.mean, self.std, self.min_size)
-        with _engine(self.engine):
+        with quantized_engine(self.engine):
             maps = self.net(x)
         vecs = [F.normalize(fmap.flatten(2).amax(dim=2), dim=1) for fmap in maps]
         vec = torch.cat(vecs, dim=1) if len(vecs) > 1 else vecs[0]

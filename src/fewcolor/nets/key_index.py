@@ -2,33 +2,64 @@
 
 Each key row ``K[i]`` is stored as int8 codes ``c[i]`` and one scale ``s[i]`` (symmetric, per row:
 ``s[i] = max|K[i]| / 127`` rounded to bf16, ``c[i] = round(K[i] / s[i])``), a quarter of the fp32 bytes.
-Scoring a batch of queries against all rows is ATen's fused int8-weight kernel
-(``torch.ops.aten._weight_int8pack_mm``: bf16 activations × int8 rows × per-row scale), which is
-vectorised for the AVX2 and AVX512 CPU capabilities. The scores are approximate (about ±2e-3 on a unit
-dot product): :class:`fewcolor.nets.memory.ColorMemory` uses them only to pick candidates, then
-re-ranks those exactly in fp32.
+The scores are approximate (about ±3e-3 on a unit dot product): :class:`fewcolor.nets.memory.ColorMemory`
+uses them only to pick candidates, then re-ranks those exactly in fp32.
 
-The kernel needs the key dimension to be a multiple of 16 (other sizes crash or give wrong numbers in
-torch 2.13), so codes and queries are zero-padded up to one.
+Two kernels score a batch of queries against all rows, both vectorised on x86 (chosen by
+:func:`scan_kernel`):
 
-Why this and not bf16 keys or an inverted-file index: measured in docs/MEMOPAINTER.md, "Retrieval at
-scale".
+- ``fbgemm``: PyTorch's dynamically quantized linear (``torch.ops.quantized.linear_dynamic``: the query
+  quantized per tensor to uint8 on the fly, then fbgemm's int8 GEMM against the codes packed once by
+  ``linear_prepack``). On the AVX2-only host it scanned 100k × 512 in 2.4 ms per single query against
+  4.3 ms for ``int8pack`` (docs/PERFORMANCE.md, "Retrieval on AVX2"). A packed matrix cannot change a row
+  in place: rows written since the last pack are scored from their codes and overwrite their columns, and
+  the whole matrix is packed again once more than :data:`REPACK_AFTER` rows are pending.
+- ``int8pack``: ATen's fused int8-weight kernel (``torch.ops.aten._weight_int8pack_mm``: bf16 queries ×
+  int8 rows × per-row scale), where the quantized linear is missing (builds without fbgemm, or once
+  PyTorch drops ``torch.ops.quantized``). It needs the key dimension to be a multiple of 16 (other sizes
+  crash or give wrong numbers in torch 2.13), so codes and queries are zero-padded up to one.
+
+Why int8 and not bf16 keys or an inverted-file index: measured in docs/MEMOPAINTER.md, "Retrieval at scale".
 """
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
-#: CPU capabilities (``torch.backends.cpu.get_cpu_capability()``) on which the int8 kernel is vectorised
+from fewcolor.hardware import quantized_engine
+
+#: CPU capabilities (``torch.backends.cpu.get_cpu_capability()``) on which the int8 kernels are vectorised
 VECTORISED_CAPABILITIES = ("AVX2", "AVX512")
-_PAD = 16  # the kernel's granularity along the key dimension
+#: quantized engines whose dynamic linear is fbgemm's int8 GEMM, in order of preference
+_FBGEMM_ENGINES = ("x86", "fbgemm")
+#: rows written since the last pack beyond which the packed matrix is rebuilt (below, they are scored apart)
+REPACK_AFTER = 1024
+_PAD = 16  # int8pack's granularity along the key dimension
 _CHUNK = 8192  # rows quantised at a time (bounds the temporary fp32 copy)
 
 
+def _fbgemm_engine() -> str | None:
+    ops = getattr(torch.ops, "quantized", None)
+    if ops is None or not hasattr(ops, "linear_dynamic") or not hasattr(ops, "linear_prepack"):
+        return None
+    return next((e for e in _FBGEMM_ENGINES if e in torch.backends.quantized.supported_engines), None)
+
+
+def scan_kernel(device: torch.device) -> str | None:
+    """The kernel :class:`Int8Keys` scores with here (``fbgemm`` or ``int8pack``), or None where neither is
+    vectorised (not a CPU tensor, an ARM or scalar CPU): the memory then searches exactly."""
+    if device.type != "cpu" or torch.backends.cpu.get_cpu_capability() not in VECTORISED_CAPABILITIES:
+        return None
+    if _fbgemm_engine() is not None:
+        return "fbgemm"
+    return "int8pack" if hasattr(torch.ops.aten, "_weight_int8pack_mm") else None
+
+
 def int8_scan_available(device: torch.device) -> bool:
-    """Whether :class:`Int8Keys` is fast here: a CPU tensor, a vectorised capability, the kernel present."""
-    return (device.type == "cpu" and torch.backends.cpu.get_cpu_capability() in VECTORISED_CAPABILITIES
-            and hasattr(torch.ops.aten, "_weight_int8pack_mm"))
+    """Whether :class:`Int8Keys` is fast here: a CPU tensor, a vectorised capability, a kernel present."""
+    return scan_kernel(device) is not None
 
 
 def _padded(d: int) -> int:
@@ -56,10 +87,15 @@ class Int8Keys:
     ``torch.autograd.graph.increment_version(keys)``, as :mod:`fewcolor.meta.distributed` does.
     """
 
-    def __init__(self, keys: torch.Tensor) -> None:
+    def __init__(self, keys: torch.Tensor, kernel: str | None = None) -> None:
+        self.kernel = kernel or scan_kernel(keys.device) or "int8pack"
+        if self.kernel not in ("fbgemm", "int8pack"):
+            raise ValueError(f"int8 scan kernel {self.kernel!r}: choose fbgemm or int8pack")
         self.codes, self.scales = quantise_rows(keys)
         self.dim = int(keys.shape[1])
         self._stamp = self._stamp_of(keys)
+        self._packed: object | None = None  # fbgemm's packed codes, built on the first scan
+        self._pending: set[int] = set()  # rows re-quantised since the codes were packed
 
     @staticmethod
     def _stamp_of(keys: torch.Tensor) -> tuple[int, int, tuple[int, ...]]:
@@ -74,10 +110,36 @@ class Int8Keys:
         self.codes[slot] = codes[0]
         self.scales[slot] = scales[0]
         self._stamp = self._stamp_of(keys)
+        if self._packed is not None:
+            self._pending.add(int(slot))
 
     def scores(self, q: torch.Tensor) -> torch.Tensor:
-        """Approximate ``q · K`` (B, m) in bf16 for queries (B, d)."""
-        qb = q.detach().to(torch.bfloat16)
-        if qb.shape[1] != self.codes.shape[1]:
-            qb = torch.nn.functional.pad(qb, (0, self.codes.shape[1] - qb.shape[1]))
-        return torch.ops.aten._weight_int8pack_mm(qb.contiguous(), self.codes, self.scales)
+        """Approximate ``q · K`` (B, m) for queries (B, d): fp32 from ``fbgemm``, bf16 from ``int8pack``."""
+        q = q.detach()
+        if q.shape[1] != self.codes.shape[1]:
+            q = torch.nn.functional.pad(q, (0, self.codes.shape[1] - q.shape[1]))
+        if self.kernel == "int8pack":
+            return torch.ops.aten._weight_int8pack_mm(q.to(torch.bfloat16).contiguous(), self.codes, self.scales)
+        return self._fbgemm_scores(q.float().contiguous())
+
+    def _fbgemm_scores(self, q: torch.Tensor) -> torch.Tensor:
+        engine = _fbgemm_engine()
+        if engine is None:
+            raise RuntimeError("this PyTorch build has no fbgemm quantized linear: use kernel='int8pack'")
+        with quantized_engine(engine):
+            if self._packed is None or len(self._pending) > REPACK_AFTER:
+                self._packed, self._pending = self._pack(), set()
+            out = torch.ops.quantized.linear_dynamic(q, self._packed, True)
+        if self._pending:
+            rows = torch.tensor(sorted(self._pending), dtype=torch.long)
+            # the written rows' scores from their current codes (what a fresh pack would hold)
+            out[:, rows] = q @ (self.codes[rows].float() * self.scales[rows, None].float()).T
+        return out
+
+    def _pack(self) -> object:
+        n = self.codes.shape[0]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # quantized tensors are deprecated, not gone (torch 2.13)
+            weight = torch._make_per_channel_quantized_tensor(
+                self.codes, self.scales.double(), torch.zeros(n, dtype=torch.long), 0)
+            return torch.ops.quantized.linear_prepack(weight, None)

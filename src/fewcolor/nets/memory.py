@@ -15,8 +15,9 @@ and ``A[n1] ← 0``; otherwise ``(q, v)`` is written into a slot chosen at rando
 slots first) and that slot's age is reset. Every other slot ages by one per update call.
 
 Large memories (``slots >= index_min_slots``, 32,768 by default, on a CPU whose int8 kernel is vectorised)
-search in two stages: an int8 copy of the keys (:class:`fewcolor.nets.key_index.Int8Keys`) scores every
-slot approximately, and the best ``k + max(64, k/2)`` candidates are re-ranked exactly in fp32, so the
+search in two stages: an int8 copy of the keys (:class:`fewcolor.nets.key_index.Int8Keys`; fbgemm's quantized
+linear, or ATen's int8-weight kernel where the build lacks it) scores every slot approximately, and the best
+``k + max(64, k/2)`` candidates are re-ranked exactly in fp32, so the
 returned similarities are exact (and differentiable in ``q``) and the top-k equals exact search unless a
 true neighbour falls outside the candidates (recall@256 = 1.0 measured on random unit keys, m = 100k). The
 int8 copy is a cache, never saved: built on the first large query, re-quantised row by row when this
