@@ -21,10 +21,10 @@ CPU = torch.device("cpu")
 @pytest.fixture(autouse=True, params=["fbgemm", "int8pack"])
 def kernel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Every test runs with each scan kernel: int8pack by hiding the quantized linear, as on builds without it."""
-    if request.param == "fbgemm" and key_index._fbgemm_engine() is None:
+    if request.param == "fbgemm" and key_index.fbgemm_engine() is None:
         pytest.skip("this PyTorch build has no fbgemm quantized linear")
     if request.param == "int8pack":
-        monkeypatch.setattr(key_index, "_fbgemm_engine", lambda: None)
+        monkeypatch.setattr(key_index, "fbgemm_engine", lambda: None)
     return str(request.param)
 
 
@@ -149,7 +149,7 @@ def test_small_memories_search_exactly():
 
 @pytest.mark.parametrize(("capability", "indexed"), [("DEFAULT", False), ("AVX2", True), ("AVX512", True)])
 def test_capability_decides_the_search(monkeypatch: pytest.MonkeyPatch, capability: str, indexed: bool):
-    has_kernel = key_index._fbgemm_engine() is not None or hasattr(torch.ops.aten, "_weight_int8pack_mm")
+    has_kernel = key_index.fbgemm_engine() is not None or hasattr(torch.ops.aten, "_weight_int8pack_mm")
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
     mem = filled(500)
     assert mem.indexed is (indexed and has_kernel)

@@ -40,7 +40,13 @@ _PAD = 16  # int8pack's granularity along the key dimension
 _CHUNK = 8192  # rows quantised at a time (bounds the temporary fp32 copy)
 
 
-def _fbgemm_engine() -> str | None:
+def has_int8pack() -> bool:
+    """Whether ATen has the fused int8-weight kernel (vectorised on AVX2/AVX512 only)."""
+    return hasattr(torch.ops.aten, "_weight_int8pack_mm")
+
+
+def fbgemm_engine() -> str | None:
+    """The quantized engine whose dynamic linear is fbgemm's int8 GEMM, or None where the build has none."""
     ops = getattr(torch.ops, "quantized", None)
     if ops is None or not hasattr(ops, "linear_dynamic") or not hasattr(ops, "linear_prepack"):
         return None
@@ -52,9 +58,9 @@ def scan_kernel(device: torch.device) -> str | None:
     vectorised (not a CPU tensor, an ARM or scalar CPU): the memory then searches exactly."""
     if device.type != "cpu" or torch.backends.cpu.get_cpu_capability() not in VECTORISED_CAPABILITIES:
         return None
-    if _fbgemm_engine() is not None:
+    if fbgemm_engine() is not None:
         return "fbgemm"
-    return "int8pack" if hasattr(torch.ops.aten, "_weight_int8pack_mm") else None
+    return "int8pack" if has_int8pack() else None
 
 
 def int8_scan_available(device: torch.device) -> bool:
@@ -123,7 +129,7 @@ class Int8Keys:
         return self._fbgemm_scores(q.float().contiguous())
 
     def _fbgemm_scores(self, q: torch.Tensor) -> torch.Tensor:
-        engine = _fbgemm_engine()
+        engine = fbgemm_engine()
         if engine is None:
             raise RuntimeError("this PyTorch build has no fbgemm quantized linear: use kernel='int8pack'")
         with quantized_engine(engine):

@@ -15,7 +15,7 @@ import torch
 
 from fewcolor.bench.speed import Row
 from fewcolor.bench.speed.timing import median_seconds
-from fewcolor.nets.key_index import Int8Keys, int8_scan_available, scan_kernel
+from fewcolor.nets.key_index import Int8Keys, fbgemm_engine, has_int8pack, int8_scan_available, scan_kernel
 from fewcolor.nets.memory import ColorMemory
 
 PART = "retrieval"
@@ -28,6 +28,13 @@ TARGET_RECALL = 0.95
 def recall(found: torch.Tensor, exact: torch.Tensor) -> float:
     """Share of the exact top-k slot indices (B, k) that ``found`` (B, k') also holds, row by row."""
     return float((exact[:, :, None] == found[:, None, :]).any(dim=2).float().mean())
+
+
+def available_kernels() -> list[str]:
+    """The int8 scan kernels this build has, the one the memory uses first (to compare them)."""
+    have = {"fbgemm": fbgemm_engine() is not None, "int8pack": has_int8pack()}
+    chosen = scan_kernel(torch.device("cpu"))
+    return sorted((k for k, ok in have.items() if ok), key=lambda k: k != chosen)
 
 
 def _exact_topk(memory: ColorMemory, q: torch.Tensor) -> torch.return_types.topk:
@@ -63,6 +70,12 @@ def measure(quick: bool) -> list[Row]:
                         TARGET_RECALL,
                         note=f"{len(queries)} random queries, {size}"))
         if int8_scan_available(memory.keys.device):
+            for kernel in available_kernels():
+                index = Int8Keys(memory.keys, kernel)
+                for b in (1, 16):
+                    ms = 1e3 * median_seconds(partial(index.scores, queries[:b]), reps) / b
+                    rows.append(Row(PART, f"  scan alone ({kernel}), batch {b}", ms, "ms/query",
+                                    note=f"{size}; the kernels compared"))
             probe = queries[:1]
             build = 1e3 * median_seconds(lambda: Int8Keys(memory.keys).scores(probe), 1 if quick else 3)
             rows.append(Row(PART, "int8 index build", build, "ms",
