@@ -56,3 +56,24 @@ def test_bundled_model_loads_its_prior_buffers() -> None:
     assert isinstance(model, BinClassifier)
     assert abs(model.prior.sum().item() - 1) < 1e-5
     assert not torch.equal(model.bin_weights, torch.ones(313))  # the trained weights, not the initial ones
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_chroma_scales_the_decoded_ab_and_is_declared(name: str) -> None:
+    method = build_method(name, "tiny", TINY[name]).eval()
+    assert "chroma" in {o.name for o in method.inference_options}
+    l = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    with torch.no_grad():
+        full = method.predict_ab(l)
+        half = method.predict_ab(l, chroma=0.5)
+        grey = method.predict_ab(l, chroma=0.0)
+        assert full.abs().max() > 1e-3  # something to scale
+        torch.testing.assert_close(half, full * 0.5)
+        assert torch.equal(grey, torch.zeros_like(full))
+        assert torch.equal(method.predict_ab(l, chroma=2.0), (full * 2).clamp(-1, 1))
+    with pytest.raises(InferenceOptionError, match=f"{name}: chroma must be in"):
+        method.scaled_chroma(full, {"chroma": 2.5})
+    muted = build_method(name, "tiny", {**TINY[name], "chroma": 0.25}).eval()
+    muted.load_state_dict(method.state_dict())
+    with torch.no_grad():  # the config's value is the default of the option
+        torch.testing.assert_close(muted.predict_ab(l), full * 0.25)

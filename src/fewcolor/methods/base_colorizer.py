@@ -36,7 +36,7 @@ from fewcolor.color.prior import bin_prior
 from fewcolor.data.protocol import Dataset
 from fewcolor.losses.cic import rebalanced_cross_entropy
 from fewcolor.methods.base import AdaptSettings, InferenceOption, Phase
-from fewcolor.methods.bin_classifier import BinClassifier, ab_at_size
+from fewcolor.methods.bin_classifier import CHROMA_OPTION, BinClassifier, ab_at_size
 from fewcolor.methods.registry import register_method
 from fewcolor.nets.encoder_decoder import BASE_WIDTHS, EncoderDecoder, EncoderGenerator
 from fewcolor.nets.encoders import PretrainedEncoder
@@ -64,6 +64,7 @@ class BaseColorizerConfig:
     neighbours: int = 5  #: soft-encoding neighbours
     encode_sigma: float = 5.0  #: soft-encoding Gaussian σ
     temperature: float = 0.38  #: annealed-mean T at inference and in the L1 term
+    chroma: float = 1.0  #: scale of the decoded chroma at inference (1: as decoded; not in training)
     ce_weight: float = 1.0  #: weight of the rebalanced cross-entropy (0: L1 only, an ablation)
     l1_weight: float = 0.5  #: weight of the L1 term on the annealed mean
     lr: float = 1e-3  #: Adam learning rate of the decoder
@@ -94,6 +95,7 @@ class BaseColorizer(BinClassifier):
     inference_options = (
         InferenceOption("temperature", "float", "annealed-mean temperature T (Zhang Eq. 5; →0: the mode, 1: the mean)",
                         default=0.38, minimum=0.0),
+        CHROMA_OPTION,
     )
 
     def __init__(self, config: BaseColorizerConfig) -> None:
@@ -158,7 +160,7 @@ class BaseColorizer(BinClassifier):
 
     def predict_ab(self, l: torch.Tensor, **options: Any) -> torch.Tensor:
         self.check_options(options)
-        return self.generator(l, temperature=self.annealing_temperature(options))
+        return self.scaled_chroma(self.generator(l, temperature=self.annealing_temperature(options)), options)
 
 
 def _quarter(ab: torch.Tensor) -> torch.Tensor:

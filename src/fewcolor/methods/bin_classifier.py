@@ -9,10 +9,13 @@ recipes use unchanged, so each method file only says how it builds its logits an
   names; :func:`fewcolor.color.prior.prior_and_weights` computes them);
 - the training targets (§2.1): the ground-truth ab down-sampled bilinearly to the logits' size and
   soft-encoded on its nearest bins (:func:`fewcolor.color.soft_encode.soft_encode_ab_normalized`);
-- the inference temperature T of the annealed mean (Eq. 5): the ``temperature`` option, else the config's.
+- the inference temperature T of the annealed mean (Eq. 5): the ``temperature`` option, else the config's;
+- a scale of the decoded chroma, the ``chroma`` option (:data:`CHROMA_OPTION`), else the config's: not in
+  the paper. 1 keeps the decoded ab; below 1 mutes every colour towards grey, which hedges uncertain hues —
+  ΔE00 and PSNR reward it, colourfulness drops (measured in docs/MODEL_CARD.md, "Chroma scale").
 
 The config of a subclass has the fields ``lam`` (λ of Eq. 4), ``neighbours`` and ``encode_sigma`` (the
-soft-encoding's k and σ) and ``temperature``.
+soft-encoding's k and σ), ``temperature`` and ``chroma``.
 """
 
 from __future__ import annotations
@@ -26,9 +29,14 @@ import torch.nn.functional as F
 from fewcolor.color.bins import Q
 from fewcolor.color.prior import prior_and_weights
 from fewcolor.color.soft_encode import soft_encode_ab_normalized
-from fewcolor.methods.base import InferenceOptionError, Method
+from fewcolor.methods.base import InferenceOption, InferenceOptionError, Method
 
-__all__ = ["BinClassifier", "ab_at_size"]
+__all__ = ["CHROMA_OPTION", "BinClassifier", "ab_at_size"]
+
+#: the decoded chroma's scale, an inference option of every bin classifier
+CHROMA_OPTION = InferenceOption(
+    "chroma", "float", "scale of the decoded colours' chroma: 1 as decoded, < 1 muted towards grey (lower "
+    "ΔE00 where hues are uncertain, less colourful), > 1 more saturated", default=1.0, minimum=0.0, maximum=2.0)
 
 
 def ab_at_size(ab: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -79,3 +87,12 @@ class BinClassifier(Method):
         if t < 0:
             raise InferenceOptionError(f"{self.name}: temperature must be >= 0, got {t}")
         return t
+
+    def scaled_chroma(self, ab: torch.Tensor, options: Mapping[str, Any]) -> torch.Tensor:
+        """Normalised ab ``(B,2,H,W)`` times the ``chroma`` option (else the config's), kept in [-1, 1]; a
+        scale outside [0, 2] raises :class:`InferenceOptionError`."""
+        c = options.get("chroma")
+        c = self.config.chroma if c is None else float(c)
+        if not 0.0 <= c <= 2.0:
+            raise InferenceOptionError(f"{self.name}: chroma must be in [0, 2], got {c}")
+        return ab if c == 1.0 else (ab * c).clamp(-1.0, 1.0)

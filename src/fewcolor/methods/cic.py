@@ -45,7 +45,7 @@ from fewcolor.data.cache import data_fingerprint, load_or_compute_prior
 from fewcolor.data.protocol import Dataset
 from fewcolor.losses.cic import REDUCTIONS, rebalanced_cross_entropy
 from fewcolor.methods.base import AdaptSettings, InferenceOption, Phase
-from fewcolor.methods.bin_classifier import BinClassifier
+from fewcolor.methods.bin_classifier import CHROMA_OPTION, BinClassifier
 from fewcolor.methods.registry import register_method
 from fewcolor.nets.cic import PAPER_WIDTHS, CICNet, CICRegressor
 
@@ -62,6 +62,7 @@ class CICConfig:
     neighbours: int = 5  #: soft-encoding neighbours
     encode_sigma: float = 5.0  #: soft-encoding Gaussian σ
     temperature: float = 0.38  #: annealed-mean T (Eq. 5)
+    chroma: float = 1.0  #: scale of the decoded chroma at inference (not in the paper; 1: as decoded)
     prior_cache: bool = True  #: cache the training-set prior under FEWCOLOR_HOME/priors
     loss_reduction: str = "sum"  #: "sum" over an image's pixels (Eq. 2) or "mean" over pixels (the old scale)
     lr: float = 3e-5
@@ -90,6 +91,7 @@ class ColorfulColorization(BinClassifier):
     inference_options = (
         InferenceOption("temperature", "float", "annealed-mean temperature T (→0: the mode, 1: the mean; §3.2)",
                         default=0.38, minimum=0.0),
+        CHROMA_OPTION,
     )
 
     def __init__(self, config: CICConfig) -> None:
@@ -156,10 +158,10 @@ class ColorfulColorization(BinClassifier):
     def predict_ab(self, l: torch.Tensor, **options: Any) -> torch.Tensor:
         self.check_options(options)
         if self.config.loss == "regression":
-            return self.net(l)
+            return self.scaled_chroma(self.net(l), options)
         t = self.annealing_temperature(options)
         logits = F.interpolate(self.net(l).float(), size=l.shape[-2:], mode="bilinear", align_corners=False)
-        return normalize_ab(annealed_mean(logits, t))
+        return self.scaled_chroma(normalize_ab(annealed_mean(logits, t)), options)
 
 
 def _dataset_key(data: Dataset, sigma: float) -> str | None:
