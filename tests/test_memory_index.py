@@ -24,6 +24,8 @@ def kernel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> s
     if request.param == "fbgemm" and key_index.fbgemm_engine() is None:
         pytest.skip("this PyTorch build has no fbgemm quantized linear")
     if request.param == "int8pack":
+        if not key_index.has_int8pack():
+            pytest.skip("this PyTorch build has no _weight_int8pack_mm")
         monkeypatch.setattr(key_index, "fbgemm_engine", lambda: None)
     return str(request.param)
 
@@ -191,6 +193,10 @@ def test_rows_written_after_the_pack_are_scored_from_their_codes_then_repacked(
     assert index._pending == {3, 7, 50, 51, 399}
     assert (index.scores(q) - q @ keys.t()).abs().max().item() < 1e-2  # the new rows score as keys now
     assert index._packed is packed  # five pending rows: no repack yet
+    keys[50] = -keys[50]  # a pending row written again: its cached dequantised key must not be reused
+    index.refresh(keys, 50)
+    assert (index.scores(q) - q @ keys.t()).abs().max().item() < 1e-2
+    assert index._packed is packed and len(index._pending) == 5
     keys[100] = new[5]
     index.refresh(keys, 100)
     assert (index.scores(q) - q @ keys.t()).abs().max().item() < 1e-2

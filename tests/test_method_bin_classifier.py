@@ -70,10 +70,19 @@ def test_chroma_scales_the_decoded_ab_and_is_declared(name: str) -> None:
         assert full.abs().max() > 1e-3  # something to scale
         torch.testing.assert_close(half, full * 0.5)
         assert torch.equal(grey, torch.zeros_like(full))
-        assert torch.equal(method.predict_ab(l, chroma=2.0), (full * 2).clamp(-1, 1))
+        doubled = method.predict_ab(l, chroma=2.0)
+        assert doubled.abs().max() <= 1.0
+        # each pixel keeps its hue: the doubled ab is parallel to the decoded one
+        cross = doubled[:, 0] * full[:, 1] - doubled[:, 1] * full[:, 0]
+        assert cross.abs().max() < 1e-5 and bool(((doubled * full).sum(1) >= 0).all())
     with pytest.raises(InferenceOptionError, match=f"{name}: chroma must be in"):
         method.scaled_chroma(full, {"chroma": 2.5})
+    with pytest.raises(ValueError, match=f"{name}: chroma must be in"):
+        build_method(name, "tiny", {**TINY[name], "chroma": -1.0})
+    ab = torch.tensor([0.8, 0.3]).view(1, 2, 1, 1)  # saturated past the box at 2×: scaled along its hue
+    torch.testing.assert_close(method.scaled_chroma(ab, {"chroma": 2.0}), torch.tensor([1.0, 0.375]).view(1, 2, 1, 1))
     muted = build_method(name, "tiny", {**TINY[name], "chroma": 0.25}).eval()
     muted.load_state_dict(method.state_dict())
-    with torch.no_grad():  # the config's value is the default of the option
+    with torch.no_grad():  # the config's value is the default of the option; an explicit option wins
         torch.testing.assert_close(muted.predict_ab(l), full * 0.25)
+        torch.testing.assert_close(muted.predict_ab(l, chroma=1.0), full)

@@ -29,3 +29,5 @@ def test_quick_retrieval_compares_the_scan_kernels_when_one_is_vectorised() -> N
     assert kernels[0] == scan_kernel(torch.device("cpu"))
     names = {r.name for r in part("retrieval")(True)}  # type: ignore[misc]
     assert {f"  scan alone ({k}), batch {b}" for k in kernels for b in (1, 16)} <= names
+    if kernels[0] == "fbgemm":
+        assert "slot write, repack included (amortised)" in names

@@ -406,3 +406,18 @@ def test_the_expected_time_of_the_rest_is_said_once_after_the_first_timed_steps(
     assert len(said) == 1 and "for the 3 steps left" in said[0] and f"steps 2-{ESTIMATE_STEPS + 1}" in said[0]
     assert (_duration(0.2), _duration(42), _duration(17 * 60), _duration(185 * 60)) == (
         "under a second", "42 s", "17 min", "3 h 05 min")
+
+
+def test_resume_accepts_a_config_field_added_since_at_its_default(tmp_path):
+    from fewcolor.train.loop import check_resume_identity, config_defaults
+
+    method = build_method("cic", "tiny")
+    defaults = config_defaults(method)
+    assert defaults["chroma"] == 1.0 and defaults["temperature"] == 0.38
+    current = {"method": "cic", "config": {"lam": 0.5, "chroma": 1.0}}
+    older = {"method": "cic", "config": {"lam": 0.5}}  # a run from before the field existed
+    check_resume_identity(tmp_path, older, current, defaults)
+    with pytest.raises(ValueError, match=r"config chroma None -> 0.5"):  # not at its default: a real change
+        check_resume_identity(tmp_path, older, {"method": "cic", "config": {"lam": 0.5, "chroma": 0.5}}, defaults)
+    with pytest.raises(ValueError, match=r"config lam 0.5 -> 0.75"):
+        check_resume_identity(tmp_path, older, {"method": "cic", "config": {"lam": 0.75, "chroma": 1.0}}, defaults)

@@ -56,11 +56,13 @@ class BinClassifier(Method):
     bin_weights: torch.Tensor  # registered buffer (register_prior)
 
     def register_prior(self) -> None:
-        """Check the config's λ and register the buffers ``prior`` and ``bin_weights`` on the method itself:
+        """Check the config's λ and chroma and register the buffers ``prior`` and ``bin_weights`` on the method itself:
         until :meth:`set_prior` sees the training set, a uniform prior, i.e. rebalancing weights of 1."""
         lam = self.config.lam
         if not 0.0 <= lam <= 1.0:
             raise ValueError(f"{self.name}: lam must be in [0, 1], got {lam}")
+        if not 0.0 <= self.config.chroma <= 2.0:  # caught when the run is built, not after its training
+            raise ValueError(f"{self.name}: chroma must be in [0, 2], got {self.config.chroma}")
         self.register_buffer("prior", torch.full((Q,), 1.0 / Q))
         self.register_buffer("bin_weights", torch.ones(Q))
 
@@ -89,10 +91,14 @@ class BinClassifier(Method):
         return t
 
     def scaled_chroma(self, ab: torch.Tensor, options: Mapping[str, Any]) -> torch.Tensor:
-        """Normalised ab ``(B,2,H,W)`` times the ``chroma`` option (else the config's), kept in [-1, 1]; a
-        scale outside [0, 2] raises :class:`InferenceOptionError`."""
+        """Normalised ab ``(B,2,H,W)`` times the ``chroma`` option (else the config's), pixels past [-1, 1]
+        scaled back along their own hue; a scale outside [0, 2] raises :class:`InferenceOptionError`."""
         c = options.get("chroma")
         c = self.config.chroma if c is None else float(c)
         if not 0.0 <= c <= 2.0:
             raise InferenceOptionError(f"{self.name}: chroma must be in [0, 2], got {c}")
-        return ab if c == 1.0 else (ab * c).clamp(-1.0, 1.0)
+        if c == 1.0:
+            return ab
+        out = ab * c
+        # past the [-1, 1] box shrink a and b together (a per-channel clamp would turn the hue)
+        return out / out.abs().amax(dim=1, keepdim=True).clamp_min(1.0)

@@ -10,10 +10,14 @@ Two kernels score a batch of queries against all rows, both vectorised on x86 (c
 
 - ``fbgemm``: PyTorch's dynamically quantized linear (``torch.ops.quantized.linear_dynamic``: the query
   quantized per tensor to uint8 on the fly, then fbgemm's int8 GEMM against the codes packed once by
-  ``linear_prepack``). On the AVX2-only host it scanned 100k × 512 in 2.4 ms per single query against
-  4.3 ms for ``int8pack`` (docs/PERFORMANCE.md, "Retrieval on AVX2"). A packed matrix cannot change a row
-  in place: rows written since the last pack are scored from their codes and overwrite their columns, and
-  the whole matrix is packed again once more than :data:`REPACK_AFTER` rows are pending.
+  ``linear_prepack``). On the AVX2-only host it scanned 100k × 512 in 1.9 ms per single query against
+  4.6–4.8 ms for ``int8pack`` (docs/PERFORMANCE.md, "Retrieval on AVX2"). A packed matrix cannot change a
+  row in place: rows written since the last pack are scored from their dequantised codes (kept until the
+  next write) and overwrite their columns, and the whole matrix is packed again (~0.7 s at 100k × 512)
+  once more than :data:`REPACK_AFTER` rows are pending — cheap for a memory that is mostly read (inference;
+  training's memories are small and searched exactly). The query is quantized per call, so with fbgemm a
+  query's approximate scores depend slightly (≤ ~4e-3) on the other queries of its batch; the exact
+  re-rank makes that matter only for near-ties at the candidate cut-off.
 - ``int8pack``: ATen's fused int8-weight kernel (``torch.ops.aten._weight_int8pack_mm``: bf16 queries ×
   int8 rows × per-row scale), where the quantized linear is missing (builds without fbgemm, or once
   PyTorch drops ``torch.ops.quantized``). It needs the key dimension to be a multiple of 16 (other sizes
@@ -102,6 +106,7 @@ class Int8Keys:
         self._stamp = self._stamp_of(keys)
         self._packed: object | None = None  # fbgemm's packed codes, built on the first scan
         self._pending: set[int] = set()  # rows re-quantised since the codes were packed
+        self._overlay: tuple[torch.Tensor, torch.Tensor] | None = None  # (rows, their dequantised keys)
 
     @staticmethod
     def _stamp_of(keys: torch.Tensor) -> tuple[int, int, tuple[int, ...]]:
@@ -118,6 +123,7 @@ class Int8Keys:
         self._stamp = self._stamp_of(keys)
         if self._packed is not None:
             self._pending.add(int(slot))
+            self._overlay = None
 
     def scores(self, q: torch.Tensor) -> torch.Tensor:
         """Approximate ``q · K`` (B, m) for queries (B, d): fp32 from ``fbgemm``, bf16 from ``int8pack``."""
@@ -134,12 +140,15 @@ class Int8Keys:
             raise RuntimeError("this PyTorch build has no fbgemm quantized linear: use kernel='int8pack'")
         with quantized_engine(engine):
             if self._packed is None or len(self._pending) > REPACK_AFTER:
-                self._packed, self._pending = self._pack(), set()
+                self._packed, self._pending, self._overlay = self._pack(), set(), None
             out = torch.ops.quantized.linear_dynamic(q, self._packed, True)
         if self._pending:
-            rows = torch.tensor(sorted(self._pending), dtype=torch.long)
+            if self._overlay is None:  # dequantised once per change of the pending set, not per scan
+                rows = torch.tensor(sorted(self._pending), dtype=torch.long)
+                self._overlay = rows, self.codes[rows].float() * self.scales[rows, None].float()
+            rows, keys = self._overlay
             # the written rows' scores from their current codes (what a fresh pack would hold)
-            out[:, rows] = q @ (self.codes[rows].float() * self.scales[rows, None].float()).T
+            out[:, rows] = q @ keys.T
         return out
 
     def _pack(self) -> object:

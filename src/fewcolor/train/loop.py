@@ -243,17 +243,34 @@ _IDENTITY_HINTS = {"method": "--method", "batch_size": "--batch-size", "seed": "
                    "world_size": "the torchrun process count", "transform": "--size / --no-flip"}
 
 
-def check_resume_identity(path: Path, stored: Any, current: dict[str, Any]) -> None:
-    """Raise ``ValueError`` naming every difference between the stored and the current identity."""
+def config_defaults(method: Method) -> dict[str, Any]:
+    """The method's config fields at their defaults (JSON-normalised like :func:`run_identity`)."""
+    defaults = {f.name: f.default for f in dataclasses.fields(method.config)
+                if f.default is not dataclasses.MISSING}
+    defaults |= {f.name: f.default_factory() for f in dataclasses.fields(method.config)
+                 if f.default_factory is not dataclasses.MISSING}
+    return json.loads(json.dumps(defaults, default=str))
+
+
+def check_resume_identity(path: Path, stored: Any, current: dict[str, Any],
+                          defaults: dict[str, Any] | None = None) -> None:
+    """Raise ``ValueError`` naming every difference between the stored and the current identity.
+
+    A config field the stored run does not have (added to the method since) counts as unchanged when the
+    current run keeps it at its default (``defaults``: :func:`config_defaults`), the behaviour before it.
+    """
     if not isinstance(stored, dict):
         return  # a checkpoint written before identities were stored: nothing to compare
+    defaults = defaults or {}
     diffs = []
     for key, now in current.items():
         if key not in stored or stored[key] == now:
             continue
         if key == "config" and isinstance(stored[key], dict):
-            fields = sorted(k for k in set(now) | set(stored[key]) if now.get(k) != stored[key].get(k))
-            diffs += [f"config {k} {stored[key].get(k)!r} -> {now.get(k)!r}" for k in fields]
+            old = stored[key]
+            fields = sorted(k for k in set(now) | set(old) if now.get(k) != old.get(k)
+                            and not (k not in old and k in defaults and now.get(k) == defaults[k]))
+            diffs += [f"config {k} {old.get(k)!r} -> {now.get(k)!r}" for k in fields]
         else:
             diffs.append(f"{_IDENTITY_HINTS.get(key, key)} {stored[key]!r} -> {now!r}")
     if diffs:
@@ -527,7 +544,8 @@ def _train(method: Method, dataset: Dataset, opts: TrainOptions, stop: list[int]
             stored = read_metadata(last_ckpt)
         except CheckpointError as exc:
             raise CheckpointError(f"--resume: {exc}; delete {ckpt_dir} to start over, or train into a new -o") from exc
-        check_resume_identity(last_ckpt, stored.get("run", {"method": stored.get("method")}), identity)
+        check_resume_identity(last_ckpt, stored.get("run", {"method": stored.get("method")}), identity,
+                              config_defaults(method))
     precision = resolve_precision(opts.precision, device)
     if is_main:
         (log.warning if precision.fell_back else log.info)("precision: %s", precision.reason)
