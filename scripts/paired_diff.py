@@ -6,8 +6,9 @@ A and B are ``metrics.json`` files of ``fewcolor evaluate`` or of one benchmark 
 (``RUN/<protocol>/<method>/seed0/metrics.json``); images are matched by name, and only names in both
 count. Prints, per metric, the mean of A − B with its 95 % interval (Student's t over the matched images,
 :func:`fewcolor.metrics.stats.mean_ci95`) and on how many images A is better (lower, or higher for
-PSNR/SSIM/AUC). Two overlapping per-method intervals can hide a consistent per-image difference, and a
-difference of means can be noise: this says which.
+PSNR/SSIM/AUC; only scored metrics, not colourfulness values). An interval that cannot be computed (one
+image, a non-finite value such as PSNR = inf) prints as n/a. Two overlapping per-method intervals can hide a
+consistent per-image difference, and a difference of means can be noise: this says which.
 """
 
 from __future__ import annotations
@@ -20,11 +21,22 @@ from pathlib import Path
 from fewcolor.metrics.stats import mean_ci95
 
 HIGHER_IS_BETTER = {"psnr", "ssim", "auc"}
+#: the per-image scores where lower or higher means better (colourfulness values are not scores)
+SCORED = {"delta_e2000", "lpips", "psnr", "ssim", "auc", "delta_cf_hs", "delta_cf_abs"}
 Rows = dict[str, dict[str, float]]
 
 
 def per_image(path: Path) -> Rows:
-    return {row["name"]: row for row in json.loads(path.read_text())["per_image"]}
+    """The per-image rows of a metrics.json by name; a name twice is an error (the pairing would be ambiguous)."""
+    rows = json.loads(path.read_text())["per_image"]
+    by_name = {row["name"]: row for row in rows}
+    if len(by_name) != len(rows):
+        raise ValueError(f"{path}: {len(rows) - len(by_name)} image name(s) appear more than once")
+    return by_name
+
+
+def _signed(x: float | int | None) -> str:
+    return "n/a" if x is None else f"{x:+.4f}"
 
 
 def paired(a: Rows, b: Rows, metric: str) -> dict[str, float | int | None]:
@@ -43,9 +55,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("b", type=Path, help="metrics.json of B (the baseline)")
     parser.add_argument("--metrics", default="delta_e2000,lpips,psnr,ssim", help="comma-separated metric names")
     args = parser.parse_args(argv)
+    metrics = args.metrics.split(",")
+    unknown = [m for m in metrics if m not in SCORED]
+    if unknown:
+        print(f"error: --metrics {','.join(unknown)}: choose from {','.join(sorted(SCORED))}", file=sys.stderr)
+        return 2
     try:
         a, b = per_image(args.a), per_image(args.b)
-    except (OSError, KeyError, json.JSONDecodeError) as e:
+    except (OSError, KeyError, ValueError) as e:  # json.JSONDecodeError is a ValueError
         print(f"error: cannot read per-image metrics: {e}", file=sys.stderr)
         return 2
     common = len(set(a) & set(b))
@@ -53,9 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.a} and {args.b} share no image name", file=sys.stderr)
         return 2
     print(f"{common} images in both ({len(a)} in A, {len(b)} in B); A − B:")
-    for metric in args.metrics.split(","):
+    for metric in metrics:
         s = paired(a, b, metric)
-        print(f"  {metric}: {s['mean']:+.4f}, 95 % CI [{s['ci95_low']:+.4f}, {s['ci95_high']:+.4f}]; "
+        print(f"  {metric}: {_signed(s['mean'])}, 95 % CI [{_signed(s['ci95_low'])}, {_signed(s['ci95_high'])}]; "
               f"A better on {s['a_better']} of {s['n']}")
     return 0
 

@@ -34,3 +34,16 @@ def test_files_without_common_images_are_refused(tmp_path: Path, capsys: pytest.
     b = _write(tmp_path / "b.json", {"y": (1.0, 1.0)})
     assert paired_diff.main([str(a), str(b)]) == 2
     assert "share no image" in capsys.readouterr().err
+
+
+def test_unknown_metrics_duplicates_and_single_images(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a = _write(tmp_path / "a.json", {"x": (1.0, 1.0)})
+    b = _write(tmp_path / "b.json", {"x": (2.0, float("inf"))})
+    assert paired_diff.main([str(a), str(b), "--metrics", "cf_hs_pred"]) == 2
+    assert "choose from" in capsys.readouterr().err
+    assert paired_diff.main([str(a), str(b), "--metrics", "delta_e2000,psnr"]) == 0  # one image: no interval
+    assert "n/a" in capsys.readouterr().out
+    dup = tmp_path / "dup.json"
+    dup.write_text(json.dumps({"per_image": [{"name": "x", "delta_e2000": 1.0}, {"name": "x", "delta_e2000": 2.0}]}))
+    assert paired_diff.main([str(dup), str(b)]) == 2
+    assert "more than once" in capsys.readouterr().err

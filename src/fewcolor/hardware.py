@@ -26,6 +26,7 @@ __all__ = [
     "cpu_vendor",
     "descriptor_precision",
     "int8_engine",
+    "quantized_engine",
     "resolve_device",
     "resolve_precision",
 ]
