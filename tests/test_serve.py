@@ -169,7 +169,7 @@ def test_the_bundled_model_is_offered_first(checkpoints):
     with TestClient(create_app(service)) as client:
         models = client.get("/api/models").json()["models"]
     assert [m["id"] for m in models] == ["base", "m1", "m2"] and models[0]["method"] == "base"
-    assert [o["name"] for o in models[0]["options"]] == ["temperature"]
+    assert [o["name"] for o in models[0]["options"]] == ["temperature", "chroma"]
 
 
 def test_a_transparent_upload_comes_back_with_its_transparency(checkpoints):
