@@ -68,6 +68,8 @@ def test_registered_option_appears_in_colorize_help(toy) -> None:
     assert "--toy-gain" in text and "[toy-options] multiplies the output" in text
     assert "--toy-guide FILE" in text
     assert "--temperature" in text and "[base, cic]" in text  # real methods' options too, with who takes them
+    # an option that is also a config field defaults to the model's own value, and says so
+    assert "(default: the model's own chroma, 1.0 unless it was trained with another)" in text
     unregister_method(toy.name)
     assert "--toy-gain" not in CliRunner().invoke(main, ["colorize", "--help"]).output
 

@@ -508,10 +508,21 @@ def _collect_inputs(inputs: tuple[Path, ...]) -> list[tuple[Path, Path]]:
     return pairs
 
 
+def _config_has(method: str, field: str) -> bool:
+    import dataclasses
+
+    from fewcolor.methods.registry import get_method_class
+
+    return field in {f.name for f in dataclasses.fields(get_method_class(method).Config)}
+
+
 def _option_param(opt: Any, methods: list[str]) -> list[click.Option]:
     """The click option(s) for one inference option declaration (see fewcolor.methods.options)."""
     who = ", ".join(methods)
     extra = f" (default {opt.default})" if opt.default is not None else ""
+    if opt.default is not None and all(_config_has(m, opt.name) for m in methods):
+        # a config field too: a model trained with another value keeps it unless the option is given
+        extra = f" (default: the model's own {opt.name}, {opt.default} unless it was trained with another)"
     text = f"[{who}] {opt.help}{extra}."
     if opt.kind == "float":
         ptype: Any = click.FloatRange(opt.minimum, opt.maximum) if (opt.minimum, opt.maximum) != (None, None) else float
