@@ -184,3 +184,12 @@ def test_a_transparent_upload_comes_back_with_its_transparency(checkpoints):
         assert reply.status_code == 200, reply.text
         img = Image.open(io.BytesIO(client.get(reply.json()["results"][0]).content))
         assert img.mode == "RGBA" and np.array_equal(np.asarray(img)[..., 3], rgba[..., 3])
+
+
+def test_an_option_that_is_a_config_field_shows_the_models_own_value(tmp_path):
+    muted = save_method(build_method("cic", "tiny", {"chroma": 0.25, "temperature": 0.6}), tmp_path / "cic.safetensors")
+    client, _ = _client([muted])
+    with client:
+        (model,) = client.get("/api/models").json()["models"]
+    defaults = {o["name"]: o["default"] for o in model["options"]}
+    assert defaults == {"temperature": 0.6, "chroma": 0.25}

@@ -68,14 +68,27 @@ class ModelEntry:
         assert self.path is not None, "a model entry holds a checkpoint path or a colorizer"
         return _method_class_of(self.path)
 
+    def config(self) -> dict[str, Any]:
+        """The model's config values (from the checkpoint's metadata, or the loaded method's)."""
+        if self.colorizer is not None:
+            import dataclasses
+
+            return dataclasses.asdict(self.colorizer.method.config)
+        from fewcolor.io.checkpoint import read_metadata
+
+        assert self.path is not None
+        config = read_metadata(self.path).get("config")
+        return config if isinstance(config, dict) else {}
+
     def describe(self) -> dict[str, Any]:
         method = self.method()
+        config = self.config()
         return {
             "id": self.id,
             "label": self.label,
             "method": method.name,
             "summary": method.summary,
-            "options": [_option_json(o) for o in method.inference_options],
+            "options": [_option_json(o, config) for o in method.inference_options],
         }
 
 
@@ -86,8 +99,12 @@ def _method_class_of(path: Path) -> Any:
     return get_method_class(read_metadata(path)["method"])
 
 
-def _option_json(opt: Any) -> dict[str, Any]:
+def _option_json(opt: Any, config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An option's declaration for the page; its default is the model's own value where the option is also a
+    config field (a model trained with chroma 0.5 shows 0.5)."""
     default = opt.default if isinstance(opt.default, (int, float, str, bool)) or opt.default is None else None
+    if config and opt.name in config and isinstance(config[opt.name], (int, float, str, bool)):
+        default = config[opt.name]
     return {"name": opt.name, "kind": opt.kind, "help": opt.help, "default": default, "minimum": opt.minimum,
             "maximum": opt.maximum, "choices": list(opt.choices) if opt.choices else None, "sweep": opt.sweep}
 
