@@ -68,21 +68,23 @@ class ModelEntry:
         assert self.path is not None, "a model entry holds a checkpoint path or a colorizer"
         return _method_class_of(self.path)
 
-    def config(self) -> dict[str, Any]:
-        """The model's config values (from the checkpoint's metadata, or the loaded method's)."""
+    def method_and_config(self) -> tuple[Any, dict[str, Any]]:
+        """The method (class or loaded instance) and the model's config values, reading a checkpoint's
+        metadata once."""
         if self.colorizer is not None:
             import dataclasses
 
-            return dataclasses.asdict(self.colorizer.method.config)
+            return self.colorizer.method, dataclasses.asdict(self.colorizer.method.config)
         from fewcolor.io.checkpoint import read_metadata
+        from fewcolor.methods.registry import get_method_class
 
         assert self.path is not None
-        config = read_metadata(self.path).get("config")
-        return config if isinstance(config, dict) else {}
+        meta = read_metadata(self.path)
+        config = meta.get("config")
+        return get_method_class(meta["method"]), config if isinstance(config, dict) else {}
 
     def describe(self) -> dict[str, Any]:
-        method = self.method()
-        config = self.config()
+        method, config = self.method_and_config()
         return {
             "id": self.id,
             "label": self.label,

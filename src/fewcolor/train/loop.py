@@ -49,6 +49,7 @@ from fewcolor.io.atomic import atomic_path, write_text_atomic
 from fewcolor.io.checkpoint import CheckpointError, read_metadata
 from fewcolor.meta import distributed as dist_utils
 from fewcolor.methods.base import Method, Phase
+from fewcolor.methods.options import config_fields
 from fewcolor.methods.registry import save_method
 from fewcolor.train.state import load_training_state, save_training_state
 
@@ -245,10 +246,7 @@ _IDENTITY_HINTS = {"method": "--method", "batch_size": "--batch-size", "seed": "
 
 def config_defaults(method: Method) -> dict[str, Any]:
     """The method's config fields at their defaults (JSON-normalised like :func:`run_identity`)."""
-    defaults = {f.name: f.default for f in dataclasses.fields(method.config)
-                if f.default is not dataclasses.MISSING}
-    defaults |= {f.name: f.default_factory() for f in dataclasses.fields(method.config)
-                 if f.default_factory is not dataclasses.MISSING}
+    defaults = {f.name: f.default for f in config_fields(type(method.config))}
     return json.loads(json.dumps(defaults, default=str))
 
 
