@@ -99,3 +99,29 @@ def test_the_plan_is_said_up_front() -> None:
     assert f"{SIZES['cpu'].train_images:,} image-gradients" in line and "reused" in line
     one = plan_line(PROTOCOLS["pokemon-frames"], ["unet"], SIZES["cpu"], [0])
     assert "folds" not in one and "= 1 training run(s)" in one
+
+
+def test_an_interrupted_benchmark_says_to_rerun_the_same_command_not_to_add_resume(
+        emoji_dir, tmp_path, monkeypatch) -> None:
+    """``bench`` has no ``--resume``: it resumes interrupted runs by itself, and its message says so."""
+    import shutil
+    import signal
+
+    from click.testing import CliRunner
+
+    import fewcolor.train.loop as loop
+    from fewcolor.cli import main
+
+    def interrupted(method, dataset, opts):  # what SIGTERM during training raises, after saving
+        raise loop.TrainingInterrupted(3, opts.out_dir / "checkpoints" / "last.safetensors", signal.SIGTERM)
+
+    monkeypatch.setattr(loop, "train", interrupted)
+    data = tmp_path / "emoji1"
+    shutil.copytree(emoji_dir / "heart", data / "heart")
+    args = ["bench", "--data", str(data), "--shots", "1", "--methods", "unet", "--preset", "tiny",
+            "--image-size", "32", "--size", "smoke", "--no-fid", "-o", str(tmp_path / "results"),
+            "--results-md", str(tmp_path / "R.md")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 128 + signal.SIGTERM, result.output
+    assert "interrupted by SIGTERM at step 3" in result.output
+    assert "run the same command again" in result.output and "--resume" not in result.output

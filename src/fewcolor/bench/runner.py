@@ -32,6 +32,9 @@ from fewcolor.io.atomic import write_text_atomic
 
 log = logging.getLogger(__name__)
 
+#: what an interrupted benchmark tells the user: its training runs resume from their saved state on a rerun
+RESUME_HINT = "run the same command again: the benchmark resumes interrupted runs from their saved state"
+
 def eval_image(path: Path, size: int) -> torch.Tensor:
     """The protocol's view of an image: shorter side to ``size``, centre crop ``size``×``size``."""
     from fewcolor.data.transforms import eval_transform
@@ -84,7 +87,7 @@ def _train_or_reuse(
     device: str | None,
 ) -> tuple[Any, int, float]:
     from fewcolor.methods.registry import load_method
-    from fewcolor.train.loop import TrainOptions, train
+    from fewcolor.train.loop import TrainingInterrupted, TrainOptions, train
 
     steps = max(1, budget.train_images // method.images_per_step(budget.batch_size))
     model_path = run_dir / "model.safetensors"
@@ -106,7 +109,10 @@ def _train_or_reuse(
         resume=resume,
         device=device,
     )
-    result = train(method, dataset, opts)
+    try:
+        result = train(method, dataset, opts)
+    except TrainingInterrupted as exc:  # the benchmark resumes its runs by itself: no --resume to add
+        raise exc.with_hint(RESUME_HINT) from exc
     return method, result.step, result.wall_seconds
 
 

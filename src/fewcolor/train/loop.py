@@ -38,7 +38,7 @@ import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from tqdm.auto import tqdm
@@ -89,10 +89,18 @@ class TrainOptions:
 class TrainingInterrupted(Exception):
     """Training stopped on SIGINT/SIGTERM after saving its state; ``--resume`` continues it."""
 
-    def __init__(self, step: int, checkpoint: Path, signum: int) -> None:
+    #: how to continue, for ``fewcolor train``; a command that resumes by itself passes its own (``with_hint``)
+    default_hint: ClassVar[str] = "continue with the same command plus --resume"
+
+    def __init__(self, step: int, checkpoint: Path, signum: int, hint: str | None = None) -> None:
         self.step, self.checkpoint, self.signum = step, checkpoint, signum
+        self.hint = hint or self.default_hint
         super().__init__(f"interrupted by {signal.Signals(signum).name} at step {step}; the state is saved in "
-                         f"{checkpoint}: continue with the same command plus --resume")
+                         f"{checkpoint}: {self.hint}")
+
+    def with_hint(self, hint: str) -> TrainingInterrupted:
+        """The same interruption, telling the user ``hint`` instead of ``--resume``."""
+        return TrainingInterrupted(self.step, self.checkpoint, self.signum, hint)
 
 
 @dataclass
