@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 #: what an interrupted benchmark tells the user: its training runs resume from their saved state on a rerun
 RESUME_HINT = "run the same command again: the benchmark resumes interrupted runs from their saved state"
 
+
 def eval_image(path: Path, size: int) -> torch.Tensor:
     """The protocol's view of an image: shorter side to ``size``, centre crop ``size``×``size``."""
     from fewcolor.data.transforms import eval_transform
