@@ -1035,7 +1035,8 @@ def bench_cmd(
 
     Protocols: tinyimagenet-fs-k{1,5,10}, pokemon-frames, pokemon-frames-shiny, flowers12-k{1,5},
     emoji-xstyle, or `all` (every protocol; meant for --smoke). Include the baselines `grey` and `lut`
-    in METHODS: a method that does not beat them has not helped.
+    in METHODS: a method that does not beat them has not helped. Training runs in fp32 on every machine,
+    so tables from different CPUs compare (`fewcolor train` defaults to --precision auto).
     """
     import shlex
 
