@@ -75,13 +75,8 @@ class ModelEntry:
             import dataclasses
 
             return self.colorizer.method, dataclasses.asdict(self.colorizer.method.config)
-        from fewcolor.io.checkpoint import read_metadata
-        from fewcolor.methods.registry import get_method_class
-
         assert self.path is not None
-        meta = read_metadata(self.path)
-        config = meta.get("config")
-        return get_method_class(meta["method"]), config if isinstance(config, dict) else {}
+        return _checkpoint_method_and_config(self.path)
 
     def describe(self) -> dict[str, Any]:
         method, config = self.method_and_config()
@@ -94,11 +89,18 @@ class ModelEntry:
         }
 
 
-def _method_class_of(path: Path) -> Any:
+def _checkpoint_method_and_config(path: Path) -> tuple[Any, dict[str, Any]]:
+    """A checkpoint's method class and config values, from one read of its metadata."""
     from fewcolor.io.checkpoint import read_metadata
     from fewcolor.methods.registry import get_method_class
 
-    return get_method_class(read_metadata(path)["method"])
+    meta = read_metadata(path)
+    config = meta.get("config")
+    return get_method_class(meta["method"]), config if isinstance(config, dict) else {}
+
+
+def _method_class_of(path: Path) -> Any:
+    return _checkpoint_method_and_config(path)[0]
 
 
 def _option_json(opt: Any, config: dict[str, Any] | None = None) -> dict[str, Any]:
