@@ -425,3 +425,34 @@ def test_query_descriptors_take_the_precision_the_clusters_were_built_with(
         probe.dtypes.clear()
         model.nearest_clusters(ds.l[:2])
         assert probe.dtypes == [expected]
+
+
+def test_a_deep_copy_shares_the_training_data_and_helpers_and_no_adapted_generators(emoji32) -> None:
+    # fewcolor.train.adapt copies the method per episode: the data (with its decoded-image cache) and the frozen
+    # helpers are shared, the adapted generators (derived from θ_G, about to change) are not carried over.
+    import copy
+
+    m = make(emoji32).eval()
+    m.adapted_generator(0, 1)
+    probe = m.auxiliary("probe", lambda: torch.nn.Linear(2, 2))
+    c = copy.deepcopy(m)
+    assert c._dataset is m._dataset and c.auxiliary("probe", lambda: None) is probe
+    c.drop_auxiliary("probe")
+    assert m.auxiliary("probe", lambda: None) is probe  # dropping in the copy leaves the original's
+    assert len(c._adapted) == 0 and len(m._adapted) == 1
+    for (name, a), b in zip(c.state_dict().items(), m.state_dict().values(), strict=True):
+        assert torch.equal(a, b) and a.data_ptr() != b.data_ptr(), name
+    with torch.no_grad():
+        next(c.generator.parameters()).add_(1.0)
+    assert not torch.equal(next(c.generator.parameters()), next(m.generator.parameters()))
+    assert c.config == m.config and c.task_info == m.task_info and c.task_info is not m.task_info
+
+
+def test_cached_adapted_generators_follow_the_mode_and_are_dropped_by_a_state_load(emoji32) -> None:
+    m = make(emoji32).eval()
+    fast = m.adapted_generator(0, 1)
+    assert not fast.training
+    m.train()
+    assert m.adapted_generator(0, 1) is fast and fast.training
+    m.load_state_dict(m.state_dict())
+    assert len(m._adapted) == 0

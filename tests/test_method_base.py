@@ -48,6 +48,23 @@ def test_setup_prior_from_a_seeded_subset() -> None:
     assert not torch.equal(other.prior, m.prior)
 
 
+def test_the_prior_counts_the_colours_at_the_resolution_and_resize_the_loss_sees() -> None:
+    # the prior reweights the loss's targets: it must be their distribution (bilinear to the logits' ¼ size),
+    # not an area average, which mixes neighbouring colours into duller ones
+    from fewcolor.color.prior import bin_prior
+    from fewcolor.methods.bin_classifier import ab_at_size
+
+    ds = TensorColourDataset(smooth_colour_images(3, 32))
+    m = _tiny(prior_images=3)
+    m.setup(ds)
+    logits = m.net(batch_of(ds)["l"])
+    targets = ab_at_size(batch_of(ds)["ab"], tuple(logits.shape[-2:]))
+    g = torch.Generator().manual_seed(m.config.seed)
+    order = torch.randperm(3, generator=g).tolist()
+    expected = bin_prior((targets[i] for i in order), sigma=m.config.prior_sigma)
+    torch.testing.assert_close(m.prior, expected.to(m.prior))
+
+
 @pytest.mark.weights
 def test_overfits_four_fixture_images_with_both_loss_terms(emoji_dir, tmp_path) -> None:
     spec = get_spec("efficientnet_lite0")

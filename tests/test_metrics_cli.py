@@ -83,7 +83,7 @@ def test_evaluate_model_takes_the_methods_inference_options(tmp_path, lpips_weig
     foreign = CliRunner().invoke(main, ["evaluate", str(save_method(build_method("unet", "tiny"), tmp_path / "u.st")),
                                         "--data", str(tmp_path / "data"), "--no-fid", "-o", str(tmp_path / "u"),
                                         "--temperature", "1"])
-    assert foreign.exit_code == 1 and "does not take inference option" in foreign.output
+    assert foreign.exit_code == 2 and "does not take inference option" in foreign.output  # a usage mistake
     assert "Traceback" not in foreign.output and not (tmp_path / "u" / "metrics.json").exists()
     pairs = CliRunner().invoke(main, ["evaluate", "--pred", str(tmp_path / "t1" / "pred"), "--truth",
                                       str(tmp_path / "data"), "-o", str(tmp_path / "p"), "--temperature", "1"])

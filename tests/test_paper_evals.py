@@ -159,4 +159,4 @@ def test_semantic_eval_colours_with_the_methods_inference_options(tmp_path: Path
         semantic_eval(cic, emoji_dir, per_class=1, size=32, pretrained=False, options={"variant": 2})
     res = CliRunner().invoke(main, ["paper-eval", "semantic", str(cic), "--data", str(emoji_dir), "-o",
                                     str(tmp_path / "r.json"), "--per-class", "1", "--size", "32", "--variant", "2"])
-    assert res.exit_code == 1 and "does not take" in res.output and "Traceback" not in res.output
+    assert res.exit_code == 2 and "does not take" in res.output and "Traceback" not in res.output  # usage: exit 2

@@ -222,8 +222,10 @@ def test_bf16_autocast_trains_and_saves_float32_weights(tmp_path):
     assert all(p.dtype == torch.float32 for p in load_method(result.checkpoint).parameters())
 
 
-def test_the_loop_follows_the_methods_learning_rate_schedule(tmp_path):
-    # CIC's §3 schedule: lr 3e-3 (tiny) × 1, 1/3, 1/10 from 4/9 and 5/6 of the run; the loop sets it each step.
+@pytest.mark.parametrize("lr_factor", [1.0, 3.0])
+def test_the_loop_follows_the_methods_learning_rate_schedule(tmp_path, lr_factor):
+    # CIC's §3 schedule: lr 3e-3 (tiny) × 1, 1/3, 1/10 from 4/9 and 5/6 of the run; the loop sets it each step,
+    # scaled by the run's lr_factor (`fewcolor adapt --lr-factor`), which the schedule must not undo.
     m = build_method("cic", "tiny", {"lr": 3e-3, "prior_cache": False})
     seen: list[float] = []
     step_fn = m.training_step
@@ -240,8 +242,9 @@ def test_the_loop_follows_the_methods_learning_rate_schedule(tmp_path):
         return opts
 
     m.training_step, m.configure_optimizers = spy, keep
-    train(m, _dataset(4, 16), _opts(tmp_path, steps=9, batch_size=2))
-    assert seen == pytest.approx([3e-3] * 4 + [1e-3] * 4 + [3e-4])  # drops at steps 4 (4/9·9) and 8 (≥ 7.5)
+    train(m, _dataset(4, 16), _opts(tmp_path, steps=9, batch_size=2, lr_factor=lr_factor))
+    expected = [3e-3] * 4 + [1e-3] * 4 + [3e-4]  # drops at steps 4 (4/9·9) and 8 (≥ 7.5)
+    assert seen == pytest.approx([lr * lr_factor for lr in expected])
 
 
 def test_train_step_matches_a_plain_optimiser_step():

@@ -37,6 +37,40 @@ def test_no_triplet_at_all_gives_zero_loss_with_zero_gradient():
     assert torch.equal(scores.grad, torch.zeros_like(scores))
 
 
+def test_no_triplet_among_excluded_slots_is_a_finite_zero():
+    # −inf marks an excluded slot (leave-one-out); a query left with no triplet must not make the loss NaN
+    scores = torch.tensor([[float("-inf"), 0.5]], requires_grad=True)
+    out = threshold_triplet_loss(scores, torch.tensor([[True, False]]))
+    assert out.loss.item() == 0.0 and (out.valid, out.no_positive) == (0, 1)
+    out.loss.backward()
+    assert scores.grad is not None and torch.equal(scores.grad, torch.zeros_like(scores))
+
+
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError, match="must both be"):
         threshold_triplet_loss(torch.zeros(2, 3), torch.zeros(2, 4, dtype=torch.bool))
+
+
+def test_memory_triplet_loss_against_a_memory_with_leave_one_out():
+    import torch.nn.functional as F
+
+    from fewcolor.losses.triplet import memory_triplet_loss
+    from fewcolor.nets.memory import ColorMemory
+
+    mem = ColorMemory(4, key_dim=2, value_dim=1, distance=lambda a, b: (a - b).abs().sum(-1), threshold=0.5)
+    q = F.normalize(torch.tensor([[1.0, 0.0]]), dim=1)
+    target = torch.tensor([[0.0]])
+    assert memory_triplet_loss(mem, q, target, top_k=3, margin=0.1) is None  # empty: nothing to compare with
+    keys = F.normalize(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), dim=1)
+    for i, (value, label) in enumerate(((0.0, 7), (5.0, 3))):  # source 0 (the query's own): value 0; source 1: 5
+        mem.update(keys[i : i + 1], torch.tensor([[value]]), sources=torch.tensor([i]), labels=torch.tensor([label]))
+    assert mem.num_filled == 2
+    # positive = the own slot (similarity 1), negative = the other (0): hinge max(0 − 1 + 1.5, 0) = 0.5
+    own = memory_triplet_loss(mem, q, target, top_k=3, margin=1.5)
+    assert own is not None and own.valid == 1 and own.loss.item() == pytest.approx(0.5, abs=1e-6)
+    # leaving the own slot out there is no positive: no triplet, and a finite zero, not NaN
+    loo = memory_triplet_loss(mem, q, target, top_k=3, margin=1.5, exclude_sources=torch.tensor([0]))
+    assert loo is not None and (loo.valid, loo.no_positive) == (0, 1) and loo.loss.item() == 0.0
+    # supervised: the same-label slot is the positive whatever its colour
+    sup = memory_triplet_loss(mem, q, target, top_k=3, margin=1.5, labels=torch.tensor([3]))
+    assert sup is not None and sup.valid == 1 and sup.loss.item() == pytest.approx(max(1.0 - 0.0 + 1.5, 0), abs=1e-6)

@@ -137,19 +137,84 @@ class _ModelType(click.ParamType):
 MODEL = _ModelType()
 
 
-def output_file(path: Path, suffix: str, what: str) -> Path:
+class _CheckpointOf(click.ParamType):
+    """A checkpoint of one method, for a command that cannot use the bundled model: ``base`` is answered
+    plainly instead of with "File 'base' does not exist"."""
+
+    name = "CHECKPOINT"
+
+    def __init__(self, method: str, what: str) -> None:
+        self.method, self.what = method, what
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Path:
+        if isinstance(value, Path):
+            return value
+        if str(value) == "base":
+            self.fail(f"`base`, the bundled base model, is not a {self.method} model; {self.what} needs a "
+                      f"{self.method} checkpoint (fewcolor train --method {self.method})", param, ctx)
+        path = Path(value)
+        if not path.is_file():
+            self.fail(f"{path} is not a file; give a {self.method} checkpoint (.safetensors)", param, ctx)
+        return path
+
+
+def output_file(path: Path, suffix: str, what: str, inputs: tuple[Path | None, ...] = ()) -> Path:
     """``-o`` naming a file the command writes: it must end in ``suffix`` (a model written as ``x.png`` would
-    replace an image and could never be loaded) and its folder must be creatable, checked before any work."""
+    replace an image and could never be loaded), must not be one of ``inputs``, and its folder must be
+    creatable and writable, checked before any work."""
     if path.suffix.lower() != suffix:
         fixed = path.with_suffix("") if Path(path.stem).suffix.lower() == suffix else path.with_suffix(suffix)
         raise click.BadParameter(f"{path}: {what} are {suffix} files; e.g. -o {fixed}", param_hint="-o")
     if path.is_dir():
         raise click.BadParameter(f"{path} is a folder; give a {suffix} file name", param_hint="-o")
+    _not_an_input(path, inputs)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise click.BadParameter(f"cannot create the folder of {path}: {exc.strerror or exc}",
-                                 param_hint="-o") from None
+        raise _unwritable("-o", path, exc) from None
+    _probe_writable(path.parent, "-o", path)
+    return path
+
+
+def _not_an_input(path: Path, inputs: tuple[Path | None, ...], option: str = "-o") -> None:
+    """Refuse an output path that is one of the command's input files."""
+    for item in inputs:
+        if item is not None and path.exists() and path.resolve() == Path(item).resolve():
+            raise click.BadParameter(f"{path} is an input of this command and would be overwritten; choose another "
+                                     "output path", param_hint=option)
+
+
+def _unwritable(option: str, path: Path, exc: OSError) -> UsageFailure:
+    return UsageFailure(f"{option} {path}: cannot write there ({exc.strerror or _one_line(exc)}); "
+                        "choose another path")
+
+
+def _probe_writable(folder: Path, option: str, shown: Path) -> None:
+    """Create and remove a probe file in the existing ``folder``: an output that cannot be written fails now,
+    naming ``option``, not after the work with a bare errno."""
+    import os
+    import tempfile
+
+    try:
+        fd, name = tempfile.mkstemp(prefix=".fewcolor-probe-", dir=folder)
+    except OSError as exc:
+        raise _unwritable(option, shown, exc) from None
+    os.close(fd)
+    os.unlink(name)
+
+
+def output_dir(path: Path, option: str = "-o", file: bool = False) -> Path:
+    """An output folder the command fills (``file``: an output file's folder): not a file, and writable where
+    it is (or would be) created; the nearest existing folder is probed, so nothing is created before the
+    work starts."""
+    if not file and path.exists() and not path.is_dir():
+        raise click.BadParameter(f"{path} is a file; give a folder", param_hint=option)
+    existing = (path.parent if file else path).absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageFailure(f"{option} {path}: cannot write there ({existing} is a file); choose another path")
+    _probe_writable(existing, option, path)
     return path
 
 
@@ -384,6 +449,8 @@ def train_cmd(
     from fewcolor.methods.registry import build_method, get_method_class
     from fewcolor.train.loop import TrainOptions, train
 
+    if steps is not None and epochs is not None:
+        raise click.UsageError("--epochs is instead of --steps: give one of them")
     if split_file is None:  # a run folder inside the data would be read as training images (a split lists its own)
         check_outside(out_dir, [data_dir])
         if val_dir is not None and (val_dir.resolve().is_relative_to(data_dir.resolve())
@@ -392,6 +459,9 @@ def train_cmd(
                                      "held-out images would be trained on; give a separate folder (or a --split "
                                      "that leaves them out)", param_hint="--val")
 
+    if val_dir is not None:  # its sample grids would be scored as held-out images next round
+        check_outside(out_dir, [val_dir])
+    output_dir(out_dir)
     if bf16 and precision not in (None, "bf16"):
         raise click.BadParameter(f"--bf16 contradicts --precision {precision}", param_hint="--bf16")
     values = parse_overrides(overrides)
@@ -516,8 +586,9 @@ def _config_has(method: str, field: str) -> bool:
     return field in {f.name for f in dataclasses.fields(get_method_class(method).Config)}
 
 
-def _option_param(opt: Any, methods: list[str]) -> list[click.Option]:
-    """The click option(s) for one inference option declaration (see fewcolor.methods.options)."""
+def _option_param(opt: Any, methods: list[str], sweeps: bool = True) -> list[click.Option]:
+    """The click option(s) for one inference option declaration (see fewcolor.methods.options); without
+    ``sweeps`` a sweep option (--variants) is hidden: the command refuses it with a reason, never offers it."""
     who = ", ".join(methods)
     extra = f" (default {opt.default})" if opt.default is not None else ""
     if opt.default is not None and all(_config_has(m, opt.name) for m in methods):
@@ -540,6 +611,7 @@ def _option_param(opt: Any, methods: list[str]) -> list[click.Option]:
         params.append(click.Option(
             [f"--{opt.sweep.replace('_', '-')}", opt.sweep], type=click.IntRange(min=1), default=None,
             help=f"[{who}] write K outputs NAME_v1.png ... NAME_vK.png with {opt.name} = 1 ... K ({opt.help}).",
+            hidden=not sweeps,
         ))
     return params
 
@@ -548,8 +620,13 @@ class _RegistryCommand(click.Command):
     """A command whose options include every registered method's inference options.
 
     They are generated on each use (parsing or --help) from the registry, so `fewcolor --help` imports
-    no method and a method registered later still shows up.
+    no method and a method registered later still shows up. ``sweeps=False``: a command that colours once
+    per image (export, evaluate) does not offer the sweep options (--variants K); it refuses them by name.
     """
+
+    def __init__(self, *args: Any, sweeps: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sweeps = sweeps
 
     def get_params(self, ctx: click.Context) -> list[click.Parameter]:
         from fewcolor.methods.registry import inference_option_table
@@ -557,7 +634,7 @@ class _RegistryCommand(click.Command):
         params = list(self.params)
         taken = {p.name for p in params}
         for name, (opt, methods) in inference_option_table().items():
-            for param in _option_param(opt, methods):
+            for param in _option_param(opt, methods, self.sweeps):
                 if param.name in taken:
                     raise click.ClickException(
                         f"inference option {name!r} of {', '.join(methods)} clashes with colorize's own "
@@ -635,8 +712,8 @@ def colorize_cmd(
     from tqdm.auto import tqdm
 
     from fewcolor.io.image import IMAGE_EXTENSIONS, ImageReadError, image_size, reduction_factor
-    from fewcolor.io.paths import OutputPathError, check_outside, output_paths
-    from fewcolor.io.video import is_clip
+    from fewcolor.io.paths import OutputPathError, check_outside, is_within, output_paths
+    from fewcolor.io.video import VideoError, check_clip_output, is_clip
     from fewcolor.methods.options import InferenceOptionError
     from fewcolor.methods.registry import inference_option_table
     from fewcolor.pipeline import Colorizer
@@ -649,7 +726,6 @@ def colorize_cmd(
                 raise OutputPathError(f"-o {out_dir} is the folder of the input {item.name}: outputs would mix with "
                                       "the inputs; choose another folder (or pass --inside-input)")
     budget = _megapixels(max_megapixels)
-    colorizer = Colorizer.from_checkpoint(model, device=device, size=size, pixel_budget=budget)
     # a sweep (e.g. --variants K) writes K outputs with its option set to 1..K
     sweeps = {opt.sweep: opt.name for opt, _ in inference_option_table().values() if opt.sweep}
     given = [(sweeps[k], int(v)) for k, v in options.items() if k in sweeps and v is not None]
@@ -658,28 +734,45 @@ def colorize_cmd(
     sweep = given[0] if given else None
     for key in sweeps:
         options.pop(key, None)
-    options = {k: v for k, v in options.items() if v is not None}
-    if as_clip or (len(inputs) == 1 and is_clip(inputs[0])):
+    options = _read_image_options({k: v for k, v in options.items() if v is not None}, budget)
+    clip = as_clip or (len(inputs) == 1 and is_clip(inputs[0]))
+    # every check on -o and the options before any work: nothing coloured (or created) for nothing
+    if clip:
         if len(inputs) != 1 or sweep is not None:
             raise click.UsageError("a clip is colorized alone: give one video, GIF or (with --clip) frame folder, "
                                    "and no sweep option")
+        if out_dir.exists() and out_dir.resolve() == inputs[0].resolve():
+            raise click.BadParameter(f"{out_dir} would overwrite the input; choose another output", param_hint="-o")
+        try:
+            check_clip_output(out_dir)
+        except VideoError as exc:
+            raise click.BadParameter(_one_line(exc), param_hint="-o") from None
+        output_dir(out_dir, file=out_dir.suffix != "")
+    else:
+        if keyframes or per_frame:
+            raise click.UsageError("--keyframe and --per-frame apply to clips only")
+        if out_dir.is_file():
+            raise click.UsageError(f"-o {out_dir} is a file; for images give an output folder")
+        if out_dir.suffix.lower() in IMAGE_EXTENSIONS and not out_dir.is_dir():
+            raise click.UsageError(f"-o {out_dir} names an image, but -o is the output folder (outputs keep their "
+                                   f"input's name), e.g. -o {out_dir.with_suffix('')}")
+        output_dir(out_dir)
+    colorizer = Colorizer.from_checkpoint(model, device=device, size=size, pixel_budget=budget)
+    colorizer.method.check_options({**options, **dict([sweep] if sweep else [])})  # a usage error, exit 2
+    if clip:
         _colorize_clip(colorizer, inputs[0], out_dir, list(keyframes), not per_frame, options)
         return
-    if keyframes or per_frame:
-        raise click.UsageError("--keyframe and --per-frame apply to clips only")
-    if out_dir.is_file():
-        raise click.UsageError(f"-o {out_dir} is a file; for images give an output folder")
-    if out_dir.suffix.lower() in IMAGE_EXTENSIONS and not out_dir.is_dir():
-        raise click.UsageError(f"-o {out_dir} names an image, but -o is the output folder (outputs keep their "
-                               f"input's name), e.g. -o {out_dir.with_suffix('')}")
     try:  # now, not after the first image: an unwritable -o is the user's to fix, not a bad input
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise click.BadParameter(f"cannot create {out_dir}: {exc.strerror or exc}", param_hint="-o") from None
+        raise _unwritable("-o", out_dir, exc) from None
     pairs = _collect_inputs(inputs)
     if not pairs:
         raise click.ClickException(f"no images found in {', '.join(map(str, inputs))}")
-    plans = output_paths(pairs, out_dir, variants=sweep[1] if sweep else 0)
+    # -o among the user's own files (--inside-input): a file there that this run did not write is never replaced
+    folders = [i if i.is_dir() else i.parent for i in inputs]
+    among_inputs = inside_input and any(is_within(out_dir, f) for f in folders)
+    plans = output_paths(pairs, out_dir, variants=sweep[1] if sweep else 0, keep_existing=among_inputs)
     for plan in plans:
         if plan.note:
             click.echo(f"renamed {plan.note}", err=True)
@@ -722,6 +815,30 @@ def _about(path: Path, exc: BaseException) -> str:
     return text if text.startswith(str(path)) else f"{path}: {text}"
 
 
+def _read_image_options(options: dict[str, Any], pixel_budget: int | None, decode: bool = True) -> dict[str, Any]:
+    """Image options (--reference, --global-from ...) read once, before any work: a file that is no image is
+    one error naming the option, not one skipped input per image. ``decode``: give the decoded images back
+    (else the paths, checked)."""
+    from fewcolor.io.image import DEFAULT_PIXEL_BUDGET, ImageReadError, read_rgb
+    from fewcolor.methods.registry import inference_option_table
+
+    if pixel_budget is None:
+        pixel_budget = DEFAULT_PIXEL_BUDGET
+    table = inference_option_table()
+    out = dict(options)
+    for key, value in options.items():
+        opt = table[key][0] if key in table else None
+        if opt is None or not opt.is_image or not isinstance(value, (str, Path)):
+            continue
+        try:
+            image = read_rgb(value, pixel_budget=pixel_budget)
+        except (ImageReadError, OSError) as exc:
+            raise click.BadParameter(_about(Path(value), exc), param_hint=opt.flag) from None
+        if decode:
+            out[key] = image
+    return out
+
+
 def _split_model_and_inputs(items: tuple[str, ...]) -> tuple[Path, tuple[Path, ...]]:
     """``colorize [MODEL] INPUTS...``: the first item is the model when it is a .safetensors file (or
     ``base``); otherwise every item is an input and the bundled base model colours them."""
@@ -751,17 +868,14 @@ def _colorize_clip(colorizer: Any, src: Path, dst: Path, keyframes: list[Path], 
     """``colorize`` of one clip: read it, colour it (fewcolor.video), write it."""
     from fewcolor.io.image import ImageReadError, read_rgb
     from fewcolor.io.video import VideoError, read_clip, write_clip
-    from fewcolor.methods.base import InferenceOptionError
     from fewcolor.video import colorize_clip
 
-    if dst.exists() and dst.resolve() == src.resolve():
-        raise click.ClickException(f"-o {dst} would overwrite the input; choose another output")
     try:
         clip = read_clip(src)
         keys = [read_rgb(k) for k in keyframes]
         frames = colorize_clip(colorizer, clip.frames, keys, propagate=propagate, **options)
         write_clip(dst, frames, clip.fps)
-    except (InferenceOptionError, VideoError, ImageReadError) as exc:
+    except (VideoError, ImageReadError) as exc:
         raise click.ClickException(str(exc)) from exc
     for msg in clip.skipped:
         click.echo(f"skipped {msg}", err=True)
@@ -769,7 +883,7 @@ def _colorize_clip(colorizer: Any, src: Path, dst: Path, keyframes: list[Path], 
 
 
 # ----------------------------------------------------------------------------------------------
-@main.command("export", cls=_RegistryCommand)
+@main.command("export", cls=_RegistryCommand, sweeps=False)
 @click.argument("model", type=MODEL)
 @click.option("-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The .onnx file to write (input l: normalised L, output ab: normalised ab; docs/EXPORT.md).")
@@ -790,18 +904,17 @@ def export_cmd(model: Path, out_path: Path, size: int | None, check: bool, check
     exports only without test-time adaptation (--adapt-steps 0, or a model made by `fewcolor adapt`).
     """
     from fewcolor.io.checkpoint import CheckpointError
-    from fewcolor.methods.base import InferenceOptionError
-    from fewcolor.methods.registry import inference_option_table
+    from fewcolor.io.image import ImageReadError, read_rgb
     from fewcolor.pipeline import Colorizer
 
-    sweeps = [opt.sweep for opt, _ in inference_option_table().values() if opt.sweep]
-    if any(options.get(k) is not None for k in sweeps):
-        raise click.UsageError(f"one graph has one colouring: give the single option (e.g. --variant 2), not "
-                               f"{', '.join('--' + k for k in sweeps)}")
-    options = {k: v for k, v in options.items() if v is not None and k not in sweeps}
-    if out_path.exists() and out_path.resolve() == model.resolve():
-        raise click.ClickException("refusing to overwrite the model; choose another -o")
-    output_file(out_path, ".onnx", "ONNX exports")
+    _refuse_sweeps(options, "one graph has one colouring")
+    options = _read_image_options({k: v for k, v in options.items() if v is not None}, None, decode=False)
+    output_file(out_path, ".onnx", "ONNX exports", inputs=(model, *check_images))
+    images: list[tuple[str, Any]] | None = None
+    try:  # the check images are read before the export: a bad one is refused before anything is written
+        images = [(p.name, read_rgb(p)) for p in check_images] if check_images else None
+    except ImageReadError as exc:
+        raise click.BadParameter(_one_line(exc), param_hint="--check-image") from None
     try:
         from fewcolor.export import ExportError, check_onnx, export_onnx, sample_photos
     except ImportError as exc:
@@ -810,17 +923,25 @@ def export_cmd(model: Path, out_path: Path, size: int | None, check: bool, check
         ) from exc
     try:
         colorizer = Colorizer.from_checkpoint(model, device="cpu", size=size)
+        colorizer.method.check_options(options)  # a usage error (exit 2), before the export
         path = export_onnx(colorizer, out_path, **options)
         click.echo(f"wrote {path} ({colorizer.name}, working size {colorizer.size})")
         if check or check_images:
-            from fewcolor.io.image import read_rgb
-
-            images = [(p.name, read_rgb(p)) for p in check_images] if check_images else sample_photos()
-            for r in check_onnx(colorizer, path, images, **options):
+            for r in check_onnx(colorizer, path, images or sample_photos(), **options):
                 click.echo(f"  {r.name:12s} {r.size[1]}×{r.size[0]} -> {r.working[1]}×{r.working[0]}: max |Δab| "
                            f"{r.max_abs_ab:.2e} Lab; PyTorch {r.torch_ms:.1f} ms, onnxruntime {r.onnx_ms:.1f} ms")
-    except (ExportError, CheckpointError, InferenceOptionError, OSError) as exc:
+    except (ExportError, CheckpointError, OSError) as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+def _refuse_sweeps(options: dict[str, Any], why: str) -> None:
+    """Refuse a sweep option (--variants K) in a command that colours once per image; drop the unset ones."""
+    from fewcolor.methods.registry import inference_option_table
+
+    sweeps = [(opt.sweep, opt.flag) for opt, _ in inference_option_table().values() if opt.sweep]
+    for sweep, flag in sweeps:
+        if options.pop(sweep, None) is not None:
+            raise click.UsageError(f"{why}: give the single option (e.g. {flag} 2), not --{sweep.replace('_', '-')}")
 
 
 @main.command("serve")
@@ -847,7 +968,7 @@ def serve_cmd(models: tuple[Path, ...], host: str, port: int, max_upload_mb: flo
     live only in a temporary folder that is removed when the server stops (docs/SERVE.md).
     """
     try:
-        from fewcolor.serve import serve
+        from fewcolor.serve import AddressError, check_address, serve
         from fewcolor.serve.limits import Limits
     except ImportError as exc:
         raise click.ClickException(f"serve needs starlette, uvicorn and python-multipart: pip install "
@@ -855,7 +976,10 @@ def serve_cmd(models: tuple[Path, ...], host: str, port: int, max_upload_mb: flo
     limits = Limits(max_upload_bytes=int(max_upload_mb * 2**20), max_pixels=int(max_megapixels * 1e6),
                     queue_size=queue_size)
     try:
+        check_address(host, port)  # before the models load; serve() checks again
         serve(list(models), host=host, port=port, limits=limits, device=device, size=size)
+    except AddressError as exc:
+        raise UsageFailure(str(exc)) from None
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -885,6 +1009,7 @@ def demo_cmd(out_dir: Path, data_dir: Path | None, seconds: float, seed: int) ->
     """Train on a few images for a couple of minutes on CPU, colorize held-out grey images, write a page."""
     from fewcolor.demo import run_demo
 
+    output_dir(out_dir)
     page = run_demo(out_dir, data_dir=data_dir, seconds=seconds, seed=seed)
     click.echo(f"demo page: {page.resolve()}")
 
@@ -923,6 +1048,8 @@ def data_prepare_cmd(
     """Prepare dataset NAME (idempotent; checked against the committed split files)."""
     from fewcolor.data.recipes import PrepareError, prepare, read_done
 
+    if cache_dir is not None:
+        output_dir(cache_dir, "--cache-dir")
     try:
         out = prepare(name, cache_dir=cache_dir, source=source, force=force, smoke=smoke, write_splits=write_splits)
     except PrepareError as exc:
@@ -1044,6 +1171,9 @@ def bench_cmd(
     from fewcolor.bench.runner import run_benchmark
     from fewcolor.methods.registry import get_method_class
 
+    ctx = click.get_current_context()
+    if smoke and size != "smoke" and ctx.get_parameter_source("size") is not click.core.ParameterSource.DEFAULT:
+        raise click.UsageError(f"--smoke is short for --size smoke; it contradicts --size {size}: give one of them")
     size = "smoke" if smoke else size
     if (protocol is None) == (data_dir is None):
         raise click.UsageError("give a PROTOCOL or --data FOLDER (not both)")
@@ -1083,6 +1213,14 @@ def bench_cmd(
         if own_preset and own_preset not in cls.presets:
             raise click.BadParameter(f"{name} has no preset {own_preset!r}; choose one of {sorted(cls.presets)}",
                                      param_hint="--methods")
+    # --preset goes to every method without its own that has it (others use their defaults); one that none of
+    # them has is a typo, not hours of paper-size training
+    plain = [get_method_class(label) for label in labels if "@" not in label]
+    given_preset = ctx.get_parameter_source("preset") is not click.core.ParameterSource.DEFAULT
+    if given_preset and plain and not any(preset in cls.presets for cls in plain):
+        known = sorted({p for cls in plain for p in cls.presets})
+        raise click.BadParameter(f"no method of --methods has a preset {preset!r}; choose one of {known} (or "
+                                 "NAME@PRESET per method)", param_hint="--preset")
     per_method: dict[str, dict[str, Any]] = {}
     for key, value in parse_overrides(overrides).items():
         if "." not in key:
@@ -1092,6 +1230,7 @@ def bench_cmd(
     for method_name, values in per_method.items():
         get_method_class(method_name).make_config(None, values)  # bad keys and value types fail here, not hours in
     init_path = resolve_model_arg(init, "--init") if init else None
+    output_dir(out_root)
     command = "fewcolor " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     for proto in protocols:
         result = run_benchmark(
@@ -1172,6 +1311,7 @@ def cluster_cmd(
     from fewcolor.io.paths import check_outside
 
     check_outside(out_dir, [data_dir])  # the contact sheet's images would be clustered next time
+    output_dir(out_dir)
     dataset = ImageFolderDataset(data_dir)
     if k > len(dataset):
         raise click.ClickException(f"{data_dir} holds {len(dataset)} usable images; choose --k <= {len(dataset)}")
@@ -1207,7 +1347,7 @@ def cluster_cmd(
               help="With a method NAME instead of a checkpoint: its config preset (default: paper).")
 def adapt_cmd(model: str | None, data_dir: Path, out_path: Path, steps: int | None, lr_factor: float | None,
               batch_size: int, no_holdout: bool, seed: int, device: str | None, preset: str | None) -> None:
-    """Adapt MODEL (any method; default: the bundled base model) to a few of your own colour images.
+    """Adapt MODEL (any method; default, or `base`: the bundled base model) to a few of your own colour images.
 
     The method's own mechanism where it has one (MetalGAN's inner loop; LUT rebuilds its table;
     MemoPainter writes the images into its memory, then fine-tunes), else fine-tuning with fresh
@@ -1217,20 +1357,35 @@ def adapt_cmd(model: str | None, data_dir: Path, out_path: Path, steps: int | No
     MODEL may also be the name of a training-free method (exemplar): a new model of it stores the images
     (and their features) in the new checkpoint.
     """
-    from fewcolor.bench.adapt_folder import adapt_folder
+    from fewcolor.bench.adapt_folder import AdaptInterrupted, adapt_folder
     from fewcolor.io.checkpoint import CheckpointError
     from fewcolor.io.paths import check_outside
     from fewcolor.methods.registry import available_methods
 
+    ctx = click.get_current_context()
     check_outside(out_path, [data_dir])  # the checkpoint would replace (or join) the user's images
+    if model == "base":  # the bundled base model, as everywhere else (the `base` method has nothing to adapt)
+        model = str(resolve_model_arg("base", "MODEL"))
     by_name = model is not None and not Path(model).is_file()
     if by_name and model not in available_methods():
         raise click.BadParameter(f"{model}: neither a checkpoint file nor a method name "
                                  f"({', '.join(available_methods())})", param_hint="MODEL")
-    output_file(out_path, ".safetensors", "fewcolor models")
+    # options that do not apply are refused, not silently dropped
+    given = [flag for name, flag in (("lr_factor", "--lr-factor"), ("batch_size", "--batch-size"),
+                                     ("no_holdout", "--no-holdout"), ("device", "--device"), ("preset", "--preset"))
+             if ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)]
+    if by_name and set(given) - {"--preset"}:
+        ignored = [f for f in given if f != "--preset"]
+        raise click.UsageError(f"{', '.join(ignored)}: for adapting a checkpoint; `adapt {model}` makes a new {model} "
+                               "model by its own mechanism (on the CPU, no fine-tuning, no held-out check): drop "
+                               + ("it" if len(ignored) == 1 else "them"))
+    if not by_name and "--preset" in given:
+        raise click.UsageError("--preset: for a method NAME (a new model); a checkpoint keeps the config it was "
+                               "trained with: drop --preset")
     if not by_name and model is not None and out_path.exists() and out_path.resolve() == Path(model).resolve():
         raise click.BadParameter(f"{out_path} is the model being adapted; choose another output path",
                                  param_hint="-o")
+    output_file(out_path, ".safetensors", "fewcolor models")
     if by_name:
         assert model is not None
         _adapt_method(model, preset, data_dir, out_path, steps, seed)
@@ -1239,6 +1394,9 @@ def adapt_cmd(model: str | None, data_dir: Path, out_path: Path, steps: int | No
     try:
         r = adapt_folder(model, data_dir, out_path, steps=steps, lr_factor=lr_factor, seed=seed,
                          batch_size=batch_size, holdout=not no_holdout, device=device)
+    except AdaptInterrupted as exc:  # Ctrl-C / SIGTERM: the fine-tuning state lived in a temporary folder
+        click.echo(str(exc), err=True)
+        ctx.exit(128 + exc.signum)
     except (CheckpointError, FileNotFoundError, FileExistsError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     if r.held_out is not None and r.after is not None:
@@ -1283,20 +1441,27 @@ def memory_group() -> None:
 
 
 @memory_group.command("inspect")
-@click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("model", type=_CheckpointOf("memopainter", "memory inspect"))
 @click.argument("query", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("-o", "--out", "page", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="HTML page to write (images go to PAGE_files/ beside it).")
+              help="HTML page to write (.html; images go to PAGE_files/ beside it).")
 @click.option("--top-k", type=click.IntRange(min=1), default=8, show_default=True, help="Memory slots to show.")
 def memory_inspect_cmd(model: Path, query: Path, page: Path, top_k: int) -> None:
     """Write an HTML page with QUERY and the top-k memory slots it retrieves (colour swatches, similarities)."""
     from fewcolor.io.checkpoint import CheckpointError
     from fewcolor.io.image import DEFAULT_PIXEL_BUDGET, ImageReadError, read_rgb
+    from fewcolor.io.paths import is_within
     from fewcolor.methods.base import InferenceOptionError
     from fewcolor.methods.memopainter import MemoPainter
     from fewcolor.methods.registry import load_method
     from fewcolor.viz.memory import memory_page
 
+    output_file(page, ".html", "memory pages", inputs=(model, query))
+    files = page.parent / f"{page.stem}_files"  # the page's images: img00001.png ...
+    for item in (model, query):
+        if is_within(item, files):
+            raise click.BadParameter(f"{page}: its images go to {files}, which holds the input {item}; choose "
+                                     "another page name", param_hint="-o")
     try:
         method = load_method(model)
         if not isinstance(method, MemoPainter):
@@ -1321,7 +1486,7 @@ def weights_cmd(as_json: bool) -> None:
         click.echo(format_weights_table(rows), nl=False)
 
 
-@main.command("evaluate", cls=_OnDemandRegistryCommand)
+@main.command("evaluate", cls=_OnDemandRegistryCommand, sweeps=False)
 @click.argument("model", required=False, type=MODEL)
 @click.option("--pred", "pred_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder of colorized outputs (matched to --truth by relative path without suffix).")
@@ -1371,14 +1536,11 @@ def evaluate_cmd(model: Path | None, pred_dir: Path | None, truth_dir: Path | No
 
     if allow_download:
         os.environ[ENV_ALLOW_DOWNLOAD] = "1"
-    from fewcolor.methods.options import InferenceOptionError
-    from fewcolor.methods.registry import inference_option_table
-
-    sweeps = [opt.sweep for opt, _ in inference_option_table().values() if opt.sweep]
-    if any(options.get(k) is not None for k in sweeps):
-        raise click.UsageError(f"evaluate scores one colouring per image: give the single option (e.g. --variant 2), "
-                               f"not {', '.join('--' + k for k in sweeps)}")
-    options = {k: v for k, v in options.items() if v is not None and k not in sweeps}
+    _refuse_sweeps(options, "evaluate scores one colouring per image")
+    options = {k: v for k, v in options.items() if v is not None}
+    if model is not None and options:  # a bad --reference: one error now, not one skipped image per file
+        options = _read_image_options(options, None, decode=False)
+    output_dir(out_dir)
     cfg = EvalConfig(size=size, lpips_net=lpips_net, fid=not no_fid, batch_size=batch_size, device=device,
                      seed=seed, inception_weights=str(inception_weights) if inception_weights else None)
     try:
@@ -1398,7 +1560,7 @@ def evaluate_cmd(model: Path | None, pred_dir: Path | None, truth_dir: Path | No
                 raise click.UsageError(f"--pred {pred_dir} and --truth {truth_dir} are the same folder; give the "
                                        "colorized images and the originals in separate folders")
             result = evaluate_folders(pred_dir, truth_dir, out_dir, cfg, allow_missing=allow_missing)
-    except (WeightsNotFoundError, InferenceOptionError) as exc:
+    except WeightsNotFoundError as exc:
         raise click.ClickException(_one_line(exc)) from exc
     for item in result["skipped"]:
         click.echo(f"skipped {item['name']}: {item['reason']}", err=True)
@@ -1421,31 +1583,60 @@ def paper_eval_group() -> None:
     """The evaluations the papers report, with offline stand-ins named as such (docs/RESULTS.md)."""
 
 
-_MODEL_ARG = click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 _DATA_OPT = click.option("--data", "data_dir", required=True,
                          type=click.Path(exists=True, file_okay=False, path_type=Path),
                          help="Labelled folder root/<class>/<image> (class folders named by wnid for ImageNet sets).")
 _OUT_OPT = click.option("-o", "--out", "out_path", required=True, type=click.Path(path_type=Path),
                         help="Result JSON file (or a folder that gets result.json).")
-_SEED_OPT = click.option("--seed", type=int, default=0, show_default=True, help="Seed of the image draw and probes.")
+_SEED_OPT = click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the image draw and probes.")
 
 
-def _run_paper_eval(fn: Any, out_path: Path, **kwargs: Any) -> dict[str, Any]:
+def _paper_eval_out(out_path: Path, inputs: tuple[Path | None, ...] = ()) -> Path:
+    """``-o`` of a paper evaluation, checked before the evaluation runs: a .json file, or a folder (that gets
+    result.json), writable, and not one of the inputs."""
+    if out_path.suffix == ".json":
+        return output_file(out_path, ".json", "results", inputs=inputs)
+    if out_path.exists() and not out_path.is_dir():
+        raise click.BadParameter(f"{out_path} is a file; give a .json file to write (e.g. -o "
+                                 f"{out_path.with_suffix('.json')}) or a folder for result.json", param_hint="-o")
+    output_dir(out_path)
+    return out_path / "result.json"
+
+
+def _run_paper_eval(fn: Any, out_path: Path, inputs: tuple[Path | None, ...] = (), **kwargs: Any) -> dict[str, Any]:
     from fewcolor.backbones.weights import WeightsNotFoundError
     from fewcolor.bench.paper_evals import write_json
     from fewcolor.io.checkpoint import CheckpointError
+    from fewcolor.methods.options import InferenceOptionError
 
+    out_path = _paper_eval_out(out_path, inputs)
     try:
         result = fn(**kwargs)
+    except InferenceOptionError:
+        raise  # a usage mistake: one line, exit 2 (the error boundary)
     except (WeightsNotFoundError, FileNotFoundError, ValueError, KeyError, CheckpointError) as exc:
         raise click.ClickException(str(exc).splitlines()[0]) from exc
     click.echo(f"wrote {write_json(result, out_path)}")
     return result
 
 
+def _label_map(path: Path | None) -> dict[str, int] | None:
+    """--label-map: JSON {class folder name: ImageNet-1k index}, read before any work."""
+    if path is None:
+        return None
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(raw, dict):
+            raise ValueError("not a JSON object")
+        return {str(k): int(v) for k, v in raw.items()}
+    except (OSError, UnicodeDecodeError, ValueError, TypeError) as exc:
+        raise click.BadParameter(f"{path}: not a JSON object {{class folder name: ImageNet-1k index}} "
+                                 f"({_one_line(exc)})", param_hint="--label-map") from None
+
+
 @paper_eval_group.command(
     "semantic", short_help='Zhang §3.1: classifier accuracy on colourized vs grey vs original images.',
-    cls=_OnDemandRegistryCommand,
+    cls=_OnDemandRegistryCommand, sweeps=False,
 )
 @click.argument("model", type=MODEL)
 @_DATA_OPT
@@ -1464,10 +1655,12 @@ def paper_eval_semantic_cmd(model: Path, data_dir: Path, out_path: Path, per_cla
     inference options (e.g. --temperature 0.6, as `fewcolor colorize` takes them) colour every image."""
     from fewcolor.bench.paper_evals import semantic_eval
 
-    mapping = {str(k): int(v) for k, v in json.loads(label_map.read_text()).items()} if label_map else None
-    options = {k: v for k, v in options.items() if v is not None}
-    r = _run_paper_eval(semantic_eval, out_path, model=model, data_dir=data_dir, per_class=per_class, size=size,
-                        label_map=mapping, seed=seed, device=device, options=options)  # an option error: one line
+    mapping = _label_map(label_map)
+    _refuse_sweeps(options, "the semantic test scores one colouring per image")
+    options = _read_image_options({k: v for k, v in options.items() if v is not None}, None, decode=False)
+    r = _run_paper_eval(semantic_eval, out_path, inputs=(model, label_map), model=model, data_dir=data_dir,
+                        per_class=per_class, size=size, label_map=mapping, seed=seed, device=device,
+                        options=options)  # an option error: one line
     for kind in ("colourized", "grey", "original"):
         acc = r[f"top1_{kind}_efficientnet_lite0"]
         click.echo(f"{kind:11s} top-1 {'n/a' if acc is None else f'{acc:.3f}'}, "
@@ -1477,7 +1670,7 @@ def paper_eval_semantic_cmd(model: Path, data_dir: Path, out_path: Path, per_cla
 @paper_eval_group.command(
     "inception-score", short_help='MetalGAN Table 1: "IS (EfficientNet-Lite0)", and the real IS given weights.'
 )
-@_MODEL_ARG
+@click.argument("model", type=MODEL)
 @_DATA_OPT
 @_OUT_OPT
 @click.option("--per-class", type=click.IntRange(min=1), default=10, show_default=True, help="Images per class.")
@@ -1491,11 +1684,12 @@ def paper_eval_semantic_cmd(model: Path, data_dir: Path, out_path: Path, per_cla
 def paper_eval_is_cmd(model: Path, data_dir: Path, out_path: Path, per_class: int, size: int,
                       inception_weights: Path | None, splits: int, seed: int, device: str | None) -> None:
     """MetalGAN Table 1: "IS (EfficientNet-Lite0)" (a stand-in) of colourized, grey and original images, and the
-    real Inception Score when --inception-weights carry the 1008-way head."""
+    real Inception Score when --inception-weights carry the 1008-way head. MODEL `base`: the bundled model."""
     from fewcolor.bench.paper_evals import inception_score_eval
 
-    r = _run_paper_eval(inception_score_eval, out_path, model=model, data_dir=data_dir, per_class=per_class,
-                        size=size, inception_weights=inception_weights, splits=splits, seed=seed, device=device)
+    r = _run_paper_eval(inception_score_eval, out_path, inputs=(model, inception_weights), model=model,
+                        data_dir=data_dir, per_class=per_class, size=size, inception_weights=inception_weights,
+                        splits=splits, seed=seed, device=device)
     for kind in ("colourized", "grey", "original"):
         click.echo(f"{kind:11s} IS (EfficientNet-Lite0) {r[kind]['is_efficientnet_lite0']:.3f}")
     real = r["inception_score"]
@@ -1506,7 +1700,7 @@ def paper_eval_is_cmd(model: Path, data_dir: Path, out_path: Path, per_class: in
 @paper_eval_group.command(
     "representation", short_help='Zhang §3.2: linear probes on frozen CIC features vs random vs VGG16.'
 )
-@_MODEL_ARG
+@click.argument("model", type=_CheckpointOf("cic", "paper-eval representation"))
 @_DATA_OPT
 @_OUT_OPT
 @click.option("--classes", type=click.IntRange(min=2), default=20, show_default=True, help="First N classes.")
@@ -1524,7 +1718,7 @@ def paper_eval_representation_cmd(model: Path, data_dir: Path, out_path: Path, c
     the same net randomly initialised vs VGG16 (ImageNet)."""
     from fewcolor.bench.paper_evals import representation_eval
 
-    r = _run_paper_eval(representation_eval, out_path, model=model, data_dir=data_dir, classes=classes,
+    r = _run_paper_eval(representation_eval, out_path, inputs=(model,), model=model, data_dir=data_dir, classes=classes,
                         train_per_class=train_per_class, test_per_class=test_per_class, size=size, vgg=vgg,
                         seed=seed)
     for name, acc in r["accuracy"].items():
@@ -1556,7 +1750,8 @@ def _retrieval_options(f: Any) -> Any:
 @_DATA_OPT
 @_OUT_OPT
 @_retrieval_options
-@click.option("--threshold", type=float, default=None, help="δ (default: 5 for dist, 20 ΔE00 for rgb).")
+@click.option("--threshold", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="δ (default: 5 for dist, 20 ΔE00 for rgb).")
 def paper_eval_retrieval_cmd(data_dir: Path, out_path: Path, n_way: int, k_shot: int, n_query: int, episodes: int,
                              steps: int, color_feature: str, size: int, seed: int, threshold: float | None) -> None:
     """MemoPainter Table 2: top-1 memory retrieval accuracy, unsupervised (threshold triplet loss) and
@@ -1570,11 +1765,15 @@ def paper_eval_retrieval_cmd(data_dir: Path, out_path: Path, n_way: int, k_shot:
                f"{r['supervised']['accuracy']:.3f}, chance {r['chance']:.3f}")
 
 
-def _floats(text: str) -> list[float]:
+def _positive_floats(ctx: click.Context, param: click.Parameter, text: str) -> list[float]:
+    """A comma-separated list of positive numbers (click callback: errors name the option)."""
     try:
-        return [float(x) for x in text.split(",") if x.strip()]
+        values = [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise click.BadParameter(f"expected comma-separated numbers, got {text!r}") from None
+        raise click.BadParameter(f"expected comma-separated numbers such as 0.5,1,2, got {text!r}") from None
+    if not values or any(not v > 0 or v == float("inf") for v in values):
+        raise click.BadParameter(f"expected comma-separated positive numbers such as 0.5,1,2, got {text!r}")
+    return values
 
 
 @paper_eval_group.command(
@@ -1583,17 +1782,18 @@ def _floats(text: str) -> list[float]:
 @_DATA_OPT
 @_OUT_OPT
 @_retrieval_options
-@click.option("--memory-scales", default="0.25,0.5,1.2,2", show_default=True,
-              help="Memory sizes as multiples of the support-set size, comma-separated.")
-@click.option("--thresholds", default="1,2.5,5,10", show_default=True, help="Thresholds δ, comma-separated.")
+@click.option("--memory-scales", default="0.25,0.5,1.2,2", show_default=True, callback=_positive_floats,
+              help="Memory sizes as multiples of the support-set size, comma-separated (each > 0).")
+@click.option("--thresholds", default="1,2.5,5,10", show_default=True, callback=_positive_floats,
+              help="Thresholds δ, comma-separated (each > 0).")
 def paper_eval_memory_sweep_cmd(data_dir: Path, out_path: Path, n_way: int, k_shot: int, n_query: int,
                                 episodes: int, steps: int, color_feature: str, size: int, seed: int,
-                                memory_scales: str, thresholds: str) -> None:
+                                memory_scales: list[float], thresholds: list[float]) -> None:
     """MemoPainter Fig. 9's study: unsupervised top-1 retrieval accuracy over memory sizes × thresholds δ."""
     from fewcolor.bench.paper_evals import memory_sweep
 
-    r = _run_paper_eval(memory_sweep, out_path, data_dir=data_dir, memory_scales=_floats(memory_scales),
-                        thresholds=_floats(thresholds), size=size, seed=seed, n_way=n_way, k_shot=k_shot,
+    r = _run_paper_eval(memory_sweep, out_path, data_dir=data_dir, memory_scales=memory_scales,
+                        thresholds=thresholds, size=size, seed=seed, n_way=n_way, k_shot=k_shot,
                         n_query=n_query, episodes=episodes, steps=steps, color_feature=color_feature)
     for row in r["rows"]:
         click.echo(f"memory ×{row['memory_scale']:g}  δ {row['threshold']:g}: {row['accuracy']:.3f}")

@@ -19,6 +19,36 @@ log = logging.getLogger(__name__)
 
 FIXTURE = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "emoji"
 
+#: written into ``OUT/run`` before the demo trains there: the only kind of folder a later demo replaces
+RUN_MARKER = ".fewcolor-demo-run"
+#: what a training run writes into its folder (fewcolor.train.loop): a demo run made before the marker existed
+_RUN_LAYOUT = frozenset({"checkpoints", "run.json", "log.csv", "validation.csv", "events", "samples",
+                         "model.safetensors"})
+
+
+def is_demo_run(run_dir: Path) -> bool:
+    """Whether ``run_dir`` is a run folder an earlier demo made (its marker, or, for one made before the
+    marker, nothing but what a training run writes, with its run.json): the only folder it may delete."""
+    if (run_dir / RUN_MARKER).is_file():
+        return True
+    names = {p.name for p in run_dir.iterdir()}
+    return "run.json" in names and names <= _RUN_LAYOUT
+
+
+def check_demo_paths(out_dir: Path, data_dir: Path) -> None:
+    """Refuse, before any work, an output folder inside (or equal to) the data, data inside the run folder
+    the demo replaces, and a ``run`` folder there that an earlier demo did not make."""
+    from fewcolor.io.paths import OutputPathError, check_outside, is_within
+
+    check_outside(out_dir, [data_dir], option="-o")
+    run_dir = out_dir / "run"
+    if is_within(data_dir, run_dir):
+        raise OutputPathError(f"--data {data_dir} is inside {run_dir}, the folder the demo trains into (and "
+                              "replaces); move the images or choose another -o")
+    if run_dir.exists() and not (run_dir.is_dir() and is_demo_run(run_dir)):
+        raise OutputPathError(f"-o {out_dir}: {run_dir} exists and is not an earlier demo run, so the demo will not "
+                              "replace it; choose another -o (or remove that folder yourself)")
+
 
 def holdout_split(dataset_paths: list[str], labels: list[int], per_class: int = 1) -> tuple[list[int], list[int]]:
     """Indices (train, held-out): the last ``per_class`` images of each class (sorted order) are held out."""
@@ -98,6 +128,7 @@ def run_demo(
     if not data_dir.is_dir():
         raise FileNotFoundError(f"demo data folder {data_dir} is missing; pass --data FOLDER_OF_COLOUR_IMAGES")
     out_dir = Path(out_dir)
+    check_demo_paths(out_dir, data_dir)
     method = build_method(method_name, preset)
     size = method.config.image_size
     full = ImageFolderDataset(data_dir, transform=method.train_transform(size), seed=seed, cache=True)
@@ -108,10 +139,13 @@ def run_demo(
     run_dir = out_dir / "run"
     opts = TrainOptions(out_dir=run_dir, steps=steps, batch_size=8, seed=seed, checkpoint_every=200, sample_every=100)
     if run_dir.exists():
-        log.info("demo: %s already holds a run; training a fresh one in its place", run_dir)
+        check_demo_paths(out_dir, data_dir)  # again: the calibration took a while
+        log.info("demo: %s already holds a demo run; training a fresh one in its place", run_dir)
         import shutil
 
         shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
+    (run_dir / RUN_MARKER).write_text("made by `fewcolor demo`, which replaces this folder on its next run\n")
     log.info(
         "demo: training %s (%s preset) on %d images from %s: %d steps (about %.0f s here)",
         method_name,

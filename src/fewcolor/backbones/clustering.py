@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 #: else the MAC of VGG16's conv3_3, conv4_3 and conv5_3 concatenated (1280-d). VGG16 conv5 alone is 512-d,
 #: which would make MetalGAN's PCA to 512 a rotation that reduces nothing.
 VGG16_MULTI_MAC = "features.15,features.22,features.29"
-PREFERRED_BACKBONES: list[tuple[str, str]] = [("resnet50", "layer4.0"), ("vgg16", VGG16_MULTI_MAC)]
+PREFERRED_BACKBONES: tuple[tuple[str, str], ...] = (("resnet50", "layer4.0"), ("vgg16", VGG16_MULTI_MAC))
 #: input side of the descriptors unless a caller sets one: the smallest side whose fp32 clusters agree with
 #: those at 224 px at least 0.9x as well as 224 px agrees with itself under another K-means seed (970
 #: Imagenette photos, docs/PERFORMANCE.md; 128 px passed on a 288-photo sample, not on this larger one).

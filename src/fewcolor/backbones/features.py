@@ -14,6 +14,7 @@ import contextlib
 import functools
 import logging
 import os
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -126,7 +127,7 @@ class FeatureExtractor(nn.Module):
         return F.normalize(vec, dim=1) if self.pooling == "mac" else vec
 
 
-def choose_backbone(preferred: list[tuple[str, str]]) -> tuple[str, str]:
+def choose_backbone(preferred: Sequence[tuple[str, str]]) -> tuple[str, str]:
     """The first ``(backbone, layer)`` whose weights resolve offline; logs the choice.
 
     Raises ``WeightsNotFoundError`` listing how to provide each candidate when none resolves.

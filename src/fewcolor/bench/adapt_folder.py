@@ -19,6 +19,7 @@ import dataclasses
 import functools
 import logging
 import os
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,18 @@ log = logging.getLogger(__name__)
 
 #: below this many images no image is held out (one left would be a one-shot support at best)
 MIN_IMAGES_FOR_HOLDOUT = 3
+
+
+class AdaptInterrupted(Exception):
+    """SIGINT/SIGTERM stopped the adaptation. Its fine-tuning state lived in a temporary folder that is gone
+    and the model is written only at the end, so nothing was written and there is nothing to resume."""
+
+    def __init__(self, signum: int, out: Path, steps: int, runs: int) -> None:
+        self.signum = signum
+        takes = f"{steps} steps" if runs == 1 else (f"{runs} x {steps} steps: the held-out check, then all the "
+                                                    "images; --no-holdout skips the check")
+        super().__init__(f"adaptation interrupted by {signal.Signals(signum).name}; nothing was written to {out}: "
+                         f"run the command again (it takes {takes})")
 
 
 @dataclass
@@ -97,6 +110,7 @@ def adapt_folder(
     from fewcolor.data.transforms import few_shot_transform
     from fewcolor.methods.registry import load_method, save_method
     from fewcolor.train.adapt import adapt
+    from fewcolor.train.loop import TrainingInterrupted
 
     source = resolve_model(model)
     out_path = Path(out)
@@ -132,18 +146,22 @@ def adapt_folder(
     colour = sorted(p for p in every.paths if p not in grey)
     if holdout and len(every) >= MIN_IMAGES_FOR_HOLDOUT and not colour:
         log.warning("no held-out check: every image of %s looks grey", root)
-    if holdout and len(every) >= MIN_IMAGES_FOR_HOLDOUT and colour:
-        held = colour[-1]
-        lpips_model = _lpips_or_none()
-        report.held_out = held
-        try:
-            report.before = held_out_scores(method, root / held, device, lpips_model)
-        except RuntimeError as exc:  # e.g. an untrained MemoPainter's empty memory
-            log.warning("the unadapted model cannot colorize %s (%s); no 'before' score", held, exc)
-        check, _ = run(method, support([p for p in every.paths if p != held]))
-        report.after = held_out_scores(check, root / held, device, lpips_model)
-        del check
-    adapted, report.how = run(method, every)
+    checking = holdout and len(every) >= MIN_IMAGES_FOR_HOLDOUT and bool(colour)
+    try:
+        if checking:
+            held = colour[-1]
+            lpips_model = _lpips_or_none()
+            report.held_out = held
+            try:
+                report.before = held_out_scores(method, root / held, device, lpips_model)
+            except RuntimeError as exc:  # e.g. an untrained MemoPainter's empty memory
+                log.warning("the unadapted model cannot colorize %s (%s); no 'before' score", held, exc)
+            check, _ = run(method, support([p for p in every.paths if p != held]))
+            report.after = held_out_scores(check, root / held, device, lpips_model)
+            del check
+        adapted, report.how = run(method, every)
+    except TrainingInterrupted as exc:  # its "state saved, --resume" is about a temporary run folder, now gone
+        raise AdaptInterrupted(exc.signum, out_path, n_steps, 2 if checking else 1) from None
     report.seconds = time.time() - t0
     facts = {k: v for k, v in dataclasses.asdict(report).items() if k not in ("path", "seconds")}
     facts.update(model=str(source), data=str(root.resolve()), seed=seed)

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from fewcolor.data.protocol import Dataset, dataset_labels
-from fewcolor.losses.triplet import threshold_triplet_loss
+from fewcolor.losses.triplet import memory_triplet_loss
 from fewcolor.nets.memory import ColorMemory
 
 
@@ -112,11 +112,10 @@ def retrieval_accuracy(
         for _ in range(steps):
             order = torch.randperm(len(support), generator=g)
             xb, cb, yb = xs[order], cs[order], ys[order]
-            if memory.num_filled:
-                q = F.normalize(head(xb), dim=1)
-                # Leave-one-out: an image's own slot would trivially be its nearest positive.
-                sims, slots = memory.topk(q, k, exclude_sources=order)
-                res = threshold_triplet_loss(sims, memory.within(slots, cb, yb if supervised else None), margin)
+            # Leave-one-out: an image's own slot would trivially be its nearest positive.
+            res = memory_triplet_loss(memory, F.normalize(head(xb), dim=1), cb, k, margin,
+                                      yb if supervised else None, exclude_sources=order)
+            if res is not None:
                 opt.zero_grad()
                 res.loss.backward()
                 opt.step()

@@ -6,7 +6,8 @@
 2. inputs that would share a name up to the extension (``a.png`` and ``a.jpg``, ``img.tiff`` and
    ``img.webp``; compared case-insensitively, as macOS and Windows file systems do) keep their
    extension in the name instead: ``a_png.png``, ``a_jpg.png``;
-3. a name still taken (by an earlier output, a variant of one, or an input file) gets ``_2``, ``_3``...
+3. a name still taken (by an earlier output, a variant of one, an input file, or, with ``keep_existing``,
+   any file already there) gets ``_2``, ``_3``...
 
 so no result is silently lost and no input is ever overwritten. :func:`check_outside` refuses an output
 folder inside (or equal to) a folder being read, unless the caller allows it.
@@ -63,11 +64,13 @@ def _key(path: Path) -> str:
 
 
 def output_paths(items: Sequence[tuple[Path, Path]], out_dir: str | os.PathLike[str], suffix: str = ".png",
-                 variants: int = 0) -> list[PlannedOutput]:
+                 variants: int = 0, keep_existing: bool = False) -> list[PlannedOutput]:
     """Distinct output files for ``(input file, path relative to what the user named)`` pairs, in order.
 
-    ``variants`` > 0 gives each input ``NAME_v1`` ... ``NAME_vK`` instead of ``NAME``. See the module
-    docstring for the naming rules; ``note`` explains every name that differs from the plain one.
+    ``variants`` > 0 gives each input ``NAME_v1`` ... ``NAME_vK`` instead of ``NAME``. ``keep_existing``
+    treats every file already present as taken (for an output folder among the user's own files, where a
+    file this run did not write is not an earlier output to replace). See the module docstring for the
+    naming rules; ``note`` explains every name that differs from the plain one.
     """
     out = Path(out_dir)
     plain = [rel.with_suffix(suffix) for _, rel in items]
@@ -88,7 +91,7 @@ def output_paths(items: Sequence[tuple[Path, Path]], out_dir: str | os.PathLike[
         stem, count = name.stem, 1
         while True:
             paths = _expand(out / name, suffix, variants)
-            if not any(_key(p) in taken for p in paths):
+            if not any(_key(p) in taken or (keep_existing and os.path.lexists(p)) for p in paths):
                 break
             count += 1
             name = name.with_name(f"{stem}_{count}{suffix}")

@@ -123,6 +123,18 @@ def _read_video(p: Path, max_frames: int | None) -> Clip:
     return Clip(frames, fps)
 
 
+def check_clip_output(path: str | os.PathLike[str]) -> None:
+    """Raise :class:`VideoError` unless :func:`write_clip` can write a clip at ``path`` (its suffix, and PyAV
+    for a video file): checked before any frame is coloured."""
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix not in ("", ".gif") and suffix not in _CONTAINERS:
+        raise VideoError(f"{p}: cannot write {suffix!r} clips; use {', '.join(sorted(_CONTAINERS))}, .gif, "
+                         f"or a path without a suffix for a folder of PNGs")
+    if suffix in _CONTAINERS:
+        _av()
+
+
 def write_clip(path: str | os.PathLike[str], frames: list[torch.Tensor], fps: float = DEFAULT_FPS) -> Path:
     """Write frames as a video file, an animated GIF, or (a path without a suffix) a folder of PNGs."""
     p = Path(path)
@@ -131,6 +143,7 @@ def write_clip(path: str | os.PathLike[str], frames: list[torch.Tensor], fps: fl
     size = tuple(frames[0].shape[-2:])
     if any(tuple(f.shape[-2:]) != size for f in frames):
         raise VideoError(f"{p}: all frames of a clip must have one size")
+    check_clip_output(p)
     suffix = p.suffix.lower()
     if suffix == "":
         for i, frame in enumerate(frames):
@@ -145,9 +158,6 @@ def write_clip(path: str | os.PathLike[str], frames: list[torch.Tensor], fps: fl
             images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
                            duration=round(1000 / fps), loop=0)
         return p
-    if suffix not in _CONTAINERS:
-        raise VideoError(f"{p}: cannot write {suffix!r} clips; use {', '.join(sorted(_CONTAINERS))}, .gif, "
-                         f"or a path without a suffix for a folder of PNGs")
     _write_video(p, arrays, fps)
     return p
 

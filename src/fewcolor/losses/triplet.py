@@ -16,8 +16,12 @@ it happens (at the start of training, when the memory is nearly empty, it is mos
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from fewcolor.nets.memory import ColorMemory
 
 
 @dataclass
@@ -44,6 +48,21 @@ def threshold_triplet_loss(scores: torch.Tensor, positive: torch.Tensor, margin:
     s_neg = scores.masked_fill(~negative, neg_inf).max(dim=1).values
     has_pos, has_neg = positive.any(dim=1), negative.any(dim=1)
     valid = has_pos & has_neg
-    # With no triplet at all, a zero that keeps the graph: zero gradient, finite loss.
-    loss = torch.relu(s_neg[valid] - s_pos[valid] + margin).mean() if valid.any() else scores.sum() * 0.0
+    # With no triplet at all, a zero that keeps the graph: zero gradient, finite loss (−inf × 0 would be NaN).
+    loss = (torch.relu(s_neg[valid] - s_pos[valid] + margin).mean() if valid.any()
+            else scores.masked_fill(~usable, 0.0).sum() * 0.0)
     return TripletResult(loss, int(valid.sum()), int((~has_pos).sum()), int((has_pos & ~has_neg).sum()))
+
+
+def memory_triplet_loss(memory: ColorMemory, q: torch.Tensor, target: torch.Tensor, top_k: int, margin: float,
+                        labels: torch.Tensor | None = None, exclude_sources: torch.Tensor | None = None
+                        ) -> TripletResult | None:
+    """Eq. 4 for queries ``q`` (B,d) against ``memory``: their ``top_k`` nearest slots, positives within δ of
+    ``target`` (the true colour features; with ``labels``, the same-class slots: the supervised variant), the
+    hinge with ``margin``. ``exclude_sources`` leaves out each query's own slot (leave-one-out, for MemoPainter
+    Table 2's retrieval test). None while the memory is empty: there is nothing to compare with yet. MemoPainter's
+    training step and the retrieval benchmark both call this one function."""
+    if memory.num_filled == 0:
+        return None
+    sims, slots = memory.topk(q, top_k, exclude_sources=exclude_sources)
+    return threshold_triplet_loss(sims, memory.within(slots, target, labels), margin)

@@ -10,6 +10,7 @@ which maps normalised L to normalised ab at the same size (see ``fewcolor.color.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -86,6 +87,9 @@ class Method(nn.Module):
     preset_batch_sizes: ClassVar[dict[str, int]] = {}
     #: ``fewcolor adapt`` defaults (``adapt_settings()`` may derive them from the config instead)
     adapt_defaults: ClassVar[AdaptSettings] = AdaptSettings(steps=100, lr_factor=1.0)
+    #: attributes a deep copy shares with the original instead of copying: large inputs the method only
+    #: reads (e.g. MetalGAN's training data, whose decoded-image cache can hold gigabytes)
+    shared_on_copy: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: Any) -> None:
         super().__init__()
@@ -240,6 +244,32 @@ class Method(nn.Module):
             store.clear()
         else:
             store.pop(name, None)
+
+    def fresh_on_copy(self) -> dict[str, Any]:
+        """Attributes a deep copy starts with instead of copies of the original's: caches derived from the
+        weights (a copy is about to be adapted, so they would be stale). Empty by default."""
+        return {}
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Method:
+        """A deep copy of the method (``fewcolor.train.adapt`` adapts one per episode) that shares the frozen
+        helpers of :meth:`auxiliary` and the attributes named in :attr:`shared_on_copy` with the original,
+        and takes :meth:`fresh_on_copy` for the derived caches; everything else (weights, buffers, config,
+        metadata) is copied as ``copy.deepcopy`` would copy it."""
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        fresh = self.fresh_on_copy()
+        state: dict[str, Any] = {}
+        for key, value in self.__dict__.items():
+            if key == "_auxiliary":
+                state[key] = dict(value)  # the same helpers; dropping one in the copy leaves the original's
+            elif key in fresh:
+                state[key] = fresh[key]
+            elif key in self.shared_on_copy:
+                state[key] = value
+            else:
+                state[key] = copy.deepcopy(value, memo)
+        new.__dict__.update(state)
+        return new
 
     @property
     def device(self) -> torch.device:

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 
 from fewcolor.color.decode import annealed_mean
 from fewcolor.color.normalize import normalize_ab
@@ -164,6 +163,9 @@ class BaseColorizer(BinClassifier):
 
 
 def _quarter(ab: torch.Tensor) -> torch.Tensor:
-    """ab at ¼ resolution, where the loss sees it (and 16× fewer pixels to count for the prior)."""
+    """ab at ¼ resolution resized as the loss's targets are (:func:`ab_at_size`), so the prior that weighs the
+    loss counts the colours the loss sees (and 16× fewer pixels). Until 2026-12-04 this averaged (``area``),
+    which mixes neighbouring colours into duller ones than the bilinear targets hold; the bundled weights were
+    trained with that prior (it is in their checkpoint, so they are unchanged)."""
     h, w = ab.shape[-2:]
-    return F.interpolate(ab[None].float(), size=(max(1, h // 4), max(1, w // 4)), mode="area")[0]
+    return ab_at_size(ab[None], (max(1, h // 4), max(1, w // 4)))[0]

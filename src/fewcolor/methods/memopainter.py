@@ -47,6 +47,7 @@ import logging
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
@@ -56,7 +57,7 @@ from torch import nn
 from fewcolor.color.feature_kinds import FEATURE_DIMS, colour_distance, colour_feature, palette_feature
 from fewcolor.data.protocol import Dataset, collate
 from fewcolor.losses.gan import GanLoss
-from fewcolor.losses.triplet import threshold_triplet_loss
+from fewcolor.losses.triplet import memory_triplet_loss
 from fewcolor.methods.base import AdaptSettings, InferenceOption, InferenceOptionError, Method, Phase
 from fewcolor.methods.registry import register_method
 from fewcolor.nets.discriminators import ConditionalPatchDiscriminator
@@ -69,10 +70,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: query backbones in order of preference: the paper's ResNet18 pool5, else VGG16 conv5 (both 512-d)
-BACKBONES: list[tuple[str, str]] = [("resnet18", "avgpool"), ("vgg16", "features.29")]
+BACKBONES: tuple[tuple[str, str], ...] = (("resnet18", "avgpool"), ("vgg16", "features.29"))
 #: default δ per colour-feature kind (module docstring)
-DEFAULT_THRESHOLDS = {"dist": 5.0, "rgb": 20.0}
-DEFAULT_TOP_K = {"dist": 256, "rgb": 32}  #: neighbours for the triplet loss per colour feature
+DEFAULT_THRESHOLDS: Mapping[str, float] = MappingProxyType({"dist": 5.0, "rgb": 20.0})
+#: neighbours for the triplet loss per colour feature
+DEFAULT_TOP_K: Mapping[str, int] = MappingProxyType({"dist": 256, "rgb": 32})
+
 
 @dataclass
 class MemoPainterConfig:
@@ -210,10 +213,7 @@ class MemoPainter(Method):
     def memory_loss(self, q: torch.Tensor, target: torch.Tensor, labels: torch.Tensor | None = None):
         """Threshold triplet loss (Eq. 4) of queries ``q`` against the memory's top-k slots; with
         ``labels`` the positives are the same-class slots instead (supervised)."""
-        if self.memory.num_filled == 0:
-            return None
-        sims, idx = self.memory.topk(q, self.top_k)
-        return threshold_triplet_loss(sims, self.memory.within(idx, target, labels), self.config.margin)
+        return memory_triplet_loss(self.memory, q, target, self.top_k, self.config.margin, labels)
 
     def training_step(self, batch: dict[str, Any], step: int) -> Iterator[Phase]:
         c = self.config

@@ -183,6 +183,7 @@ class MetalGAN(Method):
                         "project's extension, not the paper's; 0: the meta-trained G as is)",
                         default="the config's adapt_steps", minimum=0),
     )
+    shared_on_copy = ("_dataset",)  # the training images (setup): read, never written
 
     def __init__(self, config: MetalGANConfig) -> None:
         super().__init__(config)
@@ -212,13 +213,20 @@ class MetalGAN(Method):
         self.data_paths: list[str] | None = None
         self.adapted_to: dict[str, Any] | None = None
         self._dataset: Dataset | None = None  # the training data (setup) for task batches
-        self._meta_opt: torch.optim.Optimizer | None = None
         self._adapted: LRU[tuple[int, int], nn.Module] = LRU(c.adapt_cache_size)
         self._warned: set[str] = set()
 
     @property
     def size_multiple(self) -> int:  # type: ignore[override]
         return self.generator.size_multiple
+
+    def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
+        self._adapted.clear()  # new θ_G: the generators adapted from the old one are stale
+        super()._load_from_state_dict(*args, **kwargs)
+
+    def fresh_on_copy(self) -> dict[str, Any]:
+        """A copy (adapted next) starts without the original's adapted generators."""
+        return {"_adapted": LRU(self.config.adapt_cache_size)}
 
     # ----- tasks ---------------------------------------------------------------------------------
     def _set_task_buffers(self, centroids: torch.Tensor, mean: torch.Tensor, comps: torch.Tensor,
@@ -298,9 +306,12 @@ class MetalGAN(Method):
             meta: torch.optim.Optimizer = torch.optim.SGD(self.generator.parameters(), lr=c.meta_lr)
         else:
             meta = torch.optim.Adam(self.generator.parameters(), lr=c.meta_lr, betas=(c.beta1, c.beta2))
-        self._meta_opt = meta
         d = torch.optim.Adam(self.discriminator.parameters(), lr=c.d_lr, betas=(c.beta1, c.beta2))
         return {"meta": meta, "discriminator": d}
+
+    def learning_rates(self, step: int, total_steps: int) -> dict[str, float]:
+        """λ_ML of ``step`` on the meta optimiser (:meth:`current_meta_lr`); the loop sets it before the step."""
+        return {"meta": self.current_meta_lr(step)}
 
     def current_meta_lr(self, step: int) -> float:
         c = self.config
@@ -433,10 +444,7 @@ class MetalGAN(Method):
         n_q = c.meta_batch_size or len(batch["index"])
         rank = dist_utils.rank()
         queries = self.query_indices(step, n_q, rank, dist_utils.world_size())
-        lr_ml = self.current_meta_lr(step)
-        if self._meta_opt is not None:
-            for group in self._meta_opt.param_groups:
-                group["lr"] = lr_ml
+        lr_ml = self.current_meta_lr(step)  # set on the meta optimiser by the loop (learning_rates)
         buf_delta: list[torch.Tensor] | None = None
         d_tasks = []
         first, last = [], []
@@ -484,7 +492,11 @@ class MetalGAN(Method):
 
     @torch.no_grad()
     def nearest_clusters(self, l: torch.Tensor) -> torch.Tensor:
-        """The task of each query (B,1,H,W) normalised L: nearest centroid of its PCA-projected MAC."""
+        """The task of each query (B,1,H,W) normalised L: nearest centroid of its PCA-projected MAC.
+
+        The query is this L at the working size, resized to ``feature_size``; the training descriptors came from
+        the full-size images resized to ``feature_size`` (``clustering.l_at``). Where ``feature_size`` exceeds the
+        working size the query is an upsampled, blurrier picture than the centroids saw (docs/METALGAN.md)."""
         size = int(self.task_info.get("feature_size", self.config.feature_size))
         small = F.interpolate(l.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
         net, bf16 = self._extractor()
@@ -511,8 +523,8 @@ class MetalGAN(Method):
         """G adapted for ``steps`` on cluster ``k`` (cached), or G itself when the images are unreachable."""
         key = (int(k), int(steps))
         cached = self._adapted.get(key)
-        if cached is not None:
-            return cached
+        if cached is not None:  # outside the module tree: follow G's device and mode since it was cached
+            return cached.to(self.device).train(self.training)
         source = self._cluster_source(k)
         if source is None:
             return self.generator

@@ -46,8 +46,7 @@ class InceptionFeatures(nn.Module):
         super().__init__()
         self.net = load_backbone("inception_v3_fid", weights=weights, allow_download=allow_download)
         self.weights_source: str = self.net.weights_source  # type: ignore[assignment]
-        self.device = torch.device(device)
-        self.net.to(self.device)
+        self.net.to(torch.device(device))
         for p in self.net.parameters():
             p.requires_grad_(False)
 
@@ -59,6 +58,11 @@ class InceptionFeatures(nn.Module):
         for key in ("Conv2d_1a_3x3.conv.weight", "Mixed_7c.branch_pool.bn.running_var"):
             digest.update(state[key].float().cpu().numpy().tobytes())
         return digest.hexdigest()[:16]
+
+    @property
+    def device(self) -> torch.device:
+        """Where the network is (it follows ``.to()``), so inputs go there too."""
+        return next(self.net.parameters()).device
 
     @property
     def has_logits(self) -> bool:

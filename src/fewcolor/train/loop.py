@@ -87,7 +87,9 @@ class TrainOptions:
 
 
 class TrainingInterrupted(Exception):
-    """Training stopped on SIGINT/SIGTERM after saving its state; ``--resume`` continues it."""
+    """Training stopped on SIGINT/SIGTERM after saving its state; for ``fewcolor train``, ``--resume`` continues
+    it. Commands that train in a temporary folder (``fewcolor adapt``) or resume by themselves (``fewcolor
+    bench``) turn it into their own message."""
 
     #: how to continue, for ``fewcolor train``; a command that resumes by itself passes its own (``with_hint``)
     default_hint: ClassVar[str] = "continue with the same command plus --resume"
@@ -339,7 +341,8 @@ _FUSABLE = (torch.optim.Adam, torch.optim.AdamW)
 class TrainStep:
     """One optimisation step of the loop, for a batch already on the device.
 
-    Sets the scheduled learning rates, runs the method's phases (each under bf16 autocast when
+    Sets the scheduled learning rates (times ``lr_factor``, the fine-tuning scale of
+    :class:`TrainOptions`), runs the method's phases (each under bf16 autocast when
     ``bf16``), and per phase checks the loss is finite, back-propagates, averages gradients across
     ranks, checks the gradients are finite, steps the optimiser and runs ``after_step``. Returns the
     phases' logs, or None when a loss or gradient was not finite (every gradient is then cleared).
@@ -353,8 +356,8 @@ class TrainStep:
     """
 
     def __init__(self, method: Method, optimizers: dict[str, torch.optim.Optimizer], bf16: bool,
-                 device: torch.device) -> None:
-        self.method, self.optimizers, self.bf16 = method, optimizers, bf16
+                 device: torch.device, lr_factor: float = 1.0) -> None:
+        self.method, self.optimizers, self.bf16, self.lr_factor = method, optimizers, bf16, lr_factor
         self.autocast_device = "cuda" if device.type == "cuda" else "cpu"
         self.params = {name: [p for g in o.param_groups for p in g["params"]] for name, o in optimizers.items()}
         self.use_fast_kernels()
@@ -386,7 +389,7 @@ class TrainStep:
     def __call__(self, batch: dict[str, Any], step: int, total: int) -> dict[str, float] | None:
         for name, lr in self.method.learning_rates(step, total).items():
             for group in self.optimizers[name].param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * self.lr_factor  # a schedule would otherwise undo the loop's scaling
         logs: dict[str, float] = {}
         phases = self.method.training_step(batch, step)
         try:
@@ -629,7 +632,7 @@ def _train(method: Method, dataset: Dataset, opts: TrainOptions, stop: list[int]
     if is_main and opts.sample_every:
         sample_batch = to_device(collate_samples(dataset, list(range(min(opts.num_samples, n))), 0), device)
 
-    train_step = TrainStep(method, optimizers, precision.bf16, device)
+    train_step = TrainStep(method, optimizers, precision.bf16, device, opts.lr_factor)
     history: list[dict[str, float]] = []
     validation: list[dict[str, float]] = []
     bad_streak = rollbacks = skipped = 0
