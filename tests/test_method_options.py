@@ -165,3 +165,41 @@ def test_every_option_kind_becomes_a_click_option() -> None:
     assert "('sharp', False)" in out and "('mode', 'b')" in out and "('ns', 3)" in out
     assert runner.invoke(command, ["--mode", "z"]).exit_code != 0
     assert runner.invoke(command, ["--n", "0"]).exit_code != 0
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf", "-inf"])
+def test_non_finite_floats_are_refused_by_the_pipeline_and_the_cli(toy, tmp_path, bad) -> None:
+    from fewcolor.io.image import write_rgb
+
+    colorizer = Colorizer(toy(toy.Config()), device="cpu", size=16)
+    with pytest.raises(InferenceOptionError, match="toy_gain must be a finite number"):
+        colorizer.colorize(torch.rand(3, 24, 24), toy_gain=float(bad))
+    model = save_method(toy(toy.Config()), tmp_path / "toy.safetensors")
+    src = tmp_path / "in.png"
+    write_rgb(src, torch.rand(3, 20, 30))
+    res = CliRunner().invoke(main, ["colorize", str(model), str(src), "-o", str(tmp_path / "o"), "--toy-gain", bad])
+    # click's own range check refuses ±inf first; NaN passes it (every comparison is false) and is ours to refuse
+    want = "toy_gain must be a finite number" if bad == "nan" else "--toy-gain"
+    assert res.exit_code == 2 and want in res.output, res.output
+    assert not (tmp_path / "o" / "in.png").exists()
+
+
+def test_a_local_path_option_takes_its_choices_or_a_path_and_says_which_values_visitors_may_give() -> None:
+    import click
+
+    from fewcolor.cli import _option_param
+    from fewcolor.methods.registry import get_method_class
+
+    with pytest.raises(ValueError, match="local_path needs kind 'str' and the choices"):
+        InferenceOption("model", "str", "a checkpoint", local_path=True)
+    opt = InferenceOption("fallback", "str", "a fallback", choices=("stats", "bundled"), local_path=True)
+    opt.check("/some/model.safetensors", "toy")  # a path is the CLI's to give; the method checks the file
+    assert not opt.refuses_from_visitors("stats")
+    assert opt.refuses_from_visitors("/etc/passwd") and opt.refuses_from_visitors("foo")
+    assert not InferenceOption("mode", "str", "a mode", choices=("a", "b")).refuses_from_visitors("z")
+    (param,) = _option_param(opt, ["toy"])
+    assert not isinstance(param.type, click.Choice)  # the command line takes a checkpoint path
+    # every path-like option of the registered methods is declared so (the web page refuses its paths)
+    fallback = get_method_class("exemplar").inference_option("fallback")
+    assert fallback is not None and fallback.local_path and set(fallback.choices or ()) == {"attention", "stats",
+                                                                                          "bundled"}

@@ -91,13 +91,36 @@ def test_colorize_variants_keep_size_and_differ(checkpoints):
         ({"image": ("a.png", _png(), "image/png")}, {"opt.reference": "red"}, {}, 422, "takes an image file"),
         ({}, {}, {}, 400, "expected a file upload"),
         ({"image": ("a.png", _png(), "image/png")}, {"opt.variant": "9"}, {}, 422, "memory holds 4"),
+        # worded for the page: the option's name, no command-line flag or Python function, no internal repr
+        ({"image": ("a.png", _png(), "image/png")}, {"opt.palette": "#e03c31,notacolor"}, {}, 422,
+         "memopainter: palette: entry 2 'notacolor' is not a hex colour"),
+        ({"image": ("a.png", _png(), "image/png")}, {"opt.variants": "3", "opt.palette": "#e03c31"}, {}, 422,
+         "variant (or variants) and palette cannot be combined"),
+        ({"image": ("a.png", _png(), "image/png"), "model": ("m.txt", b"m1", "text/plain")}, {}, {}, 422,
+         "model takes a value, not a file"),
+        ({"image": ("a.png", _png(), "image/png"), "opt.variant": ("v.txt", b"2", "text/plain")}, {}, {}, 422,
+         "option variant takes a value, not a file"),
+        ({"image": ("a.png", _png(), "image/png"), "opt.variants": ("v.txt", b"2", "text/plain")}, {}, {}, 422,
+         "variants takes a whole number, not a file"),
     ],
 )
 def test_refusals_are_4xx_with_a_reason(checkpoints, files, data, limits, status, reason):
     client, _ = _client(checkpoints, **limits)
     with client:
-        reply = client.post("/api/colorize", data={"model": "m1", **data}, files=files)
+        reply = client.post("/api/colorize", data={"model": "m1", **data} if "model" not in files else data,
+                            files=files)
     assert reply.status_code == status and reason in reply.json()["error"], reply.text
+    assert not any(word in reply.text for word in ("--palette", "palette_from_hex", "UploadFile", "['variant'"))
+
+
+def test_routes_and_methods_that_do_not_exist_answer_json(checkpoints):
+    client, _ = _client(checkpoints)
+    with client:
+        wrong_method = client.get("/api/colorize")
+        nowhere = client.get("/api/nope")
+    assert wrong_method.status_code == 405 and wrong_method.headers["content-type"] == "application/json"
+    assert wrong_method.json()["error"] == "GET /api/colorize is not allowed; use POST"
+    assert nowhere.status_code == 404 and nowhere.json()["error"] == "nothing at /api/nope"
 
 
 def test_full_queue_answers_429(checkpoints):
@@ -124,7 +147,29 @@ def test_adapt_on_the_spot_adds_a_model(checkpoints):
         assert out.status_code == 200
         grey = client.post("/api/adapt", data={"model": "m2", "steps": "2"},
                            files=[("support", ("g.png", _png(40, 40, "L"), "image/png"))])
-        assert grey.status_code == 422 and "1 grey" in grey.json()["error"] and "fewcolor-serve" not in grey.text
+        assert grey.status_code == 422 and "1 grey: g.png" in grey.json()["error"] and "fewcolor-serve" not in grey.text
+        assert "skip_grey" not in grey.text and "choose colour images" in grey.text  # worded for the page
+
+
+def test_adapt_leaves_out_bad_and_grey_supports_and_says_which(checkpoints):
+    from fewcolor.serve.app import GREY_SUPPORT
+
+    client, _ = _client(checkpoints)
+    support = [("support", ("c0.png", _png(40, 40, "RGB", seed=1), "image/png")),
+               ("support", ("notimage.png", b"this is not an image", "image/png")),
+               ("support", ("g.png", _png(40, 40, "L"), "image/png")),
+               ("support", ("c1.png", _png(40, 40, "RGB", seed=2), "image/png"))]
+    with client:
+        reply = client.post("/api/adapt", data={"model": "m2", "steps": "1"}, files=support)
+        assert reply.status_code == 200, reply.text
+        data = reply.json()
+        assert "adapted to 2 image(s)" in data["model"]["label"]
+        skipped = {s["name"]: s["reason"] for s in data["skipped"]}
+        assert set(skipped) == {"notimage.png", "g.png"} and skipped["g.png"] == GREY_SUPPORT
+        assert skipped["notimage.png"].startswith("not an image") and "fewcolor-serve" not in reply.text
+        none_left = client.post("/api/adapt", data={"model": "m2", "steps": "1"}, files=support[1:2])
+        assert none_left.status_code == 415 and "none of the support images is usable: notimage.png: not an image" \
+            in none_left.json()["error"]
 
 
 def test_serve_command_refuses_what_it_cannot_serve(tmp_path):
@@ -158,6 +203,13 @@ def test_image_and_number_options_reach_the_method(tmp_path):
         assert warm.status_code == 200
         low = client.post("/api/colorize", data={"model": "m2", "opt.temperature": "-1"}, files=image)
         assert low.status_code == 422 and "temperature must be >= 0" in low.json()["error"]
+        for bad in ("nan", "inf", "-inf"):
+            for name in ("temperature", "chroma"):
+                reply = client.post("/api/colorize", data={"model": "m2", f"opt.{name}": bad}, files=image)
+                assert reply.status_code == 422, reply.text
+                assert f"{name} must be a finite number" in reply.json()["error"]
+        nan = client.post("/api/colorize", data={"model": "m2", "opt.temperature": "nan"}, files=image)
+        assert "cic: temperature must be a finite number, got nan" in nan.json()["error"]
 
 
 def test_the_bundled_model_is_offered_first(checkpoints):
@@ -193,3 +245,41 @@ def test_an_option_that_is_a_config_field_shows_the_models_own_value(tmp_path):
         (model,) = client.get("/api/models").json()["models"]
     defaults = {o["name"]: o["default"] for o in model["options"]}
     assert defaults == {"temperature": 0.6, "chroma": 0.25}
+
+
+def test_a_visitor_never_names_a_file_on_the_server(checkpoints, tmp_path):
+    """Exemplar's fallback may be a checkpoint path on the command line; the page offers and takes only its
+    fixed choices, so no upload makes the server open (or say anything about) a file of its own."""
+    torch.manual_seed(0)
+    exemplar = save_method(build_method("exemplar", "tiny", {"fallback": "stats"}), tmp_path / "ex.safetensors")
+    own = save_method(build_method("exemplar", "tiny", {"fallback": str(checkpoints[1])}), tmp_path / "own.safetensors")
+    client, _ = _client([exemplar, own])
+    files = {"image": ("g.png", _png(), "image/png"), "opt.reference": ("c.png", _png(40, 40, "RGB"), "image/png")}
+    with client:
+        models = client.get("/api/models").json()["models"]
+        fallback = next(o for o in models[0]["options"] if o["name"] == "fallback")
+        assert fallback["choices"] == ["attention", "stats", "bundled"] and fallback["default"] == "stats"
+        shown = next(o for o in models[1]["options"] if o["name"] == "fallback")["default"]
+        assert shown == "the model's own (unet.safetensors)" and str(checkpoints[1].parent) not in str(models)
+        for value in ("/etc/passwd", "foo", str(checkpoints[1]), "../unet.safetensors"):
+            reply = client.post("/api/colorize", data={"model": "m1", "opt.fallback": value}, files=files)
+            assert reply.status_code == 422, reply.text
+            error = reply.json()["error"]
+            assert error.startswith("option fallback takes only attention, stats, bundled on this page"), error
+            assert value not in error and "not a file" not in error and "safetensors" not in error
+        # a page user without a reference is told what to give on the page (no command line, no flags)
+        empty = client.post("/api/colorize", data={"model": "m1", "opt.fallback": "stats"},
+                            files={"image": ("g.png", _png(), "image/png")})
+        assert empty.status_code == 422 and "give a colour image as the reference option" in empty.json()["error"]
+        assert "Adapt on the web page" in empty.json()["error"] and "--data" not in empty.text
+
+
+def test_the_page_shows_the_grey_input_the_model_colours():
+    """The card has a place for the grey (L) input next to the output, filled in the browser from the upload
+    (tests/test_serve_browser.py checks its pixels in Chromium)."""
+    from fewcolor.serve.app import STATIC
+
+    html = (STATIC / "index.html").read_text()
+    script = (STATIC / "app.js").read_text()
+    assert 'class="grey-figure"' in html and 'class="grey"' in html
+    assert "function greyInput" in script and "0.7151522" in script  # Y of sRGB (D65): CIE L's own weights

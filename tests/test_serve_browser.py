@@ -83,6 +83,7 @@ def test_upload_choose_variant_download(tmp_path):
             buttons = wait.until(lambda d: (b := d.find_elements(By.CSS_SELECTOR, ".variants button.variant"))
                                  and len(b) == 3 and b)
             buttons[1].click()
+            assert not driver.find_element(By.CSS_SELECTOR, ".grey-figure").is_displayed()  # a grey upload: itself
             link = driver.find_element(By.CSS_SELECTOR, "a.download")
             assert "chosen" in buttons[1].get_attribute("class")
             chosen = link.get_attribute("href")
@@ -110,3 +111,46 @@ def test_upload_choose_variant_download(tmp_path):
     diff = (l_in - l_out).abs()
     # the same L up to 8-bit rounding and gamut clipping of the merged colour
     assert float(diff.median()) < 0.5 and float(torch.quantile(diff.flatten(), 0.99)) < 2.0
+
+
+def test_a_colour_upload_shows_the_grey_input_the_model_colours(tmp_path):
+    """input | grey input | output: the grey image shown has the upload's CIE L (what the network sees)."""
+    import base64
+    import io
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    source = sorted(FIXTURE.glob("*.png"))[0]
+    with Image.open(source) as im:
+        rgba = im.convert("RGBA")
+        colour = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
+    upload = tmp_path / f"{source.stem}_colour.png"
+    colour.save(upload)
+    service = Service([tiny_memopainter_checkpoint(tmp_path / "memo.safetensors")], device="cpu",
+                      include_bundled=False)
+    with running_server(service) as url:
+        driver = _driver(tmp_path / "downloads", tmp_path / "profile")
+        try:
+            wait = WebDriverWait(driver, 60)
+            driver.get(url)
+            wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#model option"))
+            driver.find_element(By.ID, "images").send_keys(str(upload))
+            driver.find_element(By.ID, "run").click()
+            wait.until(lambda d: d.find_element(By.CSS_SELECTOR, ".grey-figure").is_displayed())
+            wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "a.download").get_attribute("href"))
+            shown = wait.until(lambda d: d.execute_script(
+                "const img = document.querySelector('img.grey');"
+                "if (!img.complete || !img.naturalWidth) return null;"
+                "const c = document.createElement('canvas'); c.width = img.naturalWidth; c.height = img.naturalHeight;"
+                "c.getContext('2d').drawImage(img, 0, 0); return c.toDataURL('image/png');"))
+            captions = [e.text for e in driver.find_elements(By.CSS_SELECTOR, ".card figcaption")]
+        finally:
+            driver.quit()
+    assert captions[0] == "input" and captions[1].startswith("grey input") and captions[2].startswith("output")
+    with Image.open(io.BytesIO(base64.b64decode(shown.split(",", 1)[1]))) as grey:
+        grey_rgb = np.asarray(grey.convert("RGB"))
+    assert grey_rgb.shape[:2] == (colour.height, colour.width)
+    assert (grey_rgb.max(axis=2) == grey_rgb.min(axis=2)).all()  # grey
+    diff = (_lightness(upload) - rgb_to_lab(torch.from_numpy(grey_rgb / 255.0).float().permute(2, 0, 1)[None])[0, 0])
+    assert float(diff.abs().max()) < 0.5  # the upload's L up to 8-bit rounding

@@ -20,7 +20,9 @@ on each query's cluster) and is refused with that reason.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import time
 import warnings
 from collections.abc import Sequence
@@ -37,6 +39,11 @@ from fewcolor.pipeline import Colorizer, network_input, working_size
 
 #: ONNX operator set of the exported graphs (18: Resize with antialiasing, as Iizuka's global path needs)
 OPSET = 18
+#: largest max |Δab| (Lab units) between onnxruntime and PyTorch that ``fewcolor export --check`` passes.
+#: Both compute in float32 with different kernels: the measured differences are 1e-5 to 2e-4 Lab
+#: (docs/EXPORT.md), so 1e-2 leaves 50× headroom for other CPUs and runtimes while staying 100× below a
+#: just-noticeable colour difference (ΔE ≈ 1); a graph that computes something else differs by far more.
+CHECK_TOLERANCE = 1e-2
 
 
 class ExportError(ValueError):
@@ -104,17 +111,48 @@ def export_onnx(colorizer: Colorizer, path: str | Path, **options: Any) -> Path:
         "fewcolor.size_multiple": str(m),
         "fewcolor.working_size": str(colorizer.size),
         "fewcolor.normalization": json.dumps(NORMALIZATION),
-        "fewcolor.options": json.dumps({k: v for k, v in options.items() if isinstance(v, (int, float, str))}),
+        "fewcolor.options": json.dumps(effective_options(method, options)),
         "fewcolor.contract": "input l: (B,1,H,W) float32 L/50-1, H and W multiples of size_multiple; "
                              "output ab: (B,2,H,W) float32 ab/110; see docs/EXPORT.md",
     })
     return out
 
 
+def effective_options(method: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """The inference options baked into the graph: those given, and for the others the model's own value where
+    the option is also a config field (CIC's temperature and chroma, MetalGAN's adapt_steps: what
+    ``predict_ab`` uses when the option is not given). Image options are recorded by file name when given as a
+    path, else as ``"(an image)"``."""
+    cfg = method.config
+    config = dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type) else {}
+    out: dict[str, Any] = {}
+    for opt in method.inference_options:
+        value = options.get(opt.name)
+        if value is None:
+            value = config.get(opt.name)
+        if value is None:
+            continue
+        if opt.is_image:
+            out[opt.name] = Path(value).name if isinstance(value, (str, os.PathLike)) else "(an image)"
+        elif isinstance(value, (bool, int, float, str)):
+            out[opt.name] = value
+    return out
+
+
 def _write_metadata(path: Path, props: dict[str, str]) -> None:
+    """Add the metadata and name the output's dimensions as the contract does: (batch, 2, height, width) (the
+    tracer leaves the channel dimension with a generated name, e.g. ``Clipab_dim_1``)."""
     import onnx
 
     model = onnx.load(str(path))
+    for output in model.graph.output:
+        dims = output.type.tensor_type.shape.dim
+        if output.name == "ab" and len(dims) == 4:
+            for dim, name in zip(dims, ("batch", 2, "height", "width"), strict=True):
+                if isinstance(name, int):
+                    dim.dim_value = name
+                else:
+                    dim.dim_param = name
     for key, value in props.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value

@@ -35,7 +35,7 @@ several supports at once. Numbers and speed: docs/EXEMPLAR.md.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -153,7 +153,8 @@ class Exemplar(Method):
         InferenceOption("fallback", "str", "where no match is sure, colour from 'attention' (the weighted colour "
                         "of the best-matching support parts), 'stats' (the supports' colour per lightness), "
                         "'bundled' (the bundled base colorizer, else 'stats') or this model checkpoint",
-                        default="the config's fallback"),
+                        default="the config's fallback", choices=(FALLBACK_ATTENTION, FALLBACK_STATS, FALLBACK_BUNDLED),
+                        local_path=True),
     )
 
     def __init__(self, config: ExemplarConfig) -> None:
@@ -202,8 +203,9 @@ class Exemplar(Method):
         """The supports stored in this model (raises when there are none)."""
         if self.num_supports == 0:
             raise InferenceOptionError(
-                "exemplar: this model holds no support images; adapt it first "
-                "(fewcolor adapt exemplar --data FOLDER -o model.safetensors) or pass a reference image")
+                "exemplar: this model holds no support images: give a colour image as the reference option, or "
+                "adapt the model to a few colour images first (Adapt on the web page, `fewcolor adapt` on the "
+                "command line)")
         n = len(self.config.layers)
         shapes = [getattr(self, f"support_shapes_{k}") for k in range(n)]
         starts = [first_rows(s.prod(dim=1)) for s in shapes]
@@ -390,6 +392,14 @@ class Exemplar(Method):
         with torch.no_grad():
             supports = self.encode_rgb(reference) if reference is not None else self.stored_supports()
             return torch.cat([self.transfer(l[i: i + 1].float(), supports, fallback)[0] for i in range(len(l))])
+
+    def export_blocker(self, options: Mapping[str, Any]) -> str | None:
+        return ("its colour comes from a correspondence search against the stored supports (coarse-to-fine "
+                "matching, top-k attention, one query image at a time) whose feature-grid sizes, search windows "
+                "and chunks are Python integers computed from the input's size, and whose backbone is a frozen "
+                "helper outside the module: the tracer would record a graph valid only for the export size and "
+                "batch 1 (and a checkpoint fallback is another model); colour with PyTorch instead "
+                "(`fewcolor colorize`)")
 
     # ----- checkpoint ----------------------------------------------------------------------------
     def extra_metadata(self) -> dict[str, Any]:

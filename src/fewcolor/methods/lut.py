@@ -106,4 +106,4 @@ class LUT(Method):
         self.check_options(options)
         idx = l_bins(denormalize_l(l.float()), self.config.bins)[:, 0]  # (B, H, W)
         ab = self.table().to(l.device)[idx]  # (B, H, W, 2)
-        return normalize_ab(ab.movedim(-1, 1)).to(l.dtype)
+        return normalize_ab(ab.permute(0, 3, 1, 2)).to(l.dtype)  # not movedim(-1, 1): its ONNX export is invalid

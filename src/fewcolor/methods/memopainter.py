@@ -280,14 +280,17 @@ class MemoPainter(Method):
         ``variant``-th retrieved slot's (default top-1), or Res-cGAN's constant."""
         b = l.shape[0]
         given = [n for n, v in (("variant", variant), ("palette", palette), ("reference", reference)) if v is not None]
-        if len(given) > 1:
-            raise InferenceOptionError(f"memopainter: give at most one of variant, palette, reference (got {given})")
+        if len(given) > 1:  # variant is also set by its sweep, variants: name both
+            shown = " and ".join("variant (or variants)" if n == "variant" else n for n in given)
+            raise InferenceOptionError(f"memopainter: {shown} cannot be combined; give at most one of variant "
+                                       "(or variants), palette, reference")
         kind = self.config.color_feature
         if palette is not None:
             try:
                 feature = palette_feature(palette, kind)
             except ValueError as exc:
-                raise InferenceOptionError(f"--palette: {exc}") from None
+                reason = str(exc).removeprefix("palette_from_hex: ")  # the option's name, not the function's
+                raise InferenceOptionError(f"memopainter: palette: {reason}") from None
             return feature.to(l.device).expand(b, -1)
         if reference is not None:
             ref = reference if reference.dim() == 4 else reference[None]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import io
+import math
 import textwrap
 import tokenize
 import types
@@ -40,7 +41,10 @@ class InferenceOption:
     lists a ``str`` option's values. Image options arrive at ``predict_ab`` as tensors: the pipeline
     reads a path and, for ``image-l``, converts it to normalised L at the working resolution.
     ``sweep`` names a CLI option (e.g. ``variants``) that takes K and writes K outputs
-    ``NAME_v1.png ... NAME_vK.png`` with this option set to 1..K.
+    ``NAME_v1.png ... NAME_vK.png`` with this option set to 1..K. ``local_path``: a ``str`` option whose
+    value, when it is not one of ``choices``, names a file on this machine (e.g. Exemplar's ``fallback``
+    checkpoint); the command line takes such a path, front ends that take values from other people (the web
+    page) accept only the ``choices`` (see :meth:`refuses_from_visitors`). Float values must be finite.
     """
 
     name: str
@@ -51,6 +55,7 @@ class InferenceOption:
     maximum: float | None = None
     choices: tuple[str, ...] | None = None
     sweep: str | None = None
+    local_path: bool = False
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier():
@@ -61,6 +66,9 @@ class InferenceOption:
             raise ValueError(f"inference option {self.name!r}: choices need kind 'str'")
         if self.sweep is not None and self.kind != "int":
             raise ValueError(f"inference option {self.name!r}: a sweep needs kind 'int'")
+        if self.local_path and (self.kind != "str" or not self.choices):
+            raise ValueError(f"inference option {self.name!r}: local_path needs kind 'str' and the choices that "
+                             "are not paths")
 
     @property
     def is_image(self) -> bool:
@@ -76,14 +84,22 @@ class InferenceOption:
         """The command-line spelling, e.g. ``--global-from``."""
         return "--" + self.name.replace("_", "-")
 
+    def refuses_from_visitors(self, value: Any) -> bool:
+        """Whether a front end serving other people (the web page) must refuse ``value``: a ``local_path``
+        option's value that is not one of its choices would name a file on the server's disk."""
+        return self.local_path and value not in (self.choices or ())
+
     def check(self, value: Any, method: str) -> None:
-        """Raise :class:`InferenceOptionError` when a scalar value breaks the declared range or choices."""
+        """Raise :class:`InferenceOptionError` when a scalar value breaks the declared range or choices, or a
+        float option's value is not finite (NaN, ±inf)."""
         if self.kind in ("float", "int") and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise InferenceOptionError(f"{method}: {self.name} must be a finite number, got {value}")
             if self.minimum is not None and value < self.minimum:
                 raise InferenceOptionError(f"{method}: {self.name} must be >= {self.minimum:g}, got {value}")
             if self.maximum is not None and value > self.maximum:
                 raise InferenceOptionError(f"{method}: {self.name} must be <= {self.maximum:g}, got {value}")
-        if self.choices is not None and isinstance(value, str) and value not in self.choices:
+        if self.choices is not None and isinstance(value, str) and value not in self.choices and not self.local_path:
             raise InferenceOptionError(f"{method}: {self.name} must be one of {', '.join(self.choices)}, got {value!r}")
 
 

@@ -109,6 +109,8 @@ def _option_json(opt: Any, config: dict[str, Any] | None = None) -> dict[str, An
     default = opt.default if isinstance(opt.default, (int, float, str, bool)) or opt.default is None else None
     if config and opt.name in config and isinstance(config[opt.name], (int, float, str, bool)):
         default = config[opt.name]
+        if opt.refuses_from_visitors(default):  # a checkpoint path of the server: its name only, never its folder
+            default = f"the model's own ({Path(str(default)).name})"
     return {"name": opt.name, "kind": opt.kind, "help": opt.help, "default": default, "minimum": opt.minimum,
             "maximum": opt.maximum, "choices": list(opt.choices) if opt.choices else None, "sweep": opt.sweep}
 
@@ -233,7 +235,8 @@ async def _form(request: Request, service: Service) -> AsyncIterator[tuple[FormD
 
 
 async def _save_upload(upload: Any, folder: Path, limits: Limits, what: str) -> Path:
-    """Copy an uploaded file into ``folder`` under a safe name and check it is an image we take."""
+    """Copy an uploaded file into ``folder`` under a safe name and check it is an image we take (a refused
+    file is removed)."""
     if not isinstance(upload, UploadFile):
         raise Refusal(400, f"{what}: expected a file upload")
     name = _SAFE_NAME.sub("_", Path(upload.filename or "upload").name)[:80] or "upload"
@@ -241,21 +244,50 @@ async def _save_upload(upload: Any, folder: Path, limits: Limits, what: str) -> 
     with path.open("wb") as out:
         while chunk := await upload.read(1 << 20):
             out.write(chunk)
-    sniff_image(path, upload.filename or what, limits)
+    try:
+        sniff_image(path, upload.filename or what, limits)
+    except Refusal:
+        path.unlink(missing_ok=True)
+        raise
     return path
 
 
-def _parse_option(opt: Any, raw: str) -> Any:
+def _text_field(form: FormData, key: str, default: str) -> str:
+    """A text field's value (``default`` when absent or empty); a file sent in its place is refused."""
+    value = form.get(key)
+    if isinstance(value, UploadFile):
+        raise Refusal(422, f"{key} takes a value, not a file")
+    return str(value or default)
+
+
+def _model_id(form: FormData, service: Service) -> str:
+    return _text_field(form, "model", next(iter(service.entries)))
+
+
+def _parse_option(opt: Any, raw: str, method: str) -> Any:
+    """A text option's value, refused (422) when it is not of the option's kind, breaks its declaration (range,
+    choices, a non-finite float) or, for a ``local_path`` option, is anything but one of its choices: a visitor
+    never names a file on the server's disk."""
+    from fewcolor.methods.options import InferenceOptionError
+
+    value: Any = raw
     try:
         if opt.kind == "float":
-            return float(raw)
-        if opt.kind == "int":
-            return int(raw)
-        if opt.kind == "bool":
-            return raw.lower() in ("1", "true", "yes", "on")
+            value = float(raw)
+        elif opt.kind == "int":
+            value = int(raw)
+        elif opt.kind == "bool":
+            value = raw.lower() in ("1", "true", "yes", "on")
     except ValueError as exc:
         raise Refusal(422, f"option {opt.name}: {raw!r} is not a valid {opt.kind}") from exc
-    return raw
+    if opt.refuses_from_visitors(value):
+        raise Refusal(422, f"option {opt.name} takes only {', '.join(opt.choices)} on this page (a file on the "
+                           "server is accepted only on its command line)")
+    try:
+        opt.check(value, method)
+    except InferenceOptionError as exc:
+        raise Refusal(422, str(exc)) from exc
+    return value
 
 
 async def _options(form: FormData, method: Any, folder: Path, limits: Limits) -> tuple[dict[str, Any], Any]:
@@ -269,6 +301,8 @@ async def _options(form: FormData, method: Any, folder: Path, limits: Limits) ->
             continue
         name = key[4:]
         if name in sweeps:
+            if isinstance(value, UploadFile):
+                raise Refusal(422, f"{name} takes a whole number, not a file")
             if str(value).strip():
                 try:
                     count = int(str(value))
@@ -287,8 +321,10 @@ async def _options(form: FormData, method: Any, folder: Path, limits: Limits) ->
                     options[name] = await _save_upload(value, folder, limits, f"option {name}")
             elif str(value).strip():
                 raise Refusal(422, f"option {name} takes an image file, not text")
+        elif isinstance(value, UploadFile):
+            raise Refusal(422, f"option {name} takes a value, not a file")
         elif str(value).strip():
-            options[name] = _parse_option(opt, str(value).strip())
+            options[name] = _parse_option(opt, str(value).strip(), method.name)
     return options, sweep
 
 
@@ -302,6 +338,20 @@ def _refusal_response(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, Refusal)
     headers = {"Retry-After": "2"} if exc.status == 429 else None
     return JSONResponse({"error": exc.reason}, status_code=exc.status, headers=headers)
+
+
+def _http_error_response(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (no such route, a method the route does not take) as JSON, like ours."""
+    assert isinstance(exc, HTTPException)
+    where = f"{request.method} {request.url.path}"
+    if exc.status_code == 404:
+        reason = f"nothing at {request.url.path}"
+    elif exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow") or (exc.headers or {}).get("allow")
+        reason = f"{where} is not allowed" + (f"; use {allowed}" if allowed else "")
+    else:
+        reason = f"{where}: {exc.detail}"
+    return JSONResponse({"error": reason}, status_code=exc.status_code, headers=exc.headers)
 
 
 # ----- the work (on the worker thread) ---------------------------------------------------------------
@@ -326,22 +376,45 @@ def _colorize_job(service: Service, model_id: str, image: Path, options: dict[st
         raise Refusal(422, str(exc)) from exc
 
 
-def _adapt_job(service: Service, model_id: str, folder: Path, steps: int) -> ModelEntry:
+#: why a grey support image is left out, as the page shows it
+GREY_SUPPORT = "grey: adapting learns colour from colour images"
+
+
+def _adapt_job(service: Service, model_id: str, folder: Path, steps: int,
+               names: dict[str, str]) -> tuple[ModelEntry, list[dict[str, str]]]:
+    """Adapt on the readable colour images of ``folder`` (``names``: saved file name -> the upload's name);
+    the adapted model's entry and the images left out (name and reason: unreadable, grey)."""
     from fewcolor.data.folder import ImageFolderDataset
     from fewcolor.data.transforms import train_transform
     from fewcolor.pipeline import Colorizer
     from fewcolor.train.adapt import adapt
 
+    def shown(rel: str) -> str:
+        return names.get(Path(rel).name, Path(rel).name)
+
+    def hidden(text: str) -> str:  # the server's folders never reach the page
+        for saved, name in names.items():
+            text = text.replace(str(folder / saved), name)
+        return text.replace(str(folder), "upload")
+
     base = service.colorizer(model_id)
-    try:
-        support = ImageFolderDataset(folder, transform=train_transform(base.size), scan_cache=False)
+    transform = train_transform(base.size)
+    try:  # grey images kept here, to be reported by name and left out below
+        found = ImageFolderDataset(folder, transform=transform, skip_grey=False, scan_cache=False)
     except (ValueError, OSError) as exc:
-        raise Refusal(422, f"the support images cannot be used: {str(exc).replace(str(folder), 'upload')}") from exc
-    if len(support) == 0:
-        raise Refusal(422, "none of the support images is usable; adapting needs colour examples")
+        raise Refusal(422, f"none of the support images can be read: {hidden(str(exc))}") from exc
+    skipped = [{"name": shown(rel), "reason": hidden(reason)} for rel, reason in found.bad_reasons.items()]
+    skipped += [{"name": shown(rel), "reason": GREY_SUPPORT} for rel in found.grey_files]
+    usable = [p for p in found.paths if p not in set(found.grey_files)]
+    if not usable:
+        grey = [shown(rel) for rel in found.grey_files]
+        raise Refusal(422, f"none of the support images has colour ({len(grey)} grey: {', '.join(grey)}); adapting "
+                           "learns colour from colour examples: choose colour images")
+    support = found if len(usable) == len(found) else ImageFolderDataset(
+        folder, paths=usable, transform=transform, skip_grey=False, scan_cache=False)
     adapted, how = adapt(base.method, support, steps, seed=0, device=str(base.device))
     label = f"{service.entry(model_id).label} adapted to {len(support)} image(s) ({how}, {steps} steps)"
-    return service.add_adapted(label, Colorizer(adapted, device=base.device, size=base.size))
+    return service.add_adapted(label, Colorizer(adapted, device=base.device, size=base.size)), skipped
 
 
 # ----- routes -----------------------------------------------------------------------------------------
@@ -362,7 +435,7 @@ def create_app(service: Service) -> Starlette:
 
     async def colorize(request: Request) -> Response:
         async with service.admitted(request), _form(request, service) as (form, folder):
-            model_id = str(form.get("model") or next(iter(service.entries)))
+            model_id = _model_id(form, service)
             entry = service.entry(model_id)
             method = entry.method()
             image = await _save_upload(form.get("image"), folder, service.limits, "image")
@@ -372,10 +445,10 @@ def create_app(service: Service) -> Starlette:
 
     async def adapt(request: Request) -> Response:
         async with service.admitted(request), _form(request, service) as (form, folder):
-            model_id = str(form.get("model") or next(iter(service.entries)))
+            model_id = _model_id(form, service)
             service.entry(model_id)
             try:
-                steps = int(str(form.get("steps") or "20"))
+                steps = int(_text_field(form, "steps", "20"))
             except ValueError as exc:
                 raise Refusal(422, "steps must be a whole number") from exc
             if not 1 <= steps <= service.limits.max_adapt_steps:
@@ -385,10 +458,23 @@ def create_app(service: Service) -> Starlette:
                 raise Refusal(422, f"give 1 to {service.limits.max_support_images} support images, got {len(uploads)}")
             support = folder / "support"
             support.mkdir()
+            names: dict[str, str] = {}  # saved file name -> the upload's name
+            refused: list[tuple[str, Refusal]] = []  # a file we do not take is left out, not the whole upload
             for upload in uploads:
-                await _save_upload(upload, support, service.limits, "support image")
-            entry = await service.run(_adapt_job, service, model_id, support, steps)
-        return JSONResponse({"model": entry.describe()})
+                name = (upload.filename if isinstance(upload, UploadFile) else None) or "support image"
+                try:
+                    names[(await _save_upload(upload, support, service.limits, name)).name] = name
+                except Refusal as exc:
+                    if exc.status == 400:  # not a file at all: a malformed request
+                        raise
+                    refused.append((name, exc))
+            skipped = [{"name": name, "reason": exc.reason.removeprefix(f"{name}: ")} for name, exc in refused]
+            if not names:
+                statuses = {exc.status for _, exc in refused}
+                raise Refusal(statuses.pop() if len(statuses) == 1 else 422,
+                              "none of the support images is usable: " + "; ".join(exc.reason for _, exc in refused))
+            entry, left_out = await service.run(_adapt_job, service, model_id, support, steps, names)
+        return JSONResponse({"model": entry.describe(), "skipped": skipped + left_out})
 
     async def result(request: Request) -> Response:
         rid = request.path_params["rid"]
@@ -433,5 +519,5 @@ def create_app(service: Service) -> Starlette:
         Route("/api/zip", make_zip, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    handlers = {Refusal: _refusal_response, Exception: _error_response}
+    handlers = {Refusal: _refusal_response, HTTPException: _http_error_response, Exception: _error_response}
     return Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)

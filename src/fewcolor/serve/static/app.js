@@ -125,6 +125,54 @@ function choose(card, index) {
   card.el.querySelectorAll(".variants button").forEach((b, i) => b.classList.toggle("chosen", i === index));
 }
 
+// The grey image the model colours: each pixel's CIE L (D65) shown as the grey of the same L, i.e. the
+// sRGB encoding of its relative luminance Y. Computed here on a canvas (nothing is sent for it); shown only
+// for an upload that has colour (for a grey one it is the input itself).
+const TO_LINEAR = Float64Array.from({length: 256}, (_, i) => {
+  const c = i / 255;
+  return c <= 0.04045 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+});
+const Y_STEPS = 65535;
+const TO_SRGB = Uint8ClampedArray.from({length: Y_STEPS + 1}, (_, i) => {
+  const y = i / Y_STEPS;
+  return Math.round(255 * (y <= 0.0031308 ? 12.92 * y : 1.055 * y ** (1 / 2.4) - 0.055));
+});
+
+async function greyInput(url) {
+  const img = new Image();
+  img.src = url;
+  await img.decode();
+  const canvas = document.createElement("canvas");
+  canvas.width = img.naturalWidth;
+  canvas.height = img.naturalHeight;
+  const ctx = canvas.getContext("2d");
+  ctx.drawImage(img, 0, 0);
+  const data = ctx.getImageData(0, 0, canvas.width, canvas.height);
+  const px = data.data;
+  let colour = false;
+  for (let i = 0; i < px.length; i += 4) {
+    const r = px[i], g = px[i + 1], b = px[i + 2];
+    if (Math.max(r, g, b) - Math.min(r, g, b) > 1) colour = true;
+    const y = 0.2126729 * TO_LINEAR[r] + 0.7151522 * TO_LINEAR[g] + 0.072175 * TO_LINEAR[b];
+    px[i] = px[i + 1] = px[i + 2] = TO_SRGB[Math.round(Math.min(1, y) * Y_STEPS)];
+  }
+  if (!colour) return null;
+  ctx.putImageData(data, 0, 0);
+  const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
+  return blob ? URL.createObjectURL(blob) : null;
+}
+
+async function showGreyInput(el, url) {
+  try {
+    const grey = await greyInput(url);
+    if (!grey) return;
+    el.querySelector("img.grey").src = grey;
+    el.querySelector(".grey-figure").hidden = false;
+  } catch (e) {
+    // an image the browser cannot decode: the server's reply says why
+  }
+}
+
 async function colorizeOne(file) {
   const el = $("card-template").content.firstElementChild.cloneNode(true);
   const card = {name: file.name, el, results: [], chosen: null};
@@ -132,6 +180,7 @@ async function colorizeOne(file) {
   const local = URL.createObjectURL(file);
   el.querySelector("img.input").src = local;
   el.querySelector("img.before").src = local;
+  showGreyInput(el, local); // not awaited: the upload does not wait for it
   const slider = el.querySelector(".slider");
   slider.addEventListener("input", () => {
     el.querySelector("img.before").style.clipPath = `inset(0 ${100 - slider.value}% 0 0)`;
@@ -233,8 +282,11 @@ async function adaptModel() {
     $("adapt-status").textContent = await errorText(reply);
     return;
   }
-  const model = (await reply.json()).model;
-  $("adapt-status").textContent = `ready: ${model.label}`;
+  const data = await reply.json();
+  const model = data.model;
+  const skipped = (data.skipped || []).map((s) => `${s.name} (${s.reason})`);
+  $("adapt-status").textContent = `ready: ${model.label}` +
+    (skipped.length ? `; left out ${skipped.length}: ${skipped.join("; ")}` : "");
   await loadModels(model.id);
 }
 
