@@ -184,6 +184,22 @@ def test_non_finite_floats_are_refused_by_the_pipeline_and_the_cli(toy, tmp_path
     assert not (tmp_path / "o" / "in.png").exists()
 
 
+def test_number_options_refuse_values_that_are_not_numbers_in_one_line(toy) -> None:
+    # from Python a string or a bool would otherwise fail deep inside the method (e.g. "could not convert")
+    import numpy as np
+
+    colorizer = Colorizer(toy(toy.Config()), device="cpu", size=16)
+    for bad in ("0.5", True, [1.0]):
+        with pytest.raises(InferenceOptionError, match="toy_gain must be a number"):
+            colorizer.colorize(torch.rand(3, 24, 24), toy_gain=bad)
+    count = InferenceOption("count", "int", "a count", minimum=1)
+    with pytest.raises(InferenceOptionError, match=r"count must be an integer, got 2\.5"):
+        count.check(2.5, "toy")
+    count.check(np.int64(3), "toy")  # numpy numbers are numbers
+    InferenceOption("gain", "float", "a gain").check(np.float32(0.5), "toy")
+    InferenceOption("gain", "float", "a gain").check(2, "toy")  # an int is a number
+
+
 def test_a_local_path_option_takes_its_choices_or_a_path_and_says_which_values_visitors_may_give() -> None:
     import click
 

@@ -50,3 +50,25 @@ def test_refuses_to_overwrite_input(tmp_path):
     colorizer = Colorizer(build_method("unet", "tiny"), device="cpu")
     with pytest.raises(ValueError, match="overwrite"):
         colorizer.colorize_file(src, src)
+
+
+def test_constructor_and_argument_mistakes_fail_in_one_line(tmp_path):
+    method = build_method("unet", "tiny")
+    with pytest.raises(TypeError, match=r"got a str \(a path: use Colorizer.from_checkpoint"):
+        Colorizer("model.safetensors")  # type: ignore[arg-type]
+    for size in (0, -5, 2.5):
+        with pytest.raises(ValueError, match="size must be a positive integer"):
+            Colorizer(method, device="cpu", size=size)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="pixel_budget must be a positive integer"):
+        Colorizer(method, device="cpu", pixel_budget=0)
+    with pytest.raises(ValueError, match="device 'gpu0' cannot be used here"):
+        Colorizer(method, device="gpu0")
+    if not torch.cuda.is_available():  # torch's own AssertionError, 14 frames deep, before
+        with pytest.raises(ValueError, match="device 'cuda' cannot be used here"):
+            Colorizer(method, device="cuda")
+    with pytest.raises(TypeError, match=r"from_checkpoint takes the path of a \.safetensors model, got a NoneType"):
+        Colorizer.from_checkpoint(None)  # type: ignore[arg-type]
+    colorizer = Colorizer(method, device="cpu", size=64)
+    assert colorizer.size == 64
+    with pytest.raises(ValueError, match=r"batch_size must be a positive integer, got 2\.5"):
+        colorizer.colorize(torch.rand(3, 16, 16), batch_size=2.5)  # type: ignore[arg-type]

@@ -75,9 +75,35 @@ def test_list_is_batched_by_working_size_and_matches_single_calls(colorizer, mon
         (np.zeros((8, 8, 4), np.uint8), r"\(H,W,3\), got shape \(8, 8, 4\)"),
         (np.full((8, 8), 2.0), r"must lie.*in \[0, 1\]"),
         (torch.zeros(2, 8, 8), r"\(3,H,W\), \(1,H,W\) or \(H,W\)"),
-        ("grey.png", "cannot colorize a str"),
+        (b"\x89PNG", r"cannot colorize a bytes; give a path to an image file, a PIL image"),
+        ([[0.5] * 8] * 8, r"cannot colorize a list; give a path"),  # nested lists: each item must be an image
+        (None, "cannot colorize a NoneType"),
     ],
 )
 def test_bad_inputs_fail_with_what_they_got(colorizer, bad, match):
     with pytest.raises((TypeError, ValueError), match=match):
         colorizer.colorize(bad)
+
+
+def test_a_path_gives_a_pil_image_and_a_transparent_file_keeps_its_alpha(colorizer, tmp_path):
+    from fewcolor.io.image import ImageReadError, write_rgb
+
+    rgb = _image(40, 52)
+    write_rgb(tmp_path / "a.png", rgb)
+    out = colorizer.colorize(str(tmp_path / "a.png"))
+    assert isinstance(out, Image.Image) and out.mode == "RGB" and out.size == (52, 40)
+    same = colorizer.colorize(Image.open(tmp_path / "a.png"))
+    np.testing.assert_array_equal(np.asarray(out), np.asarray(same))
+    alpha = torch.ones(1, 40, 52)
+    alpha[:, :, :20] = 0.0
+    write_rgb(tmp_path / "sprite.png", rgb, alpha=alpha)
+    outs = colorizer.colorize([tmp_path / "sprite.png", rgb])  # os.PathLike, mixed with a tensor
+    assert outs[0].mode == "RGBA" and outs[0].size == (52, 40) and torch.is_tensor(outs[1])
+    np.testing.assert_array_equal(np.asarray(outs[0])[..., 3], (alpha[0].numpy() * 255).astype(np.uint8))
+    with pytest.raises(ImageReadError, match=r"nope\.png: file not found"):
+        colorizer.colorize(str(tmp_path / "nope.png"))
+    (tmp_path / "notes.png").write_text("not an image")
+    with pytest.raises(ImageReadError, match=r"notes\.png"):
+        colorizer.colorize(tmp_path / "notes.png")
+    colorizer.colorize(tmp_path / "a.png").save(tmp_path / "out.png")
+    assert Image.open(tmp_path / "out.png").size == (52, 40)

@@ -57,3 +57,10 @@ def test_colorize_without_a_model_uses_the_bundled_one(bundled, tmp_path):
     res = CliRunner().invoke(main, ["colorize", str(src), "-o", str(tmp_path / "out")])
     assert res.exit_code == 0, res.output
     assert read_rgb(tmp_path / "out" / "chelsea.png").shape == read_rgb(src).shape
+
+
+def test_from_checkpoint_base_is_the_bundled_model_as_on_the_command_line(bundled):
+    from fewcolor.pipeline import Colorizer
+
+    colorizer = Colorizer.from_checkpoint("base", device="cpu", size=64)
+    assert colorizer.name == "base" and colorizer.size == 64

@@ -6,27 +6,35 @@ input's ORIGINAL lightness, so no detail is lost however small the network's inp
 ``evaluate`` and the benchmark all colorize through :class:`Colorizer`::
 
     from fewcolor import Colorizer
-    colorizer = Colorizer.from_checkpoint("run/model.safetensors")
+    colorizer = Colorizer.pretrained()             # or Colorizer.from_checkpoint("run/model.safetensors")
     colorizer.colorize_file("grey.jpg", "colour.png")
+    colorizer.colorize("grey.jpg").save("colour.png")  # a path gives a PIL image
     colorizer.colorize(pil_image)                  # -> PIL image; numpy and torch work alike
     colorizer.colorize([array_a, array_b])         # -> a list, batched by working size
 """
 
 from __future__ import annotations
 
+import numbers
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from fewcolor.color.lab import merge_l_ab, rgb_to_l
 from fewcolor.color.normalize import denormalize_ab, normalize_l
 from fewcolor.data.transforms import working_size
 from fewcolor.io.image import DEFAULT_PIXEL_BUDGET
 from fewcolor.methods.base import Method
+
+#: what :meth:`Colorizer.colorize` takes, for its ``TypeError``
+_TAKES = ("a path to an image file, a PIL image, a numpy array (H,W)/(H,W,3) (uint8, uint16 or float in [0, 1]), "
+          "a torch tensor (3,H,W)/(1,H,W)/(H,W) or a batch (B,C,H,W), or a list of these")
 
 #: smallest side the pipeline accepts; below it there is nothing to colorize meaningfully
 MIN_SIDE = 8
@@ -65,17 +73,41 @@ def network_input(rgb: torch.Tensor, size: int, size_multiple: int) -> torch.Ten
 
 
 class Colorizer:
-    """Colorize images of any size with a trained method."""
+    """Colorize images of any size with a trained method.
+
+    Build one with :meth:`pretrained` (the bundled base model) or :meth:`from_checkpoint` (a ``.safetensors``
+    model written by ``fewcolor train``/``adapt``); then :meth:`colorize` (images in memory or paths),
+    :meth:`colorize_file` (file to file) or :meth:`colorize_path` (file to tensor).
+    """
 
     def __init__(self, method: Method, device: str | torch.device | None = None, size: int | None = None,
                  pixel_budget: int | None = DEFAULT_PIXEL_BUDGET) -> None:
-        """``pixel_budget``: files above it are reduced on decode (see ``fewcolor.io.image``), so the
-        output of such a file is smaller than the file; ``None`` keeps every pixel."""
+        """``method``: a built :class:`~fewcolor.methods.base.Method` (a file goes through
+        :meth:`from_checkpoint`). ``device``: ``"cpu"``, ``"cuda"``, ... (default CUDA when present).
+        ``size``: the working resolution (longer side) of the network, default the method's own.
+        ``pixel_budget``: files above it are reduced on decode (see ``fewcolor.io.image``), so the
+        output of such a file is smaller than the file; ``None`` keeps every pixel.
+
+        Raises ``TypeError`` for a ``method`` that is not a Method, ``ValueError`` for a device this
+        machine cannot use or a ``size``/``pixel_budget`` below 1."""
+        if not isinstance(method, Method):
+            hint = (" (a path: use Colorizer.from_checkpoint(path), or Colorizer.pretrained() for the bundled model)"
+                    if isinstance(method, (str, os.PathLike)) else "")
+            raise TypeError(f"Colorizer takes a fewcolor Method, got a {type(method).__name__}{hint}")
+        for name, value in (("size", size), ("pixel_budget", pixel_budget)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)
+                                      or value < 1):
+                raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
+        try:
+            self.device = torch.device(device)
+            torch.empty(0, device=self.device)  # a device this build or machine lacks fails here, in one line
+        except (RuntimeError, AssertionError, TypeError) as exc:
+            raise ValueError(f"device {device!r} cannot be used here ({str(exc).strip()}); "
+                             "use 'cpu' or leave device unset") from None
         self.method = method.to(self.device).eval()
-        self.size = int(size) if size else method.working_resolution()
+        self.size = int(size) if size is not None else method.working_resolution()
         self.pixel_budget = pixel_budget
 
     @classmethod
@@ -83,8 +115,16 @@ class Colorizer:
         cls, path: str | os.PathLike[str], device: str | torch.device | None = None, size: int | None = None,
         pixel_budget: int | None = DEFAULT_PIXEL_BUDGET,
     ) -> Colorizer:
+        """A colorizer for the model in ``path`` (a ``.safetensors`` file written by ``fewcolor train`` or
+        ``adapt``; ``"base"`` is the bundled base model, as on the command line). The other arguments are
+        :class:`Colorizer`'s. A missing, unreadable or foreign file raises
+        :class:`~fewcolor.io.checkpoint.CheckpointError` (a ``RuntimeError``) naming it."""
         from fewcolor.methods.registry import load_method
 
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"from_checkpoint takes the path of a .safetensors model, got a {type(path).__name__}")
+        if os.fspath(path) == "base":
+            return cls.pretrained(device=device, size=size, pixel_budget=pixel_budget)
         return cls(load_method(path, device="cpu"), device=device, size=size, pixel_budget=pixel_budget)
 
     @classmethod
@@ -98,6 +138,7 @@ class Colorizer:
 
     @property
     def name(self) -> str:
+        """The method's registered name (``"base"`` for the bundled model)."""
         return self.method.name
 
     def _prepare_options(self, options: dict[str, Any]) -> dict[str, Any]:
@@ -147,24 +188,64 @@ class Colorizer:
         ab_small = self.method.predict_ab(l_small, **self._prepare_options(options))
         return l_full[0], self.full_size_ab(ab_small, *l_full.shape[-2:])
 
+    @overload
+    def colorize(self, image: str | os.PathLike[str] | Image.Image, batch_size: int = ...,
+                 **options: Any) -> Image.Image: ...
+    @overload
+    def colorize(self, image: np.ndarray, batch_size: int = ..., **options: Any) -> np.ndarray: ...
+    @overload
+    def colorize(self, image: torch.Tensor, batch_size: int = ..., **options: Any) -> torch.Tensor: ...
+    @overload
+    def colorize(self, image: list[Any] | tuple[Any, ...], batch_size: int = ..., **options: Any) -> list[Any]: ...
+
     def colorize(self, image: Any, batch_size: int = 16, **options: Any) -> Any:
         """Colorize one image or a list of them; each result has the form its input had.
 
-        Takes a PIL image, a numpy array ``(H,W)``/``(H,W,3)`` (uint8, uint16 or float in [0, 1]), a
-        torch tensor ``(3,H,W)``/``(1,H,W)``/``(H,W)`` (float in [0, 1] or uint8), a batch tensor
-        ``(B,C,H,W)``, or a list of any of these (see :mod:`fewcolor.io.convert`). Images whose working
-        sizes agree go through the network together, ``batch_size`` at a time; every output keeps its
-        input's size and full-resolution L.
-        """
-        from fewcolor.io.convert import from_rgb, to_rgb
+        Takes (see :mod:`fewcolor.io.convert`):
 
+        * a path (``str`` or ``os.PathLike``) to an image file -> a PIL ``RGB`` image (``RGBA`` when the
+          file is transparent: its transparency kept); files above ``pixel_budget`` are reduced on decode;
+        * a PIL image of any mode (grey, RGB, RGBA composited on white, 16-bit) -> a PIL ``RGB`` image;
+        * a numpy array ``(H,W)``/``(H,W,1)``/``(H,W,3)``, uint8, uint16 or float in [0, 1] -> ``(H,W,3)``
+          of the same dtype;
+        * a torch tensor ``(3,H,W)``/``(1,H,W)``/``(H,W)``, float in [0, 1] or uint8 -> ``(3,H,W)`` of the
+          same dtype and device; a batch ``(B,C,H,W)`` -> ``(B,3,H,W)``;
+        * a list or tuple of any of these -> a list.
+
+        Grey or colour inputs alike: only their lightness is used. Every output keeps its input's size and
+        full-resolution L. Images whose working sizes agree go through the network together, ``batch_size``
+        at a time. ``options`` are the method's inference options (``fewcolor methods NAME`` lists them).
+
+        Raises ``TypeError`` for another kind of input, ``ValueError`` for a wrong shape, dtype, value
+        range, a side below 8 pixels or an option the method does not take, and
+        :class:`~fewcolor.io.image.ImageReadError` (an ``OSError``) for a missing or unreadable file.
+        """
+        from fewcolor.io.convert import from_rgb
+
+        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         many = isinstance(image, (list, tuple)) or (torch.is_tensor(image) and image.dim() == 4)
-        pairs = [to_rgb(item) for item in image] if many else [to_rgb(image)]
-        outputs = self._colorize_tensors([rgb for rgb, _ in pairs], options, batch_size)
-        results = [from_rgb(out, kind) for out, (_, kind) in zip(outputs, pairs, strict=True)]
+        inputs = [self._input(item) for item in image] if many else [self._input(image)]
+        outputs = self._colorize_tensors([rgb for rgb, _, _ in inputs], options, int(batch_size))
+        results = [from_rgb(out, kind) if alpha is None else _rgba_image(out, alpha)
+                   for out, (_, kind, alpha) in zip(outputs, inputs, strict=True)]
         if isinstance(image, (list, tuple)):
             return results
         return torch.stack(results) if torch.is_tensor(image) and image.dim() == 4 else results[0]
+
+    def _input(self, item: Any) -> tuple[torch.Tensor, Any, torch.Tensor | None]:
+        """One input of :meth:`colorize` as (float (3,H,W) RGB, its :class:`~fewcolor.io.convert.Kind`, the
+        file's opacity (1,H,W) or ``None``): paths are read (a PIL image comes back), other kinds converted."""
+        from fewcolor.io.convert import Kind, to_rgb
+        from fewcolor.io.image import read_rgb_alpha
+
+        if isinstance(item, (str, os.PathLike)):
+            rgb, alpha = read_rgb_alpha(item, pixel_budget=self.pixel_budget)
+            return rgb, Kind("pil"), alpha
+        if not isinstance(item, (Image.Image, np.ndarray)) and not torch.is_tensor(item):
+            raise TypeError(f"cannot colorize a {type(item).__name__}; give {_TAKES}")
+        rgb, kind = to_rgb(item)
+        return rgb, kind, None
 
     @torch.no_grad()
     def _colorize_tensors(
@@ -213,13 +294,18 @@ class Colorizer:
         return [r for r in results if r is not None]
 
     def colorize_path(self, path: str | os.PathLike[str], **options: Any) -> torch.Tensor:
+        """Read the image file ``path`` (transparency composited on white) and colorize it: float32
+        ``(3, H, W)`` RGB in [0, 1] on the CPU. ``ImageReadError`` for a missing or unreadable file."""
         from fewcolor.io.image import read_rgb
 
         return self.colorize(read_rgb(path, pixel_budget=self.pixel_budget), **options)
 
     def colorize_file(self, src: str | os.PathLike[str], dst: str | os.PathLike[str], **options: Any) -> Path:
-        """Read ``src``, colorize it, write ``dst`` (never ``src`` itself); a transparent ``src`` (a sprite)
-        keeps its transparency where ``dst``'s format holds it."""
+        """Read ``src``, colorize it, write ``dst`` (never ``src`` itself; its folder is created; the format
+        follows its suffix: .png, .jpg, .jpeg, .bmp, .tif, .tiff, .webp, .ppm) and return ``dst``'s path. A
+        transparent ``src`` (a sprite) keeps its transparency where ``dst``'s format holds it.
+        ``ImageReadError`` for a missing or unreadable ``src``, ``ValueError`` for ``dst`` equal to ``src``
+        or of an unknown format."""
         from fewcolor.io.image import read_rgb_alpha, write_coloured
 
         src_p, dst_p = Path(src), Path(dst)
@@ -227,3 +313,12 @@ class Colorizer:
             raise ValueError(f"refusing to overwrite the input {src_p}; choose another output path")
         rgb, alpha = read_rgb_alpha(src_p, pixel_budget=self.pixel_budget)
         return write_coloured(dst_p, self.colorize(rgb, **options), alpha)
+
+
+def _rgba_image(rgb: torch.Tensor, alpha: torch.Tensor) -> Image.Image:
+    """A colorization of a transparent file (composited on white) as a PIL ``RGBA`` image with the file's
+    opacity, the white taken out again as :func:`fewcolor.io.image.write_coloured` does."""
+    from fewcolor.io.image import uncomposite
+
+    rgba = torch.cat([uncomposite(rgb, alpha), alpha.to(rgb.dtype)]).clamp(0, 1)
+    return Image.fromarray((rgba * 255).round().to(torch.uint8).permute(1, 2, 0).numpy())

@@ -14,6 +14,7 @@ import dataclasses
 import inspect
 import io
 import math
+import numbers
 import textwrap
 import tokenize
 import types
@@ -91,8 +92,13 @@ class InferenceOption:
 
     def check(self, value: Any, method: str) -> None:
         """Raise :class:`InferenceOptionError` when a scalar value breaks the declared range or choices, or a
-        float option's value is not finite (NaN, ±inf)."""
-        if self.kind in ("float", "int") and isinstance(value, (int, float)) and not isinstance(value, bool):
+        float option's value is not finite (NaN, ±inf), or a number option's value is not a number (e.g. the
+        string ``"0.5"`` from Python code: the command line and the web page convert their text first)."""
+        if self.kind in ("float", "int") and (isinstance(value, bool) or not isinstance(value, numbers.Real) or (
+                self.kind == "int" and not isinstance(value, numbers.Integral))):
+            wanted = "an integer" if self.kind == "int" else "a number"
+            raise InferenceOptionError(f"{method}: {self.name} must be {wanted}, got {value!r}")
+        if self.kind in ("float", "int"):
             if not math.isfinite(value):
                 raise InferenceOptionError(f"{method}: {self.name} must be a finite number, got {value}")
             if self.minimum is not None and value < self.minimum:
