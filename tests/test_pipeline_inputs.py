@@ -72,9 +72,9 @@ def test_list_is_batched_by_working_size_and_matches_single_calls(colorizer, mon
 @pytest.mark.parametrize(
     "bad,match",
     [
-        (np.zeros((8, 8, 4), np.uint8), r"\(H,W,3\), got shape \(8, 8, 4\)"),
+        (np.zeros((8, 8, 2), np.uint8), r"\(H,W,3\) or \(H,W,4\), got shape \(8, 8, 2\)"),
         (np.full((8, 8), 2.0), r"must lie.*in \[0, 1\]"),
-        (torch.zeros(2, 8, 8), r"\(3,H,W\), \(1,H,W\) or \(H,W\)"),
+        (torch.zeros(2, 8, 8), r"\(3,H,W\), \(4,H,W\), \(1,H,W\) or \(H,W\)"),
         (b"\x89PNG", r"cannot colorize a bytes; give a path to an image file, a PIL image"),
         ([[0.5] * 8] * 8, r"cannot colorize a list; give a path"),  # nested lists: each item must be an image
         (None, "cannot colorize a NoneType"),
@@ -107,3 +107,21 @@ def test_a_path_gives_a_pil_image_and_a_transparent_file_keeps_its_alpha(coloriz
         colorizer.colorize(tmp_path / "notes.png")
     colorizer.colorize(tmp_path / "a.png").save(tmp_path / "out.png")
     assert Image.open(tmp_path / "out.png").size == (52, 40)
+
+
+def test_rgba_arrays_and_tensors_are_composited_on_white_as_pil_images_are():
+    from fewcolor.io.convert import to_rgb
+    from fewcolor.io.image import decode_pil
+
+    rng = np.random.default_rng(0)
+    rgba = rng.integers(0, 256, size=(6, 7, 4), dtype=np.uint8)
+    rgba[0, 0, 3], rgba[0, 1, 3] = 0, 255  # fully transparent (white) and fully opaque (its colour)
+    want = decode_pil(Image.fromarray(rgba, "RGBA"))
+    from_numpy, kind = to_rgb(rgba)
+    torch.testing.assert_close(from_numpy, want, atol=1 / 255, rtol=0)
+    assert kind.library == "numpy" and torch.equal(from_numpy[:, 0, 0], torch.ones(3))
+    torch.testing.assert_close(from_numpy[:, 0, 1], torch.from_numpy(rgba[0, 1, :3] / 255.0).float())
+    from_torch, _ = to_rgb(torch.from_numpy(rgba).permute(2, 0, 1).float() / 255)
+    torch.testing.assert_close(from_torch, from_numpy)
+    with pytest.raises(ValueError, match=r"\(H,W,4\), got shape \(6, 7, 2\)"):
+        to_rgb(rgba[..., :2])

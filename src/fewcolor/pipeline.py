@@ -33,8 +33,8 @@ from fewcolor.io.image import DEFAULT_PIXEL_BUDGET
 from fewcolor.methods.base import Method
 
 #: what :meth:`Colorizer.colorize` takes, for its ``TypeError``
-_TAKES = ("a path to an image file, a PIL image, a numpy array (H,W)/(H,W,3) (uint8, uint16 or float in [0, 1]), "
-          "a torch tensor (3,H,W)/(1,H,W)/(H,W) or a batch (B,C,H,W), or a list of these")
+_TAKES = ("a path to an image file, a PIL image, a numpy array (H,W)/(H,W,3)/(H,W,4) (uint8, uint16 or float in "
+          "[0, 1]), a torch tensor (3,H,W)/(4,H,W)/(1,H,W)/(H,W) or a batch (B,C,H,W), or a list of these")
 
 #: smallest side the pipeline accepts; below it there is nothing to colorize meaningfully
 MIN_SIDE = 8
@@ -206,10 +206,10 @@ class Colorizer:
         * a path (``str`` or ``os.PathLike``) to an image file -> a PIL ``RGB`` image (``RGBA`` when the
           file is transparent: its transparency kept); files above ``pixel_budget`` are reduced on decode;
         * a PIL image of any mode (grey, RGB, RGBA composited on white, 16-bit) -> a PIL ``RGB`` image;
-        * a numpy array ``(H,W)``/``(H,W,1)``/``(H,W,3)``, uint8, uint16 or float in [0, 1] -> ``(H,W,3)``
-          of the same dtype;
-        * a torch tensor ``(3,H,W)``/``(1,H,W)``/``(H,W)``, float in [0, 1] or uint8 -> ``(3,H,W)`` of the
-          same dtype and device; a batch ``(B,C,H,W)`` -> ``(B,3,H,W)``;
+        * a numpy array ``(H,W)``/``(H,W,1)``/``(H,W,3)``/``(H,W,4)`` (RGBA composited on white), uint8,
+          uint16 or float in [0, 1] -> ``(H,W,3)`` of the same dtype;
+        * a torch tensor ``(3,H,W)``/``(4,H,W)``/``(1,H,W)``/``(H,W)``, float in [0, 1] or uint8 -> ``(3,H,W)``
+          of the same dtype and device; a batch ``(B,C,H,W)`` -> ``(B,3,H,W)``;
         * a list or tuple of any of these -> a list.
 
         Grey or colour inputs alike: only their lightness is used. Every output keeps its input's size and

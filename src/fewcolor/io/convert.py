@@ -5,10 +5,11 @@
 
 * ``PIL.Image``: any mode goes through :mod:`fewcolor.io.image`'s decoder (alpha composited on white,
   16-bit grey kept in float); the result is an ``RGB`` image.
-* ``numpy`` ``(H, W)``, ``(H, W, 1)`` or ``(H, W, 3)``: ``uint8`` (÷255), ``uint16`` (÷65535) or float in
-  ``[0, 1]``; the result is ``(H, W, 3)`` of the same dtype (grey in, colour out).
-* ``torch`` ``(H, W)``, ``(1, H, W)`` or ``(3, H, W)``: float in ``[0, 1]`` or ``uint8``; the result is
-  ``(3, H, W)`` of the same dtype on the same device.
+* ``numpy`` ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` or ``(H, W, 4)`` (RGBA: alpha composited on white, as
+  for PIL): ``uint8`` (÷255), ``uint16`` (÷65535) or float in ``[0, 1]``; the result is ``(H, W, 3)`` of the
+  same dtype (grey in, colour out).
+* ``torch`` ``(H, W)``, ``(1, H, W)``, ``(3, H, W)`` or ``(4, H, W)`` (RGBA, likewise): float in ``[0, 1]`` or
+  ``uint8``; the result is ``(3, H, W)`` of the same dtype on the same device.
 
 Anything else raises ``TypeError``/``ValueError`` with the shape or type it got and what it takes.
 """
@@ -47,8 +48,8 @@ def to_rgb(image: Any) -> tuple[torch.Tensor, Kind]:
     if torch.is_tensor(image):
         return _torch_to_rgb(image), Kind("torch", image.dtype, image.device)
     raise TypeError(
-        f"cannot colorize a {type(image).__name__}; give a PIL image, a numpy array (H,W) or (H,W,3), "
-        "a torch tensor (3,H,W)/(1,H,W)/(H,W), or a list of them"
+        f"cannot colorize a {type(image).__name__}; give a PIL image, a numpy array (H,W), (H,W,3) or (H,W,4), "
+        "a torch tensor (3,H,W)/(4,H,W)/(1,H,W)/(H,W), or a list of them"
     )
 
 
@@ -75,8 +76,8 @@ def _to_uint8(rgb: torch.Tensor) -> torch.Tensor:
 def _numpy_to_rgb(array: np.ndarray) -> torch.Tensor:
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[..., 0]
-    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] != 3):
-        raise ValueError(f"expected a numpy image (H,W), (H,W,1) or (H,W,3), got shape {array.shape}")
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
+        raise ValueError(f"expected a numpy image (H,W), (H,W,1), (H,W,3) or (H,W,4), got shape {array.shape}")
     if array.dtype in _INTEGER_SCALE:
         values = torch.from_numpy(array.astype(np.float32) / _INTEGER_SCALE[array.dtype])
     elif np.issubdtype(array.dtype, np.floating):
@@ -84,14 +85,15 @@ def _numpy_to_rgb(array: np.ndarray) -> torch.Tensor:
         _check_unit_range(values, f"numpy {array.dtype} image")
     else:
         raise ValueError(f"numpy images must be uint8, uint16 or float in [0, 1]; got dtype {array.dtype}")
-    return _channels_first(values if values.ndim == 3 else values[..., None])
+    return _on_white(_channels_first(values if values.ndim == 3 else values[..., None]))
 
 
 def _torch_to_rgb(tensor: torch.Tensor) -> torch.Tensor:
     if tensor.ndim == 2:
         tensor = tensor[None]
-    if tensor.ndim != 3 or tensor.shape[0] not in (1, 3):
-        raise ValueError(f"expected an image tensor (3,H,W), (1,H,W) or (H,W), got shape {tuple(tensor.shape)}")
+    if tensor.ndim != 3 or tensor.shape[0] not in (1, 3, 4):
+        raise ValueError(f"expected an image tensor (3,H,W), (4,H,W), (1,H,W) or (H,W), got shape "
+                         f"{tuple(tensor.shape)}")
     if tensor.dtype == torch.uint8:
         values = tensor.detach().cpu().float() / 255.0
     elif tensor.is_floating_point():
@@ -99,11 +101,20 @@ def _torch_to_rgb(tensor: torch.Tensor) -> torch.Tensor:
         _check_unit_range(values, f"torch {tensor.dtype} image")
     else:
         raise ValueError(f"image tensors must be float in [0, 1] or uint8; got dtype {tensor.dtype}")
-    return values.expand(3, -1, -1).contiguous()
+    return _on_white(values.expand(3, -1, -1).contiguous() if values.shape[0] == 1 else values)
 
 
 def _channels_first(hwc: torch.Tensor) -> torch.Tensor:
-    return hwc.permute(2, 0, 1).expand(3, -1, -1).contiguous()
+    chw = hwc.permute(2, 0, 1)
+    return (chw.expand(3, -1, -1) if chw.shape[0] == 1 else chw).contiguous()
+
+
+def _on_white(rgb_or_rgba: torch.Tensor) -> torch.Tensor:
+    """``(3, H, W)`` as is; ``(4, H, W)`` RGBA composited on white (what PIL inputs get in ``decode_pil``)."""
+    if rgb_or_rgba.shape[0] != 4:
+        return rgb_or_rgba
+    rgb, alpha = rgb_or_rgba[:3], rgb_or_rgba[3:]
+    return (rgb * alpha + (1.0 - alpha)).contiguous()
 
 
 def _check_unit_range(values: torch.Tensor, what: str) -> None:
