@@ -1,5 +1,7 @@
 """Benchmark runner pieces that the smoke runs may not reach."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -125,3 +127,25 @@ def test_an_interrupted_benchmark_says_to_rerun_the_same_command_not_to_add_resu
     assert result.exit_code == 128 + signal.SIGTERM, result.output
     assert "interrupted by SIGTERM at step 3" in result.output
     assert "run the same command again" in result.output and "--resume" not in result.output
+
+
+def test_the_run_seed_reaches_the_methods_own_seed_unless_set_explicitly(tmp_path) -> None:
+    # --seed / bench --seeds must vary the method's own random choices (cGAN's GP ε, MetalGAN's K-means and task
+    # batches, MemoPainter's memory...), not only the initial weights; `--set M.seed=N` still wins
+    import json
+
+    from click.testing import CliRunner
+
+    from fewcolor.bench.runner import _build
+    from fewcolor.cli import main
+    from fewcolor.methods.registry import with_run_seed
+
+    assert _build("cgan", "tiny", 32, 3)[0].config.seed == 3
+    assert _build("cgan", "tiny", 32, 3, {"seed": 7})[0].config.seed == 7
+    assert _build("memopainter", "tiny", 32, 0)[0].config.seed == 0  # seed 0: the runs recorded before the fix
+    assert with_run_seed("cgan", {"lambda_gp": 1.0}, 5) == {"lambda_gp": 1.0, "seed": 5}
+    emoji = Path(__file__).parent / "fixtures" / "emoji"
+    res = CliRunner().invoke(main, ["train", "--method", "cgan", "--preset", "tiny", "--data", str(emoji), "-o",
+                                    str(tmp_path / "run"), "--steps", "1", "--seed", "5"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["config"]["seed"] == 5

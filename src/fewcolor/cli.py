@@ -446,7 +446,7 @@ def train_cmd(
 
     from fewcolor.data.folder import ImageFolderDataset
     from fewcolor.io.paths import check_outside
-    from fewcolor.methods.registry import build_method, get_method_class
+    from fewcolor.methods.registry import build_method, get_method_class, with_run_seed
     from fewcolor.train.loop import TrainOptions, train
 
     if steps is not None and epochs is not None:
@@ -471,7 +471,7 @@ def train_cmd(
     config_fields = {f.name for f in dataclasses.fields(get_method_class(method_name).Config)}
     if size is not None and "image_size" in config_fields:
         values.setdefault("image_size", size)
-    method = build_method(method_name, preset, values)
+    method = build_method(method_name, preset, with_run_seed(method_name, values, seed))
     crop = size if size else int(getattr(method.config, "image_size", 256))
     multiple = method.size_multiple
     if crop % multiple:

@@ -64,7 +64,7 @@ def _paths_dataset(paths: Sequence[Path], size: int, seed: int, skip_grey: bool,
 
 
 def _build(method_name: str, preset: str | None, size: int, seed: int, extra: dict[str, Any] | None = None) -> Any:
-    from fewcolor.methods.registry import build_method, get_method_class
+    from fewcolor.methods.registry import build_method, get_method_class, with_run_seed
 
     cls = get_method_class(method_name)
     chosen = preset if preset in cls.presets else None
@@ -74,7 +74,7 @@ def _build(method_name: str, preset: str | None, size: int, seed: int, extra: di
     overrides = {"image_size": size} if "image_size" in fields else {}
     overrides.update(extra or {})
     torch.manual_seed(seed)
-    return build_method(method_name, chosen, overrides), chosen
+    return build_method(method_name, chosen, with_run_seed(method_name, overrides, seed)), chosen
 
 
 def _train_or_reuse(

@@ -4,6 +4,7 @@ method is one new file."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import pkgutil
 import warnings
@@ -62,6 +63,17 @@ def get_method_class(name: str) -> type[Method]:
     if name not in methods:
         raise KeyError(f"unknown method {name!r}; registered methods: {', '.join(methods)}")
     return methods[name]
+
+
+def with_run_seed(name: str, overrides: Mapping[str, Any] | None, seed: int) -> dict[str, Any]:
+    """``overrides`` with the config's ``seed`` set to the run's ``seed`` unless they set it themselves (``--set
+    M.seed=N``): a run's seed must reach the random choices the method makes itself (cGAN's gradient-penalty
+    ε, MetalGAN's task batches and K-means, MemoPainter's memory, Iizuka's K-means, the base prior's sample),
+    not only the initial weights and the data order."""
+    values = dict(overrides or {})
+    if "seed" in {f.name for f in dataclasses.fields(get_method_class(name).Config)}:
+        values.setdefault("seed", int(seed))
+    return values
 
 
 def build_method(name: str, preset: str | None = None, overrides: Mapping[str, Any] | None = None) -> Method:
