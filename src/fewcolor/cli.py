@@ -396,7 +396,11 @@ def info_cmd(checkpoint: Path) -> None:
 @click.option("--bf16", is_flag=True, help="Deprecated: the same as --precision bf16.")
 @_device_option()
 @click.option("--checkpoint-every", type=click.IntRange(min=0), default=500, show_default=True,
-              help="Steps between checkpoints (0: only at the end and on Ctrl-C).")
+              help="Steps between checkpoints (0: only at the end, on Ctrl-C and by --checkpoint-minutes).")
+@click.option("--checkpoint-minutes", type=click.FloatRange(min=0), default=10.0, show_default=True,
+              help="Also save the training state when this many minutes have passed since the last save, so slow "
+              "steps lose at most that much to a crash (0: by --checkpoint-every only). Each save keeps the one "
+              "before it, the fallback of a damaged checkpoint.")
 @click.option("--sample-every", type=click.IntRange(min=0), default=250, show_default=True,
               help="Steps between sample grids (0: never).")
 @click.option("--no-flip", is_flag=True, help="Disable random horizontal flips.")
@@ -429,6 +433,7 @@ def train_cmd(
     bf16: bool,
     device: str | None,
     checkpoint_every: int,
+    checkpoint_minutes: float,
     sample_every: int,
     no_flip: bool,
     val_dir: Path | None,
@@ -492,7 +497,11 @@ def train_cmd(
         cache=True,
     )
     if steps is None and epochs is None:
-        steps = method.suggested_steps(len(dataset), batch_size) or 1000
+        suggested = method.suggested_steps(len(dataset), batch_size)
+        steps = suggested or 1000
+        why = f"{method_name}'s suggestion for {len(dataset):,} images at batch {batch_size}" if suggested else \
+            "the default"
+        click.echo(f"no --steps or --epochs given: {steps:,} steps ({why})", err=True)
     validate = None
     if val_dir is not None:
         from fewcolor.metrics.held_out import HeldOutScores
@@ -518,6 +527,7 @@ def train_cmd(
         batch_size=batch_size,
         seed=seed,
         checkpoint_every=checkpoint_every,
+        checkpoint_minutes=checkpoint_minutes,
         sample_every=sample_every,
         validate_every=val_every if validate is not None else 0,
         precision="bf16" if bf16 else precision or "auto",
@@ -1143,6 +1153,9 @@ def data_prepare_cmd(
 @click.option("--init", "init", default=None, metavar="MODEL|base",
               help="Every training run starts from this checkpoint where tensor names and shapes match (`base`: "
               "the bundled base model; e.g. with --set unet.encoder=efficientnet-lite0); labels get +init.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace results in -o that came from other runs (another budget, --set, preset, --image-size, "
+              "--batch-size or --init); without it such a rerun is refused before any training.")
 @_device_option()
 def bench_cmd(
     protocol: str | None,
@@ -1165,6 +1178,7 @@ def bench_cmd(
     results_md: Path | None,
     overrides: tuple[str, ...],
     init: str | None,
+    overwrite: bool,
     device: str | None,
 ) -> None:
     """Benchmark METHODS on PROTOCOL (or on your folder, --data) with equal training and adaptation budgets.
@@ -1177,7 +1191,7 @@ def bench_cmd(
     import shlex
 
     from fewcolor.bench.protocols import PROTOCOLS, folder_protocols, get_budget, get_protocol
-    from fewcolor.bench.runner import run_benchmark
+    from fewcolor.bench.runner import check_results_free, run_benchmark
     from fewcolor.methods.registry import get_method_class
 
     ctx = click.get_current_context()
@@ -1241,6 +1255,9 @@ def bench_cmd(
     init_path = resolve_model_arg(init, "--init") if init else None
     output_dir(out_root)
     command = "fewcolor " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    if not overwrite:  # every protocol's results files, before the first protocol trains
+        for proto in protocols:
+            check_results_free(proto, labels, budget, size, preset, out_root, per_method, init_path)
     for proto in protocols:
         result = run_benchmark(
             proto,
@@ -1256,6 +1273,7 @@ def bench_cmd(
             fid=not no_fid,
             overrides=per_method,
             init=init_path,
+            overwrite=overwrite,
         )
         click.echo(result["table"])
         click.echo(f"gallery: {result['gallery']}")

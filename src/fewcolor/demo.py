@@ -22,7 +22,7 @@ FIXTURE = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "emoji"
 #: written into ``OUT/run`` before the demo trains there: the only kind of folder a later demo replaces
 RUN_MARKER = ".fewcolor-demo-run"
 #: what a training run writes into its folder (fewcolor.train.loop): a demo run made before the marker existed
-_RUN_LAYOUT = frozenset({"checkpoints", "run.json", "log.csv", "validation.csv", "events", "samples",
+_RUN_LAYOUT = frozenset({".lock", "checkpoints", "run.json", "log.csv", "validation.csv", "events", "samples",
                          "model.safetensors"})
 
 

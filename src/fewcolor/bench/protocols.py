@@ -105,16 +105,22 @@ def get_budget(size: str, **overrides: int | None) -> Budget:
     return replace(SIZES[size], **{k: v for k, v in overrides.items() if v is not None})
 
 
+#: a user folder protocol's default side (``bench --data`` without ``--image-size``): its names carry no size
+FOLDER_IMAGE_SIZE = 64
+
+
 def folder_protocols(
     root: str | os.PathLike[str],
     shots: list[int],
-    image_size: int = 64,
+    image_size: int = FOLDER_IMAGE_SIZE,
     train_folder: str | os.PathLike[str] | None = None,
 ) -> list[Protocol]:
     """One protocol per support size K on a user's folder (:mod:`fewcolor.data.user_folder`).
 
     Its ``dataset`` names the training data, which keys the cached training runs: the folder's name and
-    content digest plus K (the training set is the K-shot supports) or the training folder's digest.
+    content digest plus K (the training set is the K-shot supports) or the training folder's digest. Another
+    ``image_size`` than the default ends both the name and the dataset with ``-<size>px``: runs and results
+    at another size are kept apart (the default keeps the names it always had, so earlier folders stay valid).
     """
     from fewcolor.data.user_folder import folder_digest, folder_episodes
 
@@ -123,10 +129,11 @@ def folder_protocols(
     out = []
     for k in shots:
         folder_episodes(base, k)  # fails now, in one line, when no class has a query at this K
+        size_tag = "" if image_size == FOLDER_IMAGE_SIZE else f"-{image_size}px"
         data = f"folder-{base.name}-{folder_digest(base)}" + (
-            f"-train-{train.name}-{folder_digest(train)}" if train is not None else f"-k{k}")
+            f"-train-{train.name}-{folder_digest(train)}" if train is not None else f"-k{k}") + size_tag
         trained_on = f"the images of {train}" if train is not None else "the support images of every class"
-        out.append(Protocol(f"folder-{base.name}-k{k}", data, k, image_size,
+        out.append(Protocol(f"folder-{base.name}-k{k}{size_tag}", data, k, image_size,
                             description=f"your folder {base}: per subfolder, the first {k} images by name as "
                                         f"support, the rest as queries; methods trained on {trained_on}",
                             folder=str(base), train_folder=str(train) if train is not None else None))

@@ -6,6 +6,12 @@ unreadable files (skipped, with a warning naming each) and grey images (skipped 
 in ``num_grey``); that scan is cached under ``FEWCOLOR_HOME`` keyed by the folder and each file's size
 and modification time, so re-opening a large folder only reads new or changed files.
 
+A file that stops being readable after the scan (changed in place, deleted or moved while training runs)
+is warned about once, by name, and never drawn again: its sample is replaced by that of the first
+readable image of an order drawn with a generator seeded from ``(seed, epoch, index)``, so a given seed
+and set of bad files give the same batches whichever failed first; only when no image can be read any
+more does reading fail (one line). Per process: each DataLoader worker finds and warns on its own.
+
 Memory stays bounded whatever the files hold: images above ``pixel_budget`` (default 4 megapixels,
 far above any training crop) are reduced on decode, and strips whose longer side is more than
 ``MAX_ASPECT`` times the shorter are skipped like unreadable files (resizing the shorter side to the
@@ -22,7 +28,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,8 +74,7 @@ def scan_images(
     Files whose (size, mtime) match the cache are not read again. Sizes are those decoded within
     ``pixel_budget``; :func:`shape_problem` turns unusable shapes into ``bad`` (not cached as such).
     """
-    settings = {"background": [float(b) for b in background], "max_pixels": max_pixels,
-                "pixel_budget": pixel_budget}
+    settings = _scan_settings(background, max_pixels, pixel_budget)
     cached = load_scan_cache(root, settings) if use_cache else {}
     result: dict[str, dict[str, Any]] = {}
     todo: list[tuple[str, int, int]] = []
@@ -105,6 +110,12 @@ def scan_images(
         if problem:
             result[rel] = {**entry, "status": "bad", "reason": problem}
     return result
+
+
+def _scan_settings(background: Sequence[float], max_pixels: int | None,
+                   pixel_budget: int | None) -> dict[str, Any]:
+    """What a scan's results depend on besides the files (the key of its cache)."""
+    return {"background": [float(b) for b in background], "max_pixels": max_pixels, "pixel_budget": pixel_budget}
 
 
 def shape_problem(height: int | None, width: int | None) -> str | None:
@@ -145,7 +156,8 @@ class ImageFolderDataset(Dataset):
 
     Attributes: ``root`` (Path), ``paths`` (relative POSIX strings), ``labels`` (ints), ``classes``
     (sorted first-level folder names), ``num_grey``, ``bad_files`` (relative paths) and
-    ``bad_reasons`` (path → reason), ``epoch``.
+    ``bad_reasons`` (path → reason) of the scan, ``failed_reads`` (path → reason: files of ``paths``
+    that could not be read after the scan, replaced since; see the module docstring), ``epoch``.
     """
 
     def __init__(
@@ -175,6 +187,9 @@ class ImageFolderDataset(Dataset):
         self.background = tuple(float(b) for b in background)
         self.max_pixels = max_pixels
         self.pixel_budget = pixel_budget
+        self.scan_cache = scan_cache
+        self.failed_reads: dict[str, str] = {}
+        self._failed_indices: set[int] = set()
         self._memory: dict[int, torch.Tensor] | None = {} if cache else None
         self.cache_bytes, self._cached_bytes = int(cache_bytes), 0
         self._head, self._tail = split_deterministic(transform)
@@ -218,8 +233,8 @@ class ImageFolderDataset(Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int) -> Sample:
-        index = self._checked(index)
-        return self._sample(self._transformed(index), index)
+        used, rgb = self._transformed(self._checked(index))
+        return self._sample(rgb, used)
 
     def collate(self, indices: Sequence[int]) -> dict[str, Any]:
         """Samples ``indices`` as one batch: ``default_collate([self[i] for i in indices])`` with one Lab
@@ -227,8 +242,9 @@ class ImageFolderDataset(Dataset):
         images of 64 px, docs/PERFORMANCE.md). The conversion is per pixel, so the values are those of the
         per-sample path up to float rounding. Images of different sizes go the per-sample way (whose
         collation then says that they cannot be stacked)."""
-        checked = [self._checked(i) for i in indices]
-        rgbs = [self._transformed(i) for i in checked]
+        loaded = [self._transformed(self._checked(i)) for i in indices]
+        checked = [used for used, _ in loaded]  # an unreadable image's replacement stands in its place
+        rgbs = [rgb for _, rgb in loaded]
         if not rgbs or any(r.shape != rgbs[0].shape for r in rgbs):
             return default_collate([self._sample(rgb, i) for rgb, i in zip(rgbs, checked, strict=True)])
         rgb = torch.stack(rgbs)
@@ -247,15 +263,16 @@ class ImageFolderDataset(Dataset):
             raise IndexError(f"index {index} out of range for {len(self)} images in {self.root}")
         return index % len(self)
 
-    def _transformed(self, index: int) -> torch.Tensor:
-        """Image ``index``'s RGB through the whole transform (its random steps seeded by seed, epoch, index)."""
-        rgb = self._prepared(index)
+    def _transformed(self, index: int) -> tuple[int, torch.Tensor]:
+        """``(used, rgb)``: the image read (``index``, or its replacement when it cannot be read) and its RGB
+        through the whole transform (the random steps seeded by seed, epoch and ``used``)."""
+        used, rgb = self._readable(index, self._prepared)
         if self._tail is not None:
             if getattr(self._tail, "random", False):
-                rgb = self._tail(rgb, generator_for(self.seed, self.epoch, index))
+                rgb = self._tail(rgb, generator_for(self.seed, self.epoch, used))
             else:
                 rgb = self._tail(rgb)
-        return rgb.contiguous()
+        return used, rgb.contiguous()
 
     def _sample(self, rgb: torch.Tensor, index: int) -> Sample:
         lab = rgb_to_lab(rgb)
@@ -270,9 +287,11 @@ class ImageFolderDataset(Dataset):
 
     def read(self, index: int) -> torch.Tensor:
         """The decoded, untransformed RGB of image ``index``: from the memory cache when the transform has no
-        deterministic head (the cache then holds the full decode), else decoded again from the file."""
-        if self._head is None:
-            return self._prepared(index)
+        deterministic head (the cache then holds the full decode), else decoded again from the file. An
+        unreadable file gives its replacement's image, as in samples (module docstring)."""
+        return self._readable(self._checked(index), self._prepared if self._head is None else self._decoded)[1]
+
+    def _decoded(self, index: int) -> torch.Tensor:
         return read_rgb(self.root / self.paths[index], background=self.background, max_pixels=self.max_pixels,
                         pixel_budget=self.pixel_budget)
 
@@ -280,14 +299,49 @@ class ImageFolderDataset(Dataset):
         """Image ``index`` decoded and through the transform's deterministic leading steps (cached)."""
         if self._memory is not None and index in self._memory:
             return self._memory[index]
-        rgb = read_rgb(self.root / self.paths[index], background=self.background, max_pixels=self.max_pixels,
-                       pixel_budget=self.pixel_budget)
+        rgb = self._decoded(index)  # raises before anything is cached: a bad file never enters the cache
         if self._head is not None:
             rgb = self._head(rgb)
         if self._memory is not None and self._cached_bytes + rgb.nbytes <= self.cache_bytes:
             self._memory[index] = rgb
             self._cached_bytes += rgb.nbytes
         return rgb
+
+    def _readable(self, index: int, load: Callable[[int], torch.Tensor]) -> tuple[int, torch.Tensor]:
+        """``(used, load(used))``: ``used`` is ``index``, or, when its file cannot be read (changed, deleted or
+        moved since the scan), the first readable image of :meth:`_candidates`. A file that fails is warned
+        about once and never tried again. The one place where samples read files."""
+        for candidate in self._candidates(index):
+            if candidate in self._failed_indices:
+                continue
+            try:
+                return candidate, load(candidate)
+            except OSError as exc:  # ImageReadError, and any OSError of a file that went away
+                self._give_up_on(candidate, exc)
+        rel, reason = list(self.failed_reads.items())[-1]
+        raise ImageReadError(f"{self.root}: none of its {len(self.paths)} images can be read any more (the last "
+                             f"to fail: {rel}: {reason}); check the folder, then train again")
+
+    def _candidates(self, index: int) -> Iterator[int]:
+        """``index``, then every image in an order drawn with the generator of ``(seed, epoch, index)`` (free:
+        the image it would have transformed is gone). The replacement is the first readable one of that
+        order, so the same seed, epoch and bad files give the same batches, whichever failed first."""
+        yield index
+        yield from torch.randperm(len(self.paths), generator=generator_for(self.seed, self.epoch, index)).tolist()
+
+    def _give_up_on(self, index: int, exc: OSError) -> None:
+        rel = self.paths[index]
+        path = self.root / rel
+        reason = str(exc).removeprefix(f"{path}: ") if isinstance(exc, ImageReadError) else (exc.strerror or str(exc))
+        self._failed_indices.add(index)
+        self.failed_reads[rel] = reason
+        if len(self._failed_indices) < len(self.paths):  # else the error that nothing is left says it
+            log.warning("skipped %s: %s; training goes on with another image", path, reason)
+        if self.scan_cache:
+            # The scan cached this file as good under its size and time, which a file changed in place can
+            # keep: forget that entry so that the next opening reads the file again.
+            save_scan_cache(self.root, _scan_settings(self.background, self.max_pixels, self.pixel_budget),
+                            {rel: {"status": "unchecked"}})
 
     def set_epoch(self, epoch: int) -> None:
         """Select the randomness of the transforms for this epoch (same epoch → same samples)."""

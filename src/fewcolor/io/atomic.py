@@ -2,7 +2,11 @@
 
 The temporary file is created private (mode 0600, as ``mkstemp`` does); before the rename it gets the
 mode a plain ``open(path, "w")`` would have given: the target's own mode when it already exists, else
-0666 minus the process umask. Text is written as UTF-8; a file name that is not valid UTF-8 (it reaches
+0666 minus the process umask. With ``durable=True`` the file's data and then the folder's entry are flushed
+to the disk (fsync) around the rename, so that a power loss or host crash leaves either the old or the new
+file whole, never an empty or torn one (a rename alone can reach the disk before the data it names).
+
+Text is written as UTF-8; a file name that is not valid UTF-8 (it reaches
 Python as lone surrogates) is written with backslash escapes instead of failing at the end of the work.
 """
 
@@ -37,9 +41,21 @@ def _final_mode(target: Path) -> int:
         return 0o666 & ~current_umask()
 
 
+def _fsync(path: Path, directory: bool = False) -> None:
+    fd = os.open(path, os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0))
+    try:
+        os.fsync(fd)
+    except OSError:
+        if not directory:
+            raise  # some file systems cannot sync a folder: the data itself is on the disk
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success it replaces ``path`` in one rename."""
+def atomic_path(path: str | os.PathLike[str], durable: bool = False) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success it replaces ``path`` in one rename (``durable``:
+    flushed to the disk first, see the module docstring)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -48,7 +64,11 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         yield tmp
         os.chmod(tmp, _final_mode(target))
+        if durable:
+            _fsync(tmp)
         os.replace(tmp, target)
+        if durable and os.name == "posix":  # the rename itself; Windows cannot open a folder to sync it
+            _fsync(target.parent, directory=True)
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -40,7 +40,7 @@ class CheckpointError(RuntimeError):
 def save_checkpoint(
     path: str | os.PathLike[str], tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, Any]
 ) -> Path:
-    """Write ``tensors`` and JSON-serialisable ``metadata`` atomically to ``path``."""
+    """Write ``tensors`` and JSON-serialisable ``metadata`` atomically and durably (fsync) to ``path``."""
     from fewcolor.version import __version__
 
     # safetensors refuses shared or non-contiguous storage: give it private contiguous copies.
@@ -51,7 +51,7 @@ def save_checkpoint(
         header = json.dumps(meta, sort_keys=True)
     except TypeError as exc:
         raise CheckpointError(f"checkpoint metadata for {path} is not JSON-serialisable: {exc}") from exc
-    with atomic_path(path) as tmp:
+    with atomic_path(path, durable=True) as tmp:
         save_file(clean, str(tmp), metadata={METADATA_KEY: header})
     return Path(path)
 

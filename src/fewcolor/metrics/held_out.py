@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from fewcolor.io.image import ImageReadError, as_saved_8bit, list_images, read_rgb
 from fewcolor.methods.base import Method
@@ -39,11 +40,12 @@ class HeldOutScores:
     the full-resolution L kept; inference ``options`` as ``colorize`` takes them), rounded to 8 bits as a
     saved output is, and scored at ``size`` × ``size`` (default: each truth's own size, at least
     ``MIN_EVAL_SIDE``). ``method`` is left in eval mode: the caller restores its modes (the training loop
-    does).
+    does). A round shows a transient bar ("held-out", images) unless ``progress`` is false.
     """
 
     def __init__(self, images: Sequence[torch.Tensor], size: int | None = None, work_size: int | None = None,
-                 batch_size: int = 32, lpips_net: str = "alex", options: dict[str, Any] | None = None) -> None:
+                 batch_size: int = 32, lpips_net: str = "alex", options: dict[str, Any] | None = None,
+                 progress: bool = True) -> None:
         if not images:
             raise ValueError("held-out scores need at least one image")
         if batch_size < 1:
@@ -57,6 +59,7 @@ class HeldOutScores:
         self._images = [as_saved_8bit(img).mul(255).round().to(torch.uint8) for img in images]  # 4x smaller
         self.size, self.work_size, self.batch_size = size, work_size, batch_size
         self.options = dict(options or {})
+        self.progress = progress
         self.lpips = LPIPS(lpips_net)
 
     @classmethod
@@ -126,12 +129,15 @@ class HeldOutScores:
         self.lpips.to(device)
         colorizer = Colorizer(method, device=device, size=self.work_size, pixel_budget=None)
         rows: list[dict[str, Any]] = []
-        for start in range(0, len(self._images), self.batch_size):
-            truths = [img.float() / 255 for img in self._images[start : start + self.batch_size]]
-            preds = colorizer.colorize(truths, batch_size=self.batch_size, **self.options)
-            pairs = [prepare_pair(as_saved_8bit(p), t, self.size) for p, t in zip(preds, truths, strict=True)]
-            for shape in dict.fromkeys(p.shape for p, _ in pairs):  # score_batch takes pairs of one size
-                same = [(p, t) for p, t in pairs if p.shape == shape]
-                rows += score_batch([""] * len(same), torch.stack([p for p, _ in same]),
-                                    torch.stack([t for _, t in same]), self.lpips, device)
+        # leave=False: the bar goes once the round is scored (or fails), and the training bar carries on
+        with tqdm(total=len(self._images), desc="held-out", unit="img", leave=False, disable=not self.progress) as bar:
+            for start in range(0, len(self._images), self.batch_size):
+                truths = [img.float() / 255 for img in self._images[start : start + self.batch_size]]
+                preds = colorizer.colorize(truths, batch_size=self.batch_size, **self.options)
+                pairs = [prepare_pair(as_saved_8bit(p), t, self.size) for p, t in zip(preds, truths, strict=True)]
+                for shape in dict.fromkeys(p.shape for p, _ in pairs):  # score_batch takes pairs of one size
+                    same = [(p, t) for p, t in pairs if p.shape == shape]
+                    rows += score_batch([""] * len(same), torch.stack([p for p, _ in same]),
+                                        torch.stack([t for _, t in same]), self.lpips, device)
+                bar.update(len(truths))
         return {m: sum(float(r[m]) for r in rows) / len(rows) for m in HELD_OUT_METRICS}

