@@ -294,6 +294,29 @@ def test_when_no_image_can_be_read_the_error_is_one_line_naming_the_folder(mixed
         ds[3]  # asked again: the same error, no endless search
 
 
+def test_a_folder_gone_is_given_up_after_a_few_failures_in_a_row_and_other_errors_are_not_blamed_on_files(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(0)
+    for i in range(folder_mod.MAX_FAILED_IN_A_ROW + 8):
+        Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(tmp_path / f"{i:02d}.png")
+    ds = ImageFolderDataset(tmp_path, scan_cache=False)
+    for rel in ds.paths:
+        (tmp_path / rel).unlink()
+    with pytest.raises(ImageReadError, match=f"{folder_mod.MAX_FAILED_IN_A_ROW} images in a row cannot be read"):
+        ds[0]
+    assert len(ds.failed_reads) == folder_mod.MAX_FAILED_IN_A_ROW  # not all 24 tried
+
+    fresh = ImageFolderDataset(Path(__file__).parent / "fixtures" / "emoji", scan_cache=False)
+
+    def no_file_handles(*args, **kwargs):
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(folder_mod, "read_rgb", no_file_handles)
+    with pytest.raises(OSError, match="Too many open files"):
+        fresh[0]
+    assert fresh.failed_reads == {}, "a machine's error marked a good file as bad"
+
+
 def test_a_broken_image_is_neither_kept_in_memory_nor_left_good_in_the_scan_cache(mixed: Path) -> None:
     ds = ImageFolderDataset(mixed, cache=True, transform=eval_transform(8))
     bad = ds.paths.index("cat/1.png")

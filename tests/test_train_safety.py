@@ -148,6 +148,73 @@ def test_a_signal_during_the_set_up_pass_stops_at_once_with_nothing_to_save(tmp_
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+def test_a_signal_while_the_set_up_decodes_an_image_is_not_taken_for_a_bad_image(tmp_path, monkeypatch):
+    from fewcolor.data.folder import ImageFolderDataset
+    from fewcolor.io import image as image_mod
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for i, img in enumerate(smooth_colour_images(4, 16)):
+        image_mod.write_rgb(data / f"{i}.png", img)
+    real_decode = image_mod._decode_within
+
+    def decode_and_get_a_signal(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)  # lands inside read_rgb's try, which turns an Exception into a bad image
+        return real_decode(*args, **kwargs)
+
+    class ReadsInSetUp(UNetRegression):
+        def setup(self, train_data):
+            train_data[0]
+
+    dataset = ImageFolderDataset(data, scan_cache=False)
+    monkeypatch.setattr(image_mod, "_decode_within", decode_and_get_a_signal)  # after the scan, which decodes too
+    with pytest.raises(TrainingInterrupted, match="before the first step"):
+        train(ReadsInSetUp(UNetRegression.make_config("tiny", {"depth": 3})), dataset, _opts(tmp_path / "run"))
+    assert dataset.failed_reads == {}
+
+
+def test_a_signal_after_the_first_save_stops_after_a_step_and_saves(tmp_path, monkeypatch):
+    real_init = loop.TrainStep.__init__
+
+    def init_then_signal(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)  # the state of step 0 is on the disk already
+
+    monkeypatch.setattr(loop.TrainStep, "__init__", init_then_signal)
+    with pytest.raises(TrainingInterrupted, match=r"at step 1; the state is saved in .*--resume"):
+        train(_unet(), _dataset(), _opts(tmp_path, steps=4))
+    assert read_metadata(tmp_path / "checkpoints" / "last.safetensors")["step"] == 1
+
+
+def test_a_failure_of_the_data_saves_the_steps_done_before_it_ends_the_run(tmp_path):
+    class FailingAtStep3(TensorColourDataset):
+        calls = 0
+
+        def __getitem__(self, index):
+            FailingAtStep3.calls += 1
+            if FailingAtStep3.calls == 7:  # the first sample of the fourth batch of 2, step 3
+                raise OSError(5, "Input/output error")
+            return super().__getitem__(index)
+
+    with pytest.raises(OSError, match="Input/output error"):
+        train(_unet(), FailingAtStep3(smooth_colour_images(6, 16)), _opts(tmp_path, steps=6))
+    assert read_metadata(tmp_path / "checkpoints" / "last.safetensors")["step"] == 3
+
+
+def test_a_file_system_without_flock_trains_unlocked_with_a_warning(tmp_path, monkeypatch, caplog):
+    import errno
+
+    from fewcolor.train import run_lock
+
+    def no_flock(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(run_lock.fcntl, "flock", no_flock)
+    with caplog.at_level(logging.WARNING, logger="fewcolor.train.run_lock"):
+        assert train(_unet(), _dataset(), _opts(tmp_path, steps=1)).step == 1
+    assert "cannot lock files (No locks available)" in caplog.text
+
+
 def test_a_signal_during_a_resumed_runs_set_up_points_to_its_state(tmp_path):
     train(_unet(), _dataset(), _opts(tmp_path, steps=2))
     m = _SlowSetup(UNetRegression.make_config("tiny", {"image_size": 16, "depth": 3}))
@@ -168,8 +235,19 @@ def test_a_resumed_run_with_another_length_says_whether_its_schedule_moves(tmp_p
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="fewcolor.train.loop"):
         train(build_method("cic", "tiny", cic), _dataset(), _opts(tmp_path / "cic", steps=9, resume=True))
-    # CIC's §3 drops: at 4/9 and 5/6 of the run, so step 3 of 9 still has the first rate; step 4 does not
+    # CIC's §3 drops at 4/9 and 5/6 of the run: both are behind step 3 of the 3-step plan, neither has come at
+    # step 3 of the 9-step run, so the rates part at step 3
     assert "planned for 3 steps and now goes to 9" in caplog.text and "from step 3 on" in caplog.text
+
+
+def test_a_schedule_moved_at_single_steps_is_seen_and_no_round_is_left_after_the_last_step(caplog):
+    from fewcolor.train.loop import _rounds_left, _say_new_length
+
+    cic = build_method("cic", "tiny", {"prior_cache": False})
+    with caplog.at_level(logging.WARNING, logger="fewcolor.train.loop"):
+        _say_new_length(cic, 1000, 1005, 0)  # the drops move by 2 and 4 steps: a sample of the steps misses them
+    assert "from step 445 on" in caplog.text
+    assert _rounds_left(50, 50, 100) == 0 and _rounds_left(2, 9, 2) == 4
 
 
 def test_the_start_line_says_device_threads_precision_batch_and_steps(tmp_path, caplog):

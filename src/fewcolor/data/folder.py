@@ -52,6 +52,9 @@ TRAIN_PIXEL_BUDGET = 4_000_000
 CACHE_BYTES = 2 * 2**30
 #: longer side / shorter side above this is skipped (memory grows with the strip's length)
 MAX_ASPECT = 20.0
+#: unreadable files in a row, while replacing one, after which reading gives up: a folder that went away
+#: would otherwise be tried file by file, each failure rewriting the scan cache
+MAX_FAILED_IN_A_ROW = 16
 
 log = logging.getLogger(__name__)
 
@@ -311,16 +314,23 @@ class ImageFolderDataset(Dataset):
         """``(used, load(used))``: ``used`` is ``index``, or, when its file cannot be read (changed, deleted or
         moved since the scan), the first readable image of :meth:`_candidates`. A file that fails is warned
         about once and never tried again. The one place where samples read files."""
+        in_a_row = 0
         for candidate in self._candidates(index):
             if candidate in self._failed_indices:
                 continue
             try:
                 return candidate, load(candidate)
-            except OSError as exc:  # ImageReadError, and any OSError of a file that went away
+            except (ImageReadError, FileNotFoundError) as exc:  # the file's own fault: any other OSError (a
+                # vanished mount, too many open files) is the machine's, and ends the run (the loop saves first)
                 self._give_up_on(candidate, exc)
+                in_a_row += 1
+            if in_a_row >= MAX_FAILED_IN_A_ROW or len(self._failed_indices) == len(self.paths):
+                break
         rel, reason = list(self.failed_reads.items())[-1]
-        raise ImageReadError(f"{self.root}: none of its {len(self.paths)} images can be read any more (the last "
-                             f"to fail: {rel}: {reason}); check the folder, then train again")
+        what = (f"none of its {len(self.paths)} images can be read any more" if len(self._failed_indices) ==
+                len(self.paths) else f"{in_a_row} images in a row cannot be read (is the folder still there?)")
+        raise ImageReadError(f"{self.root}: {what} (the last to fail: {rel}: {reason}); check the folder, then "
+                             "train again")
 
     def _candidates(self, index: int) -> Iterator[int]:
         """``index``, then every image in an order drawn with the generator of ``(seed, epoch, index)`` (free:

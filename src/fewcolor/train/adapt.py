@@ -54,6 +54,7 @@ def adapt(
             batch_size=min(batch_size, max(1, len(support))),
             seed=seed,
             checkpoint_every=0,
+            checkpoint_minutes=0,  # seconds of fine-tuning in a temporary folder: nothing worth saving on the way
             sample_every=0,
             run_setup=False,
             progress=progress,

@@ -58,7 +58,7 @@ from fewcolor.methods.base import Method, Phase
 from fewcolor.methods.options import config_fields
 from fewcolor.methods.registry import save_method
 from fewcolor.train.last_state import has_training_state, resumable_state, save_keeping_previous
-from fewcolor.train.run_lock import run_folder_lock
+from fewcolor.train.run_lock import RunFolderBusy, run_folder_lock
 from fewcolor.train.state import load_training_state
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ class TrainOptions:
     epochs: float | None = None
     batch_size: int = 8
     seed: int = 0
-    checkpoint_every: int = 500  #: 0 = only at the end
+    checkpoint_every: int = 500  #: 0 = only at the end (and by ``checkpoint_minutes``)
     #: also save when this many minutes have passed since the last save (slow steps); 0 = by steps only
     checkpoint_minutes: float = 10.0
     sample_every: int = 250  #: 0 = never
@@ -120,8 +120,10 @@ class TrainingInterrupted(Exception):
         return TrainingInterrupted(self.step, self.checkpoint, self.signum, hint)
 
 
-class _SetupInterrupted(Exception):
-    """A signal during the set-up pass: the loop turns it into :class:`TrainingInterrupted`."""
+class _SetupInterrupted(BaseException):
+    """A signal during the set-up pass: the loop turns it into :class:`TrainingInterrupted`. A BaseException,
+    as KeyboardInterrupt is: raised wherever the set-up is, it must not be taken for that code's own failure
+    (an image decoder's ``except Exception`` would report the image as corrupt and go on)."""
 
     def __init__(self, signum: int) -> None:
         self.signum = signum
@@ -340,9 +342,9 @@ def _stop_on_signals(enabled: bool) -> Iterator[_StopRequests]:
     def handler(signum: int, frame: object) -> None:
         if received:
             raise KeyboardInterrupt
+        received.append(signum)  # first, so that a second signal aborts even while this one unwinds
         if received.at_once:
             raise _SetupInterrupted(signum)
-        received.append(signum)
         log.warning("%s: saving the training state after this step (send it again to abort now)",
                     signal.Signals(signum).name)
 
@@ -530,8 +532,9 @@ def _say_new_length(method: Method, planned: int | None, total: int, step: int) 
     schedule over the run's length, e.g. CIC's or MetalGAN's annealing) for the steps still to come."""
     if planned is None or planned == total:
         return
-    ahead = range(step, total, max(1, (total - step) // 64)) if total > step else range(0)
-    moved = next((s for s in ahead if method.learning_rates(s, planned) != method.learning_rates(s, total)), None)
+    # every step to come: a schedule's drops are single steps that a sample would miss
+    moved = next((s for s in range(step, total)
+                  if method.learning_rates(s, planned) != method.learning_rates(s, total)), None)
     if moved is None:
         log.info("the run was planned for %d steps and now goes to %d; its learning rates do not depend on the "
                  "length, so the steps to come are as they would have been", planned, total)
@@ -542,6 +545,8 @@ def _say_new_length(method: Method, planned: int | None, total: int, step: int) 
 
 def _rounds_left(step: int, total: int, every: int) -> int:
     """Held-out rounds after ``step``: one every ``every`` steps, and one at the run's last step."""
+    if step >= total:
+        return 0
     return total // every - step // every + (1 if total % every else 0)
 
 
@@ -619,10 +624,16 @@ def _train(method: Method, dataset: Dataset, opts: TrainOptions, stop: _StopRequ
     dist_utils.init_from_env(device)
     rank, world = dist_utils.rank(), dist_utils.world_size()
     is_main = rank == 0
-    if is_main:  # before looking at the folder: a second process must not resume what the first is writing
-        held.enter_context(run_folder_lock(out))
     if opts.resume and not has_training_state(last_ckpt):
         raise FileNotFoundError(f"--resume: no checkpoint at {last_ckpt}; start without --resume")
+    busy = None
+    if is_main:  # before looking at what the folder holds: no second process may resume what the first writes
+        try:
+            held.enter_context(run_folder_lock(out))
+        except RunFolderBusy as exc:
+            busy = exc
+    if not dist_utils.all_true(busy is None):  # every rank stops, not only the first (the others would hang)
+        raise busy or RunFolderBusy(f"{out} is in use by another training run (seen by the first process)")
     if not opts.resume and has_training_state(last_ckpt):
         raise FileExistsError(
             f"{out} already holds a run ({ckpt_dir}); pass --resume to continue it or choose a new -o"
@@ -725,6 +736,7 @@ def _train(method: Method, dataset: Dataset, opts: TrainOptions, stop: _StopRequ
             # damaged last, a whole last again).
             save_keeping_previous(last_ckpt, method, optimizers, start_step, state_meta())
     dist_utils.barrier()
+    stop.at_once = False  # a state is on the disk now: from here a signal waits for the end of the step, then saves
 
     sample_batch = None
     if is_main and opts.sample_every:
@@ -737,7 +749,6 @@ def _train(method: Method, dataset: Dataset, opts: TrainOptions, stop: _StopRequ
     t0 = timed_from = saved_at = time.time()
     first_round = True  # of held-out scores in this run: its cost is said once
     out_of_time = False
-    stop.at_once = False  # from here a signal waits for the end of the step, then saves
 
     def budget_spent() -> bool:
         """``max_seconds`` of training steps have passed on some rank (every rank asks, so all stop together)."""
@@ -762,7 +773,15 @@ def _train(method: Method, dataset: Dataset, opts: TrainOptions, stop: _StopRequ
         step = total
     while step < total:
         idx = batch_indices(n, step, opts.batch_size, opts.seed, rank, world)
-        batch = to_device(collate_samples(dataset, idx, epoch_of(n, step, opts.batch_size, world)), device)
+        try:
+            batch = to_device(collate_samples(dataset, idx, epoch_of(n, step, opts.batch_size, world)), device)
+        except Exception:
+            # the data failed (a folder gone, a read error that is not the file's: the dataset replaces those):
+            # keep the steps done since the last save before the error ends the run
+            if is_main and step > start_step:
+                save_keeping_previous(last_ckpt, method, optimizers, step, state_meta())
+                log.warning("the training data failed at step %d; the state is saved in %s", step, last_ckpt)
+            raise
         logs = train_step(batch, step, total)
         if logs is None:
             bad_streak += 1
