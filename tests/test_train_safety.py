@@ -253,4 +253,5 @@ def test_a_schedule_moved_at_single_steps_is_seen_and_no_round_is_left_after_the
 def test_the_start_line_says_device_threads_precision_batch_and_steps(tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="fewcolor.train.loop"):
         train(_unet(), _dataset(), _opts(tmp_path, steps=2))
-    assert f"training unet on cpu ({torch.get_num_threads()} threads), fp32, batch 2, 2 steps" in caplog.text
+    threads = torch.get_num_threads()
+    assert f"training unet on cpu ({threads} thread{'s' if threads > 1 else ''}), fp32, batch 2, 2 steps" in caplog.text

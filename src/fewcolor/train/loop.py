@@ -656,8 +656,9 @@ def _train(method: Method, dataset: Dataset, opts: TrainOptions, stop: _StopRequ
     precision = resolve_precision(opts.precision, device)
     if is_main:
         (log.warning if precision.fell_back else log.info)("precision: %s", precision.reason)
+        threads = torch.get_num_threads()
         log.info("training %s on %s%s, %s, batch %d%s, %d steps%s", method.name, device,
-                 f" ({torch.get_num_threads()} threads)" if device.type == "cpu" else "",
+                 f" ({threads} thread{'s' if threads > 1 else ''})" if device.type == "cpu" else "",
                  "bf16" if precision.bf16 else "fp32", opts.batch_size,
                  f" per process × {world}" if world > 1 else "", total,
                  f" (from {int(stored.get('step', 0))})" if opts.resume else "")
