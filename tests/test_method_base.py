@@ -99,7 +99,7 @@ def test_the_loss_is_the_per_pixel_mean_of_both_terms() -> None:
     l1 = (normalize_ab(annealed_mean(logits, c.temperature)) - small).abs().mean()
     assert phase.logs["loss/ce"] == pytest.approx(float(ce), rel=1e-4)
     assert phase.loss is not None
-    assert float(phase.loss) == pytest.approx(float(ce + c.l1_weight * l1), rel=1e-4)
+    assert float(phase.loss.detach()) == pytest.approx(float(ce + c.l1_weight * l1), rel=1e-4)
     assert float(ce) < 2 * math.log(Q)  # per pixel: a sum over the 8×8 logits would be ~64× this
 
 
