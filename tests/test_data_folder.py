@@ -272,6 +272,7 @@ def test_a_deleted_image_is_replaced_and_read_gives_the_replacement_too(mixed: P
 def test_replacements_depend_on_seed_and_bad_files_not_on_which_failed_first(mixed: Path) -> None:
     first = ImageFolderDataset(mixed, seed=5)
     second = ImageFolderDataset(mixed, seed=5)
+    other_seed = ImageFolderDataset(mixed, seed=6)  # opened before the files go, as the other two
     (mixed / "cat" / "1.png").unlink()
     (mixed / "dog" / "deep" / "3.png").unlink()
     first.collate([0, 2])  # the two failures found in one order...
@@ -281,6 +282,15 @@ def test_replacements_depend_on_seed_and_bad_files_not_on_which_failed_first(mix
         second.set_epoch(epoch)
         assert first.collate([0, 1, 2, 3])["path"] == second.collate([0, 1, 2, 3])["path"]
         assert set(first.collate([0, 2])["path"]) <= {"cat/2.jpg", "loose.png"}
+
+    def replacements(ds: ImageFolderDataset) -> list[str]:
+        picks = []
+        for epoch in range(8):
+            ds.set_epoch(epoch)
+            picks += ds.collate([0, 2])["path"]
+        return picks
+
+    assert replacements(first) != replacements(other_seed), "the replacements do not follow the seed"
 
 
 def test_when_no_image_can_be_read_the_error_is_one_line_naming_the_folder(mixed: Path) -> None:
