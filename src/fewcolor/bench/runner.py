@@ -400,16 +400,18 @@ def run_method(
     return result
 
 
-def _warm_start_or_say(method: Any, init: Path) -> bool:
+def _warm_start_or_say(method: Any, init: Path, say: bool = True) -> bool:
     """``bench --init``: warm-start ``method``; a method that shares no tensor with it trains from scratch
-    (said in the log, and False returned), so one command can list methods of several architectures."""
+    (said in the log unless ``say`` is false, and False returned), so one command can list methods of several
+    architectures."""
     from fewcolor.io.checkpoint import CheckpointError
     from fewcolor.io.warm_start import warm_start
 
     try:
         warm_start(method, init)
     except CheckpointError as exc:
-        log.warning("%s: not initialised from %s, it shares no tensor with it (%s)", method.name, init, exc)
+        if say:
+                log.warning("%s: not initialised from %s, it shares no tensor with it (%s)", method.name, init, exc)
         return False
     return True
 
@@ -486,15 +488,8 @@ def _result_label(label: str, method_name: str, preset: str | None, size: int, o
     else ``label``."""
     if init is None:
         return label
-    from fewcolor.io.checkpoint import CheckpointError
-    from fewcolor.io.warm_start import warm_start
-
     method, _ = _build(method_name, preset, size, 0, overrides)
-    try:
-        warm_start(method, init)
-    except CheckpointError:
-        return label
-    return label + "+init"
+    return label + "+init" if _warm_start_or_say(method, init, say=False) else label
 
 
 def check_results_free(
