@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=256, help="working resolution: images are S×S (default 256)")
     ap.add_argument("--queries", type=int, default=5, help="timed queries (default 5, after one warm-up)")
     ap.add_argument("--preset", default=None, help="exemplar config preset (default: paper)")
+    ap.add_argument("--fallback", default=None,
+                    help="the exemplar's fallback where no match is trusted (default: the method's default)")
     args = ap.parse_args(argv)
 
     paths = list_images(args.images)
@@ -47,7 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     rels = [p.relative_to(args.images).as_posix() for p in paths]
     support = ImageFolderDataset(args.images, paths=rels[: args.supports], transform=Resize((args.size, args.size)),
                                  skip_grey=False)
-    method = build_method("exemplar", args.preset, {"image_size": args.size, "fallback": "stats"})
+    overrides: dict[str, object] = {"image_size": args.size}
+    if args.fallback is not None:
+        overrides["fallback"] = args.fallback
+    method = build_method("exemplar", args.preset, overrides)
     t0 = time.perf_counter()
     method.adapt(support, steps=0)
     adapt_s = time.perf_counter() - t0
@@ -65,8 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         if i > 0:  # the first query builds the backbone
             times.append(time.perf_counter() - t0)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"exemplar {args.size}²: {args.supports} supports stored in {adapt_s:.2f} s ({stored / 2**20:.1f} MiB of "
-          f"buffers); {len(times)} queries: median {statistics.median(times):.3f} s "
+    print(f"exemplar {args.size}², fallback {method.config.fallback}: {args.supports} supports stored in "
+          f"{adapt_s:.2f} s ({stored / 2**20:.1f} MiB of buffers); {len(times)} queries: median "
+          f"{statistics.median(times):.3f} s "
           f"(min {min(times):.3f}, max {max(times):.3f}); torch threads {torch.get_num_threads()}; "
           f"peak RSS {peak_mib:.0f} MiB")
     return 0

@@ -26,6 +26,8 @@ from pathlib import Path
 import torch
 
 from fewcolor.color.lab import grey_rgb_from_l, rgb_to_l
+from fewcolor.io.grid import image_grid
+from fewcolor.io.image import write_rgb
 from fewcolor.io.video import VideoError, read_clip, write_clip
 from fewcolor.methods.registry import build_method, load_method
 from fewcolor.metrics.color import mean_delta_e2000
@@ -47,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--static-l", type=float, default=STATIC_L,
                     help=f"a pixel is static when its L changes by less than this (default {STATIC_L})")
     ap.add_argument("--out", type=Path, default=None, help="write every colouring as OUT/NAME.gif")
+    ap.add_argument("--strip", type=Path, default=None,
+                    help="write a PNG of --strip-frames evenly spaced frames: one row for the grey input, then one "
+                         "per colouring in the order printed (the truth last)")
+    ap.add_argument("--strip-frames", type=int, default=8, help="frames per row of --strip (default 8)")
     args = ap.parse_args(argv)
 
     try:
@@ -81,6 +87,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<22} {change:>13.3f} {share:>10.1%} {float(de.mean()):>14.3f}")
         if args.out is not None:
             write_clip(args.out / f"{name.replace(' ', '_')}.gif", frames, clip.fps)
+    if args.strip is not None:
+        count = max(1, min(args.strip_frames, len(truth)))
+        picks = [round(i * (len(truth) - 1) / max(1, count - 1)) for i in range(count)]
+        rows = [grey, *runs.values()]
+        args.strip.parent.mkdir(parents=True, exist_ok=True)
+        write_rgb(args.strip, image_grid([frames[i] for frames in rows for i in picks], ncols=count))
+        print(f"strip: {args.strip} (rows: grey, {', '.join(runs)}; frames {', '.join(map(str, picks))})")
     return 0
 
 

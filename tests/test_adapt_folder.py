@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 
 import pytest
@@ -53,16 +54,44 @@ def test_the_held_out_image_is_scored_before_and_after(few, tmp_path) -> None:
     assert load_method(report.path).count.sum() > 0
 
 
-def test_a_grey_image_is_kept_with_a_warning_but_never_held_out(few, tmp_path, caplog) -> None:
+def _grey_copy(src, dst) -> None:
     from fewcolor.io.image import read_rgb, write_rgb
 
+    write_rgb(dst, read_rgb(src).mean(0, keepdim=True).expand(3, -1, -1))
+
+
+def test_a_grey_image_is_skipped_with_a_count(few, tmp_path, caplog) -> None:
     last = sorted(few.iterdir())[-1]
-    grey = read_rgb(last).mean(0, keepdim=True).expand(3, -1, -1)
-    write_rgb(few / "zz_grey.png", grey)  # sorts last: the plain rule would hold it out
+    _grey_copy(last, few / "zz_grey.png")  # sorts last: it would be held out, and taught, if it were kept
     model = save_method(build_method("lut", "tiny"), tmp_path / "lut.safetensors")
-    report = adapt_folder(model, few, tmp_path / "out.safetensors", progress=False)
-    assert report.images == 4 and report.held_out == last.name
-    assert any("look grey" in m and "zz_grey.png" in m for m in caplog.messages)
+    with caplog.at_level(logging.INFO):
+        report = adapt_folder(model, few, tmp_path / "out.safetensors", progress=False)
+    assert report.images == 3 and report.held_out == last.name and report.grey_skipped == ["zz_grey.png"]
+    said = [m for m in caplog.messages if "look grey" in m]
+    assert len(said) == 1 and "1 of 4 images" in said[0] and "zz_grey.png" in said[0] and "skipped" in said[0]
+    from fewcolor.io.checkpoint import read_metadata
+
+    assert read_metadata(report.path)["adaptation"]["grey_skipped"] == ["zz_grey.png"]
+    r = CliRunner().invoke(main, ["adapt", str(model), "--data", str(few), "-o", str(tmp_path / "cli.safetensors")])
+    assert r.exit_code == 0 and "to 3 images (1 grey image skipped, above)" in r.output, r.output
+
+
+@pytest.mark.parametrize("model", ["checkpoint", "exemplar"])
+def test_a_folder_of_grey_images_is_refused_in_one_line(model, few, tmp_path) -> None:
+    grey = tmp_path / "grey"
+    grey.mkdir()
+    for p in sorted(few.iterdir()):
+        _grey_copy(p, grey / p.name)
+    with pytest.raises(ValueError, match=r"no usable images.*3 grey"):
+        adapt_folder(save_method(build_method("lut", "tiny"), tmp_path / "lut.safetensors"), grey,
+                     tmp_path / "g.safetensors", progress=False)
+    # the command line, a checkpoint or a method name alike: one Error line with advice it can follow
+    name = str(tmp_path / "lut.safetensors") if model == "checkpoint" else model
+    r = CliRunner().invoke(main, ["adapt", name, "--data", str(grey), "-o", str(tmp_path / "g.safetensors")])
+    errors = [line for line in r.output.splitlines() if line.startswith("Error:")]
+    assert r.exit_code == 1 and len(errors) == 1 and "Traceback" not in r.output, r.output
+    assert errors[0].endswith("3 grey (skipped: grey images carry no colour to learn from; give colour images)")
+    assert "skip_grey" not in r.output and not (tmp_path / "g.safetensors").exists()
 
 
 def test_fewer_than_three_images_skip_the_check(few, tmp_path) -> None:

@@ -185,8 +185,12 @@ def test_empty_folder_error_names_folder_and_contents(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"nothing_here: no usable images .* 2 \.txt, 1 \.csv"):
         ImageFolderDataset(root)
     _grey(root / "g.png")
-    with pytest.raises(ValueError, match=r"1 grey.*skip_grey=False"):
+    # advice a command-line user can follow: there is no flag for the Python argument skip_grey
+    with pytest.raises(ValueError, match=r"1 grey \(skipped: grey images carry no colour to learn from; give colour "
+                                         r"images\)$") as err:
         ImageFolderDataset(root)
+    assert "skip_grey" not in str(err.value)
+    assert len(ImageFolderDataset(root, skip_grey=False)) == 1  # what the docstring tells a Python caller
     with pytest.raises(FileNotFoundError, match="missing"):
         ImageFolderDataset(tmp_path / "missing")
 

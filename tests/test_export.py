@@ -123,7 +123,7 @@ def test_cli_check_fails_beyond_its_tolerance(tmp_path, monkeypatch):
         return [dataclasses.replace(r, max_abs_ab=0.5) for r in real(*a, **k)]
 
     monkeypatch.setattr(export, "check_onnx", off)
-    result = CliRunner().invoke(main, args)
+    result = CliRunner().invoke(main, [*args, "--overwrite"])  # the same -o again
     assert result.exit_code == 1, result.output
     last = result.output.strip().splitlines()[-1]
     assert last.startswith("Error: --check failed on street.png: max |Δab| 5.00e-01 Lab (street.png) exceeds the "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -159,6 +161,43 @@ def test_reference_option_and_errors(tmp_path):
     assert torch.allclose(out, by_adapt, atol=1e-5)
     with pytest.raises(InferenceOptionError, match="not a file"):
         colorizer.colorize(rgb[0], reference=rgb[0], fallback=str(tmp_path / "missing.safetensors"))
+
+
+def test_a_grey_reference_is_refused_in_one_line_naming_the_file(tmp_path):
+    from click.testing import CliRunner
+
+    from fewcolor.cli import main
+    from fewcolor.data.grey import is_grey
+    from fewcolor.io.image import write_rgb
+
+    rgb = photo("astronaut")
+    grey = rgb[0].mean(0, keepdim=True).expand(3, -1, -1).contiguous()
+    assert is_grey(grey) and not is_grey(rgb[0])  # the one detector the folder scans use
+    method = adapted(rgb)
+    method.check_options({"reference": rgb[0]})  # a colour reference passes
+    for call in (lambda: method.check_options({"reference": grey}),
+                 lambda: Colorizer(method, device="cpu", size=SIZE).colorize(rgb[0], reference=grey),
+                 lambda: method.predict_ab(normalize_l(rgb_to_lab(rgb)[:, :1]), reference=grey)):
+        with pytest.raises(InferenceOptionError, match=r"reference image looks grey.*must be a colour image"):
+            call()
+    grey_file = tmp_path / "grey" / "y.png"
+    grey_file.parent.mkdir()
+    write_rgb(grey_file, grey)
+    with pytest.raises(InferenceOptionError, match=re.escape(f"reference {grey_file} looks grey")):
+        method.check_options({"reference": grey_file})
+    # the command line: one Error line, a usage mistake (exit 2), nothing coloured
+    model = save_method(method, tmp_path / "ex.safetensors")
+    query = tmp_path / "query.png"
+    write_rgb(query, grey)
+    for args in (["colorize", model, query, "-o", tmp_path / "out", "--reference", grey_file],
+                 ["evaluate", model, "--data", grey_file.parent, "-o", tmp_path / "ev", "--no-fid",
+                  "--reference", grey_file]):
+        res = CliRunner().invoke(main, [str(a) for a in args])
+        errors = [line for line in res.output.splitlines() if line.startswith("Error:")]
+        assert res.exit_code == 2 and len(errors) == 1 and "looks grey" in errors[0], res.output
+        assert "a reference must be a colour image" in errors[0]
+    assert str(grey_file) in errors[0]  # evaluate passes the path: the error names the file
+    assert not list((tmp_path / "out").glob("*.png"))
 
 
 def test_fallback_checkpoint_of_another_method_is_used(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 
 import pytest
@@ -91,6 +92,56 @@ def test_folders_with_fid_and_model(tmp_path):
     assert result["protocol"]["method"] == "unet" and len(result["per_image"]) == 3
     rescored = evaluate_folders(tmp_path / "model_eval" / "pred", truth, tmp_path / "rescore", EvalConfig(fid=False))
     assert rescored["aggregate"]["psnr"]["mean"] == pytest.approx(result["aggregate"]["psnr"]["mean"], abs=1e-4)
+
+
+class _PixelFeatures:
+    """A stand-in for InceptionFeatures: pooled pixels as features (the set-level bookkeeping under test)."""
+
+    weights_source, fingerprint, has_logits = "test", "test", False
+
+    def __init__(self, weights=None, device="cpu") -> None:
+        pass
+
+    def pool3(self, rgb: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.adaptive_avg_pool2d(rgb, 8).flatten(1).double()
+
+
+@pytest.mark.parametrize("n", [3, 50])
+def test_fid_and_kid_on_few_images_are_flagged_with_what_they_were_computed_on(n, tmp_path, monkeypatch, caplog):
+    _needs("alexnet", "lpips_alex_lin")
+    import fewcolor.metrics.set_level as set_level
+    from fewcolor.metrics.evaluate import evaluate_pairs
+    from fewcolor.metrics.fid import fid_from_features, kernel_inception_distance
+
+    assert set_level.MIN_SET_IMAGES == 50
+    monkeypatch.setattr(set_level, "InceptionFeatures", _PixelFeatures)
+    truths = _photos(n, size=32)
+    preds = [(t + 0.1 * torch.randn(t.shape, generator=torch.Generator().manual_seed(i))).clamp(0, 1)
+             for i, t in enumerate(truths)]
+    with caplog.at_level(logging.WARNING, logger="fewcolor.metrics.evaluate"):
+        pairs = [(f"im{i}", p, t) for i, (p, t) in enumerate(zip(preds, truths, strict=True))]
+        result = evaluate_pairs(pairs, tmp_path / "out", EvalConfig(kid_subsets=4))
+    saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    s = saved["set"]
+    assert s == json.loads(json.dumps(result["set"]))  # what the caller gets is what metrics.json says
+    assert s["set_images"] == s["reference_images"] == n and s["kid_subset_size"] == n  # 1000 asked, n there
+    assert saved["protocol"]["fid"]["kid"]["subset_size"] == 1000 and saved["protocol"]["fid"]["min_images"] == 50
+    assert s["fid"] is not None and math.isfinite(s["kid_mean"])
+    warned = [m for m in caplog.messages if "FID/KID" in m]
+    html = (tmp_path / "out" / "report.html").read_text()
+    if n < 50:
+        line = f"FID/KID on {n} images are unreliable below 50; compare only runs with the same N"
+        assert s["set_reliable"] is False and s["set_warning"] == line and warned == [line]
+        assert f"Caution: {line}." in html
+    else:  # from 50 images on: not flagged, and FID/KID computed exactly as before
+        assert s["set_reliable"] is True and s["set_warning"] is None and warned == [] and "Caution" not in html
+        feats = set_level.InceptionSet(None, torch.device("cpu"), 16, None)
+        for p, t in zip(preds, truths, strict=True):
+            feats.add(*prepare_pair(p, t, None))
+        feats.flush()
+        fp, ft = torch.cat(feats.pred_feats), torch.cat(feats.truth_feats)
+        assert s["kid_mean"] == pytest.approx(kernel_inception_distance(fp, ft, 4, 1000, 0)[0], rel=1e-9)
+        assert s["fid"] == pytest.approx(fid_from_features(fp, ft), rel=1e-9)
 
 
 def test_missing_predictions_are_named(tmp_path):

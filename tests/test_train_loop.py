@@ -429,7 +429,46 @@ def test_the_expected_time_of_the_rest_is_said_once_after_the_first_timed_steps(
     said = [m for m in caplog.messages if m.startswith("expected: about")]
     assert len(said) == 1 and "for the 3 steps left" in said[0] and f"steps 2-{ESTIMATE_STEPS + 1}" in said[0]
     assert (duration_text(0.2), duration_text(42), duration_text(17 * 60), duration_text(185 * 60)) == (
-        "under a second", "42 s", "17 min", "3 h 05 min")
+        "0.2 s", "42 s", "17 min", "3 h 05 min")
+
+
+@pytest.mark.parametrize("seconds, text", [(0.25, "0.25 s"), (42, "42 s"), (17 * 60, "17 min"),
+                                           (185 * 60, "3 h 05 min")])
+def test_the_expected_time_reads_right_for_every_duration(seconds, text, caplog):
+    import time
+
+    from fewcolor.train.loop import _say_expected_time, _say_held_out_cost
+
+    with caplog.at_level(logging.INFO, logger="fewcolor.train.loop"):
+        _say_expected_time(5, 7, seconds / 2, None, time.time())  # 2 steps left
+        _say_held_out_cost(seconds, 1)
+        _say_expected_time(5, 7, seconds, seconds, time.time())  # --minutes stops it half-way
+    expected, held_out, stopped = caplog.messages
+    assert expected.startswith(f"expected: about {text} for the 2 steps left"), expected
+    assert stopped.endswith(f"; --minutes stops it in about {text}"), stopped
+    assert held_out.startswith(f"a held-out round takes {text}; the 1 round(s) still to come add about {text} "), \
+        held_out
+    assert "about under" not in expected + held_out
+
+
+def test_the_precision_line_says_who_chose_it(tmp_path, caplog):
+    from fewcolor.train.adapt import adapt
+
+    def said() -> list[str]:
+        lines = [m for m in caplog.messages if m.startswith("precision:")]
+        caplog.clear()
+        return lines
+
+    with caplog.at_level(logging.INFO, logger="fewcolor.train.loop"):
+        adapt(build_method("unet", "tiny", {"image_size": 16, "depth": 3}), _dataset(2), steps=1, seed=0)
+        assert said() == ["precision: fp32 (fine-tuning runs in fp32)"]  # `fewcolor adapt` has no --precision
+        train(build_method("unet", "tiny", {"image_size": 16, "depth": 3}), _dataset(), _opts(tmp_path / "a", steps=1))
+        assert said() == ["precision: fp32 (the default when no precision is given; `fewcolor train --precision "
+                          "auto` uses bf16 where it is native)"]
+        train(build_method("unet", "tiny", {"image_size": 16, "depth": 3}), _dataset(),
+              _opts(tmp_path / "b", steps=1, precision="fp32"))
+        assert said() == ["precision: fp32 as asked"]  # `fewcolor train --precision fp32`
+    assert json.loads((tmp_path / "a" / "run.json").read_text())["precision"] == "fp32"
 
 
 def test_resume_accepts_a_config_field_added_since_at_its_default(tmp_path):

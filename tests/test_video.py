@@ -39,6 +39,13 @@ def grey(frames: list[torch.Tensor]) -> list[torch.Tensor]:
     return [grey_rgb_from_l(rgb_to_l(f[None]))[0] for f in frames]
 
 
+def coloured_closer_than_grey(frames: list[torch.Tensor], truth: list[torch.Tensor], ratio: float = 0.8) -> bool:
+    """Whether ``frames`` are nearer the ``truth`` than its grey input is, in mean ΔE00, by ``ratio``."""
+    de = mean_delta_e2000(torch.stack(frames), torch.stack(truth)).mean()
+    de_grey = mean_delta_e2000(torch.stack(grey(truth)), torch.stack(truth)).mean()
+    return bool(de < ratio * de_grey)
+
+
 def test_previous_frame_is_a_support_weighted_by_its_confidence():
     truth = astronaut_pan(4)
     model = build_method("exemplar", "tiny", {"fallback": "stats"})
@@ -49,9 +56,7 @@ def test_previous_frame_is_a_support_weighted_by_its_confidence():
     assert len(propagated) == 4 and propagated[0].shape == truth[0].shape
     assert torch.allclose(propagated[0], per_frame[0])  # frame 0 has no previous frame
     assert not torch.allclose(propagated[3], per_frame[3], atol=1e-3)  # later frames also match their predecessor
-    de = mean_delta_e2000(torch.stack(propagated[1:]), torch.stack(truth[1:])).mean()
-    de_grey = mean_delta_e2000(torch.stack(grey(truth[1:])), torch.stack(truth[1:])).mean()
-    assert de < 0.6 * de_grey
+    assert coloured_closer_than_grey(propagated[1:], truth[1:], ratio=0.6)
 
     # a support pixel with confidence 0 is not used while another one matches
     with torch.no_grad():
@@ -81,12 +86,15 @@ def test_cli_adapt_exemplar_then_colorize_an_mp4_clip(tmp_path):
     out = read_clip(tmp_path / "out.mp4")
     assert len(out.frames) == 3 and out.frames[0].shape == (3, 40, 40) and out.fps == pytest.approx(8)
     assert rgb_to_l(out.frames[1][None]).std() > 1  # a picture, not a blank frame
+    assert coloured_closer_than_grey(out.frames[1:], truth[1:])  # coloured from the support, not left grey
     # a GIF clip into a folder of frames, coloured from a keyframe
     write_clip(tmp_path / "clip.gif", grey(truth), fps=8)
     res = runner.invoke(main, ["colorize", str(tmp_path / "ex.safetensors"), str(tmp_path / "clip.gif"),
                                "-o", str(tmp_path / "frames"), "--keyframe", str(tmp_path / "few" / "key.png")])
     assert res.exit_code == 0, res.output
-    assert len(read_clip(tmp_path / "frames").frames) == 3
+    frames = read_clip(tmp_path / "frames").frames
+    assert len(frames) == 3 and frames[0].shape == (3, 40, 40)
+    assert coloured_closer_than_grey(frames[1:], truth[1:])
 
 
 def test_cli_clip_and_adapt_errors_are_one_line(tmp_path):

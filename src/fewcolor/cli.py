@@ -119,7 +119,92 @@ class _DeviceType(click.ParamType):
 
 
 DEVICE = _DeviceType()
-SEED = click.IntRange(0, 2**63 - 1)
+
+
+class _SeedType(click.ParamType):
+    """A seed: an integer from 0 to 2**63 - 1, shown as a plain INTEGER in the help (click's IntRange printed
+    the whole range there); a value outside is refused with the range in words."""
+
+    name = "integer"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        number = click.INT.convert(value, param, ctx)
+        if not 0 <= number < 2**63:
+            self.fail(f"{number} is not a seed: give an integer from 0 to 2^63 - 1", param, ctx)
+        return int(number)
+
+
+SEED = _SeedType()
+
+
+class _RegistryHelpOption(click.Option):
+    """An option whose help ends with a list made from the method registry (``extra``), made only when the
+    help is shown: the registry (and torch) is not imported to parse a command line."""
+
+    def __init__(self, *args: Any, extra: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.extra = extra
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        plain = self.help
+        self.help = f"{plain} {self.extra()}" if plain else str(self.extra())
+        try:
+            return super().get_help_record(ctx)
+        finally:
+            self.help = plain
+
+
+def _method_names_help() -> str:
+    from fewcolor.methods.registry import available_methods
+
+    return f"Registered: {', '.join(available_methods())}."
+
+
+def _presets_help() -> str:
+    from fewcolor.methods.registry import available_methods
+
+    return "Presets by method: " + "; ".join(f"{name}: {', '.join(sorted(cls.presets))}"
+                                           for name, cls in available_methods().items()) + "."
+
+
+def _method_class(name: str, option: str) -> Any:
+    """The registered method class ``name``; an unknown name is one usage error naming ``option``, the
+    registered names and the nearest one ("did you mean exemplar?")."""
+    from fewcolor.methods.registry import available_methods
+
+    methods = available_methods()
+    if name not in methods:
+        raise click.BadParameter(f"unknown method {name!r} (registered: {', '.join(methods)})"
+                                 f"{_did_you_mean(name, methods)}", param_hint=option)
+    return methods[name]
+
+
+def _did_you_mean(name: str, known: Any) -> str:
+    """``; did you mean X?`` for the closest of ``known`` names to a misspelt ``name`` (difflib), else ''."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+class _ChoiceOrFile(click.ParamType):
+    """A ``local_path`` inference option (e.g. Exemplar's ``--fallback``): one of its choices, or an existing
+    file, checked when the command line is parsed (before a model loads or an output is made)."""
+
+    name = "choice-or-file"
+
+    def __init__(self, choices: tuple[str, ...]) -> None:
+        self.choices = choices
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context) -> str:
+        return f"[{'|'.join(self.choices)}|FILE]"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        if text in self.choices or Path(text).is_file():
+            return text
+        self.fail(f"{text!r} is neither one of {', '.join(self.choices)} nor an existing file"
+                  f"{_did_you_mean(text, self.choices)}", param, ctx)
 
 
 class _ModelType(click.ParamType):
@@ -158,22 +243,23 @@ class _CheckpointOf(click.ParamType):
         return path
 
 
-def output_file(path: Path, suffix: str, what: str, inputs: tuple[Path | None, ...] = ()) -> Path:
+def output_file(path: Path, suffix: str, what: str, inputs: tuple[Path | None, ...] = (),
+                overwrite: bool = False) -> Path:
     """``-o`` naming a file the command writes: it must end in ``suffix`` (a model written as ``x.png`` would
-    replace an image and could never be loaded), must not be one of ``inputs``, and its folder must be
-    creatable and writable, checked before any work."""
+    replace an image and could never be loaded), must not be one of ``inputs``, must not exist unless
+    ``overwrite`` (--overwrite), and its folder must be creatable and writable, checked before any work
+    without creating it (the writer does, so a failed run leaves no empty folder)."""
+    from fewcolor.io.paths import check_new
+
     if path.suffix.lower() != suffix:
         fixed = path.with_suffix("") if Path(path.stem).suffix.lower() == suffix else path.with_suffix(suffix)
         raise click.BadParameter(f"{path}: {what} are {suffix} files; e.g. -o {fixed}", param_hint="-o")
     if path.is_dir():
         raise click.BadParameter(f"{path} is a folder; give a {suffix} file name", param_hint="-o")
     _not_an_input(path, inputs)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise _unwritable("-o", path, exc) from None
-    _probe_writable(path.parent, "-o", path)
-    return path
+    if not overwrite:
+        check_new([path])
+    return output_dir(path, file=True)
 
 
 def _not_an_input(path: Path, inputs: tuple[Path | None, ...], option: str = "-o") -> None:
@@ -222,6 +308,14 @@ def output_dir(path: Path, option: str = "-o", file: bool = False) -> Path:
 RESOLUTION = click.IntRange(8, 4096)
 
 
+def _overwrite_option(what: str) -> Any:
+    """``--overwrite`` of a command writing ``what``: without it an output that exists is refused before any
+    work (one line naming the first and how many)."""
+    return click.option("--overwrite", is_flag=True,
+                        help=f"Replace {what} when it exists already; without it the command refuses, before any "
+                        "work, to write over an existing file (naming it).")
+
+
 def _device_option(default_help: str = "CUDA when present") -> Any:
     return click.option("--device", type=DEVICE, default=None,
                         help=f"cpu, cuda, cuda:N or mps, checked to exist here (default: {default_help}).")
@@ -250,12 +344,12 @@ def main(verbose: bool) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-@main.command("methods")
+@main.command("methods", short_help="List the methods, or one method's fields, presets and options.")
 @click.argument("name", required=False)
 def methods_cmd(name: str | None) -> None:
     """List the registered methods; with NAME, every config field (type, default, doc), preset and
     inference option of that method (the fields are what `train --set KEY=VALUE` changes)."""
-    from fewcolor.methods.registry import available_methods, get_method_class
+    from fewcolor.methods.registry import available_methods
 
     if name is None:
         for method_name, cls in available_methods().items():
@@ -266,11 +360,7 @@ def methods_cmd(name: str | None) -> None:
             )
         click.echo("\n`fewcolor methods NAME` shows a method's config fields, presets and inference options.")
         return
-    try:
-        cls = get_method_class(name)
-    except KeyError as exc:
-        raise click.ClickException(str(exc.args[0])) from exc
-    click.echo(_describe_method(cls))
+    click.echo(_describe_method(_method_class(name, "NAME")))
 
 
 def _describe_method(cls: Any) -> str:
@@ -303,7 +393,7 @@ def _describe_method(cls: Any) -> str:
     return "\n".join(lines)
 
 
-@main.command("info")
+@main.command("info", short_help="Show a checkpoint's metadata, config and tensor count.")
 @click.argument("checkpoint", type=MODEL)
 def info_cmd(checkpoint: Path) -> None:
     """Show a checkpoint's metadata (method, config, step, normalisation) and tensor count (`base`: the
@@ -321,8 +411,9 @@ def info_cmd(checkpoint: Path) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-@main.command("train")
-@click.option("--method", "method_name", required=True, help="Method name (see `fewcolor methods`).")
+@main.command("train", short_help="Train a method on a folder of colour images.")
+@click.option("--method", "method_name", required=True, cls=_RegistryHelpOption, extra=_method_names_help,
+              help="Method name (`fewcolor methods` describes them).")
 @click.option(
     "--data",
     "data_dir",
@@ -347,6 +438,8 @@ def info_cmd(checkpoint: Path) -> None:
 @click.option(
     "--preset",
     default=None,
+    cls=_RegistryHelpOption,
+    extra=_presets_help,
     help="Config preset of the method, e.g. cpu or paper (default: cpu when training on a CPU, else paper, "
     "the paper's settings: hours per run on a CPU).",
 )
@@ -470,6 +563,7 @@ def train_cmd(
     if bf16 and precision not in (None, "bf16"):
         raise click.BadParameter(f"--bf16 contradicts --precision {precision}", param_hint="--bf16")
     values = parse_overrides(overrides)
+    _method_class(method_name, "--method")  # a misspelt name: "did you mean ...?"
     torch.manual_seed(seed)  # weight init is part of the seeded run
     if preset is None:
         preset = _default_preset(get_method_class(method_name).presets, device)
@@ -610,7 +704,8 @@ def _option_param(opt: Any, methods: list[str], sweeps: bool = True) -> list[cli
     elif opt.kind == "int":
         ptype = click.IntRange(opt.minimum, opt.maximum) if (opt.minimum, opt.maximum) != (None, None) else int
     elif opt.kind == "str":
-        ptype = click.Choice(opt.choices) if opt.choices and not opt.local_path else str  # local_path: or a file
+        # local_path: a choice or an existing file, checked when parsed (not when the first image needs it)
+        ptype = (_ChoiceOrFile(opt.choices) if opt.local_path else click.Choice(opt.choices)) if opt.choices else str
     elif opt.kind == "bool":
         dash = opt.flag[2:]
         return [click.Option([f"--{dash}/--no-{dash}", opt.name], default=None, help=text)]
@@ -675,7 +770,8 @@ class _OnDemandRegistryCommand(_RegistryCommand):
         return click.Command.get_params(self, ctx)
 
 
-@main.command("colorize", cls=_RegistryCommand)
+@main.command("colorize", cls=_RegistryCommand,
+              short_help="Colorize images, folders or a clip (default: the bundled model).")
 @click.argument("items", nargs=-1, required=True, metavar="[MODEL] INPUTS...")
 @click.option(
     "-o",
@@ -683,8 +779,9 @@ class _OnDemandRegistryCommand(_RegistryCommand):
     "out_dir",
     required=True,
     type=click.Path(path_type=Path),
-    help="Output folder; relative paths of folder inputs are kept, outputs are PNG. For a clip: the output "
-         "clip (.mp4 .mov .mkv .avi, .gif, or a path without a suffix for a folder of PNG frames).",
+    help="Output folder; relative paths of folder inputs are kept, outputs are PNG. One image may instead be "
+         "written to a file named here (.png .jpg .jpeg .bmp .tif .tiff .webp .ppm). For a clip: the output clip "
+         "(.mp4 .mov .mkv .avi, .gif, or a path without a suffix for a folder of PNG frames).",
 )
 @click.option("--size", type=RESOLUTION, default=None,
               help="Working resolution (longer side) of the network; default: the model's own (224 for the "
@@ -694,8 +791,11 @@ class _OnDemandRegistryCommand(_RegistryCommand):
               help="Larger files are reduced on decode (by an integer factor) to bound memory; their outputs "
               "are smaller than the file.")
 @click.option("--inside-input", is_flag=True,
-              help="Allow -o inside an input folder, or the folder of an input file (outputs still never replace an "
-              "input file).")
+              help="Allow -o inside an input folder, or the folder of an input file; outputs there never replace a "
+              "file already there (they get new names, NAME_2.png ...).")
+@click.option("--overwrite", is_flag=True,
+              help="Replace output files that exist already (an earlier run's); without it the command refuses "
+              "before any work, naming the first. Inputs are never replaced.")
 @click.option("--clip", "as_clip", is_flag=True,
               help="Treat the one input folder as the frames of a clip (in name order). A video file or a GIF "
                    "given alone is always a clip.")
@@ -707,8 +807,8 @@ class _OnDemandRegistryCommand(_RegistryCommand):
                    "to the previous coloured frame, for stable colours).")
 def colorize_cmd(
     items: tuple[str, ...], out_dir: Path, size: int | None, device: str | None,
-    max_megapixels: float, inside_input: bool, as_clip: bool, keyframes: tuple[Path, ...], per_frame: bool,
-    **options: Any
+    max_megapixels: float, inside_input: bool, overwrite: bool, as_clip: bool, keyframes: tuple[Path, ...],
+    per_frame: bool, **options: Any
 ) -> None:
     """Colorize image files or folders, or one clip, with MODEL (any size; the full-resolution L is kept).
 
@@ -716,25 +816,33 @@ def colorize_cmd(
     used (docs/MODEL_CARD.md).
 
     Bad files are reported and skipped; inputs are never overwritten, and inputs that share a name up
-    to the extension (a.png, a.jpg) get distinct outputs (a_png.png, a_jpg.png). The method options
-    below come from the registered methods; each says which methods take it.
+    to the extension (a.png, a.jpg) get distinct outputs (a_png.png, a_jpg.png). Files already in -o are
+    replaced only with --overwrite. The method options below come from the registered methods; each says
+    which methods take it.
     """
     from tqdm.auto import tqdm
 
-    from fewcolor.io.image import IMAGE_EXTENSIONS, ImageReadError, image_size, reduction_factor
-    from fewcolor.io.paths import OutputPathError, check_outside, is_within, output_paths
-    from fewcolor.io.video import VideoError, check_clip_output, is_clip
+    from fewcolor.io.image import _WRITE_FORMATS, IMAGE_EXTENSIONS, ImageReadError, image_size, reduction_factor
+    from fewcolor.io.paths import (
+        OutputPathError,
+        PlannedOutput,
+        check_new,
+        check_outside,
+        is_within,
+        missing_folders,
+        output_paths,
+        removed_on_failure,
+        variant_paths,
+    )
+    from fewcolor.io.video import VIDEO_EXTENSIONS, VideoError, check_clip_output, is_clip
     from fewcolor.methods.options import InferenceOptionError
     from fewcolor.methods.registry import inference_option_table
     from fewcolor.pipeline import Colorizer
 
     model, inputs = _split_model_and_inputs(items)
-    if not inside_input:
-        check_outside(out_dir, [i for i in inputs if i.is_dir()])
-        for item in inputs:  # a file's own folder as -o: the output would join the inputs of a later folder run
-            if item.is_file() and out_dir.resolve() == item.parent.resolve():
-                raise OutputPathError(f"-o {out_dir} is the folder of the input {item.name}: outputs would mix with "
-                                      "the inputs; choose another folder (or pass --inside-input)")
+    if not inside_input:  # an input folder, or an input file's own folder: outputs would join a later folder run
+        check_outside(out_dir, [i if i.is_dir() else i.parent for i in inputs
+                                if i.is_dir() or out_dir.resolve() == i.parent.resolve()], allow="--inside-input")
     budget = _megapixels(max_megapixels)
     # a sweep (e.g. --variants K) writes K outputs with its option set to 1..K
     sweeps = {opt.sweep: opt.name for opt, _ in inference_option_table().values() if opt.sweep}
@@ -744,75 +852,170 @@ def colorize_cmd(
     sweep = given[0] if given else None
     for key in sweeps:
         options.pop(key, None)
-    options = _read_image_options({k: v for k, v in options.items() if v is not None}, budget)
+    typed = {k: v for k, v in options.items() if v is not None}  # as typed: image options are paths here
+    options = _read_image_options(typed, budget)
     clip = as_clip or (len(inputs) == 1 and is_clip(inputs[0]))
+    moving = [i for i in inputs if _is_moving_clip(i)] if len(inputs) > 1 else []
+    if moving:  # not a bad image to skip: the user meant a clip
+        raise click.UsageError(f"{moving[0]} is a clip; {_CLIP_ALONE}")
     # every check on -o and the options before any work: nothing coloured (or created) for nothing
+    suffix = out_dir.suffix.lower()
+    clip_suffixes = VIDEO_EXTENSIONS | {".gif"}  # given for images, they name a clip the command would not write
+    plans: list[PlannedOutput] = []
+    one_file = False  # one image written to the file -o names
     if clip:
         if len(inputs) != 1 or sweep is not None:
-            raise click.UsageError("a clip is colorized alone: give one video, GIF or (with --clip) frame folder, "
-                                   "and no sweep option")
+            raise click.UsageError(_CLIP_ALONE)
         if out_dir.exists() and out_dir.resolve() == inputs[0].resolve():
             raise click.BadParameter(f"{out_dir} would overwrite the input; choose another output", param_hint="-o")
         try:
             check_clip_output(out_dir)
         except VideoError as exc:
             raise click.BadParameter(_one_line(exc), param_hint="-o") from None
-        output_dir(out_dir, file=out_dir.suffix != "")
+        output_dir(out_dir, file=suffix != "")
+        if not overwrite:
+            _check_clip_output_new(out_dir)
+        if keyframes:  # before the model loads and the bar starts: from the checkpoint's metadata
+            _check_keyframes(model)
     else:
         if keyframes or per_frame:
             raise click.UsageError("--keyframe and --per-frame apply to clips only")
-        if out_dir.is_file():
-            raise click.UsageError(f"-o {out_dir} is a file; for images give an output folder")
-        if out_dir.suffix.lower() in IMAGE_EXTENSIONS and not out_dir.is_dir():
-            raise click.UsageError(f"-o {out_dir} names an image, but -o is the output folder (outputs keep their "
-                                   f"input's name), e.g. -o {out_dir.with_suffix('')}")
-        output_dir(out_dir)
+        one_file = (len(inputs) == 1 and inputs[0].is_file() and suffix in IMAGE_EXTENSIONS
+                    and suffix not in clip_suffixes and not out_dir.is_dir())
+        if suffix in clip_suffixes and not out_dir.is_dir():
+            folder = len(inputs) == 1 and inputs[0].is_dir()
+            raise click.UsageError(
+                f"-o {out_dir} names a clip, but {'the folder ' + str(inputs[0]) if folder else 'the input'} is "
+                f"not one: to colour a folder of frames as one clip add --clip (fewcolor colorize --clip FRAMES "
+                f"-o {out_dir}); for images give an output folder" + ("" if folder else " or an image file name"))
+        if one_file:
+            if suffix not in _WRITE_FORMATS:  # the formats the image writer knows
+                raise click.BadParameter(f"{out_dir}: cannot write {suffix} images; use one of "
+                                         f"{' '.join(sorted(_WRITE_FORMATS))}", param_hint="-o")
+            _not_an_input(out_dir, inputs)
+            output_dir(out_dir, file=True)
+            plans = [PlannedOutput(inputs[0], variant_paths(out_dir, sweep[1] if sweep else 0))]
+        else:
+            if out_dir.is_file():
+                raise click.UsageError(f"-o {out_dir} is a file; for images give an output folder")
+            if suffix in IMAGE_EXTENSIONS and not out_dir.is_dir():
+                raise click.UsageError(f"-o {out_dir} names an image, but -o is the output folder of several images "
+                                       f"or a folder (outputs keep their input's name), e.g. -o "
+                                       f"{out_dir.with_suffix('')}; a file name is for one input image")
+            output_dir(out_dir)
+            pairs = _collect_inputs(inputs)
+            if not pairs:
+                raise click.ClickException(f"no images found in {', '.join(map(str, inputs))}")
+            # -o among the user's own files (--inside-input): a file there that this run did not write is never
+            # replaced (it counts as taken, so there is nothing to refuse)
+            folders = [i if i.is_dir() else i.parent for i in inputs]
+            among_inputs = inside_input and any(is_within(out_dir, f) for f in folders)
+            plans = output_paths(pairs, out_dir, variants=sweep[1] if sweep else 0, keep_existing=among_inputs)
+        if not overwrite:
+            check_new([p for plan in plans for p in plan.paths], where=None if one_file else out_dir)
     colorizer = Colorizer.from_checkpoint(model, device=device, size=size, pixel_budget=budget)
-    colorizer.method.check_options({**options, **dict([sweep] if sweep else [])})  # a usage error, exit 2
+    try:  # a usage error, exit 2; an image option's file is named (the method sees it decoded)
+        colorizer.method.check_options({**options, **dict([sweep] if sweep else [])})
+    except InferenceOptionError as exc:
+        files = [f"--{k.replace('_', '-')} {typed[k]}" for k in typed if options[k] is not typed[k]]
+        raise InferenceOptionError(f"{exc}" + (f" (given: {', '.join(files)})" if files else "")) from None
     if clip:
-        _colorize_clip(colorizer, inputs[0], out_dir, list(keyframes), not per_frame, options)
+        _colorize_clip(colorizer, inputs[0], out_dir, list(keyframes), not per_frame, options, overwrite)
         return
-    try:  # now, not after the first image: an unwritable -o is the user's to fix, not a bad input
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise _unwritable("-o", out_dir, exc) from None
-    pairs = _collect_inputs(inputs)
-    if not pairs:
-        raise click.ClickException(f"no images found in {', '.join(map(str, inputs))}")
-    # -o among the user's own files (--inside-input): a file there that this run did not write is never replaced
-    folders = [i if i.is_dir() else i.parent for i in inputs]
-    among_inputs = inside_input and any(is_within(out_dir, f) for f in folders)
-    plans = output_paths(pairs, out_dir, variants=sweep[1] if sweep else 0, keep_existing=among_inputs)
     for plan in plans:
         if plan.note:
             click.echo(f"renamed {plan.note}", err=True)
+    folder_to_make = out_dir.parent if one_file else out_dir
+    created = missing_folders(folder_to_make)
+    try:  # now, not after the first image: an unwritable -o is the user's to fix, not a bad input
+        folder_to_make.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _unwritable("-o", out_dir, exc) from None
     failed: list[str] = []
     done = 0
-    for plan in tqdm(plans, desc="colorize", unit="img"):
-        src = plan.source
-        try:
-            if budget is not None and reduction_factor(*image_size(src), budget) > 1:
-                w, h = image_size(src)
-                tqdm.write(f"note: {src} is {w}x{h}, over --max-megapixels {max_megapixels:g}; it is reduced on "
-                           "decode and its output is smaller", file=sys.stderr)  # on its own line, above the bar
-            if sweep is not None:
-                name, _ = sweep
-                for i, dst in enumerate(plan.paths, start=1):
-                    colorizer.colorize_file(src, dst, **{**options, name: i})
-            else:
-                colorizer.colorize_file(src, plan.paths[0], **options)
-            done += 1
-        except (ImageReadError, MemoryError) as exc:
-            failed.append(_about(src, exc))
-        except (ValueError, OSError) as exc:
-            if isinstance(exc, (InferenceOptionError, OutputPathError)):
-                raise
-            failed.append(_about(src, exc))
-    click.echo(f"colorized {done} of {len(plans)} images into {out_dir}")
-    for msg in failed:
-        click.echo(f"skipped {msg}", err=True)
-    if done == 0:
-        sys.exit(1)
+    with removed_on_failure(created):  # a run that colours nothing leaves no empty folder behind
+        for plan in tqdm(plans, desc="colorize", unit="img"):
+            src = plan.source
+            try:
+                if budget is not None and reduction_factor(*image_size(src), budget) > 1:
+                    w, h = image_size(src)
+                    tqdm.write(f"note: {src} is {w}x{h}, over --max-megapixels {max_megapixels:g}; it is reduced "
+                               "on decode and its output is smaller", file=sys.stderr)  # on its own line, above the bar
+                if sweep is not None:
+                    name, _ = sweep
+                    for i, dst in enumerate(plan.paths, start=1):
+                        colorizer.colorize_file(src, dst, **{**options, name: i})
+                else:
+                    colorizer.colorize_file(src, plan.paths[0], **options)
+                done += 1
+            except (ImageReadError, MemoryError) as exc:
+                failed.append(_about(src, exc))
+            except (ValueError, OSError) as exc:
+                if isinstance(exc, (InferenceOptionError, OutputPathError)):
+                    raise
+                failed.append(_about(src, exc))
+        for msg in failed:
+            click.echo(f"skipped {msg}", err=True)
+        skipped = f"; {len(failed)} skipped (above)" if failed else ""
+        click.echo(f"colorized {done} of {len(plans)} {_plural(len(plans), 'image')} into {out_dir}{skipped}")
+        if done == 0:
+            sys.exit(1)
+
+
+def _plural(count: int, word: str) -> str:
+    return word if count == 1 else f"{word}s"
+
+
+#: a clip given with other inputs, or several with --clip
+_CLIP_ALONE = "a clip is colorized alone: give one video, GIF or (with --clip) frame folder, and no sweep option"
+
+
+def _is_moving_clip(path: Path) -> bool:
+    """A video file or an animated GIF (a still GIF among images is an image)."""
+    from PIL import Image
+
+    from fewcolor.io.video import is_clip
+
+    if not is_clip(path):
+        return False
+    if path.suffix.lower() != ".gif":
+        return True
+    try:
+        with Image.open(path) as img:
+            return int(getattr(img, "n_frames", 1)) > 1
+    except (OSError, ValueError):
+        return False  # not readable: reported as a bad image
+
+
+def _check_keyframes(model: Path) -> None:
+    """Refuse --keyframe for a model whose method cannot colour from keyframes, from the checkpoint's metadata
+    (a file that cannot be read is left to the loader, which names what is wrong)."""
+    from fewcolor.methods.exemplar import Exemplar
+
+    cls = _checkpoint_method(model)
+    if cls is not None and not issubclass(cls, Exemplar):  # the test fewcolor.video.colorize_clip makes
+        raise click.BadParameter(f"keyframes need an exemplar model, and {model} is a {cls.name} model (fewcolor "
+                                 "adapt exemplar --data KEYFRAMES -o model.safetensors makes one)",
+                                 param_hint="--keyframe")
+
+
+def _frame_files(folder: Path) -> list[Path]:
+    """The frame files (frame_00000.png ...) of a clip written as a folder, in order."""
+    import re
+
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if re.fullmatch(r"frame_\d{5}\.png", p.name))
+
+
+def _check_clip_output_new(out: Path) -> None:
+    """A clip's -o that exists (a video or GIF file, or a folder holding frames) is refused (--overwrite)."""
+    from fewcolor.io.paths import check_new, existing_error
+
+    if out.suffix:
+        check_new([out])
+    elif frames := _frame_files(out):
+        raise existing_error(frames, where=out)
 
 
 #: model files of other tools: given first to `colorize`, they are a mistaken MODEL, not an image to skip
@@ -874,8 +1077,9 @@ def _split_model_and_inputs(items: tuple[str, ...]) -> tuple[Path, tuple[Path, .
 
 
 def _colorize_clip(colorizer: Any, src: Path, dst: Path, keyframes: list[Path], propagate: bool,
-                   options: dict[str, Any]) -> None:
-    """``colorize`` of one clip: read it, colour it (fewcolor.video), write it."""
+                   options: dict[str, Any], overwrite: bool = False) -> None:
+    """``colorize`` of one clip: read it, colour it (fewcolor.video), write it. A folder of frames replaced
+    (``overwrite``) loses the frames of the earlier clip beyond this one's last, which would otherwise play on."""
     from fewcolor.io.image import ImageReadError, read_rgb
     from fewcolor.io.video import VideoError, read_clip, write_clip
     from fewcolor.video import colorize_clip
@@ -887,13 +1091,17 @@ def _colorize_clip(colorizer: Any, src: Path, dst: Path, keyframes: list[Path], 
         write_clip(dst, frames, clip.fps)
     except (VideoError, ImageReadError) as exc:
         raise click.ClickException(str(exc)) from exc
+    if overwrite and not dst.suffix:
+        for stale in _frame_files(dst)[len(frames):]:
+            stale.unlink()
     for msg in clip.skipped:
         click.echo(f"skipped {msg}", err=True)
-    click.echo(f"colorized {len(frames)} frames of {src} into {dst}")
+    skipped = f"; {len(clip.skipped)} skipped (above)" if clip.skipped else ""
+    click.echo(f"colorized {len(frames)} {_plural(len(frames), 'frame')} of {src} into {dst}{skipped}")
 
 
 # ----------------------------------------------------------------------------------------------
-@main.command("export", cls=_RegistryCommand, sweeps=False)
+@main.command("export", cls=_RegistryCommand, sweeps=False, short_help="Export a model's network to ONNX.")
 @click.argument("model", type=MODEL)
 @click.option("-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The .onnx file to write (input l: normalised L, output ab: normalised ab; docs/EXPORT.md).")
@@ -906,8 +1114,9 @@ def _colorize_clip(colorizer: Any, src: Path, dst: Path, keyframes: list[Path], 
 @click.option("--check-image", "check_images", multiple=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Check on this image instead of the sample photos (repeatable).")
+@_overwrite_option("the .onnx file")
 def export_cmd(model: Path, out_path: Path, size: int | None, check: bool, check_images: tuple[Path, ...],
-               **options: Any) -> None:
+               overwrite: bool, **options: Any) -> None:
     """Export MODEL's network (`base`: the bundled model) to ONNX with dynamic batch, height and width
     (needs the [export] extra).
 
@@ -920,7 +1129,7 @@ def export_cmd(model: Path, out_path: Path, size: int | None, check: bool, check
 
     _refuse_sweeps(options, "one graph has one colouring")
     options = _read_image_options({k: v for k, v in options.items() if v is not None}, None, decode=False)
-    output_file(out_path, ".onnx", "ONNX exports", inputs=(model, *check_images))
+    output_file(out_path, ".onnx", "ONNX exports", inputs=(model, *check_images), overwrite=overwrite)
     images: list[tuple[str, Any]] | None = None
     try:  # the check images are read before the export: a bad one is refused before anything is written
         images = [(p.name, read_rgb(p)) for p in check_images] if check_images else None
@@ -963,7 +1172,7 @@ def _refuse_sweeps(options: dict[str, Any], why: str) -> None:
             raise click.UsageError(f"{why}: give the single option (e.g. {flag} 2), not --{sweep.replace('_', '-')}")
 
 
-@main.command("serve")
+@main.command("serve", short_help="Serve a web page for colorizing in the browser.")
 @click.argument("models", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; the default lets only this computer in.")
@@ -1004,7 +1213,7 @@ def serve_cmd(models: tuple[Path, ...], host: str, port: int, max_upload_mb: flo
 
 
 # ----------------------------------------------------------------------------------------------
-@main.command("demo")
+@main.command("demo", short_help="Train on a few images for minutes and write a demo page.")
 @click.option(
     "-o",
     "--out",
@@ -1034,12 +1243,12 @@ def demo_cmd(out_dir: Path, data_dir: Path | None, seconds: float, seed: int) ->
 
 
 # ----------------------------------------------------------------------------------------------
-@main.group("data")
+@main.group("data", short_help="Prepare the benchmark datasets.")
 def data_group() -> None:
     """Benchmark datasets (docs/DATASETS.md): prepared into $FEWCOLOR_HOME/datasets, never the repo."""
 
 
-@data_group.command("prepare")
+@data_group.command("prepare", short_help="Prepare one benchmark dataset (idempotent).")
 @click.argument("name", type=click.Choice(["emoji-xstyle", "flowers12", "pokemon-frames", "tinyimagenet-fs"]))
 @click.option("--smoke", is_flag=True, help="A tiny prefix of the splits (into NAME-smoke), for CI runs.")
 @click.option(
@@ -1079,7 +1288,7 @@ def data_prepare_cmd(
 
 
 # ----------------------------------------------------------------------------------------------
-@main.command("bench")
+@main.command("bench", short_help="Benchmark methods on a protocol or on your own folder.")
 @click.argument("protocol", required=False)
 @click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Your own folder instead of PROTOCOL: each first-level subfolder is a class; per class the "
@@ -1092,6 +1301,8 @@ def data_prepare_cmd(
 @click.option(
     "--methods",
     required=True,
+    cls=_RegistryHelpOption,
+    extra=_method_names_help,
     help="Comma-separated method names, e.g. cgan,metalgan,cic; NAME@PRESET gives one method its own preset "
     "(cgan@metalgan-cpu: the same cGAN as MetalGAN's, without meta-learning).",
 )
@@ -1099,6 +1310,8 @@ def data_prepare_cmd(
     "--preset",
     default="cpu",
     show_default=True,
+    cls=_RegistryHelpOption,
+    extra=_presets_help,
     help="Config preset given to every method that has it (others use their defaults).",
 )
 @click.option(
@@ -1229,10 +1442,7 @@ def bench_cmd(
         raise click.BadParameter("give at least one method name", param_hint="--methods")
     for label in labels:
         name, _, own_preset = label.partition("@")
-        try:
-            cls = get_method_class(name)
-        except KeyError as exc:
-            raise click.BadParameter(_one_line(exc), param_hint="--methods") from None
+        cls = _method_class(name, "--methods")
         if own_preset and own_preset not in cls.presets:
             raise click.BadParameter(f"{name} has no preset {own_preset!r}; choose one of {sorted(cls.presets)}",
                                      param_hint="--methods")
@@ -1251,7 +1461,8 @@ def bench_cmd(
         method_name, field_name = key.split(".", 1)
         per_method.setdefault(method_name, {})[field_name] = value
     for method_name, values in per_method.items():
-        get_method_class(method_name).make_config(None, values)  # bad keys and value types fail here, not hours in
+        # bad names, keys and value types fail here, not hours in
+        _method_class(method_name, "--set").make_config(None, values)
     init_path = resolve_model_arg(init, "--init") if init else None
     output_dir(out_root)
     command = "fewcolor " + " ".join(shlex.quote(a) for a in sys.argv[1:])
@@ -1293,7 +1504,7 @@ def _check_backbone(spec: str) -> str:
     return spec
 
 
-@main.command("cluster")
+@main.command("cluster", short_help="Cluster a folder into MetalGAN tasks; write a contact sheet.")
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--k", "k", type=click.IntRange(min=1), default=64, show_default=True, help="Number of clusters (tasks).")
 @click.option(
@@ -1326,19 +1537,22 @@ def _check_backbone(spec: str) -> str:
               "not), else bf16 where the CPU computes it natively, else fp32. bf16 or int8 where they cannot run "
               "falls back to fp32.")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of K-means and of the sampled images.")
+@_overwrite_option("assignments.csv, clusters.json and index.html in -o")
 def cluster_cmd(
     data_dir: Path, k: int, out_dir: Path, backbone: str, pca_dim: int, feature_size: int | None, per_row: int,
-    precision: str, seed: int,
+    precision: str, seed: int, overwrite: bool,
 ) -> None:
     """Cluster DATA_DIR into MetalGAN tasks (MAC descriptors → PCA → K-means); write a contact sheet."""
     from fewcolor.backbones.clustering import DEFAULT_FEATURE_SIZE, cluster_dataset
     from fewcolor.data.folder import ImageFolderDataset
     from fewcolor.data.tasks import write_cluster_report
     from fewcolor.hardware import descriptor_precision
-    from fewcolor.io.paths import check_outside
+    from fewcolor.io.paths import check_new, check_outside
 
     check_outside(out_dir, [data_dir])  # the contact sheet's images would be clustered next time
     output_dir(out_dir)
+    if not overwrite:
+        check_new([out_dir / name for name in ("assignments.csv", "clusters.json", "index.html")], where=out_dir)
     dataset = ImageFolderDataset(data_dir)
     if k > len(dataset):
         raise click.ClickException(f"{data_dir} holds {len(dataset)} usable images; choose --k <= {len(dataset)}")
@@ -1348,7 +1562,7 @@ def cluster_cmd(
     click.echo(f"{tasks.k} clusters of {len(dataset)} images ({tasks.info['backbone']}/{tasks.info['layer']}): {page}")
 
 
-@main.command("adapt")
+@main.command("adapt", short_help="Adapt a model to a few of your own colour images.")
 @click.argument("model", required=False)
 @click.option(
     "--data",
@@ -1360,8 +1574,10 @@ def cluster_cmd(
 @click.option(
     "-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="New checkpoint."
 )
+@_overwrite_option("the checkpoint -o names")
 @click.option("--steps", type=click.IntRange(min=0), default=None,
-              help="Adaptation steps (default: the method's own, see docs/ADAPT.md).")
+              help="Adaptation steps (default: the method's own, see docs/ADAPT.md; not for a training-free method "
+              "such as exemplar, which learns nothing in steps).")
 @click.option("--lr-factor", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Multiply the fine-tuning learning rates (default: the method's own).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True,
@@ -1370,10 +1586,11 @@ def cluster_cmd(
               help="Skip the check that holds the last image out and scores it before and after (>= 3 images).")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the crops, flips, batches and dropout.")
 @_device_option("cpu")
-@click.option("--preset", default=None,
+@click.option("--preset", default=None, cls=_RegistryHelpOption, extra=_presets_help,
               help="With a method NAME instead of a checkpoint: its config preset (default: paper).")
-def adapt_cmd(model: str | None, data_dir: Path, out_path: Path, steps: int | None, lr_factor: float | None,
-              batch_size: int, no_holdout: bool, seed: int, device: str | None, preset: str | None) -> None:
+def adapt_cmd(model: str | None, data_dir: Path, out_path: Path, overwrite: bool, steps: int | None,
+              lr_factor: float | None, batch_size: int, no_holdout: bool, seed: int, device: str | None,
+              preset: str | None) -> None:
     """Adapt MODEL (any method; default, or `base`: the bundled base model) to a few of your own colour images.
 
     The method's own mechanism where it has one (MetalGAN's inner loop; LUT rebuilds its table;
@@ -1394,25 +1611,37 @@ def adapt_cmd(model: str | None, data_dir: Path, out_path: Path, steps: int | No
     if model == "base":  # the bundled base model, as everywhere else (the `base` method has nothing to adapt)
         model = str(resolve_model_arg("base", "MODEL"))
     by_name = model is not None and not Path(model).is_file()
-    if by_name and model not in available_methods():
+    methods = available_methods()
+    if by_name and model not in methods:
         raise click.BadParameter(f"{model}: neither a checkpoint file nor a method name "
-                                 f"({', '.join(available_methods())})", param_hint="MODEL")
+                                 f"({', '.join(methods)}){_did_you_mean(str(model), methods)}", param_hint="MODEL")
+    cls = methods[str(model)] if by_name else _checkpoint_method(model)
+    free = cls is not None and not cls.learns_in_steps  # training-free: --steps would be ignored
     # options that do not apply are refused, not silently dropped
-    given = [flag for name, flag in (("lr_factor", "--lr-factor"), ("batch_size", "--batch-size"),
-                                     ("no_holdout", "--no-holdout"), ("device", "--device"), ("preset", "--preset"))
-             if ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)]
+    given = [flag for name, flag in (("steps", "--steps"), ("lr_factor", "--lr-factor"),
+                                     ("batch_size", "--batch-size"), ("no_holdout", "--no-holdout"),
+                                     ("device", "--device"), ("preset", "--preset"))
+             if ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)
+             and (name != "steps" or free)]
     if by_name and set(given) - {"--preset"}:
         ignored = [f for f in given if f != "--preset"]
-        raise click.UsageError(f"{', '.join(ignored)}: for adapting a checkpoint; `adapt {model}` makes a new {model} "
-                               "model by its own mechanism (on the CPU, no fine-tuning, no held-out check): drop "
+        raise click.UsageError(f"{', '.join(ignored)}: " + ("" if free else "for adapting a checkpoint; ")
+                               + f"`adapt {model}` makes a new {model} model by its own mechanism (on the CPU, "
+                               + ("no steps, " if free else "") + "no fine-tuning, no held-out check): drop "
                                + ("it" if len(ignored) == 1 else "them"))
+    tuning = [f for f in given if f in ("--steps", "--lr-factor", "--batch-size")]
+    if not by_name and free and tuning:
+        assert cls is not None
+        raise click.UsageError(f"{', '.join(tuning)}: {model} holds {cls.name}, a training-free method (it learns "
+                               "nothing in steps: adapting stores the images, no fine-tuning): drop "
+                               + ("it" if len(tuning) == 1 else "them"))
     if not by_name and "--preset" in given:
         raise click.UsageError("--preset: for a method NAME (a new model); a checkpoint keeps the config it was "
                                "trained with: drop --preset")
     if not by_name and model is not None and out_path.exists() and out_path.resolve() == Path(model).resolve():
         raise click.BadParameter(f"{out_path} is the model being adapted; choose another output path",
                                  param_hint="-o")
-    output_file(out_path, ".safetensors", "fewcolor models")
+    output_file(out_path, ".safetensors", "fewcolor models", overwrite=overwrite)
     if by_name:
         assert model is not None
         _adapt_method(model, preset, data_dir, out_path, steps, seed)
@@ -1435,8 +1664,30 @@ def adapt_cmd(model: str | None, data_dir: Path, out_path: Path, steps: int | No
 
         click.echo(f"held-out {r.held_out}: before {fmt(r.before)} -> after {fmt(r.after)} "
                    f"(adapted to the other {r.images - 1} images)")
-    click.echo(f"{r.method}: adapted ({r.how}) to {r.images} images in {r.steps} steps, lr x{r.lr_factor:g}, "
-               f"{r.seconds:.0f} s: {r.path}")
+    grey = f" ({len(r.grey_skipped)} grey {_plural(len(r.grey_skipped), 'image')} skipped, above)" \
+        if r.grey_skipped else ""
+    if not getattr(methods.get(r.method), "learns_in_steps", True):  # training-free: no steps, no learning rate
+        what = f"adapted by its own mechanism to {r.images} images" if r.how == "own" else "nothing to adapt"
+        click.echo(f"{r.method}: {what}{grey} (training-free: no steps, no learning rate), {r.seconds:.0f} s: "
+                   f"{r.path}")
+        return
+    click.echo(f"{r.method}: adapted ({r.how}) to {r.images} images{grey} in {r.steps} steps, lr "
+               f"x{r.lr_factor:g}, {r.seconds:.0f} s: {r.path}")
+
+
+def _checkpoint_method(path: str | Path | None) -> Any:
+    """The registered class of the method a checkpoint holds, from its metadata alone (None when the file
+    cannot tell: the loader then names what is wrong)."""
+    from fewcolor.io.checkpoint import CheckpointError, read_metadata
+    from fewcolor.methods.registry import available_methods
+
+    if path is None:
+        return None
+    try:
+        name = read_metadata(path).get("method")
+    except (CheckpointError, OSError, ValueError):
+        return None
+    return available_methods().get(str(name))
 
 
 def _adapt_method(name: str, preset: str | None, data_dir: Path, out_path: Path, steps: int | None,
@@ -1462,18 +1713,19 @@ def _adapt_method(name: str, preset: str | None, data_dir: Path, out_path: Path,
         click.echo(f"{name}: adapted by its own mechanism to {len(data)} images: {path}")
 
 
-@main.group("memory")
+@main.group("memory", short_help="Look inside a MemoPainter model's colour memory.")
 def memory_group() -> None:
     """Look inside a MemoPainter model's colour memory."""
 
 
-@memory_group.command("inspect")
+@memory_group.command("inspect", short_help="Write a page with a query and the memory slots it retrieves.")
 @click.argument("model", type=_CheckpointOf("memopainter", "memory inspect"))
 @click.argument("query", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("-o", "--out", "page", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="HTML page to write (.html; images go to PAGE_files/ beside it).")
 @click.option("--top-k", type=click.IntRange(min=1), default=8, show_default=True, help="Memory slots to show.")
-def memory_inspect_cmd(model: Path, query: Path, page: Path, top_k: int) -> None:
+@_overwrite_option("the page")
+def memory_inspect_cmd(model: Path, query: Path, page: Path, top_k: int, overwrite: bool) -> None:
     """Write an HTML page with QUERY and the top-k memory slots it retrieves (colour swatches, similarities)."""
     from fewcolor.io.checkpoint import CheckpointError
     from fewcolor.io.image import DEFAULT_PIXEL_BUDGET, ImageReadError, read_rgb
@@ -1483,7 +1735,7 @@ def memory_inspect_cmd(model: Path, query: Path, page: Path, top_k: int) -> None
     from fewcolor.methods.registry import load_method
     from fewcolor.viz.memory import memory_page
 
-    output_file(page, ".html", "memory pages", inputs=(model, query))
+    output_file(page, ".html", "memory pages", inputs=(model, query), overwrite=overwrite)
     files = page.parent / f"{page.stem}_files"  # the page's images: img00001.png ...
     for item in (model, query):
         if is_within(item, files):
@@ -1500,7 +1752,7 @@ def memory_inspect_cmd(model: Path, query: Path, page: Path, top_k: int) -> None
 
 
 # ----------------------------------------------------------------------------------------------
-@main.command("weights")
+@main.command("weights", short_help="List the pretrained networks and whether their weights are here.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def weights_cmd(as_json: bool) -> None:
     """Every pretrained network: where its weights would come from, and whether they are present."""
@@ -1513,7 +1765,8 @@ def weights_cmd(as_json: bool) -> None:
         click.echo(format_weights_table(rows), nl=False)
 
 
-@main.command("evaluate", cls=_OnDemandRegistryCommand, sweeps=False)
+@main.command("evaluate", cls=_OnDemandRegistryCommand, sweeps=False,
+              short_help="Score colorizations against the originals.")
 @click.argument("model", required=False, type=MODEL)
 @click.option("--pred", "pred_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder of colorized outputs (matched to --truth by relative path without suffix).")
@@ -1543,10 +1796,11 @@ def weights_cmd(as_json: bool) -> None:
               help="Image pairs per batch of the metrics (LPIPS, SSIM, ...) and of the Inception pass.")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the KID subsets.")
 @_device_option("cpu")
+@_overwrite_option("metrics.json and report.html in -o (with MODEL also its pred/ folder of colorizations)")
 def evaluate_cmd(model: Path | None, pred_dir: Path | None, truth_dir: Path | None, data_dir: Path | None,
                  out_dir: Path, size: int | None, work_size: int | None, lpips_net: str, no_fid: bool,
                  allow_missing: bool, inception_weights: Path | None, allow_download: bool, batch_size: int, seed: int,
-                 device: str | None, **options: Any) -> None:
+                 device: str | None, overwrite: bool, **options: Any) -> None:
     """Score colorizations: `evaluate --pred DIR --truth DIR` or `evaluate MODEL --data DIR` (MODEL `base`:
     the bundled model).
 
@@ -1559,6 +1813,7 @@ def evaluate_cmd(model: Path | None, pred_dir: Path | None, truth_dir: Path | No
     import os
 
     from fewcolor.backbones.weights import ENV_ALLOW_DOWNLOAD, WeightsNotFoundError
+    from fewcolor.io.paths import check_new, check_outside, is_within
     from fewcolor.metrics.evaluate import EvalConfig, evaluate_folders, evaluate_model
 
     if allow_download:
@@ -1574,6 +1829,10 @@ def evaluate_cmd(model: Path | None, pred_dir: Path | None, truth_dir: Path | No
         if model is not None:
             if data_dir is None or pred_dir or truth_dir:
                 raise click.UsageError("with MODEL give --data DIR (and not --pred/--truth)")
+            if not overwrite:  # after evaluate_model's own checks that -o and --data keep apart, named first
+                check_outside(out_dir, [data_dir])
+                check_outside(out_dir / "pred", [data_dir], option="-o (its pred/ folder)", both_ways=True)
+                check_new([out_dir / "metrics.json", out_dir / "report.html", out_dir / "pred"], where=out_dir)
             result = evaluate_model(model, data_dir, out_dir, cfg, work_size=work_size, options=options)
         else:
             if not (pred_dir and truth_dir) or data_dir:
@@ -1581,11 +1840,12 @@ def evaluate_cmd(model: Path | None, pred_dir: Path | None, truth_dir: Path | No
             if options:
                 raise click.UsageError(f"method options ({', '.join('--' + k.replace('_', '-') for k in options)}) "
                                        "colour images: give them with MODEL --data DIR, not with --pred/--truth")
-            from fewcolor.io.paths import is_within
-
             if is_within(pred_dir, truth_dir) and is_within(truth_dir, pred_dir):
                 raise click.UsageError(f"--pred {pred_dir} and --truth {truth_dir} are the same folder; give the "
                                        "colorized images and the originals in separate folders")
+            if not overwrite:
+                check_outside(out_dir, [truth_dir, pred_dir])  # evaluate_folders' own check, named first
+                check_new([out_dir / "metrics.json", out_dir / "report.html"], where=out_dir)
             result = evaluate_folders(pred_dir, truth_dir, out_dir, cfg, allow_missing=allow_missing)
     except WeightsNotFoundError as exc:
         raise click.ClickException(_one_line(exc)) from exc
@@ -1595,7 +1855,8 @@ def evaluate_cmd(model: Path | None, pred_dir: Path | None, truth_dir: Path | No
     parts = [f"{m} {agg[m]['mean']:.4g}" for m in ("psnr", "ssim", "lpips", "delta_e2000", "auc")]
     fid = result["set"].get("fid")
     if fid is not None:
-        parts.append(f"FID {fid:.4g}")
+        caveat = f" (unreliable: {result['set']['set_images']} images)" if result["set"].get("set_warning") else ""
+        parts.append(f"FID {fid:.4g}{caveat}")
     click.echo(f"{len(result['per_image'])} images scored, {len(result['skipped'])} skipped: " + ", ".join(parts))
     missing = result.get("missing") or []
     if missing:
@@ -1605,7 +1866,7 @@ def evaluate_cmd(model: Path | None, pred_dir: Path | None, truth_dir: Path | No
 
 
 # ----------------------------------------------------------------------------------------------
-@main.group("paper-eval")
+@main.group("paper-eval", short_help="Run the evaluations the papers report (offline stand-ins named).")
 def paper_eval_group() -> None:
     """The evaluations the papers report, with offline stand-ins named as such (docs/RESULTS.md)."""
 
@@ -1616,27 +1877,33 @@ _DATA_OPT = click.option("--data", "data_dir", required=True,
 _OUT_OPT = click.option("-o", "--out", "out_path", required=True, type=click.Path(path_type=Path),
                         help="Result JSON file (or a folder that gets result.json).")
 _SEED_OPT = click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the image draw and probes.")
+_OVERWRITE_OPT = _overwrite_option("the result JSON")
 
 
-def _paper_eval_out(out_path: Path, inputs: tuple[Path | None, ...] = ()) -> Path:
+def _paper_eval_out(out_path: Path, inputs: tuple[Path | None, ...] = (), overwrite: bool = False) -> Path:
     """``-o`` of a paper evaluation, checked before the evaluation runs: a .json file, or a folder (that gets
-    result.json), writable, and not one of the inputs."""
+    result.json), writable, not one of the inputs, and new unless ``overwrite``."""
+    from fewcolor.io.paths import check_new
+
     if out_path.suffix == ".json":
-        return output_file(out_path, ".json", "results", inputs=inputs)
+        return output_file(out_path, ".json", "results", inputs=inputs, overwrite=overwrite)
     if out_path.exists() and not out_path.is_dir():
         raise click.BadParameter(f"{out_path} is a file; give a .json file to write (e.g. -o "
                                  f"{out_path.with_suffix('.json')}) or a folder for result.json", param_hint="-o")
     output_dir(out_path)
+    if not overwrite:
+        check_new([out_path / "result.json"])
     return out_path / "result.json"
 
 
-def _run_paper_eval(fn: Any, out_path: Path, inputs: tuple[Path | None, ...] = (), **kwargs: Any) -> dict[str, Any]:
+def _run_paper_eval(fn: Any, out_path: Path, inputs: tuple[Path | None, ...] = (), overwrite: bool = False,
+                    **kwargs: Any) -> dict[str, Any]:
     from fewcolor.backbones.weights import WeightsNotFoundError
     from fewcolor.bench.paper_evals import write_json
     from fewcolor.io.checkpoint import CheckpointError
     from fewcolor.methods.options import InferenceOptionError
 
-    out_path = _paper_eval_out(out_path, inputs)
+    out_path = _paper_eval_out(out_path, inputs, overwrite)
     try:
         result = fn(**kwargs)
     except InferenceOptionError:
@@ -1668,6 +1935,7 @@ def _label_map(path: Path | None) -> dict[str, int] | None:
 @click.argument("model", type=MODEL)
 @_DATA_OPT
 @_OUT_OPT
+@_OVERWRITE_OPT
 @click.option("--per-class", type=click.IntRange(min=1), default=10, show_default=True, help="Images per class.")
 @click.option("--size", type=RESOLUTION, default=224, show_default=True,
               help="Images are resized/centre-cropped to this.")
@@ -1676,7 +1944,8 @@ def _label_map(path: Path | None) -> dict[str, int] | None:
 @_SEED_OPT
 @_device_option()
 def paper_eval_semantic_cmd(model: Path, data_dir: Path, out_path: Path, per_class: int, size: int,
-                            label_map: Path | None, seed: int, device: str | None, **options: Any) -> None:
+                            label_map: Path | None, seed: int, device: str | None, overwrite: bool,
+                            **options: Any) -> None:
     """Zhang et al. §3.1 semantic interpretability: EfficientNet-Lite0 top-1 accuracy (and agreement with the
     originals' top-1) on colourized vs grey vs original images. MODEL `base`: the bundled model; its method's
     inference options (e.g. --temperature 0.6, as `fewcolor colorize` takes them) colour every image."""
@@ -1685,9 +1954,9 @@ def paper_eval_semantic_cmd(model: Path, data_dir: Path, out_path: Path, per_cla
     mapping = _label_map(label_map)
     _refuse_sweeps(options, "the semantic test scores one colouring per image")
     options = _read_image_options({k: v for k, v in options.items() if v is not None}, None, decode=False)
-    r = _run_paper_eval(semantic_eval, out_path, inputs=(model, label_map), model=model, data_dir=data_dir,
-                        per_class=per_class, size=size, label_map=mapping, seed=seed, device=device,
-                        options=options)  # an option error: one line
+    r = _run_paper_eval(semantic_eval, out_path, inputs=(model, label_map), overwrite=overwrite, model=model,
+                        data_dir=data_dir, per_class=per_class, size=size, label_map=mapping, seed=seed,
+                        device=device, options=options)  # an option error: one line
     for kind in ("colourized", "grey", "original"):
         acc = r[f"top1_{kind}_efficientnet_lite0"]
         click.echo(f"{kind:11s} top-1 {'n/a' if acc is None else f'{acc:.3f}'}, "
@@ -1700,6 +1969,7 @@ def paper_eval_semantic_cmd(model: Path, data_dir: Path, out_path: Path, per_cla
 @click.argument("model", type=MODEL)
 @_DATA_OPT
 @_OUT_OPT
+@_OVERWRITE_OPT
 @click.option("--per-class", type=click.IntRange(min=1), default=10, show_default=True, help="Images per class.")
 @click.option("--size", type=RESOLUTION, default=64, show_default=True,
               help="Image side (MetalGAN: 64 px Tiny-ImageNet).")
@@ -1709,14 +1979,15 @@ def paper_eval_semantic_cmd(model: Path, data_dir: Path, out_path: Path, per_cla
 @_SEED_OPT
 @_device_option()
 def paper_eval_is_cmd(model: Path, data_dir: Path, out_path: Path, per_class: int, size: int,
-                      inception_weights: Path | None, splits: int, seed: int, device: str | None) -> None:
+                      inception_weights: Path | None, splits: int, seed: int, device: str | None,
+                      overwrite: bool) -> None:
     """MetalGAN Table 1: "IS (EfficientNet-Lite0)" (a stand-in) of colourized, grey and original images, and the
     real Inception Score when --inception-weights carry the 1008-way head. MODEL `base`: the bundled model."""
     from fewcolor.bench.paper_evals import inception_score_eval
 
-    r = _run_paper_eval(inception_score_eval, out_path, inputs=(model, inception_weights), model=model,
-                        data_dir=data_dir, per_class=per_class, size=size, inception_weights=inception_weights,
-                        splits=splits, seed=seed, device=device)
+    r = _run_paper_eval(inception_score_eval, out_path, inputs=(model, inception_weights), overwrite=overwrite,
+                        model=model, data_dir=data_dir, per_class=per_class, size=size,
+                        inception_weights=inception_weights, splits=splits, seed=seed, device=device)
     for kind in ("colourized", "grey", "original"):
         click.echo(f"{kind:11s} IS (EfficientNet-Lite0) {r[kind]['is_efficientnet_lite0']:.3f}")
     real = r["inception_score"]
@@ -1730,6 +2001,7 @@ def paper_eval_is_cmd(model: Path, data_dir: Path, out_path: Path, per_class: in
 @click.argument("model", type=_CheckpointOf("cic", "paper-eval representation"))
 @_DATA_OPT
 @_OUT_OPT
+@_OVERWRITE_OPT
 @click.option("--classes", type=click.IntRange(min=2), default=20, show_default=True, help="First N classes.")
 @click.option("--train-per-class", type=click.IntRange(min=1), default=30, show_default=True,
               help="Images per class the linear classifiers are trained on.")
@@ -1740,14 +2012,14 @@ def paper_eval_is_cmd(model: Path, data_dir: Path, out_path: Path, per_class: in
               help="The VGG16 baseline's weights.")
 @_SEED_OPT
 def paper_eval_representation_cmd(model: Path, data_dir: Path, out_path: Path, classes: int, train_per_class: int,
-                                  test_per_class: int, size: int, vgg: str, seed: int) -> None:
+                                  test_per_class: int, size: int, vgg: str, seed: int, overwrite: bool) -> None:
     """Zhang et al. §3.2: linear classifiers on frozen grey-image features of each block of a trained CIC net vs
     the same net randomly initialised vs VGG16 (ImageNet)."""
     from fewcolor.bench.paper_evals import representation_eval
 
-    r = _run_paper_eval(representation_eval, out_path, inputs=(model,), model=model, data_dir=data_dir, classes=classes,
-                        train_per_class=train_per_class, test_per_class=test_per_class, size=size, vgg=vgg,
-                        seed=seed)
+    r = _run_paper_eval(representation_eval, out_path, inputs=(model,), overwrite=overwrite, model=model,
+                        data_dir=data_dir, classes=classes, train_per_class=train_per_class,
+                        test_per_class=test_per_class, size=size, vgg=vgg, seed=seed)
     for name, acc in r["accuracy"].items():
         click.echo(f"{name:34s} {acc:.3f}")
     click.echo(f"chance {r['chance']:.3f}, {r['test_images']} test images")
@@ -1776,18 +2048,20 @@ def _retrieval_options(f: Any) -> Any:
 @paper_eval_group.command("retrieval", short_help='MemoPainter Table 2: top-1 memory retrieval accuracy.')
 @_DATA_OPT
 @_OUT_OPT
+@_OVERWRITE_OPT
 @_retrieval_options
 @click.option("--threshold", type=click.FloatRange(min=0, min_open=True), default=None,
               help="δ (default: 5 for dist, 20 ΔE00 for rgb).")
 def paper_eval_retrieval_cmd(data_dir: Path, out_path: Path, n_way: int, k_shot: int, n_query: int, episodes: int,
-                             steps: int, color_feature: str, size: int, seed: int, threshold: float | None) -> None:
+                             steps: int, color_feature: str, size: int, seed: int, threshold: float | None,
+                             overwrite: bool) -> None:
     """MemoPainter Table 2: top-1 memory retrieval accuracy, unsupervised (threshold triplet loss) and
     supervised (class labels), on N-way K-shot episodes."""
     from fewcolor.bench.paper_evals import retrieval_eval
 
-    r = _run_paper_eval(retrieval_eval, out_path, data_dir=data_dir, size=size, seed=seed, n_way=n_way,
-                        k_shot=k_shot, n_query=n_query, episodes=episodes, steps=steps, color_feature=color_feature,
-                        threshold=threshold)
+    r = _run_paper_eval(retrieval_eval, out_path, overwrite=overwrite, data_dir=data_dir, size=size, seed=seed,
+                        n_way=n_way, k_shot=k_shot, n_query=n_query, episodes=episodes, steps=steps,
+                        color_feature=color_feature, threshold=threshold)
     click.echo(f"top-1 retrieval: unsupervised {r['unsupervised']['accuracy']:.3f}, supervised "
                f"{r['supervised']['accuracy']:.3f}, chance {r['chance']:.3f}")
 
@@ -1808,6 +2082,7 @@ def _positive_floats(ctx: click.Context, param: click.Parameter, text: str) -> l
 )
 @_DATA_OPT
 @_OUT_OPT
+@_OVERWRITE_OPT
 @_retrieval_options
 @click.option("--memory-scales", default="0.25,0.5,1.2,2", show_default=True, callback=_positive_floats,
               help="Memory sizes as multiples of the support-set size, comma-separated (each > 0).")
@@ -1815,11 +2090,11 @@ def _positive_floats(ctx: click.Context, param: click.Parameter, text: str) -> l
               help="Thresholds δ, comma-separated (each > 0).")
 def paper_eval_memory_sweep_cmd(data_dir: Path, out_path: Path, n_way: int, k_shot: int, n_query: int,
                                 episodes: int, steps: int, color_feature: str, size: int, seed: int,
-                                memory_scales: list[float], thresholds: list[float]) -> None:
+                                memory_scales: list[float], thresholds: list[float], overwrite: bool) -> None:
     """MemoPainter Fig. 9's study: unsupervised top-1 retrieval accuracy over memory sizes × thresholds δ."""
     from fewcolor.bench.paper_evals import memory_sweep
 
-    r = _run_paper_eval(memory_sweep, out_path, data_dir=data_dir, memory_scales=memory_scales,
+    r = _run_paper_eval(memory_sweep, out_path, overwrite=overwrite, data_dir=data_dir, memory_scales=memory_scales,
                         thresholds=thresholds, size=size, seed=seed, n_way=n_way, k_shot=k_shot,
                         n_query=n_query, episodes=episodes, steps=steps, color_feature=color_feature)
     for row in r["rows"]:

@@ -120,15 +120,18 @@ class Precision:
         return self.name == "bf16"
 
 
-def resolve_precision(requested: str, device: torch.device, native_cpu_bf16: bool | None = None) -> Precision:
+def resolve_precision(requested: str, device: torch.device, native_cpu_bf16: bool | None = None,
+                      fixed_by: str | None = None) -> Precision:
     """The precision to train in for ``requested`` (auto, fp32 or bf16) on ``device``.
 
-    ``native_cpu_bf16`` defaults to :func:`cpu_has_native_bf16` (tests pass it explicitly).
+    ``native_cpu_bf16`` defaults to :func:`cpu_has_native_bf16` (tests pass it explicitly). ``fixed_by``:
+    why the caller, not the user, chose ``requested`` (e.g. "fine-tuning runs in fp32"); the reason then
+    says so instead of "as asked".
     """
     if requested not in PRECISIONS:
         raise ValueError(f"--precision {requested!r}: choose one of {', '.join(PRECISIONS)}")
     if requested == "fp32":
-        return Precision("fp32", "fp32 as asked")
+        return Precision("fp32", "fp32 as asked" if fixed_by is None else f"fp32 ({fixed_by})")
     if device.type == "cuda":
         native = torch.cuda.is_bf16_supported()
         where = f"CUDA device {torch.cuda.get_device_name(device)}"
@@ -141,8 +144,9 @@ def resolve_precision(requested: str, device: torch.device, native_cpu_bf16: boo
     if native:
         return Precision("bf16", f"bf16 autocast: {where} computes bf16 natively")
     if requested == "bf16":
-        return Precision("fp32", f"bf16 asked for, but {where} would emulate it (several times slower); "
-                                 "training in fp32", fell_back=True)
+        asked = "bf16 asked for" if fixed_by is None else f"bf16 ({fixed_by})"
+        return Precision("fp32", f"{asked}, but {where} would emulate it (several times slower); training in fp32",
+                         fell_back=True)
     return Precision("fp32", f"fp32: {where} has no native bf16")
 
 

@@ -1,8 +1,10 @@
 """``fewcolor adapt``: adapt any model to a folder of 1–10 of your own colour images, and say whether it helped.
 
 1. The model (a checkpoint, or the bundled base model when none is named) is loaded.
-2. With ≥ 3 images and ``holdout``, the last colour image by name is held out (a grey image is no truth to
-   score against; grey images are kept for adaptation, with a warning): the model is adapted to the
+   The folder's grey-looking images (:func:`fewcolor.data.grey.is_grey`) are skipped, with a log line that
+   counts and names them: they carry no colour to learn from, and a model adapted to them learns to answer
+   grey. A folder of only grey images is refused (``ValueError``, one line), as ``adapt exemplar`` refuses it.
+2. With ≥ 3 images and ``holdout``, the last image by name is held out: the model is adapted to the
    others and the held-out image is colorized (from its lightness, at full resolution) before and after;
    LPIPS and mean ΔE00 (:mod:`fewcolor.metrics`, after evaluate's Lab round trip) are reported.
 3. The model is adapted to ALL the images (the held-out one included) and saved: every image the user
@@ -57,6 +59,7 @@ class AdaptReport:
     before: dict[str, float | None] | None = None  #: LPIPS / ΔE00 of the held-out image, unadapted model
     after: dict[str, float | None] | None = None  #: the same after adapting to the other images
     seconds: float = 0.0
+    grey_skipped: list[str] = dataclasses.field(default_factory=list)  #: grey-looking images left out (relative)
 
 
 def resolve_model(model: str | os.PathLike[str] | None) -> Path:
@@ -121,11 +124,10 @@ def adapt_folder(
     root = Path(data_dir)
 
     def support(paths: list[str] | None) -> ImageFolderDataset:
-        # a support image chosen by the user is kept even when it looks grey (as the benchmark does)
-        return ImageFolderDataset(root, paths=paths, transform=few_shot_transform(size), seed=seed,
-                                  skip_grey=False, cache=True)
+        # grey-looking images are skipped (module docstring); none left: one ValueError saying why
+        return ImageFolderDataset(root, paths=paths, transform=few_shot_transform(size), seed=seed, cache=True)
 
-    every = support(None)
+    every = support(None)  # logs "FOLDER: N of M images look grey (names); skipped: ...", as `adapt exemplar` does
     if len(every) > 10:
         log.info("adapting to %d images (the few-shot setting is 1-10)", len(every))
     defaults = method.adapt_settings()
@@ -136,20 +138,12 @@ def adapt_folder(
     run = functools.partial(adapt, steps=n_steps, batch_size=batch_size, seed=seed, device=device,
                             lr_factor=factor, progress=progress)
     t0 = time.time()
-    report = AdaptReport(out_path, method.name, len(every), n_steps, factor, "")
-    if every.grey_files:
-        log.warning("%d of the %d images of %s look grey (%s); they are kept as you chose them, but they teach "
-                    "the model grey: remove them unless that is meant", len(every.grey_files), len(every), root,
-                    ", ".join(every.grey_files[:3]) + (", ..." if len(every.grey_files) > 3 else ""))
-    # the held-out check needs a colour truth: the last colour image by name
-    grey = set(every.grey_files)
-    colour = sorted(p for p in every.paths if p not in grey)
-    if holdout and len(every) >= MIN_IMAGES_FOR_HOLDOUT and not colour:
-        log.warning("no held-out check: every image of %s looks grey", root)
-    checking = holdout and len(every) >= MIN_IMAGES_FOR_HOLDOUT and bool(colour)
+    report = AdaptReport(out_path, method.name, len(every), n_steps, factor, "",
+                         grey_skipped=list(every.grey_files))
+    checking = holdout and len(every) >= MIN_IMAGES_FOR_HOLDOUT
     try:
         if checking:
-            held = colour[-1]
+            held = sorted(every.paths)[-1]  # a colour image: the grey ones were skipped
             lpips_model = _lpips_or_none()
             report.held_out = held
             try:

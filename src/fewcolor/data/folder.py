@@ -44,7 +44,8 @@ from fewcolor.data.splits import read_split, validate_split_path
 from fewcolor.data.transforms import generator_for, split_deterministic
 from fewcolor.io.image import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, ImageReadError, list_images, read_rgb
 
-__all__ = ["CACHE_BYTES", "MAX_ASPECT", "TRAIN_PIXEL_BUDGET", "ImageFolderDataset", "scan_images", "shape_problem"]
+__all__ = ["CACHE_BYTES", "GREY_SKIPPED", "MAX_ASPECT", "TRAIN_PIXEL_BUDGET", "ImageFolderDataset", "scan_images",
+           "shape_problem"]
 
 #: images above this many pixels are reduced on decode (2000×2000: far above any training crop)
 TRAIN_PIXEL_BUDGET = 4_000_000
@@ -55,6 +56,8 @@ MAX_ASPECT = 20.0
 #: unreadable files in a row, while replacing one, after which reading gives up: a folder that went away
 #: would otherwise be tried file by file, each failure rewriting the scan cache
 MAX_FAILED_IN_A_ROW = 16
+#: why a grey-looking image is skipped, as the log and the empty-folder error say it (``fewcolor adapt`` too)
+GREY_SKIPPED = "skipped: grey images carry no colour to learn from"
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +147,10 @@ class ImageFolderDataset(Dataset):
             attribute is true (the :mod:`fewcolor.data.transforms` ones) is called as
             ``transform(rgb, generator_for(seed, epoch, index))``, so a sample is a function of those
             three; any other callable is called as ``transform(rgb)``.
-        skip_grey: drop images that :func:`~fewcolor.data.grey.is_grey` calls grey (counted in ``num_grey``).
+        skip_grey: drop images that :func:`~fewcolor.data.grey.is_grey` calls grey (counted in ``num_grey``,
+            named in ``grey_files``); ``skip_grey=False`` keeps them. A folder left with no image raises
+            ``ValueError`` whose message is for a command-line user (grey images carry no colour to learn
+            from: give colour images), so it does not name this argument.
         seed: base seed of the transform randomness; ``set_epoch`` changes it per epoch.
         cache: keep each image in memory after its first read, decoded and passed through the
             transform's deterministic leading steps (``train_transform``'s Resize: a crop-sized copy, not
@@ -221,8 +227,9 @@ class ImageFolderDataset(Dataset):
         for rel, reason in self.bad_reasons.items():
             log.warning("skipping image %s: %s", self.root / rel, reason)
         if grey:
-            log.info("%s: %d of %d images are grey (≤1%% of pixels with RGB spread > 12/255)%s",
-                     self.root, len(grey), len(candidates), "; skipped" if skip_grey else "; kept")
+            log.info("%s: %d of %d images look grey (≤1%% of pixels with RGB spread > 12/255: %s)%s",
+                     self.root, len(grey), len(candidates), ", ".join(grey[:3]) + (", ..." if len(grey) > 3 else ""),
+                     f"; {GREY_SKIPPED}" if skip_grey else "; kept")
 
         keep = {"ok", "grey"} if not skip_grey else {"ok"}
         self.paths = [p for p in candidates if scan[p]["status"] in keep]
@@ -388,7 +395,7 @@ class ImageFolderDataset(Dataset):
         n_bad, n_grey = len(self.bad_files), self.num_grey
         if candidates:
             found = f"{len(candidates)} image files from {source}: {n_bad} unreadable, {n_grey} grey"
-            hint = " (pass skip_grey=False to keep grey images)" if n_grey and self.skip_grey else ""
+            hint = f" ({GREY_SKIPPED}; give colour images)" if n_grey and self.skip_grey else ""
             return f"{self.root}: no usable images; found {found}{hint}"
         files = [p for p in self.root.rglob("*")
                  if p.is_file() and not any(part.startswith(".") for part in p.relative_to(self.root).parts)]

@@ -10,18 +10,22 @@
    any file already there) gets ``_2``, ``_3``...
 
 so no result is silently lost and no input is ever overwritten. :func:`check_outside` refuses an output
-folder inside (or equal to) a folder being read, unless the caller allows it.
+folder inside (or equal to) a folder being read, unless the caller allows it; :func:`check_new` refuses
+outputs that exist already (a command replaces them only when told to, with ``--overwrite``), and
+:func:`removed_on_failure` takes the folders a failed run created, still empty, away again.
 """
 
 from __future__ import annotations
 
 import os
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["OutputPathError", "PlannedOutput", "check_outside", "is_within", "output_paths"]
+__all__ = ["OutputPathError", "PlannedOutput", "check_new", "check_outside", "existing_error", "is_within",
+           "missing_folders", "output_paths", "removed_on_failure", "variant_paths"]
 
 
 class OutputPathError(ValueError):
@@ -42,21 +46,73 @@ def is_within(path: str | os.PathLike[str], folder: str | os.PathLike[str]) -> b
 
 
 def check_outside(out_dir: str | os.PathLike[str], read_dirs: Iterable[str | os.PathLike[str]],
-                  option: str = "-o", both_ways: bool = False) -> None:
+                  option: str = "-o", both_ways: bool = False, allow: str = "") -> None:
     """Refuse ``out_dir`` when it is (inside) a folder being read, or, with ``both_ways``, contains one.
 
     ``both_ways`` is for writers that fill a whole folder (``evaluate``'s ``pred/``): a folder being read
-    inside it could be overwritten too.
+    inside it could be overwritten too. ``allow`` names the option that would allow it (``colorize
+    --inside-input``), said at the end of the message.
     """
     for folder in read_dirs:
         if is_within(out_dir, folder):
             raise OutputPathError(
                 f"{option} {out_dir} is inside the input folder {folder}: outputs would mix with (or "
-                "overwrite) the inputs; choose an output outside it")
+                "overwrite) the inputs; choose an output outside it" + (f" (or pass {allow})" if allow else ""))
         if both_ways and is_within(folder, out_dir):
             raise OutputPathError(
                 f"{option} {out_dir} contains the input folder {folder}, which the outputs could overwrite; "
                 "choose an output folder that neither holds nor lies in it")
+
+
+def existing_error(existing: Sequence[Path], option: str = "-o", where: str | os.PathLike[str] | None = None,
+                   total: int | None = None) -> OutputPathError:
+    """The one-line refusal of outputs that exist: the first of ``existing`` and how many (of the ``total``
+    outputs the command would write, when it knows), and the fix: ``--overwrite``, or another ``option``."""
+    first, count = existing[0], len(existing)
+    head = f"{option} {first} exists" if where is None or Path(where) == first else \
+        f"{option} {where}: {first} exists"
+    if total is not None and total > 1:
+        head += f" ({count} of the {total} outputs this run would write {'exists' if count == 1 else 'exist'})"
+    elif count > 1:
+        head += f" (and {count - 1} more)"
+    return OutputPathError(f"{head}; pass --overwrite to replace {'it' if count == 1 else 'them'}, or choose "
+                           f"another {option}")
+
+
+def check_new(paths: Sequence[str | os.PathLike[str]], option: str = "-o",
+              where: str | os.PathLike[str] | None = None) -> None:
+    """Refuse (:class:`OutputPathError`, naming the first and how many) when any of the output ``paths`` a
+    command would write exists already: a file is never replaced silently. Checked before any work;
+    ``where`` is the output folder the message names first."""
+    existing = [Path(p) for p in paths if os.path.lexists(p)]
+    if existing:
+        raise existing_error(existing, option, where, total=len(paths))
+
+
+def missing_folders(path: str | os.PathLike[str]) -> list[Path]:
+    """The folders that creating ``path`` (with its parents) would create, deepest first."""
+    out: list[Path] = []
+    folder = Path(path).absolute()
+    while not os.path.lexists(folder) and folder != folder.parent:
+        out.append(folder)
+        folder = folder.parent
+    return out
+
+
+@contextmanager
+def removed_on_failure(created: Sequence[Path]) -> Iterator[None]:
+    """Run the block; when it fails (any exception, ``sys.exit`` included), remove the folders of ``created``
+    (:func:`missing_folders`, deepest first) that are still empty, so a failed run leaves no empty output
+    folder behind. A folder holding anything is kept, and so are the folders above it."""
+    try:
+        yield
+    except BaseException:
+        for folder in created:
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
 
 
 def _key(path: Path) -> str:
@@ -107,6 +163,13 @@ def _shown(item: tuple[Path, Path], rel_counts: Counter[Path]) -> str:
     relative path (the same file name from two folders named one by one must be told apart)."""
     src, rel = item
     return str(src) if rel_counts[rel] > 1 else rel.as_posix()
+
+
+def variant_paths(path: str | os.PathLike[str], variants: int = 0) -> tuple[Path, ...]:
+    """The file(s) one named output is written as: ``path``, or with ``variants`` > 0 ``NAME_v1`` ...
+    ``NAME_vK`` beside it (its suffix kept), as :func:`output_paths` names variants."""
+    p = Path(path)
+    return _expand(p, p.suffix, variants)
 
 
 def _expand(path: Path, suffix: str, variants: int) -> tuple[Path, ...]:

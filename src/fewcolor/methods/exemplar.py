@@ -35,6 +35,7 @@ several supports at once. Numbers and speed: docs/EXEMPLAR.md.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,7 @@ from fewcolor.color.guided_filter import guided_filter
 from fewcolor.color.lab import rgb_to_lab
 from fewcolor.color.luminance_lut import apply_luminance_lut, luminance_lut
 from fewcolor.color.normalize import normalize_ab, normalize_l
+from fewcolor.data.grey import is_grey
 from fewcolor.data.protocol import Dataset
 from fewcolor.data.transforms import working_size
 from fewcolor.methods.base import InferenceOption, InferenceOptionError, Method, Phase
@@ -105,6 +107,33 @@ class Supports:
     def concat(items: list[Supports]) -> Supports:
         return Supports(Pyramid.concat([s.pyramid for s in items]), torch.cat([s.pixels for s in items]),
                         torch.cat([s.sizes for s in items]))
+
+
+def _one_rgb(rgb: torch.Tensor) -> torch.Tensor:
+    """A reference image (3,H,W) or (1,3,H,W) as (1,3,H,W); anything else is an :class:`InferenceOptionError`."""
+    x = rgb if rgb.dim() == 4 else rgb[None]
+    if x.dim() != 4 or x.shape[:2] != (1, 3):
+        raise InferenceOptionError(f"exemplar: a reference must be one RGB image (3,H,W), got {tuple(rgb.shape)}")
+    return x
+
+
+def check_reference(reference: torch.Tensor | str | os.PathLike[str]) -> None:
+    """Refuse a ``reference`` (an RGB tensor, or the path of an image, which the error then names) that
+    :func:`fewcolor.data.grey.is_grey` calls grey: it has no colour to transfer, and the result would be as
+    grey as it (``fewcolor adapt`` skips grey images for the same reason)."""
+    if isinstance(reference, (str, os.PathLike)):
+        from fewcolor.io.image import DEFAULT_PIXEL_BUDGET, ImageReadError, read_rgb
+
+        try:
+            rgb, name = read_rgb(reference, pixel_budget=DEFAULT_PIXEL_BUDGET), f"reference {reference}"
+        except (ImageReadError, OSError) as exc:
+            raise InferenceOptionError(f"exemplar: reference {reference}: {exc}") from exc
+    else:
+        rgb, name = reference, "reference image"
+    if is_grey(_one_rgb(rgb)[0]):
+        raise InferenceOptionError(f"exemplar: the {name} looks grey (at most 1 % of its pixels have any colour), "
+                                   "so the result would be grey too: a reference must be a colour image; give one "
+                                   "whose colours the result should take")
 
 
 def _resize(x: torch.Tensor, longer: int, multiple: int = 1) -> torch.Tensor:
@@ -238,9 +267,7 @@ class Exemplar(Method):
 
     def encode_rgb(self, rgb: torch.Tensor) -> Supports:
         """An sRGB image (3,H,W) or (1,3,H,W) in [0, 1], resized to the working resolution, as a support."""
-        x = rgb if rgb.dim() == 4 else rgb[None]
-        if x.dim() != 4 or x.shape[:2] != (1, 3):
-            raise InferenceOptionError(f"exemplar: a reference must be one RGB image (3,H,W), got {tuple(rgb.shape)}")
+        x = _one_rgb(rgb)
         lab = rgb_to_lab(_resize(x.float().to(self.device), self.config.image_size))
         return self.encode(normalize_l(lab[:, :1]), normalize_ab(lab[:, 1:]))
 
@@ -274,6 +301,12 @@ class Exemplar(Method):
         yield from ()  # nothing is learnt: set-up stored the supports
 
     # ----- inference ---------------------------------------------------------------------------
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        """The declared checks, then :func:`check_reference` on a ``reference`` (a grey one is refused)."""
+        super().check_options(options)
+        if options.get("reference") is not None:
+            check_reference(options["reference"])
+
     def _fallback_method(self, path: str) -> Method:
         from fewcolor.io.checkpoint import CheckpointError
         from fewcolor.methods.registry import load_method
@@ -388,7 +421,7 @@ class Exemplar(Method):
                    **options: Any) -> torch.Tensor:
         """``reference`` (an RGB image) replaces the stored supports for this call; ``fallback`` (a model
         checkpoint path, "attention", "bundled" or "stats") replaces the configured fallback."""
-        self.check_options(options)
+        self.check_options({**options, "reference": reference})
         with torch.no_grad():
             supports = self.encode_rgb(reference) if reference is not None else self.stored_supports()
             return torch.cat([self.transfer(l[i: i + 1].float(), supports, fallback)[0] for i in range(len(l))])

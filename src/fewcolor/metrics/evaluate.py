@@ -13,7 +13,9 @@ Protocol (written into every result):
   the truth sees exactly the processing a colorized output sees;
 - per image: PSNR, SSIM (Gaussian 11/1.5), LPIPS v0.1, mean CIEDE2000, Zhang's AuC, colourfulness
   (Hasler–Süsstrunk and the DDColor abs() variant) and ΔCF; per set: FID and KID on Inception pool3
-  (resized to 299 bilinear), the Inception Score only with 1008-way logits weights.
+  (resized to 299 bilinear), the Inception Score only with 1008-way logits weights; on fewer than
+  :data:`~fewcolor.metrics.set_level.MIN_SET_IMAGES` images FID/KID are flagged (``set.set_reliable``,
+  ``set.set_warning``, a log warning), never dropped.
 """
 
 from __future__ import annotations
@@ -185,6 +187,8 @@ def evaluate_pairs(pairs: Iterable[tuple[str, torch.Tensor, torch.Tensor]], out_
     }
     if inception is not None:
         set_level.update(inception.results(cfg.kid_subsets, cfg.kid_subset_size, cfg.seed))
+        if set_level.get("set_warning"):
+            log.warning("%s", set_level["set_warning"])  # also in metrics.json (set.set_warning) and the report
     else:
         set_level["fid"] = None
         set_level["fid_note"] = "FID/KID/IS disabled (fid=False)"

@@ -77,6 +77,8 @@ def write_report(path: Path, result: dict[str, Any], images: ReportImages) -> Pa
              a["ci95_high"] if a["ci95_high"] is not None else "-", a["n"]] for m, a in aggregate.items()]
     page.number_table(["metric", "mean", "CI low", "CI high", "n"], rows)
     page.heading("Set-level metrics")
+    if result["set"].get("set_warning"):
+        page.paragraph(f"Caution: {result['set']['set_warning']}.")
     set_rows = []
     for key, value in result["set"].items():
         if isinstance(value, dict):

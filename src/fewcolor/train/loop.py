@@ -81,7 +81,9 @@ class TrainOptions:
     #: steps between held-out scores (``train(..., validate=...)``; also at the run's last step); 0 = never
     validate_every: int = 0
     log_every: int = 10
-    precision: str = "fp32"  #: auto | fp32 | bf16 (bf16 only where native: fewcolor.hardware)
+    #: auto | fp32 | bf16 (bf16 only where native: fewcolor.hardware), as the user asked (``fewcolor train
+    #: --precision``); None: fp32, the caller's choice (fine-tuning, benchmarks, the demo), logged as such
+    precision: str | None = None
     device: str | None = None  #: default: CUDA when present, else CPU
     resume: bool = False
     max_bad_steps: int = 3  #: consecutive non-finite steps before rolling back
@@ -493,6 +495,15 @@ def evaluating(method: Method) -> Iterator[None]:
             module.training = mode
 
 
+def _precision_fixed_by(opts: TrainOptions) -> str | None:
+    """Why the run trains in fp32 when no one asked for a precision (``opts.precision`` None), for the log."""
+    if opts.precision is not None:
+        return None
+    if not opts.run_setup:  # fewcolor.train.adapt: a few images, a few steps
+        return "fine-tuning runs in fp32"
+    return "the default when no precision is given; `fewcolor train --precision auto` uses bf16 where it is native"
+
+
 #: steps timed (after the first) for the expected time of a run, said once near its start
 ESTIMATE_STEPS = 5
 
@@ -502,16 +513,16 @@ def _say_expected_time(step: int, total: int, seconds_per_step: float, max_secon
     """Log once how long the rest of the run should take at the rate of its first steps."""
     left = (total - step) * seconds_per_step
     budget = None if max_seconds is None else max(0.0, max_seconds - (time.time() - t0))
-    until = "" if budget is None or budget >= left else f"; --minutes stops it after {budget / 60:.0f} more min"
-    log.info("expected: about %s for the %d steps left (%.2f s/step over steps %d-%d; held-out rounds, samples and "
+    until = "" if budget is None or budget >= left else f"; --minutes stops it in about {duration_text(budget)}"
+    log.info("expected: about %s for the %d steps left (%.3g s/step over steps %d-%d; held-out rounds, samples and "
              "checkpoints add to it)%s", duration_text(left), total - step, seconds_per_step, step - ESTIMATE_STEPS + 1,
              step, until)
 
 
 def duration_text(seconds: float) -> str:
-    """``under a second``, ``42 s``, ``17 min``, ``3 h 05 min``."""
+    """``0.25 s``, ``42 s``, ``17 min``, ``3 h 05 min``: reads right after "takes" and after "about"."""
     if seconds < 1:
-        return "under a second"
+        return f"{seconds:.2g} s"
     if seconds < 90:
         return f"{seconds:.0f} s"
     minutes = round(seconds / 60)
@@ -653,7 +664,7 @@ def _train(method: Method, dataset: Dataset, opts: TrainOptions, stop: _StopRequ
         check_resume_identity(resume_from, stored.get("run", {"method": stored.get("method")}), identity,
                               config_defaults(method))
         resumed_from.append((resume_from, int(stored.get("step", 0))))
-    precision = resolve_precision(opts.precision, device)
+    precision = resolve_precision(opts.precision or "fp32", device, fixed_by=_precision_fixed_by(opts))
     if is_main:
         (log.warning if precision.fell_back else log.info)("precision: %s", precision.reason)
         threads = torch.get_num_threads()
@@ -709,6 +720,7 @@ def _train(method: Method, dataset: Dataset, opts: TrainOptions, stop: _StopRequ
             "steps": total,
             "world_size": world,
             "device": str(device),
+            "precision": precision.name,  # what it trained in (options.precision: what was asked, None: nothing)
         }
         held_out_set = getattr(validate, "identity", None) if validate is not None and opts.validate_every else None
         if held_out_set is not None:
