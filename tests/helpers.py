@@ -1,4 +1,4 @@
-"""Small synthetic data for tests that must not depend on fixtures."""
+"""Small synthetic data for tests that must not depend on fixtures, and the command line run as a user runs it."""
 
 from __future__ import annotations
 
@@ -52,3 +52,24 @@ class TensorColourDataset(torch.utils.data.Dataset):
             "index": i,
             "path": f"img{i}.png",
         }
+
+
+def run_cli(args: list[object]) -> tuple[int, str]:
+    """``fewcolor ARGS`` in process: (exit code, output); an uncaught exception or a traceback fails the test
+    (a user's mistake must end in one line, never a traceback)."""
+    from click.testing import CliRunner
+
+    from fewcolor.cli import main
+
+    res = CliRunner().invoke(main, [str(a) for a in args])
+    unexpected = res.exception is not None and not isinstance(res.exception, SystemExit)
+    assert not unexpected, f"{args}: uncaught {res.exception!r}\n{res.output}"
+    assert "Traceback" not in res.output, res.output
+    return res.exit_code, res.output
+
+
+def error_line(output: str) -> str:
+    """The one ``Error:`` line of a command's output (the test fails unless there is exactly one)."""
+    errors = [line for line in output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, output
+    return errors[0]

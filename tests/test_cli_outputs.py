@@ -17,21 +17,10 @@ from PIL import Image
 
 from fewcolor.cli import main
 from fewcolor.io.image import read_rgb
+from fewcolor.methods.options import InferenceOptionError
 from fewcolor.methods.registry import available_methods, build_method, save_method
-
-
-def _cli(args: list[object]) -> tuple[int, str]:
-    res = CliRunner().invoke(main, [str(a) for a in args])
-    unexpected = res.exception is not None and not isinstance(res.exception, SystemExit)
-    assert not unexpected, f"{args}: uncaught {res.exception!r}\n{res.output}"
-    assert "Traceback" not in res.output, res.output
-    return res.exit_code, res.output
-
-
-def _error_line(output: str) -> str:
-    errors = [line for line in output.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1, output
-    return errors[0]
+from helpers import error_line as _error_line
+from helpers import run_cli as _cli
 
 
 def _picture(path: Path, seed: int = 0, size: tuple[int, int] = (24, 20)) -> Path:
@@ -301,3 +290,12 @@ def test_evaluate_says_fid_on_few_images_is_unreliable(tmp_path, few):
         pytest.skip("no Inception weights for FID here")
     assert code == 0, text
     assert re.search(r"FID \S+ \(unreliable: 2 images\)", text), text
+
+
+def test_a_grey_reference_is_refused_for_memopainter_too():
+    # every image-rgb option is a colour source: the declared check refuses a grey one, whatever the method
+    method = build_method("memopainter", "tiny")
+    grey = torch.full((3, 16, 16), 0.5)
+    with pytest.raises(InferenceOptionError, match=r"memopainter: the reference image looks grey"):
+        method.check_options({"reference": grey})
+    method.check_options({"reference": torch.rand(3, 16, 16)})  # a colour one passes

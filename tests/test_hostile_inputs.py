@@ -35,6 +35,8 @@ from fewcolor.io.checkpoint import CheckpointError, load_checkpoint, read_metada
 from fewcolor.io.image import ImageReadError, read_rgb, reduction_factor, write_rgb
 from fewcolor.io.paths import output_paths
 from fewcolor.methods.registry import build_method, load_method, save_method
+from helpers import error_line as _error_line
+from helpers import run_cli as _cli
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -56,20 +58,6 @@ def _photo(path: Path, size: tuple[int, int] = (40, 48), seed: int = 0) -> Path:
 def _digest(folder: Path) -> dict[str, str]:
     return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def _cli(args: list[str]) -> tuple[int, str]:
-    res = CliRunner().invoke(main, [str(a) for a in args])
-    unexpected = res.exception is not None and not isinstance(res.exception, SystemExit)
-    assert not unexpected, f"{args}: uncaught {res.exception!r}\n{res.output}"
-    assert "Traceback" not in res.output, res.output
-    return res.exit_code, res.output
-
-
-def _error_line(output: str) -> str:
-    errors = [line for line in output.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1, output
-    return errors[0]
 
 
 def _train_args(data: Path, out: Path, *extra: object) -> list[object]:

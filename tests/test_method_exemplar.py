@@ -195,7 +195,7 @@ def test_a_grey_reference_is_refused_in_one_line_naming_the_file(tmp_path):
         res = CliRunner().invoke(main, [str(a) for a in args])
         errors = [line for line in res.output.splitlines() if line.startswith("Error:")]
         assert res.exit_code == 2 and len(errors) == 1 and "looks grey" in errors[0], res.output
-        assert "a reference must be a colour image" in errors[0]
+        assert "the reference must be a colour image" in errors[0]
     assert str(grey_file) in errors[0]  # evaluate passes the path: the error names the file
     assert not list((tmp_path / "out").glob("*.png"))
 

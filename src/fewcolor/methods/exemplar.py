@@ -35,7 +35,6 @@ several supports at once. Numbers and speed: docs/EXEMPLAR.md.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +48,6 @@ from fewcolor.color.guided_filter import guided_filter
 from fewcolor.color.lab import rgb_to_lab
 from fewcolor.color.luminance_lut import apply_luminance_lut, luminance_lut
 from fewcolor.color.normalize import normalize_ab, normalize_l
-from fewcolor.data.grey import is_grey
 from fewcolor.data.protocol import Dataset
 from fewcolor.data.transforms import working_size
 from fewcolor.methods.base import InferenceOption, InferenceOptionError, Method, Phase
@@ -115,25 +113,6 @@ def _one_rgb(rgb: torch.Tensor) -> torch.Tensor:
     if x.dim() != 4 or x.shape[:2] != (1, 3):
         raise InferenceOptionError(f"exemplar: a reference must be one RGB image (3,H,W), got {tuple(rgb.shape)}")
     return x
-
-
-def check_reference(reference: torch.Tensor | str | os.PathLike[str]) -> None:
-    """Refuse a ``reference`` (an RGB tensor, or the path of an image, which the error then names) that
-    :func:`fewcolor.data.grey.is_grey` calls grey: it has no colour to transfer, and the result would be as
-    grey as it (``fewcolor adapt`` skips grey images for the same reason)."""
-    if isinstance(reference, (str, os.PathLike)):
-        from fewcolor.io.image import DEFAULT_PIXEL_BUDGET, ImageReadError, read_rgb
-
-        try:
-            rgb, name = read_rgb(reference, pixel_budget=DEFAULT_PIXEL_BUDGET), f"reference {reference}"
-        except (ImageReadError, OSError) as exc:
-            raise InferenceOptionError(f"exemplar: reference {reference}: {exc}") from exc
-    else:
-        rgb, name = reference, "reference image"
-    if is_grey(_one_rgb(rgb)[0]):
-        raise InferenceOptionError(f"exemplar: the {name} looks grey (at most 1 % of its pixels have any colour), "
-                                   "so the result would be grey too: a reference must be a colour image; give one "
-                                   "whose colours the result should take")
 
 
 def _resize(x: torch.Tensor, longer: int, multiple: int = 1) -> torch.Tensor:
@@ -301,12 +280,6 @@ class Exemplar(Method):
         yield from ()  # nothing is learnt: set-up stored the supports
 
     # ----- inference ---------------------------------------------------------------------------
-    def check_options(self, options: Mapping[str, Any]) -> None:
-        """The declared checks, then :func:`check_reference` on a ``reference`` (a grey one is refused)."""
-        super().check_options(options)
-        if options.get("reference") is not None:
-            check_reference(options["reference"])
-
     def _fallback_method(self, path: str) -> Method:
         from fewcolor.io.checkpoint import CheckpointError
         from fewcolor.methods.registry import load_method

@@ -107,6 +107,34 @@ class InferenceOption:
                 raise InferenceOptionError(f"{method}: {self.name} must be <= {self.maximum:g}, got {value}")
         if self.choices is not None and isinstance(value, str) and value not in self.choices and not self.local_path:
             raise InferenceOptionError(f"{method}: {self.name} must be one of {', '.join(self.choices)}, got {value!r}")
+        if self.kind == "image-rgb":
+            self._refuse_grey(value, method)
+
+    def _refuse_grey(self, value: Any, method: str) -> None:
+        """An ``image-rgb`` option is a colour source (a reference): one that
+        :func:`fewcolor.data.grey.is_grey` calls grey (the rule every folder scan uses; ``fewcolor adapt``
+        skips such images) has no colour to give, and the result would be as grey as it. ``value``: an RGB
+        tensor (3,H,W) or (1,3,H,W), or an image's path, which the error then names."""
+        import os
+
+        import torch
+
+        from fewcolor.data.grey import is_grey
+
+        name = f"the {self.name} image"
+        if isinstance(value, (str, os.PathLike)):
+            from fewcolor.io.image import DEFAULT_PIXEL_BUDGET, ImageReadError, read_rgb
+
+            try:
+                value, name = read_rgb(value, pixel_budget=DEFAULT_PIXEL_BUDGET), f"{self.name} {value}"
+            except (ImageReadError, OSError) as exc:
+                raise InferenceOptionError(f"{method}: {self.name} {value}: {exc}") from exc
+        batch = value[None] if torch.is_tensor(value) and value.dim() == 3 else value
+        is_rgb_batch = torch.is_tensor(batch) and batch.dim() == 4 and batch.shape[1] == 3
+        if is_rgb_batch and bool(torch.as_tensor(is_grey(batch)).all()):
+            raise InferenceOptionError(f"{method}: {name} looks grey (at most 1 % of its pixels have any colour), so "
+                                       f"the result would be grey too: the {self.name} must be a colour image; give "
+                                       "one whose colours the result should take")
 
 
 @dataclass(frozen=True)
