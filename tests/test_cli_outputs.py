@@ -179,6 +179,13 @@ def test_option_values_are_checked_before_the_model_loads(tmp_path, few, tiny_mo
     code, text = _cli(["colorize", tiny_model, clip, "-o", tmp_path / "o.gif", "--keyframe", key])
     line = _error_line(text)
     assert code == 2 and "--keyframe" in line and "keyframes need an exemplar model" in line and "unet" in line
+    exemplar = save_method(build_method("exemplar", "tiny"), tmp_path / "ex.safetensors")
+    grey_key = tmp_path / "grey_key.png"
+    Image.fromarray(np.full((16, 16, 3), 90, np.uint8)).save(grey_key)
+    code, text = _cli(["colorize", exemplar, clip, "-o", tmp_path / "o.gif", "--keyframe", grey_key])
+    line = _error_line(text)
+    assert code == 2 and "--keyframe" in line and f"{grey_key} looks grey" in line
+    assert not (tmp_path / "o.gif").exists()
 
 
 def test_a_failed_run_leaves_no_empty_output_folder(tmp_path, tiny_model):

@@ -34,6 +34,18 @@ def _opts(out, **kw):
     return TrainOptions(**base)
 
 
+# ---------------------------------------------------------------------------------------------- a used folder
+def test_a_finished_model_is_never_replaced_even_without_its_checkpoints(tmp_path):
+    train(_unet(), _dataset(), _opts(tmp_path))
+    model = tmp_path / "model.safetensors"
+    before = model.read_bytes()
+    for f in (tmp_path / "checkpoints").iterdir():  # checkpoints deleted to save space
+        f.unlink()
+    with pytest.raises(FileExistsError, match=r"already holds the model\.safetensors of an earlier run"):
+        train(_unet(), _dataset(), _opts(tmp_path, seed=4))
+    assert model.read_bytes() == before
+
+
 # ---------------------------------------------------------------------------------------------- the lock
 def test_a_second_run_into_a_busy_folder_is_refused_naming_the_holder(tmp_path):
     with run_folder_lock(tmp_path):

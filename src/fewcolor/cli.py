@@ -875,8 +875,8 @@ def colorize_cmd(
         output_dir(out_dir, file=suffix != "")
         if not overwrite:
             _check_clip_output_new(out_dir)
-        if keyframes:  # before the model loads and the bar starts: from the checkpoint's metadata
-            _check_keyframes(model)
+        # before the model loads and the bar starts: the method from the checkpoint's metadata, the images read
+        keys = _read_keyframes(model, keyframes) if keyframes else []
     else:
         if keyframes or per_frame:
             raise click.UsageError("--keyframe and --per-frame apply to clips only")
@@ -917,10 +917,11 @@ def colorize_cmd(
     try:  # a usage error, exit 2; an image option's file is named (the method sees it decoded)
         colorizer.method.check_options({**options, **dict([sweep] if sweep else [])})
     except InferenceOptionError as exc:
-        files = [f"--{k.replace('_', '-')} {typed[k]}" for k in typed if options[k] is not typed[k]]
+        files = [f"--{k.replace('_', '-')} {typed[k]}" for k in typed
+                 if options[k] is not typed[k] and k in str(exc)]  # the image option the error is about
         raise InferenceOptionError(f"{exc}" + (f" (given: {', '.join(files)})" if files else "")) from None
     if clip:
-        _colorize_clip(colorizer, inputs[0], out_dir, list(keyframes), not per_frame, options, overwrite)
+        _colorize_clip(colorizer, inputs[0], out_dir, keys, not per_frame, options, overwrite)
         return
     for plan in plans:
         if plan.note:
@@ -987,9 +988,12 @@ def _is_moving_clip(path: Path) -> bool:
         return False  # not readable: reported as a bad image
 
 
-def _check_keyframes(model: Path) -> None:
-    """Refuse --keyframe for a model whose method cannot colour from keyframes, from the checkpoint's metadata
-    (a file that cannot be read is left to the loader, which names what is wrong)."""
+def _read_keyframes(model: Path, keyframes: tuple[Path, ...]) -> list[Any]:
+    """The --keyframe images, decoded, for a model whose method colours from keyframes (from the checkpoint's
+    metadata; a file that cannot be read is left to the loader, which names what is wrong). A keyframe that is
+    no image, or looks grey (no colour to give: :func:`fewcolor.data.grey.is_grey`), is refused naming it."""
+    from fewcolor.data.grey import is_grey
+    from fewcolor.io.image import ImageReadError, read_rgb
     from fewcolor.methods.exemplar import Exemplar
 
     cls = _checkpoint_method(model)
@@ -997,6 +1001,17 @@ def _check_keyframes(model: Path) -> None:
         raise click.BadParameter(f"keyframes need an exemplar model, and {model} is a {cls.name} model (fewcolor "
                                  "adapt exemplar --data KEYFRAMES -o model.safetensors makes one)",
                                  param_hint="--keyframe")
+    keys = []
+    for path in keyframes:
+        try:
+            rgb = read_rgb(path)
+        except (ImageReadError, OSError) as exc:
+            raise click.BadParameter(_about(path, exc), param_hint="--keyframe") from None
+        if is_grey(rgb):
+            raise click.BadParameter(f"{path} looks grey (at most 1 % of its pixels have any colour): a keyframe "
+                                     "gives the clip its colours; give a coloured one", param_hint="--keyframe")
+        keys.append(rgb)
+    return keys
 
 
 def _frame_files(folder: Path) -> list[Path]:
@@ -1005,7 +1020,8 @@ def _frame_files(folder: Path) -> list[Path]:
 
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if re.fullmatch(r"frame_\d{5}\.png", p.name))
+    return sorted((p for p in folder.iterdir() if re.fullmatch(r"frame_\d{5,}\.png", p.name)),
+                  key=lambda p: (len(p.name), p.name))  # frame_100000 after frame_99999
 
 
 def _check_clip_output_new(out: Path) -> None:
@@ -1076,17 +1092,16 @@ def _split_model_and_inputs(items: tuple[str, ...]) -> tuple[Path, tuple[Path, .
     return model, tuple(Path(r) for r in rest)
 
 
-def _colorize_clip(colorizer: Any, src: Path, dst: Path, keyframes: list[Path], propagate: bool,
+def _colorize_clip(colorizer: Any, src: Path, dst: Path, keys: list[Any], propagate: bool,
                    options: dict[str, Any], overwrite: bool = False) -> None:
     """``colorize`` of one clip: read it, colour it (fewcolor.video), write it. A folder of frames replaced
     (``overwrite``) loses the frames of the earlier clip beyond this one's last, which would otherwise play on."""
-    from fewcolor.io.image import ImageReadError, read_rgb
+    from fewcolor.io.image import ImageReadError
     from fewcolor.io.video import VideoError, read_clip, write_clip
     from fewcolor.video import colorize_clip
 
     try:
         clip = read_clip(src)
-        keys = [read_rgb(k) for k in keyframes]
         frames = colorize_clip(colorizer, clip.frames, keys, propagate=propagate, **options)
         write_clip(dst, frames, clip.fps)
     except (VideoError, ImageReadError) as exc:

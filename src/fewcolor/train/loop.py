@@ -649,6 +649,9 @@ def _train(method: Method, dataset: Dataset, opts: TrainOptions, stop: _StopRequ
         raise FileExistsError(
             f"{out} already holds a run ({ckpt_dir}); pass --resume to continue it or choose a new -o"
         )
+    if not opts.resume and (out / "model.safetensors").exists():  # checkpoints deleted: the model is still kept
+        raise FileExistsError(f"{out} already holds the model.safetensors of an earlier run; choose a new -o (or "
+                              "move it away)")
     n = len(dataset)
     if n == 0:
         raise ValueError("the training dataset is empty")
