@@ -822,7 +822,7 @@ def colorize_cmd(
     """
     from tqdm.auto import tqdm
 
-    from fewcolor.io.image import _WRITE_FORMATS, IMAGE_EXTENSIONS, ImageReadError, image_size, reduction_factor
+    from fewcolor.io.image import IMAGE_EXTENSIONS, WRITE_FORMATS, ImageReadError, image_size, reduction_factor
     from fewcolor.io.paths import (
         OutputPathError,
         PlannedOutput,
@@ -889,9 +889,9 @@ def colorize_cmd(
                 f"not one: to colour a folder of frames as one clip add --clip (fewcolor colorize --clip FRAMES "
                 f"-o {out_dir}); for images give an output folder" + ("" if folder else " or an image file name"))
         if one_file:
-            if suffix not in _WRITE_FORMATS:  # the formats the image writer knows
+            if suffix not in WRITE_FORMATS:  # the formats the image writer knows
                 raise click.BadParameter(f"{out_dir}: cannot write {suffix} images; use one of "
-                                         f"{' '.join(sorted(_WRITE_FORMATS))}", param_hint="-o")
+                                         f"{' '.join(sorted(WRITE_FORMATS))}", param_hint="-o")
             _not_an_input(out_dir, inputs)
             output_dir(out_dir, file=True)
             plans = [PlannedOutput(inputs[0], variant_paths(out_dir, sweep[1] if sweep else 0))]
@@ -958,7 +958,8 @@ def colorize_cmd(
         for msg in failed:
             click.echo(f"skipped {msg}", err=True)
         skipped = f"; {len(failed)} skipped (above)" if failed else ""
-        click.echo(f"colorized {done} of {len(plans)} {_plural(len(plans), 'image')} into {out_dir}{skipped}")
+        written = f"{plans[0].paths[0]} ... {plans[0].paths[-1]}" if one_file and len(plans[0].paths) > 1 else out_dir
+        click.echo(f"colorized {done} of {len(plans)} {_plural(len(plans), 'image')} into {written}{skipped}")
         if done == 0:
             sys.exit(1)
 
@@ -1900,7 +1901,7 @@ def _paper_eval_out(out_path: Path, inputs: tuple[Path | None, ...] = (), overwr
     result.json), writable, not one of the inputs, and new unless ``overwrite``."""
     from fewcolor.io.paths import check_new
 
-    if out_path.suffix == ".json":
+    if out_path.suffix.lower() == ".json":  # as output_file compares it
         return output_file(out_path, ".json", "results", inputs=inputs, overwrite=overwrite)
     if out_path.exists() and not out_path.is_dir():
         raise click.BadParameter(f"{out_path} is a file; give a .json file to write (e.g. -o "

@@ -40,6 +40,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "PNG_FAST_LEVEL",
     "PNG_FAST_STRATEGY",
+    "WRITE_FORMATS",
     "ImageReadError",
     "decode_pil",
     "image_size",
@@ -76,7 +77,8 @@ IMAGE_EXTENSIONS = frozenset(
 
 _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
 _SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N"}
-_WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF",
+#: the suffixes :func:`write_rgb` writes, and the Pillow format of each
+WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF",
                   ".tiff": "TIFF", ".webp": "WEBP", ".ppm": "PPM"}
 
 Background = Sequence[float]
@@ -198,10 +200,10 @@ def write_rgb(
     half-written image. ``overwrite=False`` refuses an existing file.
     """
     p = Path(path)
-    fmt = _WRITE_FORMATS.get(p.suffix.lower())
+    fmt = WRITE_FORMATS.get(p.suffix.lower())
     if fmt is None:
         raise ValueError(f"{p}: cannot tell the image format from the suffix; use one of "
-                         f"{', '.join(sorted(_WRITE_FORMATS))}")
+                         f"{', '.join(sorted(WRITE_FORMATS))}")
     if not isinstance(image, torch.Tensor) or image.dim() != 3 or image.shape[0] not in (1, 3):
         shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
         raise ValueError(f"write_rgb({p}): expected a (3, H, W) or (1, H, W) tensor, got {shape}")
@@ -240,7 +242,7 @@ _ALPHA_FORMATS = frozenset({"PNG", "WEBP", "TIFF"})
 
 def keeps_alpha(path: str | os.PathLike[str]) -> bool:
     """Whether :func:`write_rgb` can keep transparency in a file of this name (by its suffix)."""
-    return _WRITE_FORMATS.get(Path(path).suffix.lower()) in _ALPHA_FORMATS
+    return WRITE_FORMATS.get(Path(path).suffix.lower()) in _ALPHA_FORMATS
 
 
 def write_coloured(path: str | os.PathLike[str], rgb: torch.Tensor, source_alpha: torch.Tensor | None) -> Path:
