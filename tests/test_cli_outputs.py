@@ -307,12 +307,3 @@ def test_a_grey_reference_is_refused_for_memopainter_too():
         method.check_options({"reference": grey})
     method.check_options({"reference": torch.rand(3, 16, 16)})  # a colour one passes
 
-
-def test_one_image_swept_into_a_file_name_says_which_files(tmp_path):
-    torch.manual_seed(0)
-    model = save_method(build_method("memopainter", "tiny"), tmp_path / "memo.safetensors")
-    src = _picture(tmp_path / "in" / "image.png", size=(32, 32))
-    code, text = _cli(["colorize", model, src, "-o", tmp_path / "out.png", "--variants", 2])
-    assert code == 0, text
-    assert (tmp_path / "out_v1.png").exists() and (tmp_path / "out_v2.png").exists()
-    assert f"into {tmp_path / 'out_v1.png'} ... {tmp_path / 'out_v2.png'}" in text
