@@ -55,6 +55,9 @@ def test_headline_pair_with_fid_and_gallery(tmp_path, shared_dir):
     meta = json.loads((tmp_path / "results" / "tinyimagenet-fs-k5-smoke" / "metalgan@tiny.json").read_text())
     assert meta["adaptation"] == ["own"] and meta["preset"] == "tiny"
     assert meta["aggregate"]["fid"]["mean"] is not None
+    assert 2 <= meta["fid_set_images"] < 50  # a smoke run's few queries: its FID is flagged in the table
+    row = next(line for line in results_md.read_text().splitlines() if line.startswith("| metalgan@tiny |"))
+    assert " †" in row and f"† FID on {meta['fid_set_images']} images per set: unreliable" in results_md.read_text()
     assert "| metalgan@tiny | tiny |" in results_md.read_text()
     assert "| unet | cpu |" in results_md.read_text()
     # --batch-size: the same image budget in more, smaller steps, in a training run of its own; its results

@@ -17,6 +17,7 @@ from PIL import Image
 
 from fewcolor.cli import main
 from fewcolor.io.image import read_rgb
+from fewcolor.io.video import is_clip
 from fewcolor.methods.options import InferenceOptionError
 from fewcolor.methods.registry import available_methods, build_method, save_method
 from helpers import error_line as _error_line
@@ -131,6 +132,17 @@ def test_other_commands_refuse_existing_outputs_before_any_work(tmp_path, few, t
         code, text = _cli(args)
         assert code == 2 and needle in _error_line(text) and "--overwrite" in _error_line(text), (args, text)
     assert onnx.read_bytes() == b"graph" and page.read_text() == "mine" and result.read_text() == "{}"
+    # a page's image folder alone counts too: its images would be replaced
+    for folder in ("q_files", "only/report_files", "only/index_files"):
+        (tmp_path / folder).mkdir(parents=True)
+    cases = [
+        (["memory", "inspect", memo, few / "p0.png", "-o", tmp_path / "q.html"], "q_files exists"),
+        (["evaluate", "--pred", few, "--truth", truth, "-o", tmp_path / "only", "--no-fid"], "report_files exists"),
+        (["cluster", few, "--k", 1, "-o", tmp_path / "only"], "index_files exists"),
+    ]
+    for args, needle in cases:
+        code, text = _cli(args)
+        assert code == 2 and needle in _error_line(text) and "--overwrite" in _error_line(text), (args, text)
 
 
 # ------------------------------------------------------------------ 2, 3, 6: -o and the kind of input
@@ -148,9 +160,15 @@ def test_a_clip_among_images_must_be_given_alone(tmp_path, few, tiny_model, no_m
     assert "skipped" not in text and not (tmp_path / "mix").exists()
     still = tmp_path / "still.gif"  # a still GIF is an image among images
     Image.fromarray(np.full((16, 16, 3), 90, np.uint8)).save(still)
-    from fewcolor.cli import _is_moving_clip
+    assert is_clip(clip) and not is_clip(still)
 
-    assert _is_moving_clip(clip) and not _is_moving_clip(still)
+
+def test_a_still_gif_alone_is_an_image(tmp_path, tiny_model):
+    still = tmp_path / "still.gif"
+    Image.fromarray(np.full((18, 30, 3), 90, np.uint8)).save(still)
+    code, text = _cli(["colorize", tiny_model, still, "-o", tmp_path / "still.png"])
+    assert code == 0, text
+    assert read_rgb(tmp_path / "still.png").shape == (3, 18, 30)
 
 
 def test_one_image_can_be_written_to_one_file(tmp_path, few, tiny_model):
@@ -210,6 +228,17 @@ def test_adapt_refuses_steps_for_a_training_free_method_and_reports_truthfully(t
     assert code == 0, text
     last = text.strip().splitlines()[-1]
     assert "training-free" in last and " steps, lr" not in last and "own mechanism" in last
+
+
+def test_adapt_refuses_steps_for_a_look_up_table(tmp_path, few):
+    lut = save_method(build_method("lut", "tiny"), tmp_path / "lut.safetensors")
+    code, text = _cli(["adapt", lut, "--data", few, "-o", tmp_path / "l.safetensors", "--steps", 50])
+    assert code == 2 and "--steps" in _error_line(text) and "one pass" in _error_line(text)
+    assert not (tmp_path / "l.safetensors").exists()
+    code, text = _cli(["adapt", lut, "--data", few, "-o", tmp_path / "l.safetensors"])
+    assert code == 0, text
+    last = text.strip().splitlines()[-1]
+    assert "one pass: no steps" in last and " steps, lr" not in last
 
 
 # ------------------------------------------------------------------ 7: help
@@ -307,3 +336,41 @@ def test_a_grey_reference_is_refused_for_memopainter_too():
         method.check_options({"reference": grey})
     method.check_options({"reference": torch.rand(3, 16, 16)})  # a colour one passes
 
+
+
+def test_an_untrained_memopainter_is_one_line_before_any_image(tmp_path):
+    model = save_method(build_method("memopainter", "tiny"), tmp_path / "memo.safetensors")
+    src = _picture(tmp_path / "in" / "image.png", size=(32, 32))
+    code, text = _cli(["colorize", model, src, "-o", tmp_path / "out"])
+    assert code == 2 and "memory is empty" in _error_line(text) and "Traceback" not in text
+    assert not (tmp_path / "out").exists()
+
+
+def test_one_image_swept_into_a_file_name_says_which_files(tmp_path):
+    torch.manual_seed(0)
+    method = build_method("memopainter", "tiny", {"memory_slots": 2})
+    for slot in range(2):  # two distinct colours in memory: two variants to sweep
+        method.memory.write(slot, torch.randn(method.memory.keys.shape[1]), torch.rand(method.memory.values.shape[1]))
+    model = save_method(method, tmp_path / "memo.safetensors")
+    src = _picture(tmp_path / "in" / "image.png", size=(32, 32))
+    code, text = _cli(["colorize", model, src, "-o", tmp_path / "out.png", "--variants", 2])
+    assert code == 0, text
+    assert (tmp_path / "out_v1.png").exists() and (tmp_path / "out_v2.png").exists()
+    assert f"into {tmp_path / 'out_v1.png'} ... {tmp_path / 'out_v2.png'}" in text
+
+
+def test_a_file_appearing_during_colorize_is_kept_and_reported(tmp_path, tiny_model, monkeypatch):
+    from fewcolor.pipeline import Colorizer
+
+    src = _picture(tmp_path / "in" / "image.png", size=(32, 32))
+    out = tmp_path / "out.png"
+    real = Colorizer.colorize
+
+    def colorize_while_another_program_writes(self, *args, **kwargs):
+        out.write_text("another program's file")  # after the up-front check, before the write
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Colorizer, "colorize", colorize_while_another_program_writes)
+    code, text = _cli(["colorize", tiny_model, src, "-o", out])
+    assert code == 1 and "skipped" in text and f"{out} exists; it is kept" in text
+    assert out.read_text() == "another program's file"

@@ -173,8 +173,12 @@ def test_trained_query_head_retrieves_better_than_the_untrained_one(emoji_dir: P
 
 def test_empty_memory_prediction_is_a_clear_error():
     method = build_method("memopainter", "tiny", {"memory_slots": 3})
-    with pytest.raises(RuntimeError, match="memory is empty"):
+    with pytest.raises(InferenceOptionError, match=r"memory is empty.*--palette or --reference"):
         method.predict_ab(torch.zeros(1, 1, 32, 32))
+    with pytest.raises(InferenceOptionError, match="memory is empty"):
+        method.predict_variants(torch.zeros(1, 1, 32, 32), 2)
+    # a palette gives the colour instead: no memory needed
+    assert method.predict_ab(torch.zeros(1, 1, 32, 32), palette="#ff0000,#00ff00").shape == (1, 2, 32, 32)
 
 
 def test_save_load_uses_the_recorded_slot_count(tmp_path: Path):

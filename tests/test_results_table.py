@@ -43,3 +43,15 @@ def test_a_missing_label_or_mixed_budgets_is_one_line(tmp_path: Path, capsys: py
     _summary(tmp_path, "lut", 0.05, {**BUDGET, "train_images": 800})
     assert _main()([str(tmp_path), "grey", "lut"]) == 2
     assert "different budgets" in capsys.readouterr().err
+
+
+def test_an_fid_on_a_small_set_is_flagged() -> None:
+    from fewcolor.bench.report import table_rows
+
+    aggregate = {k: {"mean": 1.0} for k, _ in TABLE_METRICS}
+    row = {"method": "m", "preset": None, "seeds": [0], "queries": 5, "adaptation": ["own"], "aggregate": aggregate}
+    fids = [line.split(" | ")[6] for line in table_rows([{**row, "fid_set_images": 20}]).splitlines()[2:3]]
+    assert fids == ["1.000 †"] and "† FID on 20 images per set: unreliable below 50" in table_rows(
+        [{**row, "fid_set_images": 20}])
+    for fine in ({**row, "fid_set_images": 200}, row):  # enough images, or not recorded (older summaries)
+        assert "†" not in table_rows([fine])

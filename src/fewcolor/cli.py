@@ -855,7 +855,7 @@ def colorize_cmd(
     typed = {k: v for k, v in options.items() if v is not None}  # as typed: image options are paths here
     options = _read_image_options(typed, budget)
     clip = as_clip or (len(inputs) == 1 and is_clip(inputs[0]))
-    moving = [i for i in inputs if _is_moving_clip(i)] if len(inputs) > 1 else []
+    moving = [i for i in inputs if is_clip(i)] if len(inputs) > 1 else []
     if moving:  # not a bad image to skip: the user meant a clip
         raise click.UsageError(f"{moving[0]} is a clip; {_CLIP_ALONE}")
     # every check on -o and the options before any work: nothing coloured (or created) for nothing
@@ -945,9 +945,9 @@ def colorize_cmd(
                 if sweep is not None:
                     name, _ = sweep
                     for i, dst in enumerate(plan.paths, start=1):
-                        colorizer.colorize_file(src, dst, **{**options, name: i})
+                        colorizer.colorize_file(src, dst, overwrite=overwrite, **{**options, name: i})
                 else:
-                    colorizer.colorize_file(src, plan.paths[0], **options)
+                    colorizer.colorize_file(src, plan.paths[0], overwrite=overwrite, **options)
                 done += 1
             except (ImageReadError, MemoryError) as exc:
                 failed.append(_about(src, exc))
@@ -970,23 +970,6 @@ def _plural(count: int, word: str) -> str:
 
 #: a clip given with other inputs, or several with --clip
 _CLIP_ALONE = "a clip is colorized alone: give one video, GIF or (with --clip) frame folder, and no sweep option"
-
-
-def _is_moving_clip(path: Path) -> bool:
-    """A video file or an animated GIF (a still GIF among images is an image)."""
-    from PIL import Image
-
-    from fewcolor.io.video import is_clip
-
-    if not is_clip(path):
-        return False
-    if path.suffix.lower() != ".gif":
-        return True
-    try:
-        with Image.open(path) as img:
-            return int(getattr(img, "n_frames", 1)) > 1
-    except (OSError, ValueError):
-        return False  # not readable: reported as a bad image
 
 
 def _read_keyframes(model: Path, keyframes: tuple[Path, ...]) -> list[Any]:
@@ -1553,7 +1536,7 @@ def _check_backbone(spec: str) -> str:
               "not), else bf16 where the CPU computes it natively, else fp32. bf16 or int8 where they cannot run "
               "falls back to fp32.")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of K-means and of the sampled images.")
-@_overwrite_option("assignments.csv, clusters.json and index.html in -o")
+@_overwrite_option("assignments.csv, clusters.json and index.html (with its index_files/ images) in -o")
 def cluster_cmd(
     data_dir: Path, k: int, out_dir: Path, backbone: str, pca_dim: int, feature_size: int | None, per_row: int,
     precision: str, seed: int, overwrite: bool,
@@ -1563,12 +1546,15 @@ def cluster_cmd(
     from fewcolor.data.folder import ImageFolderDataset
     from fewcolor.data.tasks import write_cluster_report
     from fewcolor.hardware import descriptor_precision
+    from fewcolor.io.html import companion_folder
     from fewcolor.io.paths import check_new, check_outside
 
     check_outside(out_dir, [data_dir])  # the contact sheet's images would be clustered next time
     output_dir(out_dir)
     if not overwrite:
-        check_new([out_dir / name for name in ("assignments.csv", "clusters.json", "index.html")], where=out_dir)
+        page = out_dir / "index.html"
+        check_new([out_dir / "assignments.csv", out_dir / "clusters.json", page, companion_folder(page)],
+                  where=out_dir)
     dataset = ImageFolderDataset(data_dir)
     if k > len(dataset):
         raise click.ClickException(f"{data_dir} holds {len(dataset)} usable images; choose --k <= {len(dataset)}")
@@ -1632,7 +1618,8 @@ def adapt_cmd(model: str | None, data_dir: Path, out_path: Path, overwrite: bool
         raise click.BadParameter(f"{model}: neither a checkpoint file nor a method name "
                                  f"({', '.join(methods)}){_did_you_mean(str(model), methods)}", param_hint="MODEL")
     cls = methods[str(model)] if by_name else _checkpoint_method(model)
-    free = cls is not None and not cls.learns_in_steps  # training-free: --steps would be ignored
+    # training-free, or one pass over the images (a look-up table): --steps would be ignored
+    free = cls is not None and not (cls.learns_in_steps and cls.adapts_in_steps)
     # options that do not apply are refused, not silently dropped
     given = [flag for name, flag in (("steps", "--steps"), ("lr_factor", "--lr-factor"),
                                      ("batch_size", "--batch-size"), ("no_holdout", "--no-holdout"),
@@ -1648,8 +1635,10 @@ def adapt_cmd(model: str | None, data_dir: Path, out_path: Path, overwrite: bool
     tuning = [f for f in given if f in ("--steps", "--lr-factor", "--batch-size")]
     if not by_name and free and tuning:
         assert cls is not None
-        raise click.UsageError(f"{', '.join(tuning)}: {model} holds {cls.name}, a training-free method (it learns "
-                               "nothing in steps: adapting stores the images, no fine-tuning): drop "
+        how = ("a training-free method (it learns nothing in steps: adapting stores the images, no fine-tuning)"
+               if not cls.learns_in_steps else "whose adapting rebuilds it in one pass over the images (no steps, "
+               "no fine-tuning)")
+        raise click.UsageError(f"{', '.join(tuning)}: {model} holds {cls.name}, {how}: drop "
                                + ("it" if len(tuning) == 1 else "them"))
     if not by_name and "--preset" in given:
         raise click.UsageError("--preset: for a method NAME (a new model); a checkpoint keeps the config it was "
@@ -1682,10 +1671,11 @@ def adapt_cmd(model: str | None, data_dir: Path, out_path: Path, overwrite: bool
                    f"(adapted to the other {r.images - 1} images)")
     grey = f" ({len(r.grey_skipped)} grey {_plural(len(r.grey_skipped), 'image')} skipped, above)" \
         if r.grey_skipped else ""
-    if not getattr(methods.get(r.method), "learns_in_steps", True):  # training-free: no steps, no learning rate
+    kind = methods.get(r.method)
+    if kind is not None and not (kind.learns_in_steps and kind.adapts_in_steps):  # no steps, no learning rate
         what = f"adapted by its own mechanism to {r.images} images" if r.how == "own" else "nothing to adapt"
-        click.echo(f"{r.method}: {what}{grey} (training-free: no steps, no learning rate), {r.seconds:.0f} s: "
-                   f"{r.path}")
+        why = "training-free" if not kind.learns_in_steps else "one pass"
+        click.echo(f"{r.method}: {what}{grey} ({why}: no steps, no learning rate), {r.seconds:.0f} s: {r.path}")
         return
     click.echo(f"{r.method}: adapted ({r.how}) to {r.images} images{grey} in {r.steps} steps, lr "
                f"x{r.lr_factor:g}, {r.seconds:.0f} s: {r.path}")
@@ -1740,19 +1730,22 @@ def memory_group() -> None:
 @click.option("-o", "--out", "page", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="HTML page to write (.html; images go to PAGE_files/ beside it).")
 @click.option("--top-k", type=click.IntRange(min=1), default=8, show_default=True, help="Memory slots to show.")
-@_overwrite_option("the page")
+@_overwrite_option("the page and its PAGE_files/ images")
 def memory_inspect_cmd(model: Path, query: Path, page: Path, top_k: int, overwrite: bool) -> None:
     """Write an HTML page with QUERY and the top-k memory slots it retrieves (colour swatches, similarities)."""
     from fewcolor.io.checkpoint import CheckpointError
+    from fewcolor.io.html import companion_folder
     from fewcolor.io.image import DEFAULT_PIXEL_BUDGET, ImageReadError, read_rgb
-    from fewcolor.io.paths import is_within
+    from fewcolor.io.paths import check_new, is_within
     from fewcolor.methods.base import InferenceOptionError
     from fewcolor.methods.memopainter import MemoPainter
     from fewcolor.methods.registry import load_method
     from fewcolor.viz.memory import memory_page
 
     output_file(page, ".html", "memory pages", inputs=(model, query), overwrite=overwrite)
-    files = page.parent / f"{page.stem}_files"  # the page's images: img00001.png ...
+    files = companion_folder(page)  # the page's images: img00001.png ...
+    if not overwrite:
+        check_new([files], where=page.parent)
     for item in (model, query):
         if is_within(item, files):
             raise click.BadParameter(f"{page}: its images go to {files}, which holds the input {item}; choose "
@@ -1812,7 +1805,8 @@ def weights_cmd(as_json: bool) -> None:
               help="Image pairs per batch of the metrics (LPIPS, SSIM, ...) and of the Inception pass.")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the KID subsets.")
 @_device_option("cpu")
-@_overwrite_option("metrics.json and report.html in -o (with MODEL also its pred/ folder of colorizations)")
+@_overwrite_option("metrics.json and report.html (with its report_files/ images) in -o (with MODEL also its pred/ "
+                   "folder of colorizations)")
 def evaluate_cmd(model: Path | None, pred_dir: Path | None, truth_dir: Path | None, data_dir: Path | None,
                  out_dir: Path, size: int | None, work_size: int | None, lpips_net: str, no_fid: bool,
                  allow_missing: bool, inception_weights: Path | None, allow_download: bool, batch_size: int, seed: int,
@@ -1829,6 +1823,7 @@ def evaluate_cmd(model: Path | None, pred_dir: Path | None, truth_dir: Path | No
     import os
 
     from fewcolor.backbones.weights import ENV_ALLOW_DOWNLOAD, WeightsNotFoundError
+    from fewcolor.io.html import companion_folder
     from fewcolor.io.paths import check_new, check_outside, is_within
     from fewcolor.metrics.evaluate import EvalConfig, evaluate_folders, evaluate_model
 
@@ -1839,6 +1834,7 @@ def evaluate_cmd(model: Path | None, pred_dir: Path | None, truth_dir: Path | No
     if model is not None and options:  # a bad --reference: one error now, not one skipped image per file
         options = _read_image_options(options, None, decode=False)
     output_dir(out_dir)
+    report = [out_dir / "metrics.json", out_dir / "report.html", companion_folder(out_dir / "report.html")]
     cfg = EvalConfig(size=size, lpips_net=lpips_net, fid=not no_fid, batch_size=batch_size, device=device,
                      seed=seed, inception_weights=str(inception_weights) if inception_weights else None)
     try:
@@ -1848,7 +1844,7 @@ def evaluate_cmd(model: Path | None, pred_dir: Path | None, truth_dir: Path | No
             if not overwrite:  # after evaluate_model's own checks that -o and --data keep apart, named first
                 check_outside(out_dir, [data_dir])
                 check_outside(out_dir / "pred", [data_dir], option="-o (its pred/ folder)", both_ways=True)
-                check_new([out_dir / "metrics.json", out_dir / "report.html", out_dir / "pred"], where=out_dir)
+                check_new([*report, out_dir / "pred"], where=out_dir)
             result = evaluate_model(model, data_dir, out_dir, cfg, work_size=work_size, options=options)
         else:
             if not (pred_dir and truth_dir) or data_dir:
@@ -1861,7 +1857,7 @@ def evaluate_cmd(model: Path | None, pred_dir: Path | None, truth_dir: Path | No
                                        "colorized images and the originals in separate folders")
             if not overwrite:
                 check_outside(out_dir, [truth_dir, pred_dir])  # evaluate_folders' own check, named first
-                check_new([out_dir / "metrics.json", out_dir / "report.html"], where=out_dir)
+                check_new(report, where=out_dir)
             result = evaluate_folders(pred_dir, truth_dir, out_dir, cfg, allow_missing=allow_missing)
     except WeightsNotFoundError as exc:
         raise click.ClickException(_one_line(exc)) from exc

@@ -300,19 +300,21 @@ class Colorizer:
 
         return self.colorize(read_rgb(path, pixel_budget=self.pixel_budget), **options)
 
-    def colorize_file(self, src: str | os.PathLike[str], dst: str | os.PathLike[str], **options: Any) -> Path:
+    def colorize_file(self, src: str | os.PathLike[str], dst: str | os.PathLike[str], overwrite: bool = True,
+                      **options: Any) -> Path:
         """Read ``src``, colorize it, write ``dst`` (never ``src`` itself; its folder is created; the format
         follows its suffix: .png, .jpg, .jpeg, .bmp, .tif, .tiff, .webp, .ppm) and return ``dst``'s path. A
         transparent ``src`` (a sprite) keeps its transparency where ``dst``'s format holds it.
         ``ImageReadError`` for a missing or unreadable ``src``, ``ValueError`` for ``dst`` equal to ``src``
-        or of an unknown format."""
+        or of an unknown format; ``overwrite=False``: ``FileExistsError`` when ``dst`` exists by the time it
+        is written (the file is kept)."""
         from fewcolor.io.image import read_rgb_alpha, write_coloured
 
         src_p, dst_p = Path(src), Path(dst)
         if dst_p.exists() and src_p.exists() and dst_p.resolve() == src_p.resolve():
             raise ValueError(f"refusing to overwrite the input {src_p}; choose another output path")
         rgb, alpha = read_rgb_alpha(src_p, pixel_budget=self.pixel_budget)
-        return write_coloured(dst_p, self.colorize(rgb, **options), alpha)
+        return write_coloured(dst_p, self.colorize(rgb, **options), alpha, overwrite=overwrite)
 
 
 def _rgba_image(rgb: torch.Tensor, alpha: torch.Tensor) -> Image.Image:

@@ -16,6 +16,7 @@ from fewcolor.bench.protocols import Budget, Protocol
 from fewcolor.bench.provenance import git_commit, machine_description
 from fewcolor.bench.results import TABLE_METRICS, MethodResult
 from fewcolor.io.atomic import write_text_atomic
+from fewcolor.metrics.set_level import MIN_SET_IMAGES
 
 
 def _fmt(stat: dict[str, Any]) -> str:
@@ -63,12 +64,20 @@ def table_rows(summaries: Sequence[dict[str, Any]]) -> str:
         "| method | preset | seeds | queries | adaptation | " + " | ".join(t for _, t in TABLE_METRICS) + " |",
         "|" + "---|" * (5 + len(TABLE_METRICS)),
     ]
+    small: set[int] = set()
     for s in summaries:
         cells = [_fmt(s["aggregate"][k]) for k, _ in TABLE_METRICS]
+        n = s.get("fid_set_images")  # absent from summaries written before it was recorded
+        if n is not None and n < MIN_SET_IMAGES and s["aggregate"]["fid"].get("mean") is not None:
+            cells[[k for k, _ in TABLE_METRICS].index("fid")] += " †"
+            small.add(int(n))
         lines.append(
             f"| {s['method']} | {s['preset'] or 'default'} | {len(s['seeds'])} | {s['queries']} | "
             f"{'/'.join(s['adaptation'])} | " + " | ".join(cells) + " |"
         )
+    if small:
+        lines += ["", f"† FID on {', '.join(map(str, sorted(small)))} images per set: unreliable below "
+                      f"{MIN_SET_IMAGES} (docs/METRICS.md); compare only runs with the same number."]
     return "\n".join(lines) + "\n"
 
 

@@ -54,7 +54,9 @@ def summarize(result: MethodResult) -> dict[str, Any]:
     keys = [k for k, _ in TABLE_METRICS if k != "fid"] + ["auc", "cf_abs_pred", "delta_cf_abs"]
     agg = {k: mean_ci95([float(r[k]) for r in rows if r.get(k) is not None]) for k in keys}
     agg["fid"] = mean_ci95([s.set_level["fid"] for s in result.seeds if s.set_level.get("fid") is not None])
+    sizes = [int(s.set_level["set_images"]) for s in result.seeds if s.set_level.get("set_images") is not None]
     return {
+        "fid_set_images": min(sizes) if sizes else None,  #: the smallest set one FID value was computed on
         "method": result.method,
         "preset": result.preset,
         "seeds": [s.seed for s in result.seeds],

@@ -392,6 +392,9 @@ def run_method(
             per_image += metrics["per_image"]
             set_levels.append(metrics["set"])
         set_level = {k: mean_of([s.get(k) for s in set_levels]) for k in ("fid", "kid_mean")}
+        sizes = [int(s["set_images"]) for s in set_levels if s.get("set_images") is not None]
+        if sizes:  # the smallest set any fold's FID was computed on (the table flags small ones)
+            set_level["set_images"] = min(sizes)
         result.seeds.append(
             SeedResult(
                 seed, per_image, set_level, ",".join(sorted(set(adaptation))), train_steps, train_seconds, t_eval

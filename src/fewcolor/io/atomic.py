@@ -52,10 +52,29 @@ def _fsync(path: Path, directory: bool = False) -> None:
         os.close(fd)
 
 
+def _commit_new(tmp: Path, target: Path) -> None:
+    """Give ``tmp`` the name ``target`` only if no file has it: a hard link fails on an existing name in one
+    step (no check-then-write window); where the file system has no hard links, checked just before the rename."""
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        raise FileExistsError(f"{target} exists (it appeared while this file was being written); it is kept: "
+                              "choose another output path or allow replacing it (--overwrite; overwrite=True in "
+                              "Python)") from None
+    except OSError:
+        if os.path.lexists(target):
+            raise FileExistsError(f"{target} exists; it is kept: choose another output path or allow replacing "
+                                  "it (--overwrite; overwrite=True in Python)") from None
+        os.replace(tmp, target)
+        return
+    tmp.unlink()
+
+
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str], durable: bool = False) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike[str], durable: bool = False, replace: bool = True) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success it replaces ``path`` in one rename (``durable``:
-    flushed to the disk first, see the module docstring)."""
+    flushed to the disk first, see the module docstring). ``replace=False`` never replaces a file: one that
+    exists when the work ends (even one that appeared during it) raises ``FileExistsError`` and is kept."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -66,7 +85,10 @@ def atomic_path(path: str | os.PathLike[str], durable: bool = False) -> Iterator
         os.chmod(tmp, _final_mode(target))
         if durable:
             _fsync(tmp)
-        os.replace(tmp, target)
+        if replace:
+            os.replace(tmp, target)
+        else:
+            _commit_new(tmp, target)
         if durable and os.name == "posix":  # the rename itself; Windows cannot open a folder to sync it
             _fsync(target.parent, directory=True)
     finally:

@@ -1,12 +1,15 @@
 """Small static HTML pages of image tables (demo, evaluation reports, contact sheets, galleries).
 
 Images are written as PNG files in ``<page stem>_files/`` beside the page and linked relatively,
-so a page folder can be moved or zipped as a whole.
+so a page folder can be moved or zipped as a whole. A page written again replaces its earlier images
+(``imgNNNNN.png`` in that folder: none is left from a longer earlier version); commands refuse an existing
+page or image folder unless told to overwrite.
 """
 
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +29,15 @@ img{image-rendering:auto;max-width:256px}
 """
 
 
+_IMAGE_NAME = re.compile(r"img\d{5}\.png")
+
+
+def companion_folder(page: str | Path) -> Path:
+    """The folder of a page's images: ``<page stem>_files/`` beside it."""
+    page = Path(page)
+    return page.parent / f"{page.stem}_files"
+
+
 @dataclass
 class ImageCell:
     image: torch.Tensor  #: (3,H,W) in [0,1]
@@ -43,7 +55,7 @@ class Page:
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)
-        self.files_dir = self.path.parent / f"{self.path.stem}_files"
+        self.files_dir = companion_folder(self.path)
 
     def heading(self, text: str, level: int = 2) -> None:
         self.parts.append(f"<h{level}>{html.escape(text)}</h{level}>")
@@ -64,6 +76,10 @@ class Page:
     def _save(self, image: torch.Tensor) -> str:
         from fewcolor.io.image import write_rgb
 
+        if self._count == 0 and self.files_dir.is_dir():  # an earlier version of this page: its images go
+            for old in self.files_dir.iterdir():
+                if _IMAGE_NAME.fullmatch(old.name) and old.is_file():
+                    old.unlink()
         self._count += 1
         name = f"img{self._count:05d}.png"
         write_rgb(self.files_dir / name, image.detach().float().cpu().clamp(0, 1))

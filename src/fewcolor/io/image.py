@@ -208,7 +208,8 @@ def write_rgb(
         shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
         raise ValueError(f"write_rgb({p}): expected a (3, H, W) or (1, H, W) tensor, got {shape}")
     if not overwrite and p.exists():
-        raise FileExistsError(f"{p} exists and overwrite=False; choose another path or pass overwrite=True")
+        raise FileExistsError(f"{p} exists; it is kept: choose another output path or allow replacing it "
+                              "(--overwrite; overwrite=True in Python)")
     # one new tensor, then in place: the same values as (clamp(0, 1) * 255).round() in fewer full-size passes
     array = image.detach().cpu().float().mul(255.0).clamp_(0.0, 255.0).round_().to(torch.uint8)
     if alpha is not None:
@@ -231,7 +232,7 @@ def write_rgb(
         if not 0 <= level <= 9:
             raise ValueError(f"write_rgb({p}): compress_level must be 0-9 (zlib) or None, got {compress_level}")
         options["compress_level"] = level
-    with atomic_path(p) as tmp:
+    with atomic_path(p, replace=overwrite) as tmp:  # overwrite=False: also a file that appears meanwhile is kept
         pil.save(tmp, format=fmt, **options)
     return p
 
@@ -245,13 +246,14 @@ def keeps_alpha(path: str | os.PathLike[str]) -> bool:
     return WRITE_FORMATS.get(Path(path).suffix.lower()) in _ALPHA_FORMATS
 
 
-def write_coloured(path: str | os.PathLike[str], rgb: torch.Tensor, source_alpha: torch.Tensor | None) -> Path:
+def write_coloured(path: str | os.PathLike[str], rgb: torch.Tensor, source_alpha: torch.Tensor | None,
+                   overwrite: bool = True) -> Path:
     """Write ``rgb``, coloured from an image :func:`read_rgb_alpha` read (composited on white), with that
     image's opacity where it had one and ``path``'s format holds it (the white taken out again by
-    :func:`uncomposite`); else as :func:`write_rgb` writes."""
+    :func:`uncomposite`); else as :func:`write_rgb` writes (``overwrite`` as there)."""
     if source_alpha is None or not keeps_alpha(path):
-        return write_rgb(path, rgb)
-    return write_rgb(path, uncomposite(rgb, source_alpha), alpha=source_alpha)
+        return write_rgb(path, rgb, overwrite=overwrite)
+    return write_rgb(path, uncomposite(rgb, source_alpha), alpha=source_alpha, overwrite=overwrite)
 
 
 def list_images(root: str | os.PathLike[str], recursive: bool = True) -> list[Path]:

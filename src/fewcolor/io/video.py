@@ -49,9 +49,21 @@ class Clip:
 
 
 def is_clip(path: str | os.PathLike[str]) -> bool:
-    """True for a video file or an animated GIF (a still image or a plain folder is not a clip)."""
+    """True for a video file or an animated GIF; a still GIF, any other image or a plain folder is not a clip
+    (a GIF Pillow cannot open is not one either: it is reported as a bad image where images are read)."""
     p = Path(path)
-    return p.is_file() and (p.suffix.lower() in VIDEO_EXTENSIONS or p.suffix.lower() == ".gif")
+    if not p.is_file():
+        return False
+    suffix = p.suffix.lower()
+    if suffix in VIDEO_EXTENSIONS:
+        return True
+    if suffix != ".gif":
+        return False
+    try:
+        with Image.open(p) as img:
+            return int(getattr(img, "n_frames", 1)) > 1
+    except (OSError, ValueError):
+        return False
 
 
 def _av() -> Any:

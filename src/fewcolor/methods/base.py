@@ -78,6 +78,9 @@ class Method(nn.Module):
     #: False for training-free methods whose ``training_step`` yields nothing (set-up does all the work):
     #: the training loop then ends at once instead of running thousands of empty steps
     learns_in_steps: ClassVar[bool] = True
+    #: False where :meth:`adapt` builds the adapted state in one pass over the support images whatever its
+    #: ``steps`` (a look-up table): ``fewcolor adapt`` then refuses --steps and --lr-factor instead of ignoring them
+    adapts_in_steps: ClassVar[bool] = True
     #: the training step of a loaded checkpoint (set by ``load_method``)
     checkpoint_step: int = 0
     #: typed keyword options ``predict_ab`` accepts; the CLI, the pipeline and ``fewcolor methods``

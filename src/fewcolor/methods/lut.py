@@ -51,6 +51,7 @@ class LUT(Method):
     presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": {}, "cpu": {"image_size": 64},
                                                     "tiny": {"image_size": 32, "bins": 20}}
     adapt_defaults = AdaptSettings(steps=1)  # one pass over the support, whatever the count
+    adapts_in_steps = False
     ab_sum: torch.Tensor  #: (bins, 2) float64 buffer: sum of a and b per L bin
     count: torch.Tensor  #: (bins,) float64 buffer: pixels per L bin
 

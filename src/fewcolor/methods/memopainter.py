@@ -69,6 +69,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: an untrained (or never-written) memory: nothing to retrieve a colour from
+_EMPTY_MEMORY = ("memopainter: this model's colour memory is empty (saved before any training step wrote to it): "
+                 "train or adapt it first (fewcolor train / fewcolor adapt), or colour with --palette or --reference")
+
 #: query backbones in order of preference: the paper's ResNet18 pool5, else VGG16 conv5 (both 512-d)
 BACKBONES: tuple[tuple[str, str], ...] = (("resnet18", "avgpool"), ("vgg16", "features.29"))
 #: default δ per colour-feature kind (module docstring)
@@ -272,7 +276,17 @@ class MemoPainter(Method):
         """Top-``k`` memory slots for normalised L: (values (B,k,D), similarities (B,k), slots (B,k))."""
         if not self.config.memory:
             raise InferenceOptionError("this is a Res-cGAN model (memory=False): it has no memory to retrieve from")
+        if self.memory.num_filled == 0:
+            raise InferenceOptionError(_EMPTY_MEMORY)
         return self.memory.retrieve(self.query(self.spatial_features(l)), k)
+
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        """The declared checks, and an empty memory refused up front (before any image is read) unless a
+        palette or reference gives the colour instead."""
+        super().check_options(options)
+        if (self.config.memory and self.memory.num_filled == 0
+                and options.get("palette") is None and options.get("reference") is None):
+            raise InferenceOptionError(_EMPTY_MEMORY)
 
     def condition(self, l: torch.Tensor, variant: int | None = None, palette: Any = None,
                   reference: torch.Tensor | None = None) -> torch.Tensor:
@@ -304,7 +318,7 @@ class MemoPainter(Method):
         i = 1 if variant is None else int(variant)
         if i < 1:
             raise InferenceOptionError(f"variant counts from 1 (the nearest slot), got {variant}")
-        if 0 < self.memory.num_filled < i:  # an empty memory raises its own error in retrieve()
+        if 0 < self.memory.num_filled < i:  # an empty memory is refused in retrieve()
             raise InferenceOptionError(f"variant {i} asked for, but the memory holds {self.memory.num_filled} slots")
         values, _, _ = self.retrieve(l, i)
         return values[:, i - 1]

@@ -266,6 +266,19 @@ def _jsonable(options: Mapping[str, Any]) -> dict[str, Any]:
             for k, v in options.items()}
 
 
+def _remove_stale_predictions(pred_dir: Path, planned: set[Path]) -> None:
+    """Remove the images an earlier run left in ``pred_dir`` that this run will not write (the command
+    refuses an existing pred/ without --overwrite), so pred/ holds this run's colorizations only and
+    re-scoring it gives this run's numbers."""
+    if not pred_dir.is_dir():
+        return
+    stale = [p for p in list_images(pred_dir) if p not in planned]
+    for path in stale:
+        path.unlink()
+    if stale:
+        log.info("removed %d images of an earlier run from %s", len(stale), pred_dir)
+
+
 def evaluate_model(checkpoint: str | os.PathLike[str], data_dir: str | os.PathLike[str],
                    out_dir: str | os.PathLike[str], config: EvalConfig | None = None,
                    work_size: int | None = None, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -287,6 +300,7 @@ def evaluate_model(checkpoint: str | os.PathLike[str], data_dir: str | os.PathLi
     if not files:
         raise FileNotFoundError(f"no images in {root}")
     planned = output_paths([(p, p.relative_to(root)) for p in files], pred_dir)
+    _remove_stale_predictions(pred_dir, {plan.paths[0] for plan in planned})
     skipped: list[dict[str, str]] = []
 
     def pairs() -> Iterator[tuple[str, torch.Tensor, torch.Tensor]]:

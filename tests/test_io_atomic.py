@@ -1,0 +1,48 @@
+"""`atomic_path(replace=False)`: a file that exists, or appears while the work runs, is never replaced."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from fewcolor.io.atomic import atomic_path
+from fewcolor.io.image import read_rgb, write_rgb
+
+
+def _leftovers(folder) -> list[str]:
+    return [n for n in os.listdir(folder) if n.endswith(".tmp")]
+
+
+def test_a_new_name_is_written(tmp_path):
+    with atomic_path(tmp_path / "new.txt", replace=False) as tmp:
+        tmp.write_text("mine")
+    assert (tmp_path / "new.txt").read_text() == "mine" and _leftovers(tmp_path) == []
+
+
+def test_a_file_that_appears_meanwhile_is_kept(tmp_path):
+    target = tmp_path / "out.txt"
+    with pytest.raises(FileExistsError, match="appeared while"), atomic_path(target, replace=False) as tmp:
+        tmp.write_text("ours")
+        target.write_text("someone else's")  # another program takes the name during the work
+    assert target.read_text() == "someone else's" and _leftovers(tmp_path) == []
+
+
+def test_replace_is_the_default(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with atomic_path(target) as tmp:
+        tmp.write_text("new")
+    assert target.read_text() == "new"
+
+
+def test_write_rgb_without_overwrite_keeps_an_existing_file(tmp_path):
+    target = tmp_path / "img.png"
+    write_rgb(target, torch.zeros(3, 4, 4))
+    before = target.read_bytes()
+    with pytest.raises(FileExistsError):
+        write_rgb(target, torch.ones(3, 4, 4), overwrite=False)
+    assert target.read_bytes() == before
+    write_rgb(target, torch.ones(3, 4, 4))  # overwrite=True (the default) replaces it
+    assert read_rgb(target).min() == 1.0
