@@ -59,6 +59,8 @@ def features(inception: InceptionFeatures, paths: list[Path], size: int, chroma:
     if preds:
         out_p.append(inception.pool3(torch.stack(preds)))
         out_t.append(inception.pool3(torch.stack(truths)))
+    if not out_p:
+        return torch.zeros(0, 2048, dtype=torch.float64), torch.zeros(0, 2048, dtype=torch.float64)
     return torch.cat(out_p), torch.cat(out_t)
 
 
@@ -75,16 +77,25 @@ def main(argv: list[str] | None = None) -> int:
     if not args.folder.is_dir():
         print(f"error: {args.folder}: not a folder of photos", file=sys.stderr)
         return 2
-    sizes = sorted({int(n) for n in args.sizes.split(",")})
+    try:
+        sizes = sorted({int(n) for n in args.sizes.split(",")})
+    except ValueError:
+        print(f"error: --sizes {args.sizes}: give whole numbers separated by commas", file=sys.stderr)
+        return 2
+    if sizes[0] < 2 or args.draws < 2:
+        print("error: FID needs N >= 2 in --sizes, and a spread needs --draws >= 2", file=sys.stderr)
+        return 2
     rng = random.Random(args.seed)
     found = list_images(args.folder)
     if len(found) < max(max(sizes), 2):
         print(f"error: {args.folder} holds {len(found)} images; --sizes goes up to {max(sizes)}", file=sys.stderr)
         return 2
     paths = sorted(rng.sample(found, min(args.photos, len(found))))
-    torch.set_grad_enabled(False)
     fp, ft = features(InceptionFeatures(), paths, args.size, args.chroma)
     n_all = len(fp)
+    if n_all < 2:
+        print(f"error: {n_all} of the drawn photos could be read; FID needs at least 2", file=sys.stderr)
+        return 1
     cfg = EvalConfig()
 
     def kid(idx: list[int]) -> float:

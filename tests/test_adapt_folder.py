@@ -54,6 +54,15 @@ def test_the_held_out_image_is_scored_before_and_after(few, tmp_path) -> None:
     assert load_method(report.path).count.sum() > 0
 
 
+def test_an_untrained_memopainter_adapts_with_no_before_score(few, tmp_path, caplog) -> None:
+    torch.manual_seed(0)
+    model = save_method(build_method("memopainter", "tiny", {"image_size": 32}), tmp_path / "memo.safetensors")
+    with caplog.at_level(logging.WARNING):
+        report = adapt_folder(model, few, tmp_path / "out.safetensors", steps=1, progress=False)
+    assert report.held_out is not None and report.before is None and report.after is not None
+    assert "cannot colorize" in caplog.text and "memory is empty" in caplog.text
+
+
 def _grey_copy(src, dst) -> None:
     from fewcolor.io.image import read_rgb, write_rgb
 

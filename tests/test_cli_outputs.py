@@ -231,6 +231,11 @@ def test_adapt_refuses_steps_for_a_training_free_method_and_reports_truthfully(t
 
 
 def test_adapt_refuses_steps_for_a_look_up_table(tmp_path, few):
+    code, text = _cli(["adapt", "lut", "--data", few, "-o", tmp_path / "n.safetensors", "--steps", 5])
+    assert code == 2 and "--steps" in _error_line(text) and "for adapting a checkpoint" not in _error_line(text)
+    code, text = _cli(["adapt", "lut", "--data", few, "-o", tmp_path / "n.safetensors", "--steps", 5,
+                       "--device", "cpu"])
+    assert code == 2 and "for adapting a checkpoint" in _error_line(text)  # --device applies to a lut checkpoint
     lut = save_method(build_method("lut", "tiny"), tmp_path / "lut.safetensors")
     code, text = _cli(["adapt", lut, "--data", few, "-o", tmp_path / "l.safetensors", "--steps", 50])
     assert code == 2 and "--steps" in _error_line(text) and "one pass" in _error_line(text)

@@ -9,8 +9,6 @@ from fewcolor.backbones.weights import get_spec, missing_message, package_file
 from fewcolor.io.image import write_rgb
 from helpers import load_script
 
-pytestmark = pytest.mark.weights
-
 fid_vs_n = load_script("fid_vs_n")
 
 
@@ -25,6 +23,7 @@ def test_scaled_chroma_keeps_lightness_and_scales_colour():
     assert rgb_to_lab(none)[1:].abs().max() < 1.0
 
 
+@pytest.mark.weights
 def test_the_table_has_one_column_per_size(tmp_path, capsys):
     if package_file(get_spec("inception_v3_fid")) is None:
         pytest.skip(missing_message(get_spec("inception_v3_fid")))
@@ -36,3 +35,4 @@ def test_the_table_has_one_column_per_size(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "all 6: FID" in out and "| N | 3 | 5 |" in out
     assert fid_vs_n.main([str(tmp_path / "missing")]) == 2
+    assert fid_vs_n.main([str(tmp_path), "--sizes", "1,3"]) == 2 and fid_vs_n.main([str(tmp_path), "--draws", "1"]) == 2

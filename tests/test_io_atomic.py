@@ -46,3 +46,21 @@ def test_write_rgb_without_overwrite_keeps_an_existing_file(tmp_path):
     assert target.read_bytes() == before
     write_rgb(target, torch.ones(3, 4, 4))  # overwrite=True (the default) replaces it
     assert read_rgb(target).min() == 1.0
+
+
+def test_colorize_file_without_overwrite_refuses_before_the_work(tmp_path, monkeypatch):
+    from fewcolor.methods.registry import build_method
+    from fewcolor.pipeline import Colorizer
+
+    src, dst = tmp_path / "in.png", tmp_path / "out.png"
+    write_rgb(src, torch.rand(3, 16, 16))
+    dst.write_text("mine")
+    colorizer = Colorizer(build_method("lut", "tiny"))
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("colorized although the output exists")
+
+    monkeypatch.setattr(Colorizer, "colorize", no_work)
+    with pytest.raises(FileExistsError, match="it is kept"):
+        colorizer.colorize_file(src, dst, overwrite=False)
+    assert dst.read_text() == "mine"

@@ -39,6 +39,18 @@ def test_gif_and_frame_folder_round_trip(tmp_path):
     assert not is_clip(tmp_path / "frames")
 
 
+def test_a_still_gif_or_one_too_large_to_inspect_is_not_a_clip(tmp_path):
+    import struct
+
+    from PIL import Image
+
+    still = tmp_path / "still.gif"
+    Image.new("RGB", (8, 8), (200, 10, 10)).save(still)
+    bomb = tmp_path / "bomb.gif"  # a header claiming 60000x60000: the image reader refuses it, naming it
+    bomb.write_bytes(b"GIF89a" + struct.pack("<HHBBB", 60000, 60000, 0, 0, 0) + b";")
+    assert not is_clip(still) and not is_clip(bomb) and not is_clip(tmp_path / "absent.gif")
+
+
 def test_bad_frame_in_a_folder_is_reported_and_skipped(tmp_path):
     for i, f in enumerate(frames(2)):
         write_rgb(tmp_path / f"f{i}.png", f)

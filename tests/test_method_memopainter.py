@@ -173,7 +173,7 @@ def test_trained_query_head_retrieves_better_than_the_untrained_one(emoji_dir: P
 
 def test_empty_memory_prediction_is_a_clear_error():
     method = build_method("memopainter", "tiny", {"memory_slots": 3})
-    with pytest.raises(InferenceOptionError, match=r"memory is empty.*--palette or --reference"):
+    with pytest.raises(InferenceOptionError, match=r"memory is empty.*palette.*reference"):
         method.predict_ab(torch.zeros(1, 1, 32, 32))
     with pytest.raises(InferenceOptionError, match="memory is empty"):
         method.predict_variants(torch.zeros(1, 1, 32, 32), 2)

@@ -93,10 +93,14 @@ def test_folders_with_fid_and_model(tmp_path):
     # run again into the same folder (the command's --overwrite): nothing of the earlier run is left
     stale_pred = tmp_path / "model_eval" / "pred" / "gone.png"
     stale_page_image = tmp_path / "model_eval" / "report_files" / "img09999.png"
-    for stale in (stale_pred, stale_page_image):
+    skipped_now = tmp_path / "model_eval" / "pred" / "sub" / "bad.png"  # coloured before, unreadable now
+    for stale in (stale_pred, stale_page_image, skipped_now):
         stale.write_bytes((tmp_path / "model_eval" / "pred" / "sub" / "im0.png").read_bytes())
+    (truth / "sub" / "bad.png").write_bytes(b"not an image any more")
     result = evaluate_model(ckpt, truth, tmp_path / "model_eval", EvalConfig(fid=False))
-    assert not stale_pred.exists() and not stale_page_image.exists()
+    (truth / "sub" / "bad.png").unlink()
+    assert [s["name"] for s in result["skipped"]] == ["sub/bad"]
+    assert not stale_pred.exists() and not stale_page_image.exists() and not skipped_now.exists()
     assert (tmp_path / "model_eval" / "report_files" / "img00001.png").is_file()
     rescored = evaluate_folders(tmp_path / "model_eval" / "pred", truth, tmp_path / "rescore", EvalConfig(fid=False))
     assert rescored["aggregate"]["psnr"]["mean"] == pytest.approx(result["aggregate"]["psnr"]["mean"], abs=1e-4)

@@ -797,8 +797,8 @@ class _OnDemandRegistryCommand(_RegistryCommand):
               help="Replace output files that exist already (an earlier run's); without it the command refuses "
               "before any work, naming the first. Inputs are never replaced.")
 @click.option("--clip", "as_clip", is_flag=True,
-              help="Treat the one input folder as the frames of a clip (in name order). A video file or a GIF "
-                   "given alone is always a clip.")
+              help="Treat the one input folder as the frames of a clip (in name order). A video file or an "
+                   "animated GIF given alone is always a clip (a still GIF is an image).")
 @click.option("--keyframe", "keyframes", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Clips, exemplar models: a coloured keyframe to colour from instead of the model's supports "
                    "(repeatable).")
@@ -969,7 +969,8 @@ def _plural(count: int, word: str) -> str:
 
 
 #: a clip given with other inputs, or several with --clip
-_CLIP_ALONE = "a clip is colorized alone: give one video, GIF or (with --clip) frame folder, and no sweep option"
+_CLIP_ALONE = ("a clip is colorized alone: give one video, animated GIF or (with --clip) frame folder, and no sweep "
+               "option")
 
 
 def _read_keyframes(model: Path, keyframes: tuple[Path, ...]) -> list[Any]:
@@ -1619,7 +1620,7 @@ def adapt_cmd(model: str | None, data_dir: Path, out_path: Path, overwrite: bool
                                  f"({', '.join(methods)}){_did_you_mean(str(model), methods)}", param_hint="MODEL")
     cls = methods[str(model)] if by_name else _checkpoint_method(model)
     # training-free, or one pass over the images (a look-up table): --steps would be ignored
-    free = cls is not None and not (cls.learns_in_steps and cls.adapts_in_steps)
+    free = cls is not None and not cls.adapt_takes_steps()
     # options that do not apply are refused, not silently dropped
     given = [flag for name, flag in (("steps", "--steps"), ("lr_factor", "--lr-factor"),
                                      ("batch_size", "--batch-size"), ("no_holdout", "--no-holdout"),
@@ -1628,7 +1629,8 @@ def adapt_cmd(model: str | None, data_dir: Path, out_path: Path, overwrite: bool
              and (name != "steps" or free)]
     if by_name and set(given) - {"--preset"}:
         ignored = [f for f in given if f != "--preset"]
-        raise click.UsageError(f"{', '.join(ignored)}: " + ("" if free else "for adapting a checkpoint; ")
+        for_checkpoints = any(f != "--steps" for f in ignored)  # the others apply to a checkpoint of it
+        raise click.UsageError(f"{', '.join(ignored)}: " + ("for adapting a checkpoint; " if for_checkpoints else "")
                                + f"`adapt {model}` makes a new {model} model by its own mechanism (on the CPU, "
                                + ("no steps, " if free else "") + "no fine-tuning, no held-out check): drop "
                                + ("it" if len(ignored) == 1 else "them"))
@@ -1672,7 +1674,7 @@ def adapt_cmd(model: str | None, data_dir: Path, out_path: Path, overwrite: bool
     grey = f" ({len(r.grey_skipped)} grey {_plural(len(r.grey_skipped), 'image')} skipped, above)" \
         if r.grey_skipped else ""
     kind = methods.get(r.method)
-    if kind is not None and not (kind.learns_in_steps and kind.adapts_in_steps):  # no steps, no learning rate
+    if kind is not None and not kind.adapt_takes_steps():  # no steps, no learning rate
         what = f"adapted by its own mechanism to {r.images} images" if r.how == "own" else "nothing to adapt"
         why = "training-free" if not kind.learns_in_steps else "one pass"
         click.echo(f"{r.method}: {what}{grey} ({why}: no steps, no learning rate), {r.seconds:.0f} s: {r.path}")
@@ -1806,7 +1808,7 @@ def weights_cmd(as_json: bool) -> None:
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the KID subsets.")
 @_device_option("cpu")
 @_overwrite_option("metrics.json and report.html (with its report_files/ images) in -o (with MODEL also its pred/ "
-                   "folder of colorizations)")
+                   "folder of colorizations, from which an earlier run's other images are removed)")
 def evaluate_cmd(model: Path | None, pred_dir: Path | None, truth_dir: Path | None, data_dir: Path | None,
                  out_dir: Path, size: int | None, work_size: int | None, lpips_net: str, no_fid: bool,
                  allow_missing: bool, inception_weights: Path | None, allow_download: bool, batch_size: int, seed: int,

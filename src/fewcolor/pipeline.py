@@ -29,6 +29,7 @@ from PIL import Image
 from fewcolor.color.lab import merge_l_ab, rgb_to_l
 from fewcolor.color.normalize import denormalize_ab, normalize_l
 from fewcolor.data.transforms import working_size
+from fewcolor.io.atomic import KEPT_FILE
 from fewcolor.io.image import DEFAULT_PIXEL_BUDGET
 from fewcolor.methods.base import Method
 
@@ -300,7 +301,7 @@ class Colorizer:
 
         return self.colorize(read_rgb(path, pixel_budget=self.pixel_budget), **options)
 
-    def colorize_file(self, src: str | os.PathLike[str], dst: str | os.PathLike[str], overwrite: bool = True,
+    def colorize_file(self, src: str | os.PathLike[str], dst: str | os.PathLike[str], *, overwrite: bool = True,
                       **options: Any) -> Path:
         """Read ``src``, colorize it, write ``dst`` (never ``src`` itself; its folder is created; the format
         follows its suffix: .png, .jpg, .jpeg, .bmp, .tif, .tiff, .webp, .ppm) and return ``dst``'s path. A
@@ -313,6 +314,8 @@ class Colorizer:
         src_p, dst_p = Path(src), Path(dst)
         if dst_p.exists() and src_p.exists() and dst_p.resolve() == src_p.resolve():
             raise ValueError(f"refusing to overwrite the input {src_p}; choose another output path")
+        if not overwrite and os.path.lexists(dst_p):  # said before the work; a file appearing during it is kept too
+            raise FileExistsError(f"{dst_p} exists; {KEPT_FILE}")
         rgb, alpha = read_rgb_alpha(src_p, pixel_budget=self.pixel_budget)
         return write_coloured(dst_p, self.colorize(rgb, **options), alpha, overwrite=overwrite)
 

@@ -111,6 +111,7 @@ def adapt_folder(
     """Adapt ``model`` to the images of ``data_dir`` and save it to ``out`` (module docstring)."""
     from fewcolor.data.folder import ImageFolderDataset
     from fewcolor.data.transforms import few_shot_transform
+    from fewcolor.methods.options import InferenceOptionError
     from fewcolor.methods.registry import load_method, save_method
     from fewcolor.train.adapt import adapt
     from fewcolor.train.loop import TrainingInterrupted
@@ -148,7 +149,7 @@ def adapt_folder(
             report.held_out = held
             try:
                 report.before = held_out_scores(method, root / held, device, lpips_model)
-            except RuntimeError as exc:  # e.g. an untrained MemoPainter's empty memory
+            except (RuntimeError, InferenceOptionError) as exc:  # e.g. an untrained MemoPainter's empty memory
                 log.warning("the unadapted model cannot colorize %s (%s); no 'before' score", held, exc)
             check, _ = run(method, support([p for p in every.paths if p != held]))
             report.after = held_out_scores(check, root / held, device, lpips_model)

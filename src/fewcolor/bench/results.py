@@ -48,15 +48,21 @@ def mean_of(values: Sequence[Any]) -> float | None:
     return sum(vals) / len(vals) if vals else None
 
 
+def smallest_fid_set(set_levels: Sequence[dict[str, Any]]) -> int | None:
+    """The smallest number of images one of these FID values was computed on (None: no FID among them)."""
+    sizes = [int(s["set_images"]) for s in set_levels
+             if s.get("fid") is not None and s.get("set_images") is not None]
+    return min(sizes) if sizes else None
+
+
 def summarize(result: MethodResult) -> dict[str, Any]:
     """Mean ± 95 % CI over every query of every seed; set-level metrics (FID) over seeds."""
     rows = [r for s in result.seeds for r in s.per_image]
     keys = [k for k, _ in TABLE_METRICS if k != "fid"] + ["auc", "cf_abs_pred", "delta_cf_abs"]
     agg = {k: mean_ci95([float(r[k]) for r in rows if r.get(k) is not None]) for k in keys}
     agg["fid"] = mean_ci95([s.set_level["fid"] for s in result.seeds if s.set_level.get("fid") is not None])
-    sizes = [int(s.set_level["set_images"]) for s in result.seeds if s.set_level.get("set_images") is not None]
     return {
-        "fid_set_images": min(sizes) if sizes else None,  #: the smallest set one FID value was computed on
+        "fid_set_images": smallest_fid_set([s.set_level for s in result.seeds]),  # the table flags a small one
         "method": result.method,
         "preset": result.preset,
         "seeds": [s.seed for s in result.seeds],

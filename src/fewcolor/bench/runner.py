@@ -31,7 +31,7 @@ import torch
 
 from fewcolor.bench.protocols import SIZES, Budget, Protocol, protocol_episodes, protocol_train_paths
 from fewcolor.bench.report import append_results, markdown_table, write_gallery
-from fewcolor.bench.results import MethodResult, SeedResult, mean_of, summarize
+from fewcolor.bench.results import MethodResult, SeedResult, mean_of, smallest_fid_set, summarize
 from fewcolor.color.lab import grey_rgb_from_l, rgb_to_l
 from fewcolor.io.atomic import write_text_atomic
 from fewcolor.train.last_state import LAST_NAME, has_training_state, previous_of
@@ -392,9 +392,9 @@ def run_method(
             per_image += metrics["per_image"]
             set_levels.append(metrics["set"])
         set_level = {k: mean_of([s.get(k) for s in set_levels]) for k in ("fid", "kid_mean")}
-        sizes = [int(s["set_images"]) for s in set_levels if s.get("set_images") is not None]
-        if sizes:  # the smallest set any fold's FID was computed on (the table flags small ones)
-            set_level["set_images"] = min(sizes)
+        smallest = smallest_fid_set(set_levels)
+        if smallest is not None:  # the smallest set any fold's FID was computed on (the table flags small ones)
+            set_level["set_images"] = smallest
         result.seeds.append(
             SeedResult(
                 seed, per_image, set_level, ",".join(sorted(set(adaptation))), train_steps, train_seconds, t_eval

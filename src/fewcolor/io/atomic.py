@@ -52,19 +52,21 @@ def _fsync(path: Path, directory: bool = False) -> None:
         os.close(fd)
 
 
+#: the end of the message refusing to replace an existing file
+KEPT_FILE = "it is kept: choose another output path or allow replacing it (--overwrite; overwrite=True in Python)"
+
+
 def _commit_new(tmp: Path, target: Path) -> None:
     """Give ``tmp`` the name ``target`` only if no file has it: a hard link fails on an existing name in one
     step (no check-then-write window); where the file system has no hard links, checked just before the rename."""
     try:
         os.link(tmp, target)
     except FileExistsError:
-        raise FileExistsError(f"{target} exists (it appeared while this file was being written); it is kept: "
-                              "choose another output path or allow replacing it (--overwrite; overwrite=True in "
-                              "Python)") from None
+        raise FileExistsError(f"{target} exists (it appeared while this file was being written); {KEPT_FILE}"
+                              ) from None
     except OSError:
         if os.path.lexists(target):
-            raise FileExistsError(f"{target} exists; it is kept: choose another output path or allow replacing "
-                                  "it (--overwrite; overwrite=True in Python)") from None
+            raise FileExistsError(f"{target} exists; {KEPT_FILE}") from None
         os.replace(tmp, target)
         return
     tmp.unlink()

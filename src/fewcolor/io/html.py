@@ -76,14 +76,19 @@ class Page:
     def _save(self, image: torch.Tensor) -> str:
         from fewcolor.io.image import write_rgb
 
-        if self._count == 0 and self.files_dir.is_dir():  # an earlier version of this page: its images go
-            for old in self.files_dir.iterdir():
-                if _IMAGE_NAME.fullmatch(old.name) and old.is_file():
-                    old.unlink()
+        if self._count == 0:
+            self._remove_earlier_images()
         self._count += 1
         name = f"img{self._count:05d}.png"
         write_rgb(self.files_dir / name, image.detach().float().cpu().clamp(0, 1))
         return f"{self.files_dir.name}/{name}"
+
+    def _remove_earlier_images(self) -> None:
+        """An earlier version of this page may have left more images than this one writes: they go."""
+        if self.files_dir.is_dir():
+            for old in self.files_dir.iterdir():
+                if _IMAGE_NAME.fullmatch(old.name) and old.is_file():
+                    old.unlink()
 
     def image_table(
         self, header: Sequence[str], rows: Sequence[Sequence[ImageCell | str | None]], row_labels: Sequence[str] = ()
@@ -107,6 +112,8 @@ class Page:
         self.parts.append("".join(out))
 
     def write(self) -> Path:
+        if self._count == 0:  # a page without images: none of an earlier version's is left either
+            self._remove_earlier_images()
         doc = (
             f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(self.title)}</title>"
             f"<style>{_STYLE}</style></head><body><h1>{html.escape(self.title)}</h1>"

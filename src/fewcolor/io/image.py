@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
-from fewcolor.io.atomic import atomic_path
+from fewcolor.io.atomic import KEPT_FILE, atomic_path
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -208,8 +208,7 @@ def write_rgb(
         shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
         raise ValueError(f"write_rgb({p}): expected a (3, H, W) or (1, H, W) tensor, got {shape}")
     if not overwrite and p.exists():
-        raise FileExistsError(f"{p} exists; it is kept: choose another output path or allow replacing it "
-                              "(--overwrite; overwrite=True in Python)")
+        raise FileExistsError(f"{p} exists; {KEPT_FILE}")
     # one new tensor, then in place: the same values as (clamp(0, 1) * 255).round() in fewer full-size passes
     array = image.detach().cpu().float().mul(255.0).clamp_(0.0, 255.0).round_().to(torch.uint8)
     if alpha is not None:

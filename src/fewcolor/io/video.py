@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -60,9 +61,11 @@ def is_clip(path: str | os.PathLike[str]) -> bool:
     if suffix != ".gif":
         return False
     try:
-        with Image.open(p) as img:
-            return int(getattr(img, "n_frames", 1)) > 1
-    except (OSError, ValueError):
+        with warnings.catch_warnings():  # a huge GIF is the reader's to refuse, naming it
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(p) as img:
+                return bool(getattr(img, "is_animated", False))  # stops at the second frame
+    except (OSError, ValueError, Image.DecompressionBombError):
         return False
 
 

@@ -81,6 +81,12 @@ class Method(nn.Module):
     #: False where :meth:`adapt` builds the adapted state in one pass over the support images whatever its
     #: ``steps`` (a look-up table): ``fewcolor adapt`` then refuses --steps and --lr-factor instead of ignoring them
     adapts_in_steps: ClassVar[bool] = True
+
+    @classmethod
+    def adapt_takes_steps(cls) -> bool:
+        """Whether ``fewcolor adapt``'s --steps (and --lr-factor) mean anything for this method: False for a
+        training-free method and for one whose adapt is a single pass (``adapts_in_steps``)."""
+        return cls.learns_in_steps and cls.adapts_in_steps
     #: the training step of a loaded checkpoint (set by ``load_method``)
     checkpoint_step: int = 0
     #: typed keyword options ``predict_ab`` accepts; the CLI, the pipeline and ``fewcolor methods``

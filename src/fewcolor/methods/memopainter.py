@@ -71,7 +71,8 @@ log = logging.getLogger(__name__)
 
 #: an untrained (or never-written) memory: nothing to retrieve a colour from
 _EMPTY_MEMORY = ("memopainter: this model's colour memory is empty (saved before any training step wrote to it): "
-                 "train or adapt it first (fewcolor train / fewcolor adapt), or colour with --palette or --reference")
+                 "train it, or adapt it to your colour images, first; or colour with a palette or a reference image "
+                 "(the palette and reference options)")
 
 #: query backbones in order of preference: the paper's ResNet18 pool5, else VGG16 conv5 (both 512-d)
 BACKBONES: tuple[tuple[str, str], ...] = (("resnet18", "avgpool"), ("vgg16", "features.29"))

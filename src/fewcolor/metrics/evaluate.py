@@ -284,7 +284,8 @@ def evaluate_model(checkpoint: str | os.PathLike[str], data_dir: str | os.PathLi
                    work_size: int | None = None, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Colorize every image of ``data_dir`` (only its L is used) with the checkpoint and the method's
     inference ``options`` (checked before the first image), save the outputs in ``out_dir/pred`` and score
-    them against the originals."""
+    them against the originals. Images an earlier run left in ``out_dir/pred`` that this run does not write
+    (or skips) are removed, so ``pred/`` holds this run's outputs only."""
     from fewcolor.pipeline import Colorizer
 
     cfg = config or EvalConfig()
@@ -311,6 +312,7 @@ def evaluate_model(checkpoint: str | os.PathLike[str], data_dir: str | os.PathLi
                 pred = colorizer.colorize(truth, **options)
             except (ImageReadError, ValueError) as exc:
                 skipped.append({"name": name, "reason": str(exc)})
+                plan.paths[0].unlink(missing_ok=True)  # an earlier run's output for it is not this run's
                 continue
             write_rgb(plan.paths[0], pred)
             # The score uses the 8-bit output exactly as saved, so re-scoring pred/ gives the same numbers.

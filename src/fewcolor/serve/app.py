@@ -372,7 +372,7 @@ def _colorize_job(service: Service, model_id: str, image: Path, options: dict[st
         return ids
     except (InferenceOptionError, ImageReadError, ValueError) as exc:
         raise Refusal(422, str(exc).replace(str(image), image.name.split("-", 1)[-1])) from exc
-    except RuntimeError as exc:  # e.g. an empty MemoPainter memory
+    except RuntimeError as exc:  # a method's own failure at inference, said on the page
         raise Refusal(422, str(exc)) from exc
 
 
