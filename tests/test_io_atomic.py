@@ -64,3 +64,16 @@ def test_colorize_file_without_overwrite_refuses_before_the_work(tmp_path, monke
     with pytest.raises(FileExistsError, match="it is kept"):
         colorizer.colorize_file(src, dst, overwrite=False)
     assert dst.read_text() == "mine"
+
+
+def test_without_hard_links_a_new_name_is_written_and_an_existing_one_kept(tmp_path, monkeypatch):
+    def no_links(src, dst):
+        raise PermissionError(1, "hard links not supported here")
+
+    monkeypatch.setattr(os, "link", no_links)
+    with atomic_path(tmp_path / "new.txt", replace=False) as tmp:
+        tmp.write_text("mine")
+    assert (tmp_path / "new.txt").read_text() == "mine"
+    with pytest.raises(FileExistsError, match="it is kept"), atomic_path(tmp_path / "new.txt", replace=False) as tmp:
+        tmp.write_text("other")
+    assert (tmp_path / "new.txt").read_text() == "mine" and _leftovers(tmp_path) == []

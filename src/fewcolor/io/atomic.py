@@ -62,7 +62,7 @@ def _commit_new(tmp: Path, target: Path) -> None:
     try:
         os.link(tmp, target)
     except FileExistsError:
-        raise FileExistsError(f"{target} exists (it appeared while this file was being written); {KEPT_FILE}"
+        raise FileExistsError(f"{target} exists (it may have appeared while this file was being written); {KEPT_FILE}"
                               ) from None
     except OSError:
         if os.path.lexists(target):
