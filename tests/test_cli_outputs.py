@@ -216,34 +216,21 @@ def test_a_failed_run_leaves_no_empty_output_folder(tmp_path, tiny_model):
 
 
 # ------------------------------------------------------------------ 5: training-free methods
-def test_adapt_refuses_steps_for_a_training_free_method_and_reports_truthfully(tmp_path, few):
-    code, text = _cli(["adapt", "exemplar", "--preset", "tiny", "--data", few, "-o", tmp_path / "a.safetensors",
-                       "--steps", 5])
-    assert code == 2 and "--steps" in _error_line(text)
-    ex = save_method(build_method("exemplar", "tiny"), tmp_path / "ex.safetensors")
-    code, text = _cli(["adapt", ex, "--data", few, "-o", tmp_path / "k.safetensors", "--steps", 2])
-    assert code == 2 and "--steps" in _error_line(text) and "training-free" in _error_line(text)
-    assert not (tmp_path / "k.safetensors").exists()
-    code, text = _cli(["adapt", ex, "--data", few, "-o", tmp_path / "k.safetensors"])
-    assert code == 0, text
-    last = text.strip().splitlines()[-1]
-    assert "training-free" in last and " steps, lr" not in last and "own mechanism" in last
-
-
-def test_adapt_refuses_steps_for_a_look_up_table(tmp_path, few):
-    code, text = _cli(["adapt", "lut", "--data", few, "-o", tmp_path / "n.safetensors", "--steps", 5])
+@pytest.mark.parametrize(("name", "why"), [("exemplar", "training-free"), ("lut", "one pass")])
+def test_adapt_refuses_steps_where_they_would_be_ignored_and_reports_truthfully(tmp_path, few, name, why):
+    new = ["adapt", name, "--preset", "tiny", "--data", few, "-o", tmp_path / "a.safetensors", "--steps", 5]
+    code, text = _cli(new)
     assert code == 2 and "--steps" in _error_line(text) and "for adapting a checkpoint" not in _error_line(text)
-    code, text = _cli(["adapt", "lut", "--data", few, "-o", tmp_path / "n.safetensors", "--steps", 5,
-                       "--device", "cpu"])
-    assert code == 2 and "for adapting a checkpoint" in _error_line(text)  # --device applies to a lut checkpoint
-    lut = save_method(build_method("lut", "tiny"), tmp_path / "lut.safetensors")
-    code, text = _cli(["adapt", lut, "--data", few, "-o", tmp_path / "l.safetensors", "--steps", 50])
-    assert code == 2 and "--steps" in _error_line(text) and "one pass" in _error_line(text)
-    assert not (tmp_path / "l.safetensors").exists()
-    code, text = _cli(["adapt", lut, "--data", few, "-o", tmp_path / "l.safetensors"])
+    code, text = _cli([*new, "--device", "cpu"])
+    assert code == 2 and "for adapting a checkpoint" in _error_line(text)  # --device applies to a checkpoint of it
+    model = save_method(build_method(name, "tiny"), tmp_path / "m.safetensors")
+    code, text = _cli(["adapt", model, "--data", few, "-o", tmp_path / "k.safetensors", "--steps", 2])
+    assert code == 2 and "--steps" in _error_line(text) and why in _error_line(text)
+    assert not (tmp_path / "k.safetensors").exists()
+    code, text = _cli(["adapt", model, "--data", few, "-o", tmp_path / "k.safetensors"])
     assert code == 0, text
     last = text.strip().splitlines()[-1]
-    assert "one pass: no steps" in last and " steps, lr" not in last
+    assert f"{why}: no steps" in last and " steps, lr" not in last and "own mechanism" in last
 
 
 # ------------------------------------------------------------------ 7: help
