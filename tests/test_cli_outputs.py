@@ -336,6 +336,11 @@ def test_an_untrained_memopainter_is_one_line_before_any_image(tmp_path):
     code, text = _cli(["colorize", model, src, "-o", tmp_path / "out"])
     assert code == 2 and "memory is empty" in _error_line(text) and "Traceback" not in text
     assert not (tmp_path / "out").exists()
+    # memory inspect takes no palette: its message must not offer one
+    code, text = _cli(["memory", "inspect", model, src, "-o", tmp_path / "page.html"])
+    line = _error_line(text)
+    assert code == 2 and "memory is empty" in line and "nothing to inspect" in line and "palette" not in line
+    assert not (tmp_path / "page.html").exists()
 
 
 def test_one_image_swept_into_a_file_name_says_which_files(tmp_path):

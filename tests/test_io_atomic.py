@@ -77,3 +77,30 @@ def test_without_hard_links_a_new_name_is_written_and_an_existing_one_kept(tmp_p
     with pytest.raises(FileExistsError, match="it is kept"), atomic_path(tmp_path / "new.txt", replace=False) as tmp:
         tmp.write_text("other")
     assert (tmp_path / "new.txt").read_text() == "mine" and _leftovers(tmp_path) == []
+
+
+def test_without_hard_links_windows_rename_refuses_in_one_step(tmp_path, monkeypatch):
+    """Windows: no check-then-replace window; a name taken during the work is kept by the rename itself."""
+    from fewcolor.io import atomic
+
+    def no_links(src, dst):
+        raise PermissionError(1, "hard links not supported here")
+
+    real_replace = os.replace
+
+    def windows_rename(src, dst):  # Windows semantics: an existing destination is refused
+        if os.path.lexists(dst):
+            raise FileExistsError(17, "exists", str(dst))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "link", no_links)
+    monkeypatch.setattr(atomic, "RENAME_KEEPS_EXISTING", True)
+    monkeypatch.setattr(os, "rename", windows_rename)
+    monkeypatch.setattr(os, "replace", lambda *a: pytest.fail("replaced without a check"))
+    with atomic_path(tmp_path / "new.txt", replace=False) as tmp:
+        tmp.write_text("mine")
+    assert (tmp_path / "new.txt").read_text() == "mine"
+    target = tmp_path / "new.txt"
+    with pytest.raises(FileExistsError, match="appeared while"), atomic_path(target, replace=False) as tmp:
+        tmp.write_text("other")
+    assert target.read_text() == "mine" and _leftovers(tmp_path) == []

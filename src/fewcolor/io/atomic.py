@@ -52,19 +52,29 @@ def _fsync(path: Path, directory: bool = False) -> None:
         os.close(fd)
 
 
+#: Windows' rename refuses an existing name (POSIX rename replaces it)
+RENAME_KEEPS_EXISTING = os.name == "nt"
+
 #: the end of the message refusing to replace an existing file
 KEPT_FILE = "it is kept: choose another output path or allow replacing it (--overwrite; overwrite=True in Python)"
 
 
 def _commit_new(tmp: Path, target: Path) -> None:
     """Give ``tmp`` the name ``target`` only if no file has it: a hard link fails on an existing name in one
-    step (no check-then-write window); where the file system has no hard links, checked just before the rename."""
+    step (no check-then-write window). Where the file system has no hard links, Windows' rename refuses an
+    existing name in one step too; elsewhere (POSIX rename replaces) the name is checked just before the rename."""
+    appeared = f"{target} exists (it may have appeared while this file was being written); {KEPT_FILE}"
     try:
         os.link(tmp, target)
     except FileExistsError:
-        raise FileExistsError(f"{target} exists (it may have appeared while this file was being written); {KEPT_FILE}"
-                              ) from None
+        raise FileExistsError(appeared) from None
     except OSError:
+        if RENAME_KEEPS_EXISTING:
+            try:
+                os.rename(tmp, target)
+            except FileExistsError:
+                raise FileExistsError(appeared) from None
+            return
         if os.path.lexists(target):
             raise FileExistsError(f"{target} exists; {KEPT_FILE}") from None
         os.replace(tmp, target)

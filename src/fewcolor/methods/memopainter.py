@@ -70,9 +70,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: an untrained (or never-written) memory: nothing to retrieve a colour from
-_EMPTY_MEMORY = ("memopainter: this model's colour memory is empty (saved before any training step wrote to it): "
-                 "train it, or adapt it to your colour images, first; or colour with a palette or a reference image "
-                 "(the palette and reference options)")
+EMPTY_MEMORY = ("memopainter: this model's colour memory is empty (saved before any training step wrote to it): "
+                "train it, or adapt it to your colour images, first")
+#: what colouring with an empty memory can do instead
+_EMPTY_MEMORY_COLOUR = f"{EMPTY_MEMORY}; or colour with a palette or a reference image (the palette and reference options)"
 
 #: query backbones in order of preference: the paper's ResNet18 pool5, else VGG16 conv5 (both 512-d)
 BACKBONES: tuple[tuple[str, str], ...] = (("resnet18", "avgpool"), ("vgg16", "features.29"))
@@ -278,7 +279,7 @@ class MemoPainter(Method):
         if not self.config.memory:
             raise InferenceOptionError("this is a Res-cGAN model (memory=False): it has no memory to retrieve from")
         if self.memory.num_filled == 0:
-            raise InferenceOptionError(_EMPTY_MEMORY)
+            raise InferenceOptionError(_EMPTY_MEMORY_COLOUR)
         return self.memory.retrieve(self.query(self.spatial_features(l)), k)
 
     def check_options(self, options: Mapping[str, Any]) -> None:
@@ -287,7 +288,7 @@ class MemoPainter(Method):
         super().check_options(options)
         if (self.config.memory and self.memory.num_filled == 0
                 and options.get("palette") is None and options.get("reference") is None):
-            raise InferenceOptionError(_EMPTY_MEMORY)
+            raise InferenceOptionError(_EMPTY_MEMORY_COLOUR)
 
     def condition(self, l: torch.Tensor, variant: int | None = None, palette: Any = None,
                   reference: torch.Tensor | None = None) -> torch.Tensor:

@@ -11,7 +11,7 @@ from fewcolor.color.lab import grey_rgb_from_l, merge_l_ab
 from fewcolor.color.normalize import denormalize_ab, denormalize_l
 from fewcolor.io.html import ImageCell, Page
 from fewcolor.methods.base import InferenceOptionError
-from fewcolor.methods.memopainter import MemoPainter
+from fewcolor.methods.memopainter import EMPTY_MEMORY, MemoPainter
 from fewcolor.pipeline import network_input
 
 
@@ -21,6 +21,8 @@ def memory_page(method: MemoPainter, rgb: torch.Tensor, path: str | Path, top_k:
     drawn as a swatch, its similarity, and which training image wrote it (``fewcolor memory inspect``)."""
     if not method.config.memory:
         raise InferenceOptionError(f"{method.name} model has no memory to inspect (memory=False)")
+    if method.memory.num_filled == 0:  # retrieve()'s message would offer a palette, which this page cannot take
+        raise InferenceOptionError(f"{EMPTY_MEMORY}: it has nothing to inspect")
     l = network_input(rgb, size or method.config.image_size, method.size_multiple).to(method.device)
     method.eval()
     with torch.no_grad():
