@@ -73,7 +73,8 @@ log = logging.getLogger(__name__)
 EMPTY_MEMORY = ("memopainter: this model's colour memory is empty (saved before any training step wrote to it): "
                 "train it, or adapt it to your colour images, first")
 #: what colouring with an empty memory can do instead
-_EMPTY_MEMORY_COLOUR = f"{EMPTY_MEMORY}; or colour with a palette or a reference image (the palette and reference options)"
+_EMPTY_MEMORY_COLOUR = (f"{EMPTY_MEMORY}; or colour with a palette or a reference image "
+                        "(the palette and reference options)")
 
 #: query backbones in order of preference: the paper's ResNet18 pool5, else VGG16 conv5 (both 512-d)
 BACKBONES: tuple[tuple[str, str], ...] = (("resnet18", "avgpool"), ("vgg16", "features.29"))
