@@ -204,3 +204,55 @@ def test_a_run_without_recorded_time_gives_no_number() -> None:
     assert "records no training time" in line and "cgan 200 steps in 2 more run(s), time unknown" in line
     assert "lut: unknown until its first run" in line
     assert not any(ch.isdigit() for ch in line.replace("seed0", "").replace("200 steps in 2 more", ""))
+
+
+# --- (9) inference options: scored beside the plain results, on the same training ---------------------------
+
+
+def test_inference_options_score_beside_the_plain_results_on_the_same_training(
+        folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from fewcolor.pipeline import Colorizer
+
+    given: list[dict] = []
+    colorize = Colorizer.colorize
+
+    def recording_colorize(self, image, **options):
+        given.append(options)
+        return colorize(self, image, **options)
+
+    def evaluate_pairs(pairs, out_dir, config=None, total=None, extra_protocol=None, **kwargs):
+        chroma = [float(pred.std()) for _, pred, _ in pairs]  # colours every query
+        return {"per_image": [{"name": f"q{i}", "lpips": c} for i, c in enumerate(chroma)], "set": {}}
+
+    monkeypatch.setattr(Colorizer, "colorize", recording_colorize)
+    monkeypatch.setattr(evaluate_module, "evaluate_pairs", evaluate_pairs)
+    (protocol,) = folder_protocols(folder, [1])
+    budget = replace(get_budget("smoke"), train_images=8, batch_size=4, adapt_steps=0)
+    out = tmp_path / "results"
+    run_benchmark(protocol, ["cic@tiny"], budget, "smoke", out_root=out, results_md=None, fid=False)
+    plain_count = len(given)
+    assert plain_count > 0 and all(options == {} for options in given)
+    with caplog.at_level(logging.INFO, logger="fewcolor.bench.runner"):
+        run_benchmark(protocol, ["cic@tiny"], budget, "smoke", out_root=out, results_md=None, fid=False,
+                      options={"cic": {"chroma": 0.5}})
+    assert "reusing finished run" in caplog.text  # the options change no training
+    assert given[plain_count:] == [{"chroma": 0.5}] * plain_count
+    plain = json.loads((out / protocol.name / "cic@tiny.json").read_text())
+    halved = json.loads((out / protocol.name / "cic@tiny[chroma=0.5].json").read_text())
+    assert "options" not in plain["identity"] and halved["identity"]["options"] == {"chroma": 0.5}
+    assert halved["method"] == "cic@tiny[chroma=0.5]"
+
+
+def test_bench_refuses_options_no_listed_method_takes_and_image_or_sweep_options(folder: Path,
+                                                                               tmp_path: Path) -> None:
+    args = ["bench", "--data", str(folder), "--shots", "1", "--size", "smoke", "--no-fid",
+            "-o", str(tmp_path / "results"), "--results-md", str(tmp_path / "R.md")]
+    picture = next(folder.rglob("*.png"))
+    for extra, words in ((["--methods", "grey,lut", "--temperature", "1"], ["--temperature", "grey, lut", "cic"]),
+                         (["--methods", "memopainter", "--reference", str(picture)], ["--reference", "supports"]),
+                         (["--methods", "memopainter", "--variants", "2"], ["--variants", "one colouring"])):
+        res = CliRunner().invoke(main, [*args, *extra])
+        error = [line for line in res.output.splitlines() if line.startswith("Error")]
+        assert res.exit_code == 2 and len(error) == 1, res.output
+        assert all(word in error[0] for word in words), error[0]
+    assert not (tmp_path / "results").exists()  # refused before any work

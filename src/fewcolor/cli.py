@@ -382,7 +382,7 @@ def _describe_method(cls: Any) -> str:
         shown = ", ".join(f"{k}={v!r}" for k, v in values.items()) or "the defaults"
         batch = cls.preset_batch_sizes.get(preset)
         lines.append(f"  {preset}: {shown}" + (f" (batch size {batch})" if batch else ""))
-    lines += ["", "inference options (colorize --OPTION):"]
+    lines += ["", "inference options (colorize --OPTION; evaluate and bench take most of them, see their --help):"]
     for opt in cls.inference_options:
         default = "" if opt.default is None else f", default {opt.default}"
         lines.append(f"  {opt.flag} ({opt.kind}{default}): {opt.help}")
@@ -727,11 +727,14 @@ class _RegistryCommand(click.Command):
     They are generated on each use (parsing or --help) from the registry, so `fewcolor --help` imports
     no method and a method registered later still shows up. ``sweeps=False``: a command that colours once
     per image (export, evaluate) does not offer the sweep options (--variants K); it refuses them by name.
+    ``shadowed``: inference options not offered because the command has its own option of that name (bench's
+    --adapt-steps is the per-episode adaptation budget, not MetalGAN's test-time steps).
     """
 
-    def __init__(self, *args: Any, sweeps: bool = True, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, sweeps: bool = True, shadowed: tuple[str, ...] = (), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.sweeps = sweeps
+        self.shadowed = shadowed  # inference options the command has an own option of the same name for
 
     def get_params(self, ctx: click.Context) -> list[click.Parameter]:
         from fewcolor.methods.registry import inference_option_table
@@ -739,6 +742,8 @@ class _RegistryCommand(click.Command):
         params = list(self.params)
         taken = {p.name for p in params}
         for name, (opt, methods) in inference_option_table().items():
+            if name in self.shadowed:
+                continue
             for param in _option_param(opt, methods, self.sweeps):
                 if param.name in taken:
                     raise click.ClickException(
@@ -1288,7 +1293,8 @@ def data_prepare_cmd(
 
 
 # ----------------------------------------------------------------------------------------------
-@main.command("bench", short_help="Benchmark methods on a protocol or on your own folder.")
+@main.command("bench", cls=_OnDemandRegistryCommand, sweeps=False, shadowed=("adapt_steps",),
+              short_help="Benchmark methods on a protocol or on your own folder.")
 @click.argument("protocol", required=False)
 @click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Your own folder instead of PROTOCOL: each first-level subfolder is a class; per class the "
@@ -1393,6 +1399,7 @@ def bench_cmd(
     init: str | None,
     overwrite: bool,
     device: str | None,
+    **options: Any,
 ) -> None:
     """Benchmark METHODS on PROTOCOL (or on your folder, --data) with equal training and adaptation budgets.
 
@@ -1400,6 +1407,10 @@ def bench_cmd(
     emoji-xstyle, or `all` (every protocol; meant for --smoke). Include the baselines `grey` and `lut`
     in METHODS: a method that does not beat them has not helped. Training runs in fp32 on every machine,
     so tables from different CPUs compare (`fewcolor train` defaults to --precision auto).
+
+    A method's inference options (e.g. --temperature 1; `fewcolor methods NAME` lists them) colour the queries
+    of every method of METHODS that takes them; they change no training, so the runs of a benchmark without
+    them are reused. Results of other options are refused unless --overwrite (or give another -o).
     """
     import shlex
 
@@ -1463,12 +1474,16 @@ def bench_cmd(
     for method_name, values in per_method.items():
         # bad names, keys and value types fail here, not hours in
         _method_class(method_name, "--set").make_config(None, values)
+    _refuse_sweeps(options, "bench scores one colouring per query")
+    per_method_options = _options_per_method({k: v for k, v in options.items() if v is not None},
+                                             [label.partition("@")[0] for label in labels])
     init_path = resolve_model_arg(init, "--init") if init else None
     output_dir(out_root)
     command = "fewcolor " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     if not overwrite:  # every protocol's results files, before the first protocol trains
         for proto in protocols:
-            check_results_free(proto, labels, budget, size, preset, out_root, per_method, init_path)
+            check_results_free(proto, labels, budget, size, preset, out_root, per_method, init_path,
+                               per_method_options)
     for proto in protocols:
         result = run_benchmark(
             proto,
@@ -1485,9 +1500,32 @@ def bench_cmd(
             overrides=per_method,
             init=init_path,
             overwrite=True,  # every protocol's results were checked above (or --overwrite was given)
+            options=per_method_options,
         )
         click.echo(result["table"])
         click.echo(f"gallery: {result['gallery']}")
+
+
+def _options_per_method(options: dict[str, Any], names: list[str]) -> dict[str, dict[str, Any]]:
+    """bench: the given inference options of each method of ``names`` that declares them. One that none of
+    them declares is refused (a typo or a wrong method, not hours of training scored without it), and so is an
+    image option: a benchmark colours each episode's queries from its own supports."""
+    from fewcolor.methods.registry import inference_option_table
+
+    table = inference_option_table()
+    per_method: dict[str, dict[str, Any]] = {}
+    for key, value in options.items():
+        opt, declared = table[key]
+        if opt.is_image:
+            raise click.BadParameter("bench colours each episode's queries from that episode's supports; an image "
+                                     "option is for colorize and evaluate", param_hint=opt.flag)
+        takers = [name for name in dict.fromkeys(names) if name in declared]
+        if not takers:
+            raise click.BadParameter(f"no method of --methods ({', '.join(names)}) takes it; "
+                                     f"{', '.join(declared)} do", param_hint=opt.flag)
+        for name in takers:
+            per_method.setdefault(name, {})[key] = value
+    return per_method
 
 
 # ----------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -288,6 +289,7 @@ def _query_pairs(
     device: str | None,
     adaptation: list[str],
     gallery: list[tuple[str, torch.Tensor, torch.Tensor, torch.Tensor]],
+    options: dict[str, Any],
 ) -> Iterator[tuple[str, torch.Tensor, torch.Tensor]]:
     from fewcolor.pipeline import Colorizer
     from fewcolor.train.adapt import adapt
@@ -310,7 +312,7 @@ def _query_pairs(
             # the query's own colours are the truth unless the episode says otherwise: read it once
             seen = truth if query == truth_path else eval_image(query, protocol.image_size)
             grey = grey_rgb_from_l(rgb_to_l(seen[None]))[0]
-            pred = colorizer.colorize(grey)
+            pred = colorizer.colorize(grey, **options)
             name = f"{ep.name}/{query.name}"
             if len(gallery) < budget.gallery_queries and seed == 0 and shown < per_episode:
                 gallery.append((name, grey, truth, pred))
@@ -334,13 +336,16 @@ def run_method(
     init: Path | None = None,
     identity: dict[str, Any] | None = None,
     later_methods: Sequence[str] = (),
+    options: dict[str, Any] | None = None,
 ) -> MethodResult:
     """``label``: the method's name in the table (default ``method_name``); ``run_tag`` is appended to the
     training runs' folder name (a non-default batch size, ``init``'s digest); ``init``: a checkpoint every
     training run starts from where names and shapes match (``bench --init``). The result is labelled
-    ``label+init`` when ``init`` initialised the method, else ``label`` (it shares no tensor with it).
+    ``label+init`` when ``init`` initialised the method, else ``label`` (it shares no tensor with it); then
+    :func:`options_label` of ``options``.
     ``identity`` (:func:`results_identity`) is recorded in every metrics.json; ``later_methods``: the labels
-    the benchmark runs after this one (the time-left line after each training run names them)."""
+    the benchmark runs after this one (the time-left line after each training run names them); ``options``:
+    inference options every query is coloured with (checked on the trained method before the first episode)."""
     from fewcolor.metrics.evaluate import EvalConfig, evaluate_pairs
 
     label = label or method_name
@@ -356,7 +361,7 @@ def run_method(
             fold_tag = "" if fold is None else f"/fold{fold}"
             method, result.preset = _build(method_name, preset, protocol.image_size, seed, overrides)
             initialised = init is not None and _warm_start_or_say(method, init)
-            result.method = label + ("+init" if initialised else "")
+            result.method = label + ("+init" if initialised else "") + options_label(options)
             run_dir = _run_dir(out_dir, protocol, smoke, method_name, chosen_preset, budget, run_tag, overrides, seed,
                                fold)
             trained = _train_or_reuse(method, protocol, budget, fold, seed, run_dir, smoke, device)
@@ -373,8 +378,10 @@ def run_method(
             log.info("%s", time_left_line(protocol.name, result.method, f"seed{seed}{fold_tag}", trained,
                                           sum(1 for n in steps_to_train if n), sum(steps_to_train), later_methods))
             t0 = time.time()
+            method.check_options(options or {})  # one error now, not one per query
             episodes = _budget_episodes(protocol, budget, fold, seed, smoke)
-            pairs = _query_pairs(method, episodes, protocol, budget, seed, device, adaptation, result.gallery)
+            pairs = _query_pairs(method, episodes, protocol, budget, seed, device, adaptation, result.gallery,
+                                 options or {})
             metrics = evaluate_pairs(
                 pairs,
                 out_dir / result.method / f"seed{seed}{fold_tag}",
@@ -459,9 +466,12 @@ def results_identity(
     overrides: dict[str, Any] | None,
     batch_tag: str,
     init_digest: str | None,
+    options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """What a method's results on ``protocol`` came from (recorded in its results JSON): two benchmarks with the
-    same identity train and score the same runs, so the second may replace the first's files (JSON-normalised)."""
+    same identity train and score the same runs, so the second may replace the first's files (JSON-normalised).
+    Inference ``options`` are recorded only when given, so results written before they existed keep their
+    identity."""
     identity = {
         "budget": dataclasses.asdict(budget),
         "preset": chosen_preset,
@@ -470,6 +480,8 @@ def results_identity(
         "batch_tag": batch_tag,
         "init": init_digest,
     }
+    if options:
+        identity["options"] = dict(sorted(options.items()))
     return json.loads(json.dumps(identity, default=str))
 
 
@@ -485,14 +497,24 @@ def _flat_differences(before: dict[str, Any], now: dict[str, Any], prefix: str =
     return differences
 
 
+def options_label(options: dict[str, Any] | None) -> str:
+    """What inference options add to a method's results name: ``[temperature=1.0]`` (a path value by its file
+    name), so results with and without them sit side by side in one results folder and share the training."""
+    if not options:
+        return ""
+    shown = (f"{k}={Path(v).name if isinstance(v, (str, Path)) and ('/' in str(v) or os.sep in str(v)) else v}"
+             for k, v in sorted(options.items()))
+    return "[" + ",".join(shown) + "]"
+
+
 def _result_label(label: str, method_name: str, preset: str | None, size: int, overrides: dict[str, Any] | None,
-                  init: Path | None) -> str:
+                  init: Path | None, options: dict[str, Any] | None = None) -> str:
     """The name a method's results get: ``label+init`` when ``init`` initialises it (which takes building it),
-    else ``label``."""
+    else ``label``; then :func:`options_label`."""
     if init is None:
-        return label
+        return label + options_label(options)
     method, _ = _build(method_name, preset, size, 0, overrides)
-    return label + "+init" if _warm_start_or_say(method, init, say=False) else label
+    return (label + "+init" if _warm_start_or_say(method, init, say=False) else label) + options_label(options)
 
 
 def check_results_free(
@@ -504,10 +526,12 @@ def check_results_free(
     out_root: Path = Path("results"),
     overrides: dict[str, dict[str, Any]] | None = None,
     init: Path | None = None,
+    options: dict[str, dict[str, Any]] | None = None,
 ) -> None:
     """Refuse (``FileExistsError``, one line naming the file and the fix) when a results JSON that
     :func:`run_benchmark` would write already holds the results of runs with another
-    :func:`results_identity` (another budget, ``--set``, preset, size, batch size or ``--init``): checked before
+    :func:`results_identity` (another budget, ``--set``, preset, size, batch size, ``--init`` or inference
+    options): checked before
     any training. The same identity (the same command again: its runs are reused) and a file written before
     identities were recorded may be replaced."""
     out_dir = _out_dir(protocol, size, out_root)
@@ -516,7 +540,9 @@ def check_results_free(
         name, _, own_preset = label.partition("@")
         method_preset = own_preset or preset
         method_overrides = (overrides or {}).get(name)
-        result_label = _result_label(label, name, method_preset, protocol.image_size, method_overrides, init)
+        method_options = (options or {}).get(name)
+        result_label = _result_label(label, name, method_preset, protocol.image_size, method_overrides, init,
+                                     method_options)
         path = out_dir / f"{result_label}.json"
         if not path.exists():
             continue
@@ -529,7 +555,7 @@ def check_results_free(
             log.info("%s records no identity (written before results recorded one): it will be replaced", path)
             continue
         current = results_identity(protocol, budget, _chosen_preset(name, method_preset), method_overrides,
-                                   batch_tag, init_digest)
+                                   batch_tag, init_digest, method_options)
         differences = _flat_differences(recorded, current)
         if differences:
             raise FileExistsError(
@@ -553,6 +579,7 @@ def run_benchmark(
     overrides: dict[str, dict[str, Any]] | None = None,
     init: Path | None = None,
     overwrite: bool = False,
+    options: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Run ``methods`` on ``protocol``; returns the summaries and the paths written.
 
@@ -560,12 +587,13 @@ def run_benchmark(
     training run starts from this checkpoint where tensors match (the labels of the methods it initialised get
     ``+init``; every run folder gets ``-init`` and the first 8 hex digits of the checkpoint's SHA-256).
     ``overwrite``: replace results of runs with another identity (else refused up front,
-    :func:`check_results_free`).
+    :func:`check_results_free`). ``options`` maps a method name to the inference options its queries are
+    coloured with (training is not affected: the runs without them are reused).
     """
     from fewcolor.data.recipes import is_prepared, prepare
 
     if not overwrite:
-        check_results_free(protocol, methods, budget, size, preset, out_root, overrides, init)
+        check_results_free(protocol, methods, budget, size, preset, out_root, overrides, init, options)
     smoke = _is_smoke(protocol, size)
     if protocol.folder is None and not is_prepared(protocol.dataset, smoke=smoke):
         log.info("preparing dataset %s%s", protocol.dataset, " (smoke)" if smoke else "")
@@ -582,11 +610,12 @@ def run_benchmark(
         name, _, own_preset = label.partition("@")
         method_preset = own_preset or preset
         method_overrides = (overrides or {}).get(name)
+        method_options = (options or {}).get(name)
         identity = results_identity(protocol, budget, _chosen_preset(name, method_preset), method_overrides,
-                                    batch_tag, init_digest)
+                                    batch_tag, init_digest, method_options)
         res = run_method(
             name, protocol, budget, method_preset, seeds, out_dir, smoke, device, fid,
-            method_overrides, label, run_tag, init, identity, methods[index + 1:],
+            method_overrides, label, run_tag, init, identity, methods[index + 1:], method_options,
         )
         results.append(res)
         summary = summarize(res)
