@@ -226,29 +226,33 @@ def test_inference_options_score_beside_the_plain_results_on_the_same_training(
 
     monkeypatch.setattr(Colorizer, "colorize", recording_colorize)
     monkeypatch.setattr(evaluate_module, "evaluate_pairs", evaluate_pairs)
-    (protocol,) = folder_protocols(folder, [1])
-    budget = replace(get_budget("smoke"), train_images=8, batch_size=4, adapt_steps=0)
     out = tmp_path / "results"
-    run_benchmark(protocol, ["cic@tiny"], budget, "smoke", out_root=out, results_md=None, fid=False)
+    args = ["bench", "--data", str(folder), "--shots", "1", "--size", "smoke", "--methods", "cic@tiny", "--no-fid",
+            "--train-images", "8", "--batch-size", "4", "--adapt-steps", "0", "-o", str(out),
+            "--results-md", str(tmp_path / "R.md")]
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0, first.output
     plain_count = len(given)
     assert plain_count > 0 and all(options == {} for options in given)
     with caplog.at_level(logging.INFO, logger="fewcolor.bench.runner"):
-        run_benchmark(protocol, ["cic@tiny"], budget, "smoke", out_root=out, results_md=None, fid=False,
-                      options={"cic": {"chroma": 0.5}})
+        second = CliRunner().invoke(main, [*args, "--chroma", "0.5"])
+    assert second.exit_code == 0, second.output
     assert "reusing finished run" in caplog.text  # the options change no training
     assert given[plain_count:] == [{"chroma": 0.5}] * plain_count
-    plain = json.loads((out / protocol.name / "cic@tiny.json").read_text())
-    halved = json.loads((out / protocol.name / "cic@tiny[chroma=0.5].json").read_text())
-    assert "options" not in plain["identity"] and halved["identity"]["options"] == {"chroma": 0.5}
-    assert halved["method"] == "cic@tiny[chroma=0.5]"
+    results = out / "folder-mine-k1"
+    plain = json.loads((results / "cic@tiny.json").read_text())
+    halved = json.loads((results / "cic@tiny[chroma=0.5].json").read_text())
+    assert "options" not in plain["identity"] and halved["identity"]["options"] == {"chroma": "0.5"}
+    assert halved["method"] == "cic@tiny[chroma=0.5]" and "cic@tiny[chroma=0.5]" in (tmp_path / "R.md").read_text()
 
 
-def test_bench_refuses_options_no_listed_method_takes_and_image_or_sweep_options(folder: Path,
-                                                                               tmp_path: Path) -> None:
+def test_bench_refuses_bad_or_unused_options_before_any_work(folder: Path, tmp_path: Path) -> None:
     args = ["bench", "--data", str(folder), "--shots", "1", "--size", "smoke", "--no-fid",
             "-o", str(tmp_path / "results"), "--results-md", str(tmp_path / "R.md")]
     picture = next(folder.rglob("*.png"))
     for extra, words in ((["--methods", "grey,lut", "--temperature", "1"], ["--temperature", "grey, lut", "cic"]),
+                         (["--methods", "cic", "--temperature", "nan"], ["--temperature", "finite"]),
+                         (["--methods", "memopainter", "--palette", "zzz"], ["--palette", "zzz"]),
                          (["--methods", "memopainter", "--reference", str(picture)], ["--reference", "supports"]),
                          (["--methods", "memopainter", "--variants", "2"], ["--variants", "one colouring"])):
         res = CliRunner().invoke(main, [*args, *extra])
@@ -256,3 +260,31 @@ def test_bench_refuses_options_no_listed_method_takes_and_image_or_sweep_options
         assert res.exit_code == 2 and len(error) == 1, res.output
         assert all(word in error[0] for word in words), error[0]
     assert not (tmp_path / "results").exists()  # refused before any work
+
+
+def test_option_values_in_results_names(tmp_path: Path) -> None:
+    from fewcolor.bench.runner import options_label
+
+    a, b = tmp_path / "a" / "model.safetensors", tmp_path / "b" / "model.safetensors"
+    for path, text in ((a, "one"), (b, "two")):
+        path.parent.mkdir()
+        path.write_text(text)
+    assert options_label(None) == options_label({"chroma": None}) == ""
+    assert options_label({"temperature": 1.0, "chroma": 0.5}) == "[chroma=0.5,temperature=1.0]"
+    # two checkpoints of one file name stay apart; one file named two ways is one result
+    assert options_label({"fallback": str(a)}) != options_label({"fallback": str(b)})
+    assert options_label({"fallback": str(a)}).startswith("[fallback=model-")
+    assert options_label({"fallback": str(a)}) == options_label({"fallback": str(a.parent / "." / a.name)})
+    spaced = options_label({"palette": "#e03c31, #f7d842"})  # a space: not in a file name
+    assert spaced.startswith("[palette=sha") and " " not in spaced
+    assert options_label({"palette": "#e03c31,#f7d842"}) == "[palette=#e03c31,#f7d842]"
+    with pytest.raises(TypeError, match="number or text"):
+        options_label({"reference": torch.zeros(3, 4, 4)})
+
+
+def test_run_benchmark_refuses_options_for_no_listed_method(folder: Path, tmp_path: Path) -> None:
+    (protocol,) = folder_protocols(folder, [1])
+    with pytest.raises(ValueError, match="cic@tiny: not a method name"):
+        run_benchmark(protocol, ["cic@tiny"], get_budget("smoke"), "smoke", out_root=tmp_path / "results",
+                      results_md=None, fid=False, options={"cic@tiny": {"chroma": 0.5}})
+    assert not (tmp_path / "results").exists()

@@ -382,7 +382,8 @@ def _describe_method(cls: Any) -> str:
         shown = ", ".join(f"{k}={v!r}" for k, v in values.items()) or "the defaults"
         batch = cls.preset_batch_sizes.get(preset)
         lines.append(f"  {preset}: {shown}" + (f" (batch size {batch})" if batch else ""))
-    lines += ["", "inference options (colorize --OPTION; evaluate and bench take most of them, see their --help):"]
+    lines += ["", "inference options (colorize --OPTION; also `evaluate MODEL` and `bench`, e.g. `bench ... "
+              "--temperature 1`, less image options and sweeps in bench):"]
     for opt in cls.inference_options:
         default = "" if opt.default is None else f", default {opt.default}"
         lines.append(f"  {opt.flag} ({opt.kind}{default}): {opt.help}")
@@ -747,7 +748,7 @@ class _RegistryCommand(click.Command):
             for param in _option_param(opt, methods, self.sweeps):
                 if param.name in taken:
                     raise click.ClickException(
-                        f"inference option {name!r} of {', '.join(methods)} clashes with colorize's own "
+                        f"inference option {name!r} of {', '.join(methods)} clashes with {self.name}'s own "
                         f"--{param.name}; rename the option in the method"
                     )
                 taken.add(param.name)
@@ -1410,7 +1411,8 @@ def bench_cmd(
 
     A method's inference options (e.g. --temperature 1; `fewcolor methods NAME` lists them) colour the queries
     of every method of METHODS that takes them; they change no training, so the runs of a benchmark without
-    them are reused. Results of other options are refused unless --overwrite (or give another -o).
+    them are reused, and the results are named with them (e.g. base+init[temperature=1.0]) beside the plain
+    ones. Image options and sweeps are refused (each episode's supports are its references).
     """
     import shlex
 
@@ -1510,12 +1512,17 @@ def _options_per_method(options: dict[str, Any], names: list[str]) -> dict[str, 
     """bench: the given inference options of each method of ``names`` that declares them. One that none of
     them declares is refused (a typo or a wrong method, not hours of training scored without it), and so is an
     image option: a benchmark colours each episode's queries from its own supports."""
+    from fewcolor.methods.options import InferenceOptionError
     from fewcolor.methods.registry import inference_option_table
 
     table = inference_option_table()
     per_method: dict[str, dict[str, Any]] = {}
     for key, value in options.items():
         opt, declared = table[key]
+        try:  # ranges, finiteness, a palette's text: refused now, not after hours of training
+            opt.check(value, key)
+        except InferenceOptionError as exc:
+            raise click.BadParameter(str(exc).removeprefix(f"{key}: "), param_hint=opt.flag) from None
         if opt.is_image:
             raise click.BadParameter("bench colours each episode's queries from that episode's supports; an image "
                                      "option is for colorize and evaluate", param_hint=opt.flag)

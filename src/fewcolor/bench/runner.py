@@ -20,7 +20,9 @@ import dataclasses
 import hashlib
 import json
 import logging
+import numbers
 import os
+import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -480,8 +482,9 @@ def results_identity(
         "batch_tag": batch_tag,
         "init": init_digest,
     }
-    if options:
-        identity["options"] = dict(sorted(options.items()))
+    given = {k: _option_tag(v) for k, v in sorted((options or {}).items()) if v is not None}
+    if given:
+        identity["options"] = given
     return json.loads(json.dumps(identity, default=str))
 
 
@@ -497,14 +500,32 @@ def _flat_differences(before: dict[str, Any], now: dict[str, Any], prefix: str =
     return differences
 
 
+#: characters an option's value may keep in a results file name (others: the value goes by a digest)
+_NAME_SAFE = re.compile(r"[A-Za-z0-9._,#+-]{1,40}")
+
+
+def _option_tag(value: Any) -> str:
+    """An inference option's value as a results name and identity show it: a number or short plain text as
+    itself, a file (e.g. a fallback checkpoint) by its stem and the first 8 hex digits of its SHA-256 (two
+    ``model.safetensors`` stay apart; ``./m`` and ``m`` are one), other text by its digest."""
+    if isinstance(value, bool) or not isinstance(value, (str, os.PathLike, numbers.Real)):
+        raise TypeError(f"an inference option's value must be a number or text, got a {type(value).__name__}")
+    if isinstance(value, numbers.Real):
+        return str(value)
+    if os.path.isfile(value):
+        return f"{Path(value).stem}-{hashlib.sha256(Path(value).read_bytes()).hexdigest()[:8]}"
+    text = os.fspath(value)
+    return text if _NAME_SAFE.fullmatch(text) else "sha" + hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
 def options_label(options: dict[str, Any] | None) -> str:
-    """What inference options add to a method's results name: ``[temperature=1.0]`` (a path value by its file
-    name), so results with and without them sit side by side in one results folder and share the training."""
-    if not options:
+    """What inference options add to a method's results name, e.g. ``[temperature=1.0]`` (values as
+    :func:`_option_tag` shows them; ``None``: not given), so results with and without them sit side by side in
+    one results folder and share the training."""
+    given = {k: v for k, v in (options or {}).items() if v is not None}
+    if not given:
         return ""
-    shown = (f"{k}={Path(v).name if isinstance(v, (str, Path)) and ('/' in str(v) or os.sep in str(v)) else v}"
-             for k, v in sorted(options.items()))
-    return "[" + ",".join(shown) + "]"
+    return "[" + ",".join(f"{k}={_option_tag(v)}" for k, v in sorted(given.items())) + "]"
 
 
 def _result_label(label: str, method_name: str, preset: str | None, size: int, overrides: dict[str, Any] | None,
@@ -592,6 +613,10 @@ def run_benchmark(
     """
     from fewcolor.data.recipes import is_prepared, prepare
 
+    names = [label.partition("@")[0] for label in methods]
+    strays = sorted(set(options or {}) - set(names))
+    if strays:  # options keyed by a NAME@PRESET label, or by a method not benchmarked: never silently unused
+        raise ValueError(f"options for {', '.join(strays)}: not a method name of {', '.join(names)}")
     if not overwrite:
         check_results_free(protocol, methods, budget, size, preset, out_root, overrides, init, options)
     smoke = _is_smoke(protocol, size)
@@ -628,5 +653,5 @@ def run_benchmark(
     wall = time.time() - t0
     table = markdown_table(protocol, budget, summaries, command, wall, size)
     if results_md is not None:
-        append_results(results_md, table, gallery, out_dir.name, protocol.name, methods)
+        append_results(results_md, table, gallery, out_dir.name, protocol.name, [r.method for r in results])
     return {"summaries": summaries, "gallery": gallery, "files": files, "table": table, "wall_seconds": wall}

@@ -54,7 +54,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fewcolor.color.feature_kinds import FEATURE_DIMS, colour_distance, colour_feature, palette_feature
+from fewcolor.color.feature_kinds import (
+    FEATURE_DIMS,
+    colour_distance,
+    colour_feature,
+    palette_feature,
+    parse_palette,
+)
 from fewcolor.data.protocol import Dataset, collate
 from fewcolor.losses.gan import GanLoss
 from fewcolor.losses.triplet import memory_triplet_loss
@@ -75,6 +81,14 @@ EMPTY_MEMORY = ("memopainter: this model's colour memory is empty (saved before 
 #: what colouring with an empty memory can do instead
 _EMPTY_MEMORY_COLOUR = (f"{EMPTY_MEMORY}; or colour with a palette or a reference image "
                         "(the palette and reference options)")
+
+def _palette_rgb(palette: Any) -> torch.Tensor:
+    """The palette option's colours; its ``ValueError`` names the option's text, not the parsing function."""
+    try:
+        return parse_palette(palette)
+    except ValueError as exc:
+        raise ValueError(str(exc).removeprefix("palette_from_hex: ")) from None
+
 
 #: query backbones in order of preference: the paper's ResNet18 pool5, else VGG16 conv5 (both 512-d)
 BACKBONES: tuple[tuple[str, str], ...] = (("resnet18", "avgpool"), ("vgg16", "features.29"))
@@ -131,7 +145,8 @@ class MemoPainter(Method):
     inference_options = (
         InferenceOption("variant", "int", "colour with the i-th nearest memory slot (1 = the nearest)", default=1,
                         minimum=1, sweep="variants"),
-        InferenceOption("palette", "str", 'colour with this palette instead of the memory, e.g. "#e03c31,#f7d842"'),
+        InferenceOption("palette", "str", 'colour with this palette instead of the memory, e.g. "#e03c31,#f7d842"',
+                        parse=_palette_rgb),
         InferenceOption("reference", "image-rgb", "colour with the colour feature of this RGB image instead of "
                         "the memory"),
     )
@@ -304,10 +319,9 @@ class MemoPainter(Method):
         kind = self.config.color_feature
         if palette is not None:
             try:
-                feature = palette_feature(palette, kind)
+                feature = palette_feature(_palette_rgb(palette), kind)
             except ValueError as exc:
-                reason = str(exc).removeprefix("palette_from_hex: ")  # the option's name, not the function's
-                raise InferenceOptionError(f"memopainter: palette: {reason}") from None
+                raise InferenceOptionError(f"memopainter: palette: {exc}") from None
             return feature.to(l.device).expand(b, -1)
         if reference is not None:
             ref = reference if reference.dim() == 4 else reference[None]

@@ -19,7 +19,7 @@ import textwrap
 import tokenize
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -46,6 +46,8 @@ class InferenceOption:
     value, when it is not one of ``choices``, names a file on this machine (e.g. Exemplar's ``fallback``
     checkpoint); the command line takes such a path, front ends that take values from other people (the web
     page) accept only the ``choices`` (see :meth:`refuses_from_visitors`). Float values must be finite.
+    ``parse``: a function that raises ``ValueError`` for a value it cannot use (e.g. a palette's text), so every
+    front end refuses it before any image, in :meth:`check`.
     """
 
     name: str
@@ -57,6 +59,7 @@ class InferenceOption:
     choices: tuple[str, ...] | None = None
     sweep: str | None = None
     local_path: bool = False
+    parse: Callable[[Any], object] | None = dataclasses.field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier():
@@ -107,6 +110,11 @@ class InferenceOption:
                 raise InferenceOptionError(f"{method}: {self.name} must be <= {self.maximum:g}, got {value}")
         if self.choices is not None and isinstance(value, str) and value not in self.choices and not self.local_path:
             raise InferenceOptionError(f"{method}: {self.name} must be one of {', '.join(self.choices)}, got {value!r}")
+        if self.parse is not None:
+            try:
+                self.parse(value)
+            except ValueError as exc:
+                raise InferenceOptionError(f"{method}: {self.name}: {exc}") from None
         if self.kind == "image-rgb":
             self._refuse_grey(value, method)
 

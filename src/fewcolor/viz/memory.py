@@ -22,7 +22,7 @@ def memory_page(method: MemoPainter, rgb: torch.Tensor, path: str | Path, top_k:
     if not method.config.memory:
         raise InferenceOptionError(f"{method.name} model has no memory to inspect (memory=False)")
     if method.memory.num_filled == 0:  # retrieve()'s message would offer a palette, which this page cannot take
-        raise InferenceOptionError(f"{EMPTY_MEMORY}: it has nothing to inspect")
+        raise InferenceOptionError(f"{EMPTY_MEMORY}; until then it has nothing to inspect")
     l = network_input(rgb, size or method.config.image_size, method.size_multiple).to(method.device)
     method.eval()
     with torch.no_grad():
