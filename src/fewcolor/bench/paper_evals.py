@@ -72,9 +72,11 @@ def _colourized_sets(model: str | Path, data: Any, indices: Sequence[int], devic
         rgb = data[i]["rgb"]
         with torch.no_grad():
             out = colorizer.colorize(rgb, **(options or {}))
-        sets["colourized"].append(as_saved_8bit(out))  # as an 8-bit output file holds it
-        sets["grey"].append(_grey(rgb))
-        sets["original"].append(rgb)
+        # all three as an 8-bit file holds them: the colourized photo is scored as its output file, so the
+        # grey and original ones it is compared with are rounded alike (the classifier notices the rounding)
+        sets["colourized"].append(as_saved_8bit(out))
+        sets["grey"].append(as_saved_8bit(_grey(rgb)))
+        sets["original"].append(as_saved_8bit(rgb))
     return sets
 
 
