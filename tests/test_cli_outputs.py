@@ -336,6 +336,10 @@ def test_an_untrained_memopainter_is_one_line_before_any_image(tmp_path):
     code, text = _cli(["colorize", model, src, "-o", tmp_path / "out"])
     assert code == 2 and "memory is empty" in _error_line(text) and "Traceback" not in text
     assert not (tmp_path / "out").exists()
+    # a palette that does not parse: one line before any image, naming the entry
+    code, text = _cli(["colorize", model, src, "-o", tmp_path / "out", "--palette", "#e03c31,notacolor"])
+    assert code == 2 and "palette: entry 2 'notacolor' is not a hex colour" in _error_line(text)
+    assert not (tmp_path / "out").exists()
     # memory inspect takes no palette: its message must not offer one
     code, text = _cli(["memory", "inspect", model, src, "-o", tmp_path / "page.html"])
     line = _error_line(text)
