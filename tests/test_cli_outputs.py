@@ -343,7 +343,7 @@ def test_an_untrained_memopainter_is_one_line_before_any_image(tmp_path):
     # memory inspect takes no palette: its message must not offer one
     code, text = _cli(["memory", "inspect", model, src, "-o", tmp_path / "page.html"])
     line = _error_line(text)
-    assert code == 1 and "memory is empty" in line and "nothing to inspect" in line and "palette" not in line
+    assert code == 2 and "memory is empty" in line and "nothing to inspect" in line and "palette" not in line
     assert not (tmp_path / "page.html").exists()
 
 

@@ -1784,7 +1784,6 @@ def memory_inspect_cmd(model: Path, query: Path, page: Path, top_k: int, overwri
     from fewcolor.io.html import companion_folder
     from fewcolor.io.image import DEFAULT_PIXEL_BUDGET, ImageReadError, read_rgb
     from fewcolor.io.paths import check_new, is_within
-    from fewcolor.methods.base import InferenceOptionError
     from fewcolor.methods.memopainter import MemoPainter
     from fewcolor.methods.registry import load_method
     from fewcolor.viz.memory import memory_page
@@ -1802,7 +1801,7 @@ def memory_inspect_cmd(model: Path, query: Path, page: Path, top_k: int, overwri
         if not isinstance(method, MemoPainter):
             raise click.ClickException(f"{model} is a {method.name!r} model; memory inspect needs a memopainter one")
         out = memory_page(method, read_rgb(query, pixel_budget=DEFAULT_PIXEL_BUDGET), page, top_k=top_k)
-    except (CheckpointError, ImageReadError, InferenceOptionError, RuntimeError) as exc:
+    except (CheckpointError, ImageReadError, RuntimeError) as exc:  # an InferenceOptionError: a usage error (2)
         raise click.ClickException(str(exc)) from exc
     click.echo(f"wrote {out}")
 
