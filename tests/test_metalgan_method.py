@@ -113,6 +113,18 @@ def test_adaptation_lowers_the_cluster_l1_and_is_cached(emoji32) -> None:
     assert m.adapted_generator(k, 24) is not adapted
 
 
+@pytest.mark.parametrize("keep", [True, False])
+def test_test_time_adaptation_keeps_the_batch_norm_statistics_unless_told(emoji32, keep: bool) -> None:
+    m = make(emoji32, adapt_keep_norm_statistics=keep)
+    stats = {k: v for k, v in state(m.generator).items() if "running_" in k}
+    assert stats  # the tiny generator has batch norms
+    weights = {k: v for k, v in state(m.generator).items() if "running_" not in k and "num_batches" not in k}
+    assert m.adapt(emoji32, 3, seed=0)
+    after = state(m.generator)
+    assert all(torch.equal(after[k], v) for k, v in stats.items()) == keep
+    assert any(not torch.equal(after[k], v) for k, v in weights.items())  # the weights adapt either way
+
+
 def test_prediction_does_not_leak_fast_weights_into_theta(emoji32) -> None:
     m = make(emoji32).eval()
     l = default_collate([emoji32[i] for i in (0, 9, 20)])["l"]

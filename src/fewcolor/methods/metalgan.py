@@ -92,6 +92,7 @@ from fewcolor.nets.discriminators import build_discriminator
 from fewcolor.nets.encoder_decoder import EncoderGenerator
 from fewcolor.nets.generators import ENCODER_CHOICES, l_to_ab_generator
 from fewcolor.nets.unet import UNetGenerator
+from fewcolor.train.loop import keep_norm_statistics as hold_norm_statistics
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +135,10 @@ class MetalGANConfig:
     backbone: str = "auto"  #: "auto" (ResNet50 layer4.0, else VGG16 conv3_3+4_3+5_3 MAC) or "name:layer[,layer]"
     feature_size: int = 224  #: side the images are resized to for the descriptors
     adapt_steps: int = 0  #: test-time steps on the query's cluster (our extension; 0 = the paper's meta-trained G)
+    #: test-time adaptation (a support set, a query's cluster) keeps G's batch-norm statistics: the few images'
+    #: batch statistics would replace those meta-learned over every task (docs/METALGAN.md; the training inner
+    #: loop updates them, as Algorithm 1's does). False: update them at test time too (before 2026-12-05)
+    adapt_keep_norm_statistics: bool = True
     adapt_cache_size: int = 8  #: adapted generators kept in memory
     seed: int = 0
 
@@ -364,13 +369,17 @@ class MetalGAN(Method):
                     b.copy_(saved[n])
 
     def inner_loop(self, dataset: Dataset, members: Sequence[int], steps: int, seed: int,
-                   progress: bool = False) -> tuple[UNetGenerator | EncoderGenerator, list[dict[str, float]]]:
+                   progress: bool = False, keep_norm_statistics: bool = False,
+                   ) -> tuple[UNetGenerator | EncoderGenerator, list[dict[str, float]]]:
         """Fast weights θ̃_G: a copy of G (with its BN statistics) trained ``steps`` times on batches of
         the task ``members`` of ``dataset`` by SGD(λ_G) (Algorithm 1), or a fresh Adam(λ_G) with
-        ``inner_optimizer="adam"``. θ_G and D are left unchanged."""
+        ``inner_optimizer="adam"``. θ_G and D are left unchanged. ``keep_norm_statistics`` (test time): G's
+        batch norms normalise by their running statistics and leave them unchanged."""
         c = self.config
         fast = copy.deepcopy(self.generator)
         fast.train()
+        if keep_norm_statistics:
+            hold_norm_statistics(fast)
         for p in fast.parameters():
             p.grad = None
             p.requires_grad_(True)
@@ -539,7 +548,8 @@ class MetalGAN(Method):
         if not adapt_cache.load_cached(disk_key, fast):
             log.info("metalgan: adapting G to cluster %d (%d images, %d steps); the result is cached in %s",
                      k, len(members), steps, adapt_cache.cache_path(disk_key))
-            fast, _ = self.inner_loop(dataset, members, steps, _mix(self.config.seed, -1, k), progress=True)
+            fast, _ = self.inner_loop(dataset, members, steps, _mix(self.config.seed, -1, k), progress=True,
+                                      keep_norm_statistics=self.config.adapt_keep_norm_statistics)
             adapt_cache.store(disk_key, fast, {"cluster": int(k), "steps": int(steps)})
         fast.train(was_training)
         fast.requires_grad_(False)
@@ -589,7 +599,7 @@ class MetalGAN(Method):
         Afterwards ``adapt_steps`` is 0 (colorize with the adapted G directly; the clusters are kept) and
         ``adapted_to`` records the support and the task L1 before and after."""
         fast, hist = self.inner_loop(support_data, list(range(len(support_data))), steps, _mix(seed, -2),
-                                     progress=progress)
+                                     progress=progress, keep_norm_statistics=self.config.adapt_keep_norm_statistics)
         self.generator.load_state_dict(fast.state_dict())
         self.config = dataclasses.replace(self.config, adapt_steps=0)  # already adapted: no cluster adaptation
         self._adapted.clear()
@@ -601,7 +611,8 @@ class MetalGAN(Method):
 
     def adapt_settings(self) -> AdaptSettings:
         """Algorithm 1's inner loop is the adaptation: ``inner_steps`` steps at the inner λ_G."""
-        return AdaptSettings(steps=self.config.inner_steps, lr_factor=1.0)
+        return AdaptSettings(steps=self.config.inner_steps, lr_factor=1.0,
+                             keep_norm_statistics=self.config.adapt_keep_norm_statistics)
 
     # ----- checkpoint ----------------------------------------------------------------------------
     def extra_metadata(self) -> dict[str, Any]:
