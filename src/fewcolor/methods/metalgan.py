@@ -91,8 +91,8 @@ from fewcolor.methods.registry import register_method
 from fewcolor.nets.discriminators import build_discriminator
 from fewcolor.nets.encoder_decoder import EncoderGenerator
 from fewcolor.nets.generators import ENCODER_CHOICES, l_to_ab_generator
+from fewcolor.nets.norm import keep_norm_statistics as hold_norm_statistics
 from fewcolor.nets.unet import UNetGenerator
-from fewcolor.train.loop import keep_norm_statistics as hold_norm_statistics
 
 log = logging.getLogger(__name__)
 

@@ -18,6 +18,15 @@ def make_norm(kind: str, channels: int) -> nn.Module:
     raise ValueError(f"unknown norm {kind!r}; use batch, instance or none")
 
 
+def keep_norm_statistics(module: nn.Module) -> None:
+    """Every batch-norm layer of ``module`` to eval mode: it normalises by its running statistics and no
+    longer updates them, while the rest trains (fine-tuning on a few images: their batch statistics would
+    replace the ones learnt from the whole training set)."""
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()
+
+
 class _AnyBatchMixin:
     """Batch norm that accepts a single value per channel while training.
 

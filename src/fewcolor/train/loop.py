@@ -57,6 +57,7 @@ from fewcolor.meta import distributed as dist_utils
 from fewcolor.methods.base import Method, Phase
 from fewcolor.methods.options import config_fields
 from fewcolor.methods.registry import save_method
+from fewcolor.nets.norm import keep_norm_statistics
 from fewcolor.train.last_state import has_training_state, resumable_state, save_keeping_previous
 from fewcolor.train.run_lock import RunFolderBusy, run_folder_lock
 from fewcolor.train.state import load_training_state
@@ -470,15 +471,6 @@ class TrainStep:
         if phase.after_step is not None:
             phase.after_step()
         return True
-
-
-def keep_norm_statistics(module: torch.nn.Module) -> None:
-    """Every batch-norm layer of ``module`` to eval mode: it normalises by its running statistics and no
-    longer updates them, while the rest trains (fine-tuning on a few images: their batch statistics would
-    replace the ones learnt from the whole training set)."""
-    for m in module.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.eval()
 
 
 @contextlib.contextmanager
