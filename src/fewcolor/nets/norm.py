@@ -1,4 +1,5 @@
-"""Normalisation layers by name, shared by the generators and discriminators."""
+"""Normalisation layers by name, shared by the generators and discriminators, and batch norms held at their
+running statistics for fine-tuning on a few images."""
 
 from __future__ import annotations
 
