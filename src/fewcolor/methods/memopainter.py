@@ -82,6 +82,7 @@ EMPTY_MEMORY = ("memopainter: this model's colour memory is empty (saved before 
 _EMPTY_MEMORY_COLOUR = (f"{EMPTY_MEMORY}; or colour with a palette or a reference image "
                         "(the palette and reference options)")
 
+
 def _palette_rgb(palette: Any) -> torch.Tensor:
     """The palette option's colours; its ``ValueError`` names the option's text, not the parsing function."""
     try:
