@@ -6,7 +6,6 @@ import pytest
 import torch
 from torch import nn
 
-from fewcolor.nets.dropout import Dropout
 from fewcolor.nets.gemm_conv import GemmConv2d, GemmConvTranspose2d
 from fewcolor.nets.unet import UNetGenerator
 
@@ -80,7 +79,8 @@ def test_a_trace_keeps_the_convolution_so_it_holds_at_other_sizes(cls, parent, s
 
 
 def _reference_unet(net: UNetGenerator) -> UNetGenerator:
-    """``net`` with the plain nn layers the U-Net had before: oneDNN convolutions, ReLU not in place, nn.Dropout."""
+    """``net`` with the plain nn layers the U-Net had before: oneDNN convolutions, ReLU not in place (its
+    Dropout stays: the same masks for one seed; tests/test_nets_dropout.py tests them)."""
     for m in net.modules():
         if type(m) is GemmConv2d:
             m.__class__ = nn.Conv2d
@@ -88,8 +88,6 @@ def _reference_unet(net: UNetGenerator) -> UNetGenerator:
             m.__class__ = nn.ConvTranspose2d
         elif isinstance(m, nn.ReLU):
             m.inplace = False
-        elif type(m) is Dropout:
-            m.__class__ = nn.Dropout
     return net
 
 

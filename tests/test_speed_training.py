@@ -40,13 +40,31 @@ def test_training_rows_divide_counted_flops_by_the_peak(tmp_path: Path) -> None:
     assert rows["unet auto / fp32 time"].value > 0
 
 
-def test_training_ratio_divides_by_the_best_peak(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    peaks = iter([50.0, 80.0, 60.0])
+def test_methods_take_turns_and_the_ratio_divides_each_best_step_by_the_best_peak(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    turns: list[str] = []
+    seconds = {"unet": iter([0.5, 0.4, 0.2, 0.3]), "cic": iter([0.3, 0.4, 0.5, 0.6])}
+
+    class FakeTimings:
+        """A method whose step takes the next of its ``seconds`` at each turn."""
+
+        def __init__(self, name: str, data: Path) -> None:
+            self.name, self.flops, self.fp32 = name, {"unet": 8e9, "cic": 6e9}[name], []
+
+        def sample(self, steps: int) -> None:
+            turns.append(self.name)
+            self.fp32.append(next(seconds[self.name]))
+
+        def rows(self) -> list:
+            return []
+
+    peaks = iter([50.0, 80.0, 60.0, 70.0, 40.0])  # before the rounds, then after each of the four
     monkeypatch.setattr(training, "METHODS", ("unet", "cic"))
     monkeypatch.setattr(training, "gemm_gflops", lambda *a, **k: next(peaks))
-    monkeypatch.setattr(training, "measure_method", lambda name, data, steps: (
-        {"unet": 40e9, "cic": 20e9}[name], []))
-    rows = {r.name: r for r in training.measure(quick=True)}
+    monkeypatch.setattr(training, "_Timings", FakeTimings)
+    rows = {r.name: r for r in training.measure(quick=False)}
+    assert turns == ["unet", "cic"] * 4  # spread over the same span of time, not one after the other
     assert rows["fp32 GEMM peak used"].value == 80.0
+    # unet's best step came in the third round: 8 GFLOP / 0.2 s = 40 GFLOP/s over 80
     assert rows["unet / GEMM peak"].value == pytest.approx(0.5) and rows["unet / GEMM peak"].target == 0.6
-    assert rows["cic / GEMM peak"].value == pytest.approx(0.25)
+    assert rows["cic / GEMM peak"].value == pytest.approx(0.25)  # 6 GFLOP / 0.3 s = 20 GFLOP/s

@@ -484,3 +484,12 @@ def test_resume_accepts_a_config_field_added_since_at_its_default(tmp_path):
         check_resume_identity(tmp_path, older, {"method": "cic", "config": {"lam": 0.5, "chroma": 0.5}}, defaults)
     with pytest.raises(ValueError, match=r"config lam 0.5 -> 0.75"):
         check_resume_identity(tmp_path, older, {"method": "cic", "config": {"lam": 0.75, "chroma": 1.0}}, defaults)
+
+
+def test_a_cpu_run_keeps_the_memory_its_steps_free(tmp_path, monkeypatch):
+    from fewcolor.train import loop
+
+    calls = []
+    monkeypatch.setattr(loop, "retain_freed_memory", lambda: calls.append("retain") or True)
+    train(build_method("unet", "tiny", {"image_size": 16, "depth": 3}), _dataset(), _opts(tmp_path, steps=1))
+    assert calls == ["retain"]

@@ -8,8 +8,9 @@ dropout(0.5) on the innermost decoder blocks: the only noise source, as in pix2p
 Implementation detail, not a change of the network: the convolutions of the 1×1 and 2×2 inner maps
 compute as matrix products (:mod:`fewcolor.nets.gemm_conv`, same numbers up to float rounding), and
 the decoder's ReLU works in place on its input (the concatenation, or the innermost conv's output,
-which nothing else reads), and the dropout masks are PyTorch's own, drawn faster where it draws
-them serially (:mod:`fewcolor.nets.dropout`: the same masks bit for bit).
+which nothing else reads), and where PyTorch draws dropout masks serially they are drawn faster, one
+random bit per element at p = 0.5 (:mod:`fewcolor.nets.dropout`: the same distribution, not
+PyTorch's bits).
 """
 
 from __future__ import annotations

@@ -58,6 +58,7 @@ from fewcolor.methods.base import Method, Phase
 from fewcolor.methods.options import config_fields
 from fewcolor.methods.registry import save_method
 from fewcolor.nets.norm import keep_norm_statistics
+from fewcolor.train.allocator import retain_freed_memory
 from fewcolor.train.last_state import has_training_state, resumable_state, save_keeping_previous
 from fewcolor.train.run_lock import RunFolderBusy, run_folder_lock
 from fewcolor.train.state import load_training_state
@@ -624,6 +625,8 @@ def _train(method: Method, dataset: Dataset, opts: TrainOptions, stop: _StopRequ
     ckpt_dir = out / "checkpoints"
     last_ckpt = ckpt_dir / "last.safetensors"
     device = resolve_device(opts.device)
+    if device.type == "cpu":  # the steps' buffers stay in the process instead of page-faulting back each step
+        retain_freed_memory()
     dist_utils.init_from_env(device)
     rank, world = dist_utils.rank(), dist_utils.world_size()
     is_main = rank == 0

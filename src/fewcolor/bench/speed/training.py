@@ -15,6 +15,7 @@ machine load; the table gives the best time(auto) / the best time(fp32).
 
 from __future__ import annotations
 
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -32,6 +33,7 @@ from fewcolor.data.folder import ImageFolderDataset
 from fewcolor.hardware import resolve_precision
 from fewcolor.io.image import write_rgb
 from fewcolor.methods.registry import build_method
+from fewcolor.train.allocator import retain_freed_memory
 from fewcolor.train.loop import TrainStep, batch_indices, collate_samples, epoch_of, place_method, to_device
 
 __all__ = ["METHODS", "TARGET_RATIO", "MethodSpeed", "measure", "measure_method", "synthetic_folder"]
@@ -61,6 +63,7 @@ class MethodSpeed:
         self.dataset = ImageFolderDataset(data, transform=self.method.train_transform(SIZE), seed=seed, cache=True,
                                           scan_cache=False)
         self.device = torch.device("cpu")
+        retain_freed_memory()  # as the training loop does on the CPU
         torch.manual_seed(seed)
         self.method.setup(self.dataset)
         place_method(self.method, self.device)
@@ -90,48 +93,70 @@ class MethodSpeed:
         return int(counter.get_total_flops())
 
 
+class _Timings:
+    """One method's timed loop iterations, gathered over the benchmark's rounds."""
+
+    def __init__(self, name: str, data: Path) -> None:
+        self.name = name
+        self.bench = MethodSpeed(name, data)
+        for precision in ("fp32", "auto"):  # warm-up: first decode of the images, allocator, oneDNN primitives
+            self.bench.run(precision)
+        self.flops = self.bench.flops()
+        self.fp32: list[float] = []
+        self.auto: list[float] = []
+
+    def sample(self, steps: int) -> None:
+        """``steps`` timed iterations of each precision, alternating so both see the same machine load."""
+        self.bench.run()  # untimed: the caches held the previous method's model
+        for _ in range(steps):
+            self.fp32.append(self.bench.run("fp32"))
+            self.auto.append(self.bench.run("auto"))
+
+    def rows(self) -> list[Row]:
+        """GFLOP/s (the best iteration), data share, auto / fp32."""
+        data_s = min(call_seconds(self.bench.batch, 3, warmup=0))  # drawing and collating a batch: the data part
+        seconds = min(self.fp32)
+        note = (f"{self.flops / 1e9:.2f} GFLOP/step, {seconds * 1e3:.0f} ms/step (best of {len(self.fp32)}; "
+                f"median {statistics.median(self.fp32) * 1e3:.0f})")
+        return [
+            Row("training", f"{self.name} achieved", self.flops / seconds / 1e9, "GFLOP/s", note=note),
+            Row("training", f"{self.name} data share", 100 * data_s / seconds, "% of step",
+                note=f"{data_s * 1e3:.1f} ms to draw + collate a batch"),
+            Row("training", f"{self.name} auto / fp32 time", min(self.auto) / seconds, "ratio", TARGET_AUTO,
+                higher_is_better=False, note=f"auto = {resolve_precision('auto', self.bench.device).name}"),
+        ]
+
+
 def measure_method(name: str, data: Path, steps: int) -> tuple[float, list[Row]]:
-    """FLOP/s of one method (best of ``steps`` loop iterations) and its rows: GFLOP/s, data share, auto/fp32."""
-    bench = MethodSpeed(name, data)
-    for precision in ("fp32", "auto"):  # warm-up: first decode of the images, allocator, oneDNN primitives
-        bench.run(precision)
-    flops = bench.flops()
-    fp32: list[float] = []
-    auto: list[float] = []
-    for _ in range(steps):  # alternate, so both precisions see the same machine load
-        fp32.append(bench.run("fp32"))
-        auto.append(bench.run("auto"))
-    data_s = min(call_seconds(bench.batch, 3, warmup=0))  # drawing and collating a batch: the data part
-    seconds = min(fp32)
-    note = f"{flops / 1e9:.2f} GFLOP/step, {seconds * 1e3:.0f} ms/step (best of {steps})"
-    return flops / seconds, [
-        Row("training", f"{name} achieved", flops / seconds / 1e9, "GFLOP/s", note=note),
-        Row("training", f"{name} data share", 100 * data_s / seconds, "% of step",
-            note=f"{data_s * 1e3:.1f} ms to draw + collate a batch"),
-        Row("training", f"{name} auto / fp32 time", min(auto) / min(fp32), "ratio", TARGET_AUTO,
-            higher_is_better=False, note=f"auto = {resolve_precision('auto', bench.device).name}"),
-    ]
+    """FLOP/s of one method alone (best of ``steps`` loop iterations) and its rows: GFLOP/s, data share, auto/fp32."""
+    timings = _Timings(name, data)
+    timings.sample(steps)
+    return timings.flops / min(timings.fp32), timings.rows()
 
 
 def measure(quick: bool) -> list[Row]:
     """Every method of :data:`METHODS` (quick: fewer timed steps, a smaller peak measurement).
 
-    The fp32 GEMM peak is measured before each method and after the last; the ratios divide by the
-    best of those, so a moment of load on a shared machine does not inflate them.
+    The methods take turns: ``rounds`` rounds in which each method times a few steps, with the fp32 GEMM
+    peak measured before the first round and after each. A method's figure is its best step over all
+    rounds and the ratio divides by the best peak over all measurements, so both sides are the best
+    the machine gave over the same span of time. (Measured one method after the other, a host slowdown
+    of several seconds — on the project's machine every training step ~15 % slower for 5–30 s while
+    the GEMM peak held — fell on whichever methods ran then: docs/PERFORMANCE.md, 2026-12-05.)
     """
-    # 24 full steps: the best of a few seconds per method, not of half a second that one burst of host load can cover
-    n, repeats, steps = (1024, 2, 3) if quick else (2048, 3, 24)
+    n, repeats, rounds, steps = (1024, 2, 1, 3) if quick else (2048, 3, 4, 6)
     peaks = [gemm_gflops(n, torch.float32, repeats)]
-    achieved: dict[str, float] = {}
-    rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="fewcolor-speed-") as tmp:
         data = synthetic_folder(Path(tmp), 2 * BATCH if quick else 8 * BATCH)
-        for name in tqdm(METHODS, desc="training speed", unit="method", leave=False):
-            achieved[name], method_rows = measure_method(name, data, steps)
-            rows += method_rows
+        timings = [_Timings(name, data) for name in tqdm(METHODS, desc="training speed: set-up", unit="method",
+                                                           leave=False)]
+        for _ in tqdm(range(rounds), desc="training speed", unit="round", leave=False):
+            for method in timings:
+                method.sample(steps)
             peaks.append(gemm_gflops(n, torch.float32, repeats))
     peak = max(peaks)
-    ratios = [Row("training", f"{name} / GEMM peak", flops / 1e9 / peak, "ratio", TARGET_RATIO.get(name))
-              for name, flops in achieved.items()]
-    note = f"best of {len(peaks)} measurements of an {n}x{n}x{n} product (torch.mm or 1x1 conv), between the methods"
+    ratios = [Row("training", f"{t.name} / GEMM peak", t.flops / min(t.fp32) / 1e9 / peak, "ratio",
+                  TARGET_RATIO.get(t.name)) for t in timings]
+    note = f"best of {len(peaks)} measurements of an {n}x{n}x{n} product (torch.mm or 1x1 conv), between the rounds"
+    rows = [row for t in timings for row in t.rows()]
     return [Row("training", "fp32 GEMM peak used", peak, "GFLOP/s", note=note), *ratios, *rows]
