@@ -62,9 +62,40 @@ def test_methods_take_turns_and_the_ratio_divides_each_best_step_by_the_best_pea
     monkeypatch.setattr(training, "METHODS", ("unet", "cic"))
     monkeypatch.setattr(training, "gemm_gflops", lambda *a, **k: next(peaks))
     monkeypatch.setattr(training, "_Timings", FakeTimings)
+    monkeypatch.setattr(training, "MIN_SECONDS", 0.0)  # the fake steps take no time: the four rounds' minimum
     rows = {r.name: r for r in training.measure(quick=False)}
     assert turns == ["unet", "cic"] * 4  # spread over the same span of time, not one after the other
     assert rows["fp32 GEMM peak used"].value == 80.0
     # unet's best step came in the third round: 8 GFLOP / 0.2 s = 40 GFLOP/s over 80
     assert rows["unet / GEMM peak"].value == pytest.approx(0.5) and rows["unet / GEMM peak"].target == 0.6
     assert rows["cic / GEMM peak"].value == pytest.approx(0.25)  # 6 GFLOP / 0.3 s = 20 GFLOP/s
+
+
+def test_rounds_go_on_until_the_minimum_time_has_passed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    turns: list[int] = []
+
+    class FakeTimings:
+        def __init__(self, name: str, data: Path) -> None:
+            self.name, self.flops, self.fp32 = name, 1e9, []
+
+        def sample(self, steps: int) -> None:
+            turns.append(steps)
+            self.fp32.append(1.0)
+
+        def rows(self) -> list:
+            return []
+
+    clock = iter(range(0, 10_000, 30))  # every look at the clock: 30 s later
+    monkeypatch.setattr(training, "METHODS", ("unet",))
+    monkeypatch.setattr(training, "gemm_gflops", lambda *a, **k: 100.0)
+    monkeypatch.setattr(training, "_Timings", FakeTimings)
+    monkeypatch.setattr(training, "MIN_ROUNDS", 1)
+    monkeypatch.setattr(training, "MIN_SECONDS", 100.0)
+    monkeypatch.setattr(training.time, "perf_counter", lambda: float(next(clock)))
+    training.measure(quick=False)
+    assert len(turns) == 3 and set(turns) == {training.STEPS_PER_ROUND}  # 30, 60, 90 s < 100: a round each
+    monkeypatch.setattr(training, "MIN_ROUNDS", 5)
+    monkeypatch.setattr(training, "MIN_SECONDS", 0.0)
+    turns.clear()
+    training.measure(quick=False)
+    assert len(turns) == 5  # the minimum number of rounds, though no time is asked for

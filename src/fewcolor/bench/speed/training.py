@@ -15,6 +15,7 @@ machine load; the table gives the best time(auto) / the best time(fp32).
 
 from __future__ import annotations
 
+import math
 import statistics
 import tempfile
 import time
@@ -44,6 +45,9 @@ TARGET_RATIO = {"unet": 0.6, "cgan": 0.6, "iizuka": 0.6, "cic": 0.6}
 #: issue #18: time(--precision auto) / time(fp32)
 TARGET_AUTO = 1.05
 SIZE, BATCH = 64, 16
+#: the full run's training rounds: each method times this many steps per round, and rounds go on until
+#: both minimums are reached (about two and a half minutes on the project's 2-core machine)
+STEPS_PER_ROUND, MIN_ROUNDS, MIN_SECONDS = 6, 4, 120.0
 #: config overrides that keep the benchmark from writing caches under FEWCOLOR_HOME
 _NO_CACHE = {"cic": {"prior_cache": False}}
 
@@ -137,23 +141,33 @@ def measure_method(name: str, data: Path, steps: int) -> tuple[float, list[Row]]
 def measure(quick: bool) -> list[Row]:
     """Every method of :data:`METHODS` (quick: fewer timed steps, a smaller peak measurement).
 
-    The methods take turns: ``rounds`` rounds in which each method times a few steps, with the fp32 GEMM
-    peak measured before the first round and after each. A method's figure is its best step over all
-    rounds and the ratio divides by the best peak over all measurements, so both sides are the best
-    the machine gave over the same span of time. (Measured one method after the other, a host slowdown
-    of several seconds — on the project's machine every training step ~15 % slower for 5–30 s while
-    the GEMM peak held — fell on whichever methods ran then: docs/PERFORMANCE.md, 2026-12-05.)
+    The methods take turns: rounds in which each method times a few steps, with the fp32 GEMM peak
+    measured before the first round and after each, until at least :data:`MIN_ROUNDS` rounds and
+    :data:`MIN_SECONDS` have passed (quick: one round). A method's figure is its best step over all
+    rounds and the ratio divides by the best peak over all measurements, so both sides are the best the
+    machine gave over the same span of time. Why a span of minutes: on the project's machine every
+    training step ran ~15 % slower for phases of 10–60 s while the GEMM peak held (docs/PERFORMANCE.md,
+    2026-12-05); measured one after the other in a few seconds each, the methods that fell in such a
+    phase read ~15 % low.
     """
-    n, repeats, rounds, steps = (1024, 2, 1, 3) if quick else (2048, 3, 4, 6)
+    n, repeats, steps = (1024, 2, 3) if quick else (2048, 3, STEPS_PER_ROUND)
+    min_rounds, min_seconds = (1, 0.0) if quick else (MIN_ROUNDS, MIN_SECONDS)
     peaks = [gemm_gflops(n, torch.float32, repeats)]
     with tempfile.TemporaryDirectory(prefix="fewcolor-speed-") as tmp:
         data = synthetic_folder(Path(tmp), 2 * BATCH if quick else 8 * BATCH)
         timings = [_Timings(name, data) for name in tqdm(METHODS, desc="training speed: set-up", unit="method",
                                                            leave=False)]
-        for _ in tqdm(range(rounds), desc="training speed", unit="round", leave=False):
-            for method in timings:
-                method.sample(steps)
-            peaks.append(gemm_gflops(n, torch.float32, repeats))
+        start, rounds = time.perf_counter(), 0
+        with tqdm(desc="training speed", total=min_rounds, unit="round", leave=False) as bar:
+            while rounds < min_rounds or time.perf_counter() - start < min_seconds:
+                for method in timings:
+                    method.sample(steps)
+                peaks.append(gemm_gflops(n, torch.float32, repeats))
+                rounds += 1
+                if rounds == 1:  # the first round's length tells how many the minimum time takes
+                    bar.total = max(min_rounds, math.ceil(min_seconds / (time.perf_counter() - start)))
+                bar.total = max(bar.total, rounds)
+                bar.update()
     peak = max(peaks)
     ratios = [Row("training", f"{t.name} / GEMM peak", t.flops / min(t.fp32) / 1e9 / peak, "ratio",
                   TARGET_RATIO.get(t.name)) for t in timings]
