@@ -71,3 +71,24 @@ def test_minimised_by_the_target_distribution() -> None:
         assert rebalanced_cross_entropy(other, target) > best
     with pytest.raises(ValueError, match="differ"):
         rebalanced_cross_entropy(torch.zeros(1, Q, 2, 2), target)
+
+
+def test_every_memory_layout_gives_the_same_loss_and_gradient() -> None:
+    g = torch.Generator().manual_seed(5)
+    ab = torch.randn(3, 2, 4, 5, generator=g) * 40
+    target = soft_encode_ab(ab)
+    # the targets come pixel-major (channels-last), with no transposing copy of their bins
+    assert target.shape == (3, Q, 4, 5) and target.is_contiguous(memory_format=torch.channels_last)
+    logits = torch.randn(3, Q, 4, 5, generator=g)
+    weights = torch.rand(Q, generator=g) + 0.5
+    reference = -(weights[target.argmax(1)] * (target * torch.log_softmax(logits, 1)).sum(1)).sum(dim=(1, 2)).mean()
+    results = []
+    for logits_layout in (torch.contiguous_format, torch.channels_last):
+        for target_layout in (torch.contiguous_format, torch.channels_last):
+            x = logits.clone(memory_format=logits_layout).requires_grad_(True)
+            loss = rebalanced_cross_entropy(x, target.contiguous(memory_format=target_layout), weights)
+            loss.backward()
+            results.append((loss.detach(), x.grad))
+    for loss, grad in results:
+        torch.testing.assert_close(loss, reference)
+        torch.testing.assert_close(grad, results[0][1])

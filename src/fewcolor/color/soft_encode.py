@@ -69,13 +69,15 @@ def soft_encode_ab(ab: torch.Tensor, k: int = NEIGHBOURS, sigma: float = SIGMA) 
     """ab in ab units, ``(B, 2, H, W)`` or ``(2, H, W)`` -> soft-encoding ``(B, 313, H, W)`` / ``(313, H, W)``.
 
     Zhang et al. 2016, §2.1: 5 nearest neighbours, Gaussian weights with σ = 5; the 313 channels of every
-    pixel sum to 1. Not differentiable with respect to ``ab`` (it is a training target).
+    pixel sum to 1. Not differentiable with respect to ``ab`` (it is a training target). The bins' axis is a
+    strided view over pixel-major memory (channels-last for ``(B, 313, H, W)``), the layout the loss reads
+    (:func:`fewcolor.losses.cic.rebalanced_cross_entropy`): no transposing copy of the 313 channels.
     """
     if ab.dim() not in (3, 4):
         raise ValueError(f"soft_encode_ab expects (2,H,W) or (B,2,H,W) ab, got shape {tuple(ab.shape)}")
     points, rest = _points_last(ab.detach(), -3)
     encoded = soft_encode_points(points, k=k, sigma=sigma)
-    return encoded.reshape(*rest, Q).movedim(-1, -3).contiguous()
+    return encoded.reshape(*rest, Q).movedim(-1, -3)
 
 
 def soft_encode_ab_normalized(ab_norm: torch.Tensor, k: int = NEIGHBOURS, sigma: float = SIGMA) -> torch.Tensor:
