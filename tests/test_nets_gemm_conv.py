@@ -9,21 +9,23 @@ from torch import nn
 from fewcolor.nets.gemm_conv import GemmConv2d, GemmConvTranspose2d
 from fewcolor.nets.unet import UNetGenerator
 
-CASES = [  # (class, its nn parent, input side h×w, bias)
-    (GemmConv2d, nn.Conv2d, (2, 2), True),
-    (GemmConv2d, nn.Conv2d, (2, 2), False),
-    (GemmConv2d, nn.Conv2d, (3, 3), True),  # one output pixel that not every tap reaches
-    (GemmConvTranspose2d, nn.ConvTranspose2d, (1, 1), True),
-    (GemmConvTranspose2d, nn.ConvTranspose2d, (1, 1), False),
-    (GemmConvTranspose2d, nn.ConvTranspose2d, (2, 2), False),
-    (GemmConvTranspose2d, nn.ConvTranspose2d, (1, 3), True),
+CASES = [  # (class, its nn parent, input side h×w, bias, output channels)
+    (GemmConv2d, nn.Conv2d, (2, 2), True, 5),
+    (GemmConv2d, nn.Conv2d, (2, 2), False, 5),
+    (GemmConv2d, nn.Conv2d, (3, 3), True, 5),  # one output pixel that not every tap reaches
+    (GemmConvTranspose2d, nn.ConvTranspose2d, (1, 1), True, 5),
+    (GemmConvTranspose2d, nn.ConvTranspose2d, (1, 1), False, 5),
+    (GemmConvTranspose2d, nn.ConvTranspose2d, (2, 2), False, 5),
+    (GemmConvTranspose2d, nn.ConvTranspose2d, (1, 3), True, 5),
+    (GemmConvTranspose2d, nn.ConvTranspose2d, (8, 8), True, 2),  # few output channels: 1×1 conv + fold
+    (GemmConvTranspose2d, nn.ConvTranspose2d, (6, 9), False, 1),
 ]
 
 
-def _pair(cls: type[nn.Module], parent: type[nn.Module], bias: bool) -> tuple[nn.Module, nn.Module]:
+def _pair(cls: type[nn.Module], parent: type[nn.Module], bias: bool, cout: int = 5) -> tuple[nn.Module, nn.Module]:
     torch.manual_seed(0)
-    fast = cls(6, 5, 4, stride=2, padding=1, bias=bias)
-    ref = parent(6, 5, 4, stride=2, padding=1, bias=bias)
+    fast = cls(6, cout, 4, stride=2, padding=1, bias=bias)
+    ref = parent(6, cout, 4, stride=2, padding=1, bias=bias)
     ref.load_state_dict(fast.state_dict())
     return fast, ref
 
@@ -36,9 +38,9 @@ def _forward_backward(layer: nn.Module, x: torch.Tensor, grad: torch.Tensor | No
     return y, [x.grad, *(p.grad for p in layer.parameters())]
 
 
-@pytest.mark.parametrize(("cls", "parent", "side", "bias"), CASES)
-def test_matrix_forms_give_the_parent_layers_outputs_and_gradients(cls, parent, side, bias, monkeypatch) -> None:
-    fast, ref = _pair(cls, parent, bias)
+@pytest.mark.parametrize(("cls", "parent", "side", "bias", "cout"), CASES)
+def test_matrix_forms_give_the_parent_layers_outputs_and_gradients(cls, parent, side, bias, cout, monkeypatch) -> None:
+    fast, ref = _pair(cls, parent, bias, cout)
     x = torch.randn(3, 6, *side)
     y_ref, g_ref = _forward_backward(ref, x, grad := torch.randn_like(ref(x)))
 

@@ -1,4 +1,4 @@
-"""Convolutions that compute tiny feature maps as matrix products (a speed detail: same numbers).
+"""Convolutions of tiny feature maps or few output channels as matrix products (a speed detail: same numbers).
 
 ``nn.Conv2d`` and ``nn.ConvTranspose2d`` run oneDNN on the CPU, which is slow where a U-Net's inner
 levels are: a 4×4 kernel over 1×1 and 2×2 maps with 256–512 channels (docs/PERFORMANCE.md: in the
@@ -10,11 +10,14 @@ matrix products, whose backward is again matrix products:
   others multiply zero padding);
 - a transposed convolution of a 1×1 input likewise, with the taps that land inside the output;
 - a transposed convolution of an input of at most :data:`GEMM_MAX_PIXELS` pixels is one product
-  followed by ``fold`` (the col2im form of the operation).
+  followed by ``fold`` (the col2im form of the operation);
+- a transposed convolution of a larger input to at most :data:`FOLD_MAX_OUT_CHANNELS` channels (the
+  U-Net's 64→2 output layer of 32×32 maps) is a 1×1 convolution to ``out·kh·kw`` channels followed by
+  ``fold``: forward + backward 4.1 → 2.9 ms in the unet cpu preset (docs/PERFORMANCE.md).
 
 The layers are the ``nn`` classes with another ``forward``: the same parameters and state dict, the
 same results up to float rounding (summation order; tested to 1e-5 against the parent's forward and
-backward). Everything else keeps the parent's kernel: larger maps, devices other than the CPU,
+backward). Everything else keeps the parent's kernel: larger maps to more channels, devices other than the CPU,
 dtypes other than fp32 (bf16 autocast included), channels-last tensors, groups, dilation, output
 padding, non-zero padding modes, tracing (ONNX export: a traced graph must hold for every map size)
 and ``torch.compile`` (its graph stays the plain layers').
@@ -29,6 +32,10 @@ from torch import nn
 #: transposed convolutions of inputs of at most this many pixels (2×2) take the product + ``fold``;
 #: measured slower than oneDNN from 4×4 inputs on
 GEMM_MAX_PIXELS = 4
+#: transposed convolutions of larger inputs to at most this many channels (a colorizer's ab output layer)
+#: take a 1×1 convolution + ``fold``: oneDNN's transposed-convolution kernel for 2 output channels ran at
+#: ~25 GFLOP/s (docs/PERFORMANCE.md); measured slower than oneDNN for 32–256 output channels
+FOLD_MAX_OUT_CHANNELS = 2
 
 
 def _plain(layer: nn.Conv2d | nn.ConvTranspose2d, x: torch.Tensor) -> bool:
@@ -62,13 +69,19 @@ class GemmConvTranspose2d(nn.ConvTranspose2d):
     """``nn.ConvTranspose2d`` that computes tiny inputs as matrix products (see the module docstring)."""
 
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
-        if (output_size is not None or isinstance(self.padding, str) or not _plain(self, x)
-                or x.shape[-2] * x.shape[-1] > GEMM_MAX_PIXELS):
+        if output_size is not None or isinstance(self.padding, str) or not _plain(self, x):
             return super().forward(x, output_size)
         n, c, h, w = x.shape
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
         oh, ow = (h - 1) * sh - 2 * ph + kh, (w - 1) * sw - 2 * pw + kw
-        if h == w == 1:
+        if h * w > GEMM_MAX_PIXELS:
+            if self.out_channels > FOLD_MAX_OUT_CHANNELS:
+                return super().forward(x, output_size)
+            # every input pixel's contributions at once: a 1×1 convolution to out·kh·kw channels, then fold
+            taps = self.weight.reshape(c, -1).t().reshape(-1, c, 1, 1)
+            out = F.fold(F.conv2d(x, taps).flatten(2), (oh, ow), self.kernel_size, padding=self.padding,
+                         stride=self.stride)
+        elif h == w == 1:
             taps = self.weight[:, :, ph:ph + oh, pw:pw + ow].reshape(c, -1)
             out = (x.reshape(n, c) @ taps).reshape(n, self.out_channels, oh, ow)
         else:
