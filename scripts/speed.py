@@ -6,7 +6,7 @@ inference, retrieval; a part this checkout lacks is listed as missing) and print
 commit, CPU, cores, torch version, CPU capability) and a table: part, quantity, value, unit, target,
 met. Notes (sizes, repeats) follow the table.
 
-    python scripts/speed.py                     # everything, full sizes (minutes)
+    python scripts/speed.py                     # everything, full sizes (about 4 minutes on 2 cores)
     python scripts/speed.py --quick             # smaller sizes, fewer repeats
     python scripts/speed.py --parts gemm,training --markdown docs/PERFORMANCE.md
 
