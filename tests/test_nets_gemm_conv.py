@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from fewcolor.nets.gemm_conv import GemmConv2d, GemmConvTranspose2d
+from fewcolor.nets.gemm_conv import GemmConv2d, GemmConvTranspose2d, unfold_by_view
 from fewcolor.nets.unet import UNetGenerator
 
 CASES = [  # (class, its nn parent, input side h×w, bias, output channels)
@@ -120,3 +121,13 @@ def test_under_torch_compile_the_parents_kernel_runs(monkeypatch) -> None:
     assert fast(torch.randn(2, 6, 1, 1)) is not sentinel
     monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
     assert fast(torch.randn(2, 6, 1, 1)) is sentinel
+
+
+@pytest.mark.parametrize(("shape", "kernel", "padding", "stride"), [
+    ((2, 2, 8, 8), (4, 4), (1, 1), (2, 2)),  # the U-Net output layer's geometry
+    ((1, 3, 7, 5), (3, 2), (0, 1), (2, 1)),  # odd sizes, unequal kernel, padding and stride
+    ((3, 1, 4, 4), (4, 4), (2, 2), (3, 3)),
+])
+def test_unfold_by_view_equals_unfold(shape, kernel, padding, stride) -> None:
+    x = torch.randn(shape)
+    assert torch.equal(unfold_by_view(x, kernel, padding, stride), F.unfold(x, kernel, padding=padding, stride=stride))

@@ -25,6 +25,8 @@ and ``torch.compile`` (its graph stays the plain layers').
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -45,6 +47,36 @@ def _taps(weight: torch.Tensor, rows: range, cols: range) -> torch.Tensor:
     kw = weight.shape[-1]
     flat = torch.tensor([r * kw + c for r in rows for c in cols], device=weight.device)
     return weight.reshape(-1, weight.shape[-2] * kw).index_select(1, flat).reshape(weight.shape[0], -1)
+
+
+def unfold_by_view(x: torch.Tensor, kernel: tuple[int, int], padding: tuple[int, int],
+                   stride: tuple[int, int]) -> torch.Tensor:
+    """``F.unfold(x, kernel, padding=padding, stride=stride)`` for a 4-D ``x``: the zero-padded map read
+    through one strided view and copied once, where ``F.unfold``'s im2col kernel walks channel by channel
+    (0.18 against 0.44 ms for the U-Net output layer's 16×2×64×64 gradient; slower than im2col for many
+    channels of tiny maps, so only :class:`_FoldFewChannels` uses it)."""
+    (kh, kw), (ph, pw), (sh, sw) = kernel, padding, stride
+    n, c, h, w = x.shape
+    padded = F.pad(x, (pw, pw, ph, ph))
+    oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    sn, sc, srow, scol = padded.stride()
+    windows = padded.as_strided((n, c, kh, kw, oh, ow), (sn, sc, srow, scol, srow * sh, scol * sw))
+    return windows.reshape(n, c * kh * kw, oh * ow)
+
+
+class _FoldFewChannels(torch.autograd.Function):
+    """``F.fold`` whose backward unfolds the gradient with :func:`unfold_by_view` (the transposed
+    convolutions to few channels of :class:`GemmConvTranspose2d`)."""
+
+    @staticmethod
+    def forward(ctx: Any, cols: torch.Tensor, size: tuple[int, int], kernel: tuple[int, int],
+                padding: tuple[int, int], stride: tuple[int, int]) -> torch.Tensor:
+        ctx.geometry = kernel, padding, stride
+        return F.fold(cols, size, kernel, padding=padding, stride=stride)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        return unfold_by_view(grad, *ctx.geometry), None, None, None, None
 
 
 def _plain(layer: nn.Conv2d | nn.ConvTranspose2d, x: torch.Tensor) -> bool:
@@ -88,8 +120,8 @@ class GemmConvTranspose2d(nn.ConvTranspose2d):
                 return super().forward(x, output_size)
             # every input pixel's contributions at once: a 1×1 convolution to out·kh·kw channels, then fold
             taps = self.weight.reshape(c, -1).t().reshape(-1, c, 1, 1)
-            out = F.fold(F.conv2d(x, taps).flatten(2), (oh, ow), self.kernel_size, padding=self.padding,
-                         stride=self.stride)
+            out = _FoldFewChannels.apply(F.conv2d(x, taps).flatten(2), (oh, ow), self.kernel_size, self.padding,
+                                         self.stride)
         elif h == w == 1:
             taps = _taps(self.weight, range(ph, ph + oh), range(pw, pw + ow))
             out = (x.reshape(n, c) @ taps).reshape(n, self.out_channels, oh, ow)
