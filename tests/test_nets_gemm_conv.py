@@ -131,3 +131,20 @@ def test_under_torch_compile_the_parents_kernel_runs(monkeypatch) -> None:
 def test_unfold_by_view_equals_unfold(shape, kernel, padding, stride) -> None:
     x = torch.randn(shape)
     assert torch.equal(unfold_by_view(x, kernel, padding, stride), F.unfold(x, kernel, padding=padding, stride=stride))
+
+
+@pytest.mark.parametrize(("kernel", "stride", "padding", "side"), [
+    (3, 1, 0, (5, 5)), (5, 2, 2, (4, 6)), ((3, 4), (1, 2), (1, 0), (3, 5)),
+])
+def test_few_output_channels_fold_for_other_geometries(kernel, stride, padding, side, monkeypatch) -> None:
+    torch.manual_seed(0)
+    fast = GemmConvTranspose2d(6, 2, kernel, stride=stride, padding=padding)
+    ref = nn.ConvTranspose2d(6, 2, kernel, stride=stride, padding=padding)
+    ref.load_state_dict(fast.state_dict())
+    x = torch.randn(3, 6, *side)
+    y_ref, g_ref = _forward_backward(ref, x, grad := torch.randn_like(ref(x)))
+    monkeypatch.setattr(nn.ConvTranspose2d, "forward", lambda *a, **k: (_ for _ in ()).throw(AssertionError("parent")))
+    y, g = _forward_backward(fast, x, grad)
+    torch.testing.assert_close(y, y_ref, atol=1e-5, rtol=1e-5)
+    for a, b in zip(g, g_ref, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)

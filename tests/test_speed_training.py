@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import types
 from pathlib import Path
 
 import pytest
@@ -91,7 +92,7 @@ def test_rounds_go_on_until_the_minimum_time_has_passed(tmp_path: Path, monkeypa
     monkeypatch.setattr(training, "_Timings", FakeTimings)
     monkeypatch.setattr(training, "MIN_ROUNDS", 1)
     monkeypatch.setattr(training, "MIN_SECONDS", 100.0)
-    monkeypatch.setattr(training.time, "perf_counter", lambda: float(next(clock)))
+    monkeypatch.setattr(training, "time", types.SimpleNamespace(perf_counter=lambda: float(next(clock))))
     training.measure(quick=False)
     assert len(turns) == 3 and set(turns) == {training.STEPS_PER_ROUND}  # 30, 60, 90 s < 100: a round each
     monkeypatch.setattr(training, "MIN_ROUNDS", 5)

@@ -40,7 +40,9 @@ def rebalanced_cross_entropy(
         raise ValueError(f"logits {tuple(logits.shape)} and targets {tuple(target.shape)} differ")
     # computed bins-last, (B,h,w,Q): a view without a copy for channels-last logits and for the targets of
     # soft_encode_ab, whose memory is pixel-major; across the bins' axis of that memory each pass is strided
-    # (the CIC cpu preset's step spent ~18 of its ~50 ms in copies and strided passes of these tensors)
+    # (the CIC cpu preset's step spent ~18 of its ~50 ms in copies and strided passes of these tensors); for
+    # NCHW logits (a network that is not channels-last, e.g. on a GPU) the transposing copy moves from the
+    # targets to the logits
     logits_last, target_last = logits.float().movedim(1, -1), target.movedim(1, -1)
     per_pixel = -(target_last * F.log_softmax(logits_last, dim=-1)).sum(dim=-1)
     if bin_weights is not None:

@@ -107,7 +107,8 @@ class GemmConv2d(nn.Conv2d):
 
 
 class GemmConvTranspose2d(nn.ConvTranspose2d):
-    """``nn.ConvTranspose2d`` that computes tiny inputs as matrix products (see the module docstring)."""
+    """``nn.ConvTranspose2d`` that computes tiny inputs, or outputs of few channels, as matrix products (see the
+    module docstring)."""
 
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
         if output_size is not None or isinstance(self.padding, str) or not _plain(self, x):

@@ -5,8 +5,9 @@ but the first. Decoder mirrors it with 4×4 transposed convs, ReLU, BatchNorm, s
 dropout(0.5) on the innermost decoder blocks: the only noise source, as in pix2pix. ``tanh`` output
 (ab/110 lies within [-1, 1]). Sides must be multiples of ``2**depth``.
 
-Implementation detail, not a change of the network: the convolutions of the 1×1 and 2×2 inner maps
-compute as matrix products (:mod:`fewcolor.nets.gemm_conv`, same numbers up to float rounding), and
+Implementation detail, not a change of the network: the convolutions of the 1×1 and 2×2 inner maps and
+the output layer (to 2 channels) compute as matrix products (:mod:`fewcolor.nets.gemm_conv`, same numbers up
+to float rounding), and
 the decoder's ReLU works in place on its input (the concatenation, or the innermost conv's output,
 which nothing else reads), and where PyTorch draws dropout masks serially they are drawn faster, one
 random bit per element at p = 0.5 (:mod:`fewcolor.nets.dropout`: the same distribution, not

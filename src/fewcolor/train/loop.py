@@ -605,6 +605,9 @@ def train(method: Method, dataset: Dataset, opts: TrainOptions, validate: Valida
     ``OUT/validation.csv`` (``val/`` scalars in TensorBoard) and logged: whether training still improves.
     Under torchrun only rank 0 scores (the others wait in the next step's all-reduce, so a round must stay
     well inside the process group's timeout); a round that fails is a warning, not the end of the run.
+
+    On the CPU the process keeps the memory its steps free, for the rest of its life
+    (:func:`fewcolor.train.allocator.retain_freed_memory`; ``FEWCOLOR_RETAIN_MEMORY=0`` turns it off).
     """
     from tqdm.contrib.logging import logging_redirect_tqdm
 
