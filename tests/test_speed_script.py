@@ -53,13 +53,13 @@ def test_all_parts_by_default_and_markdown_appends(speed: ModuleType, tmp_path: 
     speed.main(["--markdown", str(md), "--parts", "gemm"])
     text = md.read_text()
     assert text.startswith("# Performance\n") and text.count("| part | quantity |") == 2
-    assert [name for name, _ in speed.calls] == ["gemm", "training", "setup", "inference", "gemm"]
+    assert [name for name, _ in speed.calls] == ["gemm", "setup", "inference", "training", "gemm"]
     assert all(quick is False for _, quick in speed.calls)
     assert "--quick" not in capsys.readouterr().out
 
 
 def test_bad_options_are_one_line_errors(speed: ModuleType, tmp_path: Path) -> None:
-    with pytest.raises(SystemExit, match=r"unknown part.*nosuch; choose from gemm,training"):
+    with pytest.raises(SystemExit, match=r"unknown part.*nosuch; choose from gemm,setup"):
         speed.main(["--parts", "gemm,nosuch"])
     with pytest.raises(SystemExit, match="does not exist"):
         speed.main(["--markdown", str(tmp_path / "no" / "dir.md")])
