@@ -146,7 +146,7 @@ def measure(quick: bool) -> list[Row]:
     :data:`MIN_SECONDS` have passed (quick: one round). A method's figure is its best step over all
     rounds and the ratio divides by the best peak over all measurements, so both sides are the best the
     machine gave over the same span of time. Why a span of minutes: on the project's machine every
-    training step ran ~15 % slower for phases of 10–60 s while the GEMM peak held (docs/PERFORMANCE.md,
+    training step ran ~15 % slower for phases of 10–60 s while the GEMM peak lost 2–3 % (docs/PERFORMANCE.md,
     2026-12-05); measured one after the other in a few seconds each, the methods that fell in such a
     phase read ~15 % low.
     """
